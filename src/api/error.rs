@@ -1,0 +1,126 @@
+//! The API's one error type. Every failure becomes an RFC 9457 problem+json response
+//! with the right status; internal causes are logged, never returned.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::metrics::names;
+use crate::room::{JoinError, RoomError};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad SDP, bad room name, bad fragment).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no or wrong bearer token (RFC 6750 §3).
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// 404: no such session or room.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: method not supported on this resource; carries the `Allow` value.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 409: conflicts with the resource's state (a second publisher).
+    #[error("{0}")]
+    Conflict(String),
+    /// 415: wrong `Content-Type`; carries the accepted type for `Accept-Post`/`Accept-Patch`.
+    #[error("unsupported media type: expected {accept}")]
+    UnsupportedMediaType {
+        /// Header to advertise (`Accept-Post` or `Accept-Patch`).
+        header: &'static str,
+        /// The accepted media type.
+        accept: &'static str,
+    },
+    /// 422: understood but not acceptable (direction, codecs, ICE restart).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 503: overloaded or shutting down; `Retry-After` in seconds.
+    #[error("service unavailable")]
+    Unavailable {
+        /// Seconds until a retry makes sense.
+        retry_after: u32,
+    },
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        metrics::counter!(names::API_ERRORS, "status" => status.as_str().to_owned()).increment(1);
+        let body = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut res = (status, json).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::Unauthorized => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::UnsupportedMediaType { header, accept } => {
+                h.insert(header, HeaderValue::from_static(accept));
+            }
+            ApiError::Unavailable { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<JoinError> for ApiError {
+    fn from(e: JoinError) -> Self {
+        match e {
+            JoinError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+            JoinError::Unacceptable(_) => ApiError::Unprocessable(e.to_string()),
+            JoinError::PublisherExists => {
+                ApiError::Conflict("this room already has a live publisher".into())
+            }
+        }
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        tracing::warn!(error = %e, "room unavailable");
+        ApiError::Unavailable { retry_after: 1 }
+    }
+}

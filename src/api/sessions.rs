@@ -1,0 +1,295 @@
+//! WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) endpoints and session resources.
+//!
+//! | resource | methods |
+//! |---|---|
+//! | `/whip/{room}` | POST (publish), OPTIONS |
+//! | `/whep/{room}` | POST (play), OPTIONS, HEAD |
+//! | `/whip/{room}/{session}`, `/whep/{room}/{session}` | DELETE, PATCH, OPTIONS |
+//!
+//! A WHEP viewer may arrive before the room has a publisher: it is accepted (201) and
+//! starts receiving when a publisher arrives, instead of being answered 409.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, MethodRouter};
+use axum::Router;
+
+use super::{ApiError, AppState};
+use crate::room::{Command, SessionId, SessionKind};
+
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+const ENDPOINT_ALLOW_WHIP: &str = "POST, OPTIONS";
+const ENDPOINT_ALLOW_WHEP: &str = "POST, OPTIONS, HEAD";
+const SESSION_ALLOW: &str = "PATCH, DELETE, OPTIONS";
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/whip/{room}", endpoint(SessionKind::Publisher))
+        .route("/whep/{room}", endpoint(SessionKind::Subscriber))
+        .route("/whip/{room}/{session}", session_resource(SessionKind::Publisher))
+        .route("/whep/{room}/{session}", session_resource(SessionKind::Subscriber))
+}
+
+fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
+    let allow = match kind {
+        SessionKind::Publisher => ENDPOINT_ALLOW_WHIP,
+        SessionKind::Subscriber => ENDPOINT_ALLOW_WHEP,
+    };
+    any(
+        move |method: axum::http::Method,
+              state: State<AppState>,
+              path: Result<Path<String>, PathRejection>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            match method.as_str() {
+                "POST" => post(kind, state, path, headers, body).await,
+                "OPTIONS" => Ok(options(&state, allow, true)),
+                "HEAD" | "GET" if kind == SessionKind::Subscriber => {
+                    Ok(([(header::CONTENT_TYPE, SDP)], StatusCode::OK).into_response())
+                }
+                _ => Err(ApiError::MethodNotAllowed(allow)),
+            }
+        },
+    )
+}
+
+fn session_resource(kind: SessionKind) -> MethodRouter<AppState> {
+    any(
+        move |method: axum::http::Method,
+              state: State<AppState>,
+              path: Result<Path<(String, String)>, PathRejection>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            match method.as_str() {
+                "DELETE" => delete(kind, state, path, headers).await,
+                "PATCH" => patch(kind, state, path, headers, body).await,
+                "OPTIONS" => Ok(options(&state, SESSION_ALLOW, false)),
+                _ => Err(ApiError::MethodNotAllowed(SESSION_ALLOW)),
+            }
+        },
+    )
+}
+
+/// OPTIONS: `Accept-Post` and, on an endpoint, the ICE servers (RFC 9725 §4.6 allows
+/// them on a non-preflight OPTIONS; preflights never reach here, the CORS layer answers).
+fn options(state: &AppState, allow: &'static str, is_endpoint: bool) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static(allow));
+    if is_endpoint {
+        h.insert("accept-post", HeaderValue::from_static(SDP));
+        add_ice_links(h, state);
+    } else {
+        h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    }
+    res
+}
+
+fn add_ice_links(h: &mut HeaderMap, state: &AppState) {
+    for link in state.ice_links.iter() {
+        if let Ok(v) = HeaderValue::from_str(link) {
+            h.append(header::LINK, v);
+        }
+    }
+}
+
+/// RFC 6750 §2.1 bearer token check, constant time in the token's length.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(want) = &state.token else {
+        return Ok(());
+    };
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(ApiError::Unauthorized)?;
+    let (a, b) = (got.as_bytes(), want.as_bytes());
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold((a.len() ^ b.len()) as u8, |acc, (x, y)| acc | (x ^ y));
+    if diff == 0 && a.len() == b.len() {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Room names: 1 to 64 of `A-Z a-z 0-9 . _ ~ -` (URL-safe without escaping).
+fn room_name(path: &str) -> Result<&str, ApiError> {
+    let ok = !path.is_empty()
+        && path.len() <= 64
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
+    if ok {
+        Ok(path)
+    } else {
+        Err(ApiError::BadRequest(
+            "room names are 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '~', '-'".into(),
+        ))
+    }
+}
+
+/// Whether the request's `Content-Type` essence is `want` (RFC 9110 §8.3.1).
+fn has_content_type(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(want))
+}
+
+fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))
+}
+
+fn base(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Publisher => "whip",
+        SessionKind::Subscriber => "whep",
+    }
+}
+
+/// POST: create a session from an SDP offer → 201 with the answer, `Location`, `ETag`.
+async fn post(
+    kind: SessionKind,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Path(room) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let room = room_name(&room)?;
+    if !has_content_type(&headers, SDP) {
+        return Err(ApiError::UnsupportedMediaType {
+            header: "accept-post",
+            accept: SDP,
+        });
+    }
+    let offer = body_text(body)?;
+    if offer.trim().is_empty() {
+        return Err(ApiError::BadRequest("the body must be an SDP offer".into()));
+    }
+    if !state.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::Unavailable { retry_after: 5 });
+    }
+    let joined = state
+        .rooms
+        .request(room, true, |reply| Command::Join {
+            kind,
+            offer: offer.clone(),
+            reply,
+        })
+        .await?
+        .ok_or(ApiError::Unavailable { retry_after: 1 })??;
+    let location = format!("/{}/{room}/{}", base(kind), joined.session);
+    let mut res = (StatusCode::CREATED, joined.answer).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&joined.etag) {
+        h.insert(header::ETAG, v);
+    }
+    add_ice_links(h, &state);
+    Ok(res)
+}
+
+fn session_path(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, SessionId), ApiError> {
+    let Path((room, session)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    room_name(&room)?;
+    let session =
+        SessionId::parse(&session).ok_or_else(|| ApiError::NotFound("no such session".into()))?;
+    Ok((room, session))
+}
+
+/// DELETE: end the session → 200; unknown → 404.
+async fn delete(
+    _kind: SessionKind,
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let (room, session) = session_path(path)?;
+    let existed = state
+        .rooms
+        .request(&room, false, |reply| Command::Leave {
+            session: session.clone(),
+            reply,
+        })
+        .await?
+        .unwrap_or(false);
+    if existed {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Err(ApiError::NotFound("no such session".into()))
+    }
+}
+
+/// PATCH (RFC 9725 §4.3): trickle ICE is accepted (204) — the server is ICE-lite and
+/// learns client addresses from their checks, so remote candidates need no action; an
+/// ICE restart (`If-Match: *`) is not supported → 422.
+async fn patch(
+    _kind: SessionKind,
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let (room, session) = session_path(path)?;
+    if !has_content_type(&headers, SDPFRAG) {
+        return Err(ApiError::UnsupportedMediaType {
+            header: "accept-patch",
+            accept: SDPFRAG,
+        });
+    }
+    let frag = body_text(body)?;
+    let exists = state
+        .rooms
+        .request(&room, false, |reply| Command::Exists {
+            session: session.clone(),
+            reply,
+        })
+        .await?
+        .unwrap_or(false);
+    if !exists {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    let well_formed = frag
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .all(|l| l.len() > 2 && l.as_bytes()[1] == b'=');
+    if !well_formed {
+        return Err(ApiError::BadRequest(
+            "malformed SDP fragment (RFC 8840 §9)".into(),
+        ));
+    }
+    if headers.get(header::IF_MATCH).is_some_and(|v| v == "*") {
+        return Err(ApiError::Unprocessable(
+            "ICE restart is not supported; DELETE this session and POST a new offer".into(),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+#[path = "sessions_tests.rs"]
+mod tests;

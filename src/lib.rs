@@ -1,0 +1,34 @@
+//! # Switchboard
+//!
+//! A WebRTC selective forwarding unit (SFU): browsers, OBS and GStreamer publish with
+//! WHIP (RFC 9725), browsers and players watch with WHEP, and the server forwards RTP
+//! between them without decoding it.
+//!
+//! ## Shape
+//!
+//! ```text
+//!  HTTP (api) ──commands──► room actor (one tokio task per room)
+//!                              owns Room (sans-IO)
+//!  UDP (net) ──datagrams──►      ├─ Participant × N  (one str0m `Rtc` each, RTP mode)
+//!      ▲                         └─ Forwarder        (track graph, munger, keyframes)
+//!      └──── transmits ◄─────────┘
+//! ```
+//!
+//! * Everything below the room actor is sans-IO: it never reads the clock and never
+//!   touches a socket. Inputs are `handle_*(now, ..)`, outputs are `poll_*()`. Only
+//!   [`room::actor`] reads `Instant::now()` and awaits I/O.
+//! * One owner per piece of state: a room actor owns all its participants, so a hop from
+//!   a publisher to a subscriber is a function call, not a channel or a lock.
+//! * RTP is forwarded, not frames: payloads are shared `Arc<[u8]>`, never copied per
+//!   subscriber. str0m does SRTP, NACK/RTX, TWCC feedback and pacing.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod bwe;
+pub mod config;
+pub mod forwarder;
+pub mod metrics;
+pub mod net;
+pub mod room;
+pub mod server;

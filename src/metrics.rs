@@ -1,0 +1,198 @@
+//! Prometheus metrics: names, descriptions, and pre-registered handles.
+//!
+//! Hot paths hold [`metrics::Counter`] handles (an atomic add per increment); they never
+//! look a metric up by name per packet. Owns no state besides the handles.
+
+use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Why a packet or datagram was not forwarded. Every drop is counted, never logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A UDP datagram from an address no session has used, that is not STUN.
+    UnknownSource,
+    /// A STUN request whose username names no room on this server.
+    UnknownRoom,
+    /// A datagram that is neither STUN, DTLS nor RTP/RTCP (RFC 7983 §7), or truncated.
+    Malformed,
+    /// The room's inbound queue was full: the room is overloaded.
+    RoomBusy,
+    /// The participant rejected the datagram (str0m returned an error).
+    Rejected,
+    /// A subscriber's video is paused until the next keyframe of its source.
+    WaitingKeyframe,
+    /// The subscriber's negotiated codecs lack the packet's codec.
+    CodecMismatch,
+    /// The subscriber's transport is not connected yet.
+    NotConnected,
+    /// A packet too old to map into the subscriber's sequence space (late retransmission
+    /// from before a source switch).
+    TooOld,
+    /// A simulcast layer this subscriber is not receiving.
+    OtherLayer,
+}
+
+impl DropReason {
+    /// All reasons, in label order.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::UnknownSource,
+        DropReason::UnknownRoom,
+        DropReason::Malformed,
+        DropReason::RoomBusy,
+        DropReason::Rejected,
+        DropReason::WaitingKeyframe,
+        DropReason::CodecMismatch,
+        DropReason::NotConnected,
+        DropReason::TooOld,
+        DropReason::OtherLayer,
+    ];
+
+    /// The Prometheus label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::UnknownRoom => "unknown_room",
+            DropReason::Malformed => "malformed",
+            DropReason::RoomBusy => "room_busy",
+            DropReason::Rejected => "rejected",
+            DropReason::WaitingKeyframe => "waiting_keyframe",
+            DropReason::CodecMismatch => "codec_mismatch",
+            DropReason::NotConnected => "not_connected",
+            DropReason::TooOld => "too_old",
+            DropReason::OtherLayer => "other_layer",
+        }
+    }
+}
+
+/// Metric names.
+pub mod names {
+    /// Gauge: live WHIP/WHEP sessions, label `kind` = `publisher` | `subscriber`.
+    pub const SESSIONS: &str = "switchboard_sessions";
+    /// Counter: sessions created, label `kind`.
+    pub const SESSIONS_CREATED: &str = "switchboard_sessions_created_total";
+    /// Counter: sessions ended, labels `kind` and `reason` (`delete`, `timeout`, `error`).
+    pub const SESSIONS_ENDED: &str = "switchboard_sessions_ended_total";
+    /// Gauge: live rooms.
+    pub const ROOMS: &str = "switchboard_rooms";
+    /// Counter: UDP datagrams received.
+    pub const UDP_IN: &str = "switchboard_udp_datagrams_in_total";
+    /// Counter: UDP datagrams sent.
+    pub const UDP_OUT: &str = "switchboard_udp_datagrams_out_total";
+    /// Counter: RTP packets received from publishers (after SRTP).
+    pub const RTP_IN_PACKETS: &str = "switchboard_rtp_in_packets_total";
+    /// Counter: RTP payload bytes received from publishers.
+    pub const RTP_IN_BYTES: &str = "switchboard_rtp_in_bytes_total";
+    /// Counter: RTP packets forwarded to subscribers.
+    pub const RTP_OUT_PACKETS: &str = "switchboard_rtp_out_packets_total";
+    /// Counter: RTP payload bytes forwarded to subscribers.
+    pub const RTP_OUT_BYTES: &str = "switchboard_rtp_out_bytes_total";
+    /// Counter: packets or datagrams dropped, label `reason`.
+    pub const DROPPED: &str = "switchboard_packets_dropped_total";
+    /// Counter: keyframe requests, label `direction` = `received` (from subscribers) |
+    /// `sent` (to publishers).
+    pub const KEYFRAME_REQUESTS: &str = "switchboard_keyframe_requests_total";
+    /// Counter: HTTP API errors returned, label `status`.
+    pub const API_ERRORS: &str = "switchboard_api_errors_total";
+}
+
+/// Install the Prometheus recorder for this process and describe every metric.
+///
+/// Returns the handle whose `render()` produces the `/metrics` text. Fails only when a
+/// recorder is already installed.
+pub fn install() -> Result<PrometheusHandle, metrics::SetRecorderError<impl Sized>> {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use names::*;
+    describe_gauge!(SESSIONS, "Live WHIP/WHEP sessions by kind.");
+    describe_counter!(SESSIONS_CREATED, "Sessions created by kind.");
+    describe_counter!(SESSIONS_ENDED, "Sessions ended by kind and reason.");
+    describe_gauge!(ROOMS, "Live rooms.");
+    describe_counter!(UDP_IN, "UDP datagrams received.");
+    describe_counter!(UDP_OUT, "UDP datagrams sent.");
+    describe_counter!(RTP_IN_PACKETS, "RTP packets received from publishers.");
+    describe_counter!(RTP_IN_BYTES, "RTP payload bytes received from publishers.");
+    describe_counter!(RTP_OUT_PACKETS, "RTP packets forwarded to subscribers.");
+    describe_counter!(RTP_OUT_BYTES, "RTP payload bytes forwarded to subscribers.");
+    describe_counter!(DROPPED, "Packets or datagrams dropped, by reason.");
+    describe_counter!(KEYFRAME_REQUESTS, "Keyframe requests (PLI/FIR) by direction.");
+    describe_counter!(API_ERRORS, "HTTP API error responses by status.");
+}
+
+/// Handles the per-packet paths increment. Cheap to clone (each is an `Arc`).
+#[derive(Clone)]
+pub struct Meters {
+    /// RTP packets in.
+    pub rtp_in_packets: Counter,
+    /// RTP payload bytes in.
+    pub rtp_in_bytes: Counter,
+    /// RTP packets out.
+    pub rtp_out_packets: Counter,
+    /// RTP payload bytes out.
+    pub rtp_out_bytes: Counter,
+    /// UDP datagrams in.
+    pub udp_in: Counter,
+    /// UDP datagrams out.
+    pub udp_out: Counter,
+    /// Keyframe requests received from subscribers.
+    pub keyframe_requests_received: Counter,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests_sent: Counter,
+    dropped: [Counter; DropReason::ALL.len()],
+}
+
+impl Meters {
+    /// Register (or look up) every handle once.
+    pub fn new() -> Self {
+        use names::*;
+        Meters {
+            rtp_in_packets: counter!(RTP_IN_PACKETS),
+            rtp_in_bytes: counter!(RTP_IN_BYTES),
+            rtp_out_packets: counter!(RTP_OUT_PACKETS),
+            rtp_out_bytes: counter!(RTP_OUT_BYTES),
+            udp_in: counter!(UDP_IN),
+            udp_out: counter!(UDP_OUT),
+            keyframe_requests_received: counter!(KEYFRAME_REQUESTS, "direction" => "received"),
+            keyframe_requests_sent: counter!(KEYFRAME_REQUESTS, "direction" => "sent"),
+            dropped: DropReason::ALL.map(|r| counter!(DROPPED, "reason" => r.as_str())),
+        }
+    }
+
+    /// Count one drop.
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped[reason as usize].increment(1);
+    }
+}
+
+impl Default for Meters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Gauge of live sessions of one kind (`publisher` or `subscriber`).
+pub fn sessions_gauge(kind: &'static str) -> Gauge {
+    gauge!(names::SESSIONS, "kind" => kind)
+}
+
+/// Count a session start.
+pub fn session_created(kind: &'static str) {
+    counter!(names::SESSIONS_CREATED, "kind" => kind).increment(1);
+    sessions_gauge(kind).increment(1.0);
+}
+
+/// Count a session end.
+pub fn session_ended(kind: &'static str, reason: &'static str) {
+    counter!(names::SESSIONS_ENDED, "kind" => kind, "reason" => reason).increment(1);
+    sessions_gauge(kind).decrement(1.0);
+}
+
+/// Gauge of live rooms.
+pub fn rooms_gauge() -> Gauge {
+    gauge!(names::ROOMS)
+}

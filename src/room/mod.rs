@@ -1,0 +1,280 @@
+//! Rooms: the registry of live rooms (cold path: touched on join and leave only), the
+//! commands the API sends a room, and the room's parts — the actor that does its I/O
+//! ([`actor`]), the sans-IO [`Room`](room::Room), its [`participant`]s and the SDP glue
+//! in [`signaling`].
+
+pub mod actor;
+pub mod participant;
+#[allow(clippy::module_inception)]
+pub mod room;
+pub mod signaling;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Meters;
+use crate::net::{DatagramTx, RoomKey, RoomTable, UdpEndpoint};
+
+/// Capacity of a room's datagram queue. When full, the receive loop drops and counts
+/// (`room_busy`) rather than block every other room.
+const DATAGRAM_QUEUE: usize = 4096;
+/// Capacity of a room's command queue.
+const COMMAND_QUEUE: usize = 64;
+
+/// A session's id: 128 bits from the OS CSPRNG, as 32 lowercase hex digits. It is the
+/// last path segment of the session resource URL, so it must be unguessable
+/// (RFC 9725 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let v: u128 = rand::random();
+        SessionId(format!("{v:032x}"))
+    }
+
+    /// Parse an id from a URL segment: exactly 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| SessionId(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A participant's id, unique within its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+/// What a session does in its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// WHIP: sends media.
+    Publisher,
+    /// WHEP: receives media.
+    Subscriber,
+}
+
+impl SessionKind {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Publisher => "publisher",
+            SessionKind::Subscriber => "subscriber",
+        }
+    }
+}
+
+/// A session that joined: what the API returns to the client.
+#[derive(Debug)]
+pub struct Joined {
+    /// The new session's id.
+    pub session: SessionId,
+    /// The SDP answer.
+    pub answer: String,
+    /// Strong entity tag of the ICE session (RFC 9725 §4.3.1), quotes included.
+    pub etag: String,
+}
+
+/// Why a join was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The offer is not parseable SDP (400).
+    #[error("malformed SDP offer: {0}")]
+    Malformed(String),
+    /// Parseable but not acceptable: direction, codecs, track count (422).
+    #[error("unacceptable SDP offer: {0}")]
+    Unacceptable(String),
+    /// The room already has a live publisher (409).
+    #[error("room already has a publisher")]
+    PublisherExists,
+}
+
+/// A request to a room actor. Each carries the channel its answer goes back on.
+#[derive(Debug)]
+pub enum Command {
+    /// Add a participant from an SDP offer.
+    Join {
+        /// Publisher (WHIP) or subscriber (WHEP).
+        kind: SessionKind,
+        /// The SDP offer text.
+        offer: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Joined, JoinError>>,
+    },
+    /// Remove a session (DELETE). Replies whether it existed.
+    Leave {
+        /// The session.
+        session: SessionId,
+        /// `true` if it existed and was removed.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Whether a session of this kind exists (for PATCH).
+    Exists {
+        /// The session.
+        session: SessionId,
+        /// `true` if it exists.
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// Cheap handle to a live room actor.
+#[derive(Clone)]
+pub struct RoomHandle {
+    key: RoomKey,
+    commands: mpsc::Sender<Command>,
+}
+
+/// The room actor is gone (it emptied and exited) or overloaded; the caller may retry
+/// on a fresh room.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The actor ended before answering.
+    #[error("room closed")]
+    Closed,
+    /// The room's command queue is full.
+    #[error("room busy")]
+    Busy,
+}
+
+/// Shared context every room needs: the socket and the metric handles.
+#[derive(Clone)]
+pub struct RoomContext {
+    /// The UDP endpoint rooms send on and whose candidates they advertise.
+    pub endpoint: Arc<UdpEndpoint>,
+    /// Metric handles.
+    pub meters: Meters,
+}
+
+/// The registry of live rooms by name. Its lock is held only to look up, insert or
+/// remove a handle — on join and leave, never per packet.
+pub struct Rooms {
+    rooms: Mutex<HashMap<String, RoomHandle>>,
+    table: Arc<RoomTable>,
+    next_key: AtomicU32,
+    ctx: RoomContext,
+}
+
+impl Rooms {
+    /// An empty registry. `table` is shared with the UDP demux.
+    pub fn new(table: Arc<RoomTable>, ctx: RoomContext) -> Arc<Self> {
+        Arc::new(Rooms {
+            rooms: Mutex::new(HashMap::new()),
+            table,
+            next_key: AtomicU32::new(1),
+            ctx,
+        })
+    }
+
+    /// Names of live rooms.
+    pub fn names(&self) -> Vec<String> {
+        self.rooms.lock().keys().cloned().collect()
+    }
+
+    /// Send a command to the named room, creating the room when `create` and it does not
+    /// exist (or its actor just exited). `make` builds the command around a reply channel.
+    /// Returns `Ok(None)` when the room does not exist and `create` is false.
+    pub async fn request<T>(
+        self: &Arc<Self>,
+        name: &str,
+        create: bool,
+        make: impl Fn(oneshot::Sender<T>) -> Command,
+    ) -> Result<Option<T>, RoomError> {
+        // A room actor exits when it empties; a command racing that exit sees a closed
+        // channel or a dropped reply. Retry a few times on a fresh room.
+        let mut last = RoomError::Closed;
+        for _ in 0..3 {
+            let handle = match self.handle(name, create) {
+                Some(h) => h,
+                None => return Ok(None),
+            };
+            let (tx, rx) = oneshot::channel();
+            match handle.commands.try_send(make(tx)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(RoomError::Busy),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.forget(name, handle.key);
+                    continue;
+                }
+            }
+            match rx.await {
+                Ok(v) => return Ok(Some(v)),
+                Err(_) => {
+                    self.forget(name, handle.key);
+                    last = RoomError::Closed;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn handle(self: &Arc<Self>, name: &str, create: bool) -> Option<RoomHandle> {
+        let mut rooms = self.rooms.lock();
+        if let Some(h) = rooms.get(name) {
+            if !h.commands.is_closed() {
+                return Some(h.clone());
+            }
+            rooms.remove(name);
+        }
+        if !create {
+            return None;
+        }
+        let key = RoomKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (dgram_tx, dgram_rx): (DatagramTx, _) = mpsc::channel(DATAGRAM_QUEUE);
+        self.table.insert(key, dgram_tx);
+        let handle = RoomHandle {
+            key,
+            commands: cmd_tx,
+        };
+        rooms.insert(name.to_owned(), handle.clone());
+        let registry = Arc::clone(self);
+        let name = name.to_owned();
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            actor::run(name.clone(), key, ctx, cmd_rx, dgram_rx).await;
+            registry.forget(&name, key);
+        });
+        Some(handle)
+    }
+
+    /// Remove the named room if it is still the instance `key`.
+    fn forget(&self, name: &str, key: RoomKey) {
+        let mut rooms = self.rooms.lock();
+        if rooms.get(name).is_some_and(|h| h.key == key) {
+            rooms.remove(name);
+        }
+        self.table.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_random_hex() {
+        let a = SessionId::random();
+        let b = SessionId::random();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 32);
+        assert_eq!(SessionId::parse(a.as_str()), Some(a));
+        assert_eq!(SessionId::parse("xyz"), None);
+        assert_eq!(SessionId::parse(&"A".repeat(32)), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! One participant: one str0m `Rtc` (RTP mode) and the invariant that keeps it sound.
+//!
+//! **The single-mutation invariant.** str0m requires every mutation of an `Rtc` —
+//! `handle_input`, a `write_rtp`, a keyframe request, a close — to be followed by a full
+//! drain of `poll_output()` until it yields `Output::Timeout`, before the next mutation.
+//! Every method here that mutates the `Rtc` ends with [`Participant::drain`]; nothing
+//! outside this file touches the `Rtc` mutably. Drained transmits and events go to the
+//! room's [`Outbox`].
+//!
+//! Methods are grouped as in quinn's `Connection`: getters, `handle_*` inputs, mutators,
+//! and `poll_timeout`. Time is always the caller's monotonic `now`; this file never reads
+//! the clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tracing::debug;
+
+use super::{ParticipantId, SessionId, SessionKind};
+use crate::net::Datagram;
+
+/// How long a new session may take to connect (ICE + DTLS) before it is dropped.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connected session may stay silent (no datagram at all: no STUN consent
+/// check, no RTCP, no media) before it is dropped. Browsers send consent checks every
+/// ~5 s (RFC 7675 §5.1) and RTCP about every second, so this only fires for a peer that
+/// vanished.
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a participant reports to its room.
+#[derive(Debug)]
+pub enum ParticipantEvent {
+    /// ICE and DTLS are up; media can flow.
+    Connected,
+    /// An RTP packet from a publisher, with the mid/rid it belongs to.
+    Rtp {
+        /// The m-line.
+        mid: Mid,
+        /// The simulcast layer, if any.
+        rid: Option<Rid>,
+        /// The packet (payload shared, never copied).
+        packet: RtpPacket,
+    },
+    /// A subscriber asked for a keyframe (PLI/FIR) on one of its tracks.
+    KeyframeRequest {
+        /// The subscriber's m-line.
+        mid: Mid,
+        /// PLI or FIR.
+        kind: KeyframeRequestKind,
+    },
+}
+
+/// Why a participant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// DELETE on the session resource.
+    Delete,
+    /// ICE/DTLS never completed, ICE disconnected, or the peer went silent.
+    Timeout,
+    /// str0m reported an error; only this participant is affected.
+    Error,
+    /// The peer closed DTLS.
+    Closed,
+}
+
+impl EndReason {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Delete => "delete",
+            EndReason::Timeout => "timeout",
+            EndReason::Error => "error",
+            EndReason::Closed => "closed",
+        }
+    }
+}
+
+/// Where drained output goes: the room's queues.
+#[derive(Default)]
+pub struct Outbox {
+    /// Datagrams to send.
+    pub transmits: VecDeque<Transmit>,
+    /// Events for the room, tagged with the participant.
+    pub events: VecDeque<(ParticipantId, ParticipantEvent)>,
+}
+
+/// One WHIP or WHEP session.
+pub struct Participant {
+    id: ParticipantId,
+    session: SessionId,
+    kind: SessionKind,
+    ufrag: String,
+    rtc: Rtc,
+    rtc_timeout: Instant,
+    created: Instant,
+    last_rx: Instant,
+    connected: bool,
+    ended: Option<EndReason>,
+    /// Receive stream SSRC → (mid, rid): str0m's event has the SSRC only.
+    ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
+}
+
+impl Participant {
+    /// Wrap an `Rtc` whose offer was accepted, and drain it.
+    pub fn new(
+        now: Instant,
+        id: ParticipantId,
+        session: SessionId,
+        kind: SessionKind,
+        ufrag: String,
+        rtc: Rtc,
+        out: &mut Outbox,
+    ) -> Self {
+        let mut p = Participant {
+            id,
+            session,
+            kind,
+            ufrag,
+            rtc,
+            rtc_timeout: now,
+            created: now,
+            last_rx: now,
+            connected: false,
+            ended: None,
+            ssrcs: HashMap::new(),
+        };
+        p.drain(out);
+        p
+    }
+
+    // ---- getters ----
+
+    /// The participant's id in its room.
+    pub fn id(&self) -> ParticipantId {
+        self.id
+    }
+
+    /// The session id (the resource URL's last segment).
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    /// Publisher or subscriber.
+    pub fn kind(&self) -> SessionKind {
+        self.kind
+    }
+
+    /// The server's ICE ufrag for this session.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// Whether ICE and DTLS completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Why it ended, once it has.
+    pub fn ended(&self) -> Option<EndReason> {
+        self.ended
+    }
+
+    /// The m-lines of this session: (mid, kind).
+    pub fn medias(&self, mids: &[Mid]) -> Vec<(Mid, MediaKind)> {
+        mids.iter()
+            .filter_map(|m| self.rtc.media(*m).map(|media| (*m, media.kind())))
+            .collect()
+    }
+
+    /// The payload types negotiated on `mid`, with their parameters, in the remote's
+    /// order of preference.
+    pub fn negotiated_params(&self, mid: Mid) -> Vec<PayloadParams> {
+        let Some(media) = self.rtc.media(mid) else {
+            return Vec::new();
+        };
+        let config = self.rtc.codec_config();
+        media
+            .remote_pts()
+            .iter()
+            .filter_map(|pt| config.find(|p| p.pt() == *pt).copied())
+            .collect()
+    }
+
+    /// This session's payload type for a stream described by `params` on `mid`
+    /// (codec and format parameters matched by str0m's scoring, RFC 8866 §6.6), if the
+    /// remote negotiated one.
+    pub fn matching_pt(&self, mid: Mid, params: &PayloadParams) -> Option<str0m::media::Pt> {
+        let media = self.rtc.media(mid)?;
+        let local = self.rtc.codec_config().match_params(*params)?;
+        media.remote_pts().contains(&local.pt()).then(|| local.pt())
+    }
+
+    // ---- inputs ----
+
+    /// Feed a datagram from the network. Returns `false` if str0m rejected it (counted
+    /// by the caller; the session lives on unless the `Rtc` died).
+    pub fn handle_receive(&mut self, now: Instant, d: &Datagram, out: &mut Outbox) -> bool {
+        self.last_rx = now.max(self.last_rx);
+        let Ok(recv) = Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) else {
+            return false;
+        };
+        let ok = self.rtc.handle_input(Input::Receive(d.received, recv)).is_ok();
+        self.drain(out);
+        ok
+    }
+
+    /// Advance time. Cheap when nothing is due.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        if self.ended.is_some() {
+            return;
+        }
+        if now >= self.rtc_timeout {
+            if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+                self.end(EndReason::Error);
+            }
+            self.drain(out);
+        }
+        if !self.connected && now.saturating_duration_since(self.created) >= CONNECT_TIMEOUT {
+            self.end(EndReason::Timeout);
+        }
+        if self.connected && now.saturating_duration_since(self.last_rx) >= SILENCE_TIMEOUT {
+            self.end(EndReason::Timeout);
+        }
+    }
+
+    /// When [`Participant::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        let liveness = if self.connected {
+            self.last_rx + SILENCE_TIMEOUT
+        } else {
+            self.created + CONNECT_TIMEOUT
+        };
+        self.rtc_timeout.min(liveness)
+    }
+
+    // ---- mutators ----
+
+    /// Queue an RTP packet on the send stream of `mid` and let str0m packetize, pace and
+    /// encrypt it. Returns `false` if this session has no send stream for `mid`.
+    pub fn write_rtp(&mut self, now: Instant, mid: Mid, write: RtpWrite, out: &mut Outbox) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        stream.write_rtp(write);
+        // str0m moves written packets to the wire on the next time advance.
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.end(EndReason::Error);
+        }
+        self.drain(out);
+        true
+    }
+
+    /// Ask this publisher for a keyframe on `mid`/`rid` (RFC 4585 §6.3.1 PLI or
+    /// RFC 5104 §4.3.1 FIR). Returns `false` if there is no such receive stream yet.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+        out: &mut Outbox,
+    ) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, rid) else {
+            return false;
+        };
+        stream.request_keyframe(kind);
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.end(EndReason::Error);
+        }
+        self.drain(out);
+        true
+    }
+
+    /// End the session: send RTCP BYE and DTLS close_notify (revoking consent) and drain.
+    pub fn close(&mut self, reason: EndReason, out: &mut Outbox) {
+        let _ = self.rtc.close();
+        self.drain(out);
+        self.rtc.disconnect();
+        self.end(reason);
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if self.ended.is_none() {
+            debug!(participant = self.id.0, reason = reason.as_str(), "participant ended");
+            self.ended = Some(reason);
+        }
+    }
+
+    /// Drain `poll_output()` until the next timeout. Every mutator ends here.
+    fn drain(&mut self, out: &mut Outbox) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => out.transmits.push_back(t),
+                Ok(Output::Event(e)) => self.on_event(e, out),
+                Err(e) => {
+                    debug!(participant = self.id.0, error = %e, "rtc failed");
+                    self.end(EndReason::Error);
+                    self.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, out: &mut Outbox) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                out.events.push_back((self.id, ParticipantEvent::Connected));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.end(EndReason::Timeout);
+            }
+            Event::Closed => self.end(EndReason::Closed),
+            Event::RtpPacket(packet) => {
+                let ssrc = packet.header.ssrc;
+                let found = match self.ssrcs.get(&ssrc) {
+                    Some(v) => Some(*v),
+                    None => {
+                        let v = self
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&ssrc)
+                            .map(|s| (s.mid(), s.rid()));
+                        if let Some(v) = v {
+                            self.ssrcs.insert(ssrc, v);
+                        }
+                        v
+                    }
+                };
+                if let Some((mid, rid)) = found {
+                    out.events
+                        .push_back((self.id, ParticipantEvent::Rtp { mid, rid, packet }));
+                }
+            }
+            Event::KeyframeRequest(req) => out.events.push_back((
+                self.id,
+                ParticipantEvent::KeyframeRequest {
+                    mid: req.mid,
+                    kind: req.kind,
+                },
+            )),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! `Room`: the sans-IO state of one room — its participants, the forwarder, and the
+//! indexes that route a datagram to its participant. Applies forwarder commands to
+//! participants. Never reads the clock (every input carries `now`, monotonic) and never
+//! touches a socket: datagrams out are collected for [`Room::poll_transmit`].
+//!
+//! Method groups: getters; `handle_*` inputs; `poll_*` outputs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::format::Codec;
+use str0m::media::Mid;
+use str0m::net::Transmit;
+use str0m::rtp::RtpWrite;
+use tracing::info;
+
+use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
+use super::signaling::{self, LineKind, VIDEO_CODECS};
+use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
+use crate::forwarder::{Forwarder, ForwarderOutput, TrackRef};
+use crate::metrics::{self, DropReason, Meters};
+use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
+use crate::net::{Datagram, RoomKey};
+
+/// One room.
+pub struct Room {
+    name: String,
+    key: RoomKey,
+    candidates: Vec<SocketAddr>,
+    participants: HashMap<ParticipantId, Participant>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_ufrag: HashMap<String, ParticipantId>,
+    by_session: HashMap<SessionId, ParticipantId>,
+    publisher: Option<(ParticipantId, Option<Codec>)>,
+    forwarder: Forwarder,
+    out: Outbox,
+    commands: Vec<ForwarderOutput>,
+    next_id: u64,
+    used: bool,
+    meters: Meters,
+}
+
+impl Room {
+    /// An empty room. `candidates` are the host candidates every session advertises.
+    pub fn new(name: String, key: RoomKey, candidates: Vec<SocketAddr>, meters: Meters) -> Self {
+        Room {
+            name,
+            key,
+            candidates,
+            participants: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_session: HashMap::new(),
+            publisher: None,
+            forwarder: Forwarder::new(meters.clone()),
+            out: Outbox::default(),
+            commands: Vec::new(),
+            next_id: 1,
+            used: false,
+            meters,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// No participants left.
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    /// Number of participants.
+    pub fn len(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// Whether a join was ever attempted here (a used room that empties is closed).
+    pub fn ever_joined(&self) -> bool {
+        self.used
+    }
+
+    /// Whether `session` is live here.
+    pub fn has_session(&self, session: &SessionId) -> bool {
+        self.by_session.contains_key(session)
+    }
+
+    // ---- inputs ----
+
+    /// Add a publisher (WHIP) or subscriber (WHEP) from its SDP offer.
+    ///
+    /// Errors: `Malformed` (400) for unparseable SDP; `Unacceptable` (422) naming the
+    /// line for a wrong direction, no common codec, or too many tracks;
+    /// `PublisherExists` (409) for a second publisher.
+    pub fn handle_join(
+        &mut self,
+        now: Instant,
+        kind: SessionKind,
+        offer: &str,
+    ) -> Result<Joined, JoinError> {
+        self.used = true;
+        let lines = signaling::inspect_offer(offer);
+        signaling::validate(kind, &lines)?;
+        let video: Vec<Codec> = match kind {
+            SessionKind::Publisher => {
+                if self.publisher.is_some() {
+                    return Err(JoinError::PublisherExists);
+                }
+                signaling::publisher_video_codec(&lines).into_iter().collect()
+            }
+            SessionKind::Subscriber => match self.publisher.and_then(|(_, c)| c) {
+                Some(c) => {
+                    if let Some(l) = lines
+                        .iter()
+                        .find(|l| l.kind == LineKind::Video && !l.port_zero && !l.codecs.contains(&c))
+                    {
+                        return Err(JoinError::Unacceptable(format!(
+                            "line {}: the publisher sends {c}, which this offer does not accept",
+                            l.line
+                        )));
+                    }
+                    vec![c]
+                }
+                None => VIDEO_CODECS.to_vec(),
+            },
+        };
+        let creds = signaling::ice_creds(&self.key.ufrag_prefix());
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = signaling::build_rtc(now, creds, &self.candidates, &video);
+        let answer = signaling::accept_offer(&mut rtc, offer)?;
+
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let session = SessionId::random();
+        let p = Participant::new(now, id, session.clone(), kind, ufrag.clone(), rtc, &mut self.out);
+        let mids: Vec<Mid> = lines
+            .iter()
+            .filter(|l| l.kind != LineKind::Other && !l.port_zero)
+            .filter_map(|l| l.mid.as_deref().map(Mid::from))
+            .collect();
+        for (mid, media_kind) in p.medias(&mids) {
+            let track = TrackRef { participant: id, mid };
+            match kind {
+                SessionKind::Publisher => {
+                    self.forwarder
+                        .add_published(track, media_kind, p.negotiated_params(mid));
+                }
+                SessionKind::Subscriber => {
+                    self.forwarder
+                        .add_subscribed(track, media_kind, rand::random(), rand::random());
+                }
+            }
+        }
+        if kind == SessionKind::Publisher {
+            self.publisher = Some((id, video.first().copied()));
+        }
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.by_session.insert(session.clone(), id);
+        self.participants.insert(id, p);
+        metrics::session_created(kind.as_str());
+        info!(room = %self.name, session = %session, kind = kind.as_str(), "session joined");
+
+        self.bind_tracks(now);
+        self.process(now);
+        Ok(Joined {
+            session,
+            answer,
+            etag: format!("\"{ufrag}\""),
+        })
+    }
+
+    /// Remove a session (DELETE). Returns whether it existed.
+    pub fn handle_leave(&mut self, now: Instant, session: &SessionId) -> bool {
+        let Some(id) = self.by_session.get(session).copied() else {
+            return false;
+        };
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.close(EndReason::Delete, &mut self.out);
+        }
+        self.process(now);
+        true
+    }
+
+    /// A datagram from the network for this room.
+    pub fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        let id = if classify(&d.contents) == PacketClass::Stun {
+            // A check names its session by our ufrag; (re)learn the source address.
+            let by_ufrag = stun_username(&d.contents)
+                .and_then(server_ufrag)
+                .and_then(|u| self.by_ufrag.get(u))
+                .copied();
+            match by_ufrag {
+                Some(id) => {
+                    self.by_addr.insert(d.source, id);
+                    Some(id)
+                }
+                None => self.by_addr.get(&d.source).copied(),
+            }
+        } else {
+            self.by_addr.get(&d.source).copied()
+        };
+        let Some(p) = id.and_then(|id| self.participants.get_mut(&id)) else {
+            self.meters.dropped(DropReason::UnknownSource);
+            return;
+        };
+        if !p.handle_receive(now, &d, &mut self.out) {
+            self.meters.dropped(DropReason::Rejected);
+        }
+        self.process(now);
+    }
+
+    /// Advance time: participants' timers, keyframe retries, liveness.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.participants.values_mut() {
+            if now >= p.poll_timeout() {
+                p.handle_timeout(now, &mut self.out);
+            }
+        }
+        if self.forwarder.poll_timeout().is_some_and(|t| now >= t) {
+            self.forwarder.handle_timeout(now, &mut self.commands);
+        }
+        self.process(now);
+    }
+
+    // ---- outputs ----
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// When [`Room::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let p = self.participants.values().map(|p| p.poll_timeout()).min();
+        match (p, self.forwarder.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- internals ----
+
+    /// Feed unbound subscribed tracks from the publisher's track of the same kind.
+    fn bind_tracks(&mut self, now: Instant) {
+        let Some((publisher, _)) = self.publisher else {
+            return;
+        };
+        for (key, sub_track, kind) in self.forwarder.unbound() {
+            let Some((source, params)) = self.forwarder.published_of(publisher, kind) else {
+                continue;
+            };
+            let Some(sub) = self.participants.get(&sub_track.participant) else {
+                continue;
+            };
+            let pt_map = params
+                .iter()
+                .filter_map(|p| sub.matching_pt(sub_track.mid, p).map(|pt| (p.pt(), pt)))
+                .collect();
+            self.forwarder.bind(now, key, source, pt_map, &mut self.commands);
+        }
+    }
+
+    /// Handle participant events and forwarder commands until both queues are empty,
+    /// then remove participants that ended.
+    fn process(&mut self, now: Instant) {
+        loop {
+            self.apply_commands(now);
+            let Some((id, event)) = self.out.events.pop_front() else {
+                break;
+            };
+            match event {
+                ParticipantEvent::Connected => {
+                    info!(room = %self.name, participant = id.0, "connected");
+                    self.forwarder.handle_connected(now, id, &mut self.commands);
+                }
+                ParticipantEvent::Rtp { mid, rid, packet } => {
+                    self.meters.rtp_in_packets.increment(1);
+                    self.meters.rtp_in_bytes.increment(packet.payload.len() as u64);
+                    self.forwarder
+                        .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
+                }
+                ParticipantEvent::KeyframeRequest { mid, kind } => {
+                    self.forwarder
+                        .handle_keyframe_request(now, id, mid, kind, &mut self.commands);
+                }
+            }
+        }
+        self.reap(now);
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        for cmd in self.commands.drain(..) {
+            match cmd {
+                ForwarderOutput::Rtp(f) => {
+                    let Some(p) = self.participants.get_mut(&f.subscriber) else {
+                        continue;
+                    };
+                    let len = f.payload.len() as u64;
+                    let write = RtpWrite::new(f.pt, f.seq.into(), f.ts, f.wallclock, f.payload)
+                        .marker(f.marker)
+                        .nackable(f.nackable)
+                        .ext_vals(f.ext);
+                    if p.write_rtp(now, f.mid, write, &mut self.out) {
+                        self.meters.rtp_out_packets.increment(1);
+                        self.meters.rtp_out_bytes.increment(len);
+                    }
+                }
+                ForwarderOutput::RequestKeyframe {
+                    publisher,
+                    mid,
+                    rid,
+                    kind,
+                } => {
+                    if let Some(p) = self.participants.get_mut(&publisher) {
+                        p.request_keyframe(now, mid, rid, kind, &mut self.out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove ended participants and everything that points at them.
+    fn reap(&mut self, now: Instant) {
+        let ended: Vec<(ParticipantId, EndReason)> = self
+            .participants
+            .values()
+            .filter_map(|p| p.ended().map(|r| (p.id(), r)))
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        for (id, reason) in ended {
+            let Some(mut p) = self.participants.remove(&id) else {
+                continue;
+            };
+            if reason != EndReason::Delete {
+                p.close(reason, &mut self.out);
+            }
+            self.by_addr.retain(|_, v| *v != id);
+            self.by_ufrag.remove(p.ufrag());
+            self.by_session.remove(p.session());
+            self.forwarder.remove_participant(id);
+            if self.publisher.is_some_and(|(pid, _)| pid == id) {
+                self.publisher = None;
+            }
+            metrics::session_ended(p.kind().as_str(), reason.as_str());
+            info!(room = %self.name, session = %p.session(), reason = reason.as_str(), "session ended");
+        }
+        // A subscriber may now be fed by nobody; nothing to bind until a publisher joins.
+        self.bind_tracks(now);
+        self.apply_commands(now);
+    }
+}
