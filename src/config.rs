@@ -22,7 +22,11 @@ pub struct Config {
     /// Address put in ICE candidates (repeatable, or comma separated in the env var).
     /// When absent: the UDP address if it is specific, else every interface address of
     /// its family, loopback included so a laptop works out of the box.
-    #[arg(long = "public-ip", env = "SWITCHBOARD_PUBLIC_IP", value_delimiter = ',')]
+    #[arg(
+        long = "public-ip",
+        env = "SWITCHBOARD_PUBLIC_IP",
+        value_delimiter = ','
+    )]
     pub public_ip: Vec<IpAddr>,
 
     /// Log format.
@@ -37,7 +41,11 @@ pub struct Config {
     /// ICE server advertised to clients in `Link: <url>; rel="ice-server"` headers
     /// (RFC 9725 §4.6), e.g. `stun:stun.example.org:3478` or
     /// `turn:turn.example.org:3478?transport=udp`. Repeatable.
-    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "SWITCHBOARD_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     pub ice_servers: Vec<String>,
 
     /// Username advertised with `turn:`/`turns:` ICE servers.
@@ -89,7 +97,9 @@ impl Config {
         if ips.is_empty() {
             ips.push(IpAddr::from([127, 0, 0, 1]));
         }
-        ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect()
+        ips.into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect()
     }
 
     /// `Link` header values for the configured ICE servers (RFC 9725 §4.6), in order.

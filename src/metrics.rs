@@ -120,7 +120,10 @@ fn describe() {
     describe_counter!(RTP_OUT_PACKETS, "RTP packets forwarded to subscribers.");
     describe_counter!(RTP_OUT_BYTES, "RTP payload bytes forwarded to subscribers.");
     describe_counter!(DROPPED, "Packets or datagrams dropped, by reason.");
-    describe_counter!(KEYFRAME_REQUESTS, "Keyframe requests (PLI/FIR) by direction.");
+    describe_counter!(
+        KEYFRAME_REQUESTS,
+        "Keyframe requests (PLI/FIR) by direction."
+    );
     describe_counter!(API_ERRORS, "HTTP API error responses by status.");
 }
 

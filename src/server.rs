@@ -71,7 +71,10 @@ impl Server {
     }
 
     /// Serve until `shutdown` resolves; then readiness goes 503 and the listener closes.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         info!(
             http = %self.http_addr,
             udp = %self.udp_addr,

@@ -11,9 +11,11 @@ pub mod web;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::http::{header, HeaderName, Method};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::ApiError;
@@ -48,7 +50,11 @@ pub fn router(state: AppState) -> Router {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
         .expose_headers([
             header::LOCATION,
             header::ETAG,
@@ -57,10 +63,25 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("accept-post"),
             header::RETRY_AFTER,
         ]);
-    Router::new()
+    let plain = Router::new()
         .merge(sessions::routes())
         .merge(ops::routes())
         .merge(web::routes())
-        .layer(cors)
-        .with_state(state)
+        .with_state(state);
+    let with_cors = plain.clone().layer(cors);
+    // tower-http answers every OPTIONS as a preflight; a plain OPTIONS (no
+    // Access-Control-Request-Method) must reach the handler, which advertises
+    // `Accept-Post` and ICE servers (RFC 9725 §4.6).
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let plain_options = req.method() == Method::OPTIONS
+            && !req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let svc = if plain_options {
+            plain.clone()
+        } else {
+            with_cors.clone()
+        };
+        svc.oneshot(req)
+    }))
 }

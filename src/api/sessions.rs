@@ -31,8 +31,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/whip/{room}", endpoint(SessionKind::Publisher))
         .route("/whep/{room}", endpoint(SessionKind::Subscriber))
-        .route("/whip/{room}/{session}", session_resource(SessionKind::Publisher))
-        .route("/whep/{room}/{session}", session_resource(SessionKind::Subscriber))
+        .route(
+            "/whip/{room}/{session}",
+            session_resource(SessionKind::Publisher),
+        )
+        .route(
+            "/whep/{room}/{session}",
+            session_resource(SessionKind::Subscriber),
+        )
 }
 
 fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
@@ -81,6 +87,10 @@ fn options(state: &AppState, allow: &'static str, is_endpoint: bool) -> Response
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
     h.insert(header::ALLOW, HeaderValue::from_static(allow));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     if is_endpoint {
         h.insert("accept-post", HeaderValue::from_static(SDP));
         add_ice_links(h, state);

@@ -187,7 +187,11 @@ impl Forwarder {
         initial_seq: u16,
         initial_ts: u32,
     ) -> SubscriptionKey {
-        let clock_rate = if kind == MediaKind::Audio { 48_000 } else { 90_000 };
+        let clock_rate = if kind == MediaKind::Audio {
+            48_000
+        } else {
+            90_000
+        };
         let key = SubscriptionKey(self.subscribed.insert(SubscribedTrack {
             subscriber: track.participant,
             mid: track.mid,
@@ -252,7 +256,14 @@ impl Forwarder {
         sub.needs_keyframe = sub.kind == MediaKind::Video;
         track.subscribers.push(key);
         if sub.connected && sub.needs_keyframe {
-            request_keyframe(now, source, track, KeyframeRequestKind::Pli, &self.meters, out);
+            request_keyframe(
+                now,
+                source,
+                track,
+                KeyframeRequestKind::Pli,
+                &self.meters,
+                out,
+            );
         }
     }
 
@@ -311,7 +322,14 @@ impl Forwarder {
             };
             if sub.needs_keyframe {
                 if let Some(track) = self.published.get_mut(&source) {
-                    request_keyframe(now, source, track, KeyframeRequestKind::Pli, &self.meters, out);
+                    request_keyframe(
+                        now,
+                        source,
+                        track,
+                        KeyframeRequestKind::Pli,
+                        &self.meters,
+                        out,
+                    );
                 }
             }
         }
@@ -372,7 +390,8 @@ impl Forwarder {
         }
         let header = &packet.header;
         let is_video = track.kind == MediaKind::Video;
-        let keyframe = is_video && is_keyframe_start(track.codec_of(header.payload_type), &packet.payload);
+        let keyframe =
+            is_video && is_keyframe_start(track.codec_of(header.payload_type), &packet.payload);
         if keyframe {
             track.keyframes.on_keyframe(now);
             track.retry_at = None;
@@ -436,7 +455,14 @@ impl Forwarder {
                         .is_some_and(|s| s.connected && s.needs_keyframe)
                 });
                 if waiting {
-                    request_keyframe(now, *source, track, KeyframeRequestKind::Pli, &self.meters, out);
+                    request_keyframe(
+                        now,
+                        *source,
+                        track,
+                        KeyframeRequestKind::Pli,
+                        &self.meters,
+                        out,
+                    );
                 }
             }
         }

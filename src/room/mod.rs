@@ -41,8 +41,10 @@ impl SessionId {
 
     /// Parse an id from a URL segment: exactly 32 lowercase hex digits.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| SessionId(s.to_owned()))
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| SessionId(s.to_owned()))
     }
 
     /// The id as text.

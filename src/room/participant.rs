@@ -204,7 +204,10 @@ impl Participant {
         let Ok(recv) = Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) else {
             return false;
         };
-        let ok = self.rtc.handle_input(Input::Receive(d.received, recv)).is_ok();
+        let ok = self
+            .rtc
+            .handle_input(Input::Receive(d.received, recv))
+            .is_ok();
         self.drain(out);
         ok
     }
@@ -288,7 +291,11 @@ impl Participant {
 
     fn end(&mut self, reason: EndReason) {
         if self.ended.is_none() {
-            debug!(participant = self.id.0, reason = reason.as_str(), "participant ended");
+            debug!(
+                participant = self.id.0,
+                reason = reason.as_str(),
+                "participant ended"
+            );
             self.ended = Some(reason);
         }
     }

@@ -110,14 +110,15 @@ impl Room {
                 if self.publisher.is_some() {
                     return Err(JoinError::PublisherExists);
                 }
-                signaling::publisher_video_codec(&lines).into_iter().collect()
+                signaling::publisher_video_codec(&lines)
+                    .into_iter()
+                    .collect()
             }
             SessionKind::Subscriber => match self.publisher.and_then(|(_, c)| c) {
                 Some(c) => {
-                    if let Some(l) = lines
-                        .iter()
-                        .find(|l| l.kind == LineKind::Video && !l.port_zero && !l.codecs.contains(&c))
-                    {
+                    if let Some(l) = lines.iter().find(|l| {
+                        l.kind == LineKind::Video && !l.port_zero && !l.codecs.contains(&c)
+                    }) {
                         return Err(JoinError::Unacceptable(format!(
                             "line {}: the publisher sends {c}, which this offer does not accept",
                             l.line
@@ -136,22 +137,37 @@ impl Room {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let session = SessionId::random();
-        let p = Participant::new(now, id, session.clone(), kind, ufrag.clone(), rtc, &mut self.out);
+        let p = Participant::new(
+            now,
+            id,
+            session.clone(),
+            kind,
+            ufrag.clone(),
+            rtc,
+            &mut self.out,
+        );
         let mids: Vec<Mid> = lines
             .iter()
             .filter(|l| l.kind != LineKind::Other && !l.port_zero)
             .filter_map(|l| l.mid.as_deref().map(Mid::from))
             .collect();
         for (mid, media_kind) in p.medias(&mids) {
-            let track = TrackRef { participant: id, mid };
+            let track = TrackRef {
+                participant: id,
+                mid,
+            };
             match kind {
                 SessionKind::Publisher => {
                     self.forwarder
                         .add_published(track, media_kind, p.negotiated_params(mid));
                 }
                 SessionKind::Subscriber => {
-                    self.forwarder
-                        .add_subscribed(track, media_kind, rand::random(), rand::random());
+                    self.forwarder.add_subscribed(
+                        track,
+                        media_kind,
+                        rand::random(),
+                        rand::random(),
+                    );
                 }
             }
         }
@@ -260,7 +276,8 @@ impl Room {
                 .iter()
                 .filter_map(|p| sub.matching_pt(sub_track.mid, p).map(|pt| (p.pt(), pt)))
                 .collect();
-            self.forwarder.bind(now, key, source, pt_map, &mut self.commands);
+            self.forwarder
+                .bind(now, key, source, pt_map, &mut self.commands);
         }
     }
 
@@ -279,7 +296,9 @@ impl Room {
                 }
                 ParticipantEvent::Rtp { mid, rid, packet } => {
                     self.meters.rtp_in_packets.increment(1);
-                    self.meters.rtp_in_bytes.increment(packet.payload.len() as u64);
+                    self.meters
+                        .rtp_in_bytes
+                        .increment(packet.payload.len() as u64);
                     self.forwarder
                         .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
                 }

@@ -203,7 +203,14 @@ pub fn validate(kind: SessionKind, lines: &[OfferLine]) -> Result<(), JoinError>
     if kind == SessionKind::Publisher && (audio > 1 || video > 1) {
         let l = media
             .iter()
-            .filter(|l| l.kind == if audio > 1 { LineKind::Audio } else { LineKind::Video })
+            .filter(|l| {
+                l.kind
+                    == if audio > 1 {
+                        LineKind::Audio
+                    } else {
+                        LineKind::Video
+                    }
+            })
             .nth(1)
             .map(|l| l.line)
             .unwrap_or(0);
@@ -234,12 +241,7 @@ pub fn publisher_video_codec(lines: &[OfferLine]) -> Option<Codec> {
 ///   host candidate per advertised address.
 /// * Codecs: Opus, plus `video` — for a publisher the one codec chosen from its offer;
 ///   for a subscriber the publisher's codec when known, else every codec we forward.
-pub fn build_rtc(
-    now: Instant,
-    creds: IceCreds,
-    candidates: &[SocketAddr],
-    video: &[Codec],
-) -> Rtc {
+pub fn build_rtc(now: Instant, creds: IceCreds, candidates: &[SocketAddr], video: &[Codec]) -> Rtc {
     let mut cfg = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)

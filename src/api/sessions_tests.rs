@@ -1,0 +1,342 @@
+//! Status-code tests of the WHIP/WHEP resources through the router, no server needed
+//! (`tower::ServiceExt::oneshot`); the room actors behind them are real.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use str0m::media::{Direction, MediaKind};
+use str0m::Rtc;
+use tower::ServiceExt;
+
+use crate::api::{router, AppState};
+use crate::metrics::Meters;
+use crate::net::{RoomTable, UdpEndpoint};
+use crate::room::{RoomContext, Rooms};
+
+const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
+
+fn app(token: Option<&str>) -> Router {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
+    let rooms = Rooms::new(
+        Arc::new(RoomTable::default()),
+        RoomContext {
+            endpoint,
+            meters: Meters::new(),
+        },
+    );
+    router(AppState {
+        rooms,
+        token: token.map(Arc::from),
+        ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
+        prometheus: PrometheusBuilder::new().build_recorder().handle(),
+        ready: Arc::new(AtomicBool::new(true)),
+    })
+}
+
+/// A browser-like offer made by a str0m peer: VP8 + Opus, in the given direction.
+fn offer(dir: Direction, videos: usize) -> String {
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, dir, None, None, None);
+    for _ in 0..videos {
+        api.add_media(MediaKind::Video, dir, None, None, None);
+    }
+    let (offer, _pending) = api.apply().expect("changes");
+    offer.to_sdp_string()
+}
+
+fn req(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri)
+}
+
+async fn send(app: &Router, r: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let res = app.clone().oneshot(r).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn post(app: &Router, uri: &str, sdp: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let r = req("POST", uri)
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::from(sdp.to_owned()))
+        .unwrap();
+    send(app, r).await
+}
+
+fn assert_problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &str, want: u16) {
+    assert_eq!(status.as_u16(), want, "body: {body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let v: serde_json::Value = serde_json::from_str(body).expect("problem json");
+    assert_eq!(v["status"], want);
+    assert!(v["title"].is_string() && v["detail"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn whip_obs_offer_created_then_deleted() {
+    let app = app(None);
+    let (status, h, body) = post(&app, "/whip/obs", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/whip/obs/"), "{location}");
+    let etag = h[header::ETAG].to_str().unwrap();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(
+        h[header::LINK],
+        "<stun:stun.example.org:3478>; rel=\"ice-server\""
+    );
+    assert!(body.contains("a=recvonly"));
+    assert!(body.contains("typ host"));
+
+    // A second publisher to the live room conflicts.
+    let (status, h, body) = post(&app, "/whip/obs", OBS).await;
+    assert_problem(status, &h, &body, 409);
+
+    let (status, _, _) = send(&app, req("DELETE", &location).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, h, body) = send(&app, req("DELETE", &location).body(Body::empty()).unwrap()).await;
+    assert_problem(status, &h, &body, 404);
+
+    // The room is free again.
+    let (status, _, body) = post(&app, "/whip/obs", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn whep_before_publisher_and_codec_mismatch() {
+    let app = app(None);
+    let (status, h, body) = post(&app, "/whep/r1", &offer(Direction::RecvOnly, 1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(h[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/whep/r1/"));
+    assert!(body.contains("a=sendonly"));
+    // An H264 publisher arrives; a VP8-only viewer now cannot be served.
+    let (status, _, body) = post(&app, "/whip/r1", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, h, body) = post(&app, "/whep/r1", &offer(Direction::RecvOnly, 1)).await;
+    assert_problem(status, &h, &body, 422);
+    assert!(body.contains("H264"), "{body}");
+}
+
+#[tokio::test]
+async fn bad_offers() {
+    let app = app(None);
+    let r = req("POST", "/whip/x")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(OBS))
+        .unwrap();
+    let (status, h, body) = send(&app, r).await;
+    assert_problem(status, &h, &body, 415);
+    assert_eq!(h["accept-post"], "application/sdp");
+
+    let (status, h, body) = post(&app, "/whip/x", "v=0\r\nthis is not sdp\r\nm=audio\r\n").await;
+    assert!(status == 400 || status == 422, "{status}");
+    assert_problem(status, &h, &body, status.as_u16());
+
+    let (status, h, body) = post(&app, "/whip/x", "").await;
+    assert_problem(status, &h, &body, 400);
+
+    let (status, h, body) = post(&app, "/whip/x", &offer(Direction::RecvOnly, 1)).await;
+    assert_problem(status, &h, &body, 422);
+    let (status, h, body) = post(&app, "/whip/x", &offer(Direction::SendOnly, 2)).await;
+    assert_problem(status, &h, &body, 422);
+    let (status, h, body) = post(&app, "/whep/x", &offer(Direction::Inactive, 1)).await;
+    assert_problem(status, &h, &body, 422);
+
+    let (status, h, body) = post(&app, "/whip/bad%20name", OBS).await;
+    assert_problem(status, &h, &body, 400);
+    let (status, h, body) = post(&app, &format!("/whip/{}", "a".repeat(65)), OBS).await;
+    assert_problem(status, &h, &body, 400);
+
+    let r = req("POST", "/whip/x")
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::from(vec![0xff, 0xfe, 0x00]))
+        .unwrap();
+    let (status, h, body) = send(&app, r).await;
+    assert_problem(status, &h, &body, 400);
+}
+
+#[tokio::test]
+async fn patch_trickle_and_restart() {
+    let app = app(None);
+    let (_, h, _) = post(&app, "/whip/p", OBS).await;
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n";
+    let patch = |ct: &str, if_match: Option<&str>, uri: &str, body: &str| {
+        let mut r = req("PATCH", uri).header(header::CONTENT_TYPE, ct);
+        if let Some(m) = if_match {
+            r = r.header(header::IF_MATCH, m);
+        }
+        r.body(Body::from(body.to_owned())).unwrap()
+    };
+    let (s, h, b) = send(&app, patch("application/sdp", None, &location, frag)).await;
+    assert_problem(s, &h, &b, 415);
+    assert_eq!(h["accept-patch"], "application/trickle-ice-sdpfrag");
+    let (s, _, _) = send(
+        &app,
+        patch("application/trickle-ice-sdpfrag", None, &location, frag),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, h, b) = send(
+        &app,
+        patch(
+            "application/trickle-ice-sdpfrag",
+            Some("*"),
+            &location,
+            frag,
+        ),
+    )
+    .await;
+    assert_problem(s, &h, &b, 422);
+    let (s, h, b) = send(
+        &app,
+        patch(
+            "application/trickle-ice-sdpfrag",
+            None,
+            &location,
+            "garbage",
+        ),
+    )
+    .await;
+    assert_problem(s, &h, &b, 400);
+    let unknown = format!("/whip/p/{}", "0".repeat(32));
+    let (s, h, b) = send(
+        &app,
+        patch("application/trickle-ice-sdpfrag", None, &unknown, frag),
+    )
+    .await;
+    assert_problem(s, &h, &b, 404);
+    let (s, h, b) = send(
+        &app,
+        patch("application/trickle-ice-sdpfrag", None, "/whip/p/zz", frag),
+    )
+    .await;
+    assert_problem(s, &h, &b, 404);
+}
+
+#[tokio::test]
+async fn options_head_cors_and_methods() {
+    let app = app(None);
+    let (s, h, _) = send(&app, req("OPTIONS", "/whip/o").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h["accept-post"], "application/sdp");
+    assert!(h.contains_key(header::LINK));
+
+    // A CORS preflight is answered without auth and allows the headers clients send.
+    let app_auth = self::app(Some("secret"));
+    let pre = req("OPTIONS", "/whip/o")
+        .header(header::ORIGIN, "http://example.org")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization, content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (s, h, _) = send(&app_auth, pre).await;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let allowed = h[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("if-match"),
+        "{allowed}"
+    );
+
+    let (s, h, _) = send(&app, req("HEAD", "/whep/o").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
+
+    let (s, h, b) = send(&app, req("GET", "/whip/o").body(Body::empty()).unwrap()).await;
+    assert_problem(s, &h, &b, 405);
+    assert_eq!(h[header::ALLOW], "POST, OPTIONS");
+    let (s, h, b) = send(&app, req("PUT", "/whep/o/abc").body(Body::empty()).unwrap()).await;
+    assert_problem(s, &h, &b, 405);
+    assert!(h[header::ALLOW].to_str().unwrap().contains("DELETE"));
+    let (s, h, b) = send(
+        &app,
+        req("DELETE", "/whep/nosuchroom/abc")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_problem(s, &h, &b, 404);
+}
+
+#[tokio::test]
+async fn bearer_token() {
+    let app = app(Some("secret"));
+    let (s, h, b) = post(&app, "/whip/t", OBS).await;
+    assert_problem(s, &h, &b, 401);
+    assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+    let with = |tok: &str| {
+        req("POST", "/whip/t")
+            .header(header::CONTENT_TYPE, "application/sdp")
+            .header(header::AUTHORIZATION, tok)
+            .body(Body::from(OBS))
+            .unwrap()
+    };
+    let (s, h, b) = send(&app, with("Bearer wrong")).await;
+    assert_problem(s, &h, &b, 401);
+    let (s, h, b) = send(&app, with("Basic secret")).await;
+    assert_problem(s, &h, &b, 401);
+    let (s, h, b) = send(&app, with("Bearer secre")).await;
+    assert_problem(s, &h, &b, 401);
+    let (s, h, _) = send(&app, with("Bearer secret")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    let (s, h, b) = send(&app, req("DELETE", &location).body(Body::empty()).unwrap()).await;
+    assert_problem(s, &h, &b, 401);
+    let del = req("DELETE", &location)
+        .header(header::AUTHORIZATION, "bearer secret")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = send(&app, del).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ops_and_pages() {
+    let app = app(None);
+    for (uri, want) in [
+        ("/livez", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/", 200),
+        ("/publish", 200),
+        ("/watch", 200),
+    ] {
+        let (s, _, _) = send(&app, req("GET", uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(s.as_u16(), want, "{uri}");
+    }
+    let (s, h, b) = send(
+        &app,
+        req("GET", "/assets/nope.js").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_problem(s, &h, &b, 404);
+    let (s, h, _) = send(&app, req("GET", "/").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, 200);
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}

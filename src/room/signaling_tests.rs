@@ -1,0 +1,148 @@
+//! Tests of offer inspection and validation.
+
+use super::*;
+
+const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
+
+fn offer(lines: &[&str]) -> String {
+    let mut s = String::from("v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+    for l in lines {
+        s.push_str(l);
+        s.push_str("\r\n");
+    }
+    s
+}
+
+#[test]
+fn reads_obs_offer() {
+    let lines = inspect_offer(OBS);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].kind, LineKind::Audio);
+    assert_eq!(lines[0].codecs, vec![Codec::Opus]);
+    assert_eq!(lines[0].direction, LineDirection::SendOnly);
+    assert_eq!(lines[1].kind, LineKind::Video);
+    assert_eq!(lines[1].codecs, vec![Codec::H264]);
+    assert_eq!(lines[1].mid.as_deref(), Some("1"));
+    assert!(validate(SessionKind::Publisher, &lines).is_ok());
+    assert_eq!(publisher_video_codec(&lines), Some(Codec::H264));
+    // The same offer is not a valid WHEP offer: it sends.
+    assert!(matches!(
+        validate(SessionKind::Subscriber, &lines),
+        Err(JoinError::Unacceptable(_))
+    ));
+}
+
+#[test]
+fn codec_order_follows_the_format_list() {
+    let o = offer(&[
+        "m=video 9 UDP/TLS/RTP/SAVPF 102 96",
+        "a=rtpmap:96 VP8/90000",
+        "a=rtpmap:102 H264/90000",
+        "a=rtpmap:103 rtx/90000",
+        "a=sendonly",
+    ]);
+    let lines = inspect_offer(&o);
+    assert_eq!(lines[0].codecs, vec![Codec::H264, Codec::Vp8]);
+    assert_eq!(publisher_video_codec(&lines), Some(Codec::H264));
+}
+
+#[test]
+fn refuses_wrong_direction_with_line_number() {
+    let o = offer(&[
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=rtpmap:111 opus/48000/2",
+        "a=inactive",
+    ]);
+    let err = validate(SessionKind::Publisher, &inspect_offer(&o)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("line 5"), "{msg}");
+    assert!(msg.contains("Inactive"), "{msg}");
+}
+
+#[test]
+fn refuses_unsupported_codecs() {
+    let o = offer(&[
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0",
+        "a=rtpmap:0 PCMU/8000",
+        "a=sendonly",
+    ]);
+    let msg = validate(SessionKind::Publisher, &inspect_offer(&o))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no supported codec"), "{msg}");
+}
+
+#[test]
+fn refuses_two_video_tracks_for_whip_only() {
+    let o = offer(&[
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=rtpmap:96 VP8/90000",
+        "a=sendonly",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=rtpmap:96 VP8/90000",
+        "a=sendonly",
+    ]);
+    let msg = validate(SessionKind::Publisher, &inspect_offer(&o))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("line 8"), "{msg}");
+    let recv = o.replace("a=sendonly", "a=recvonly");
+    assert!(validate(SessionKind::Subscriber, &inspect_offer(&recv)).is_ok());
+}
+
+#[test]
+fn refuses_empty_offers() {
+    assert!(validate(SessionKind::Publisher, &inspect_offer("v=0\r\n")).is_err());
+    assert!(validate(SessionKind::Publisher, &inspect_offer("")).is_err());
+    let rejected = offer(&["m=video 0 UDP/TLS/RTP/SAVPF 96", "a=rtpmap:96 VP8/90000"]);
+    assert!(validate(SessionKind::Publisher, &inspect_offer(&rejected)).is_err());
+}
+
+#[test]
+fn garbage_never_panics() {
+    for s in [
+        "m=",
+        "m=audio",
+        "a=rtpmap:",
+        "a=rtpmap:x y",
+        "m=video 9 X 1\na=rtpmap:1",
+        "\u{0}\u{1}",
+    ] {
+        let _ = validate(SessionKind::Publisher, &inspect_offer(s));
+    }
+}
+
+#[test]
+fn accept_offer_maps_errors() {
+    let now = Instant::now();
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264]);
+    assert!(matches!(
+        accept_offer(&mut rtc, "not sdp"),
+        Err(JoinError::Malformed(_))
+    ));
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264]);
+    let no_fingerprint: String = OBS
+        .lines()
+        .filter(|l| !l.starts_with("a=fingerprint"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    assert!(accept_offer(&mut rtc, &no_fingerprint).is_err());
+    let addr: SocketAddr = "127.0.0.1:7880".parse().unwrap();
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[addr], &[Codec::H264]);
+    let answer = accept_offer(&mut rtc, OBS).expect("obs offer accepted");
+    assert!(answer.contains("a=candidate:"));
+    assert!(answer.contains("127.0.0.1 7880 typ host"));
+    assert!(answer.contains("a=ice-lite"));
+    assert!(answer.contains("a=ice-ufrag:00000001"));
+    assert!(answer.contains("H264/90000"));
+    assert!(!answer.contains("VP8"));
+}
+
+#[test]
+fn ice_creds_carry_the_prefix() {
+    let c = ice_creds("0000002a");
+    assert!(c.ufrag.starts_with("0000002a"));
+    assert_eq!(c.ufrag.len(), 16);
+    assert!(c.pass.len() >= 22);
+    assert_ne!(c.pass, ice_creds("0000002a").pass);
+}
