@@ -58,7 +58,7 @@ impl BitrateMeter {
         self.advance(now);
         let bytes: u64 = self.buckets.iter().sum();
         let window = self.bucket_len * BUCKETS as u32;
-        (bytes * 8 * 1_000_000_000 / window.as_nanos().max(1) as u64).max(0)
+        bytes * 8 * 1_000_000_000 / window.as_nanos().max(1) as u64
     }
 }
 

@@ -74,8 +74,55 @@ pub struct ForwardRtp {
     pub ext: ExtensionValues,
 }
 
+/// An RTP packet from a publisher as the forwarder sees it (str0m's `RtpPacket`
+/// reduced to what routing needs; the payload is shared, not copied).
+#[derive(Debug, Clone)]
+pub struct InboundRtp {
+    /// Source SSRC.
+    pub ssrc: u32,
+    /// Extended sequence number (str0m unwraps rollover).
+    pub seq: u64,
+    /// RTP timestamp.
+    pub ts: u32,
+    /// Payload type.
+    pub pt: Pt,
+    /// Marker bit.
+    pub marker: bool,
+    /// Arrival time (monotonic).
+    pub arrival: Instant,
+    /// Payload without the RTP header.
+    pub payload: Arc<[u8]>,
+    /// Header extension values worth forwarding.
+    pub ext: ExtensionValues,
+}
+
+impl InboundRtp {
+    /// View of a str0m packet; keeps only the extensions a subscriber can use
+    /// (RFC 6464 audio level, voice activity, video orientation).
+    pub fn from_str0m(p: &RtpPacket) -> Self {
+        let h = &p.header;
+        InboundRtp {
+            ssrc: *h.ssrc,
+            seq: *p.seq_no,
+            ts: h.timestamp,
+            pt: h.payload_type,
+            marker: h.marker,
+            arrival: p.timestamp,
+            payload: Arc::clone(&p.payload),
+            ext: ExtensionValues {
+                audio_level: h.ext_vals.audio_level,
+                voice_activity: h.ext_vals.voice_activity,
+                video_orientation: h.ext_vals.video_orientation,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// What the room must do after a forwarder call.
 #[derive(Debug)]
+// Boxing the packet variant would allocate per packet per subscriber.
+#[allow(clippy::large_enum_variant)]
 pub enum ForwarderOutput {
     /// Write this packet to the subscriber.
     Rtp(ForwardRtp),
@@ -371,7 +418,7 @@ impl Forwarder {
         publisher: ParticipantId,
         mid: Mid,
         rid: Option<Rid>,
-        packet: &RtpPacket,
+        packet: &InboundRtp,
         out: &mut Vec<ForwarderOutput>,
     ) {
         let Some(track) = self.published.get_mut(&TrackRef {
@@ -388,16 +435,12 @@ impl Forwarder {
             }
             Some(_) => {}
         }
-        let header = &packet.header;
         let is_video = track.kind == MediaKind::Video;
-        let keyframe =
-            is_video && is_keyframe_start(track.codec_of(header.payload_type), &packet.payload);
+        let keyframe = is_video && is_keyframe_start(track.codec_of(packet.pt), &packet.payload);
         if keyframe {
             track.keyframes.on_keyframe(now);
             track.retry_at = None;
         }
-        let ssrc: u32 = *header.ssrc;
-        let seq: u64 = *packet.seq_no;
         for key in &track.subscribers {
             let Some(sub) = self.subscribed.get_mut(key.0) else {
                 continue;
@@ -413,11 +456,11 @@ impl Forwarder {
                 }
                 sub.needs_keyframe = false;
             }
-            let Some(&(_, pt)) = sub.pt_map.iter().find(|(p, _)| *p == header.payload_type) else {
+            let Some(&(_, pt)) = sub.pt_map.iter().find(|(p, _)| *p == packet.pt) else {
                 self.meters.dropped(DropReason::CodecMismatch);
                 continue;
             };
-            let Some(m) = sub.munger.forward(now, ssrc, seq, header.timestamp) else {
+            let Some(m) = sub.munger.forward(now, packet.ssrc, packet.seq, packet.ts) else {
                 self.meters.dropped(DropReason::TooOld);
                 continue;
             };
@@ -427,16 +470,11 @@ impl Forwarder {
                 pt,
                 seq: m.seq,
                 ts: m.ts,
-                marker: header.marker,
+                marker: packet.marker,
                 nackable: is_video,
-                wallclock: packet.timestamp,
+                wallclock: packet.arrival,
                 payload: Arc::clone(&packet.payload),
-                ext: ExtensionValues {
-                    audio_level: header.ext_vals.audio_level,
-                    voice_activity: header.ext_vals.voice_activity,
-                    video_orientation: header.ext_vals.video_orientation,
-                    ..Default::default()
-                },
+                ext: packet.ext.clone(),
             }));
         }
     }

@@ -34,6 +34,8 @@ pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What a participant reports to its room.
 #[derive(Debug)]
+// Boxing the packet variant would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 pub enum ParticipantEvent {
     /// ICE and DTLS are up; media can flow.
     Connected,

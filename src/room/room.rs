@@ -18,7 +18,7 @@ use tracing::info;
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
 use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
-use crate::forwarder::{Forwarder, ForwarderOutput, TrackRef};
+use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp, TrackRef};
 use crate::metrics::{self, DropReason, Meters};
 use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
 use crate::net::{Datagram, RoomKey};
@@ -299,6 +299,7 @@ impl Room {
                     self.meters
                         .rtp_in_bytes
                         .increment(packet.payload.len() as u64);
+                    let packet = InboundRtp::from_str0m(&packet);
                     self.forwarder
                         .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
                 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the browser end-to-end tests (tests/e2e) need on a Debian machine:
+#   - Chromium from the distribution (used by playwright-core via executablePath,
+#     so no browser download is ever attempted)
+#   - the Node.js dev dependencies of tests/e2e (npm ci when a lockfile exists)
+# Idempotent: re-running skips what is already present. Expects to run as root
+# (or with permission to use apt-get) and Node.js >= 20 with npm on PATH.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+e2e_dir="${repo_root}/tests/e2e"
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+
+if [[ -x /usr/bin/chromium ]]; then
+  log "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null || echo '/usr/bin/chromium')"
+else
+  log "chromium missing; installing with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends chromium chromium-driver
+  log "installed: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  log "error: npm not found on PATH (Node.js >= 20 is required)" >&2
+  exit 1
+fi
+
+log "installing Node.js dev dependencies in tests/e2e"
+cd "${e2e_dir}"
+if [[ -f package-lock.json ]]; then
+  log "running: npm ci --no-audit --no-fund"
+  npm ci --no-audit --no-fund
+else
+  log "no package-lock.json; running: npm install --no-audit --no-fund"
+  npm install --no-audit --no-fund
+fi
+
+log "done. Run the tests with: (cd tests/e2e && npm test)"

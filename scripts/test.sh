@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of Switchboard on a fresh Debian machine, installing what the tests
+# need first (Chromium from Debian's packages, the npm packages of tests/e2e).
+#
+#   1. lint: cargo fmt --check, cargo clippy -D warnings
+#   2. cargo test --all-targets: unit, property, simulation, HTTP and UDP integration
+#      tests (benchmarks compile and run once in test mode)
+#   3. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
+#
+# One target directory, debug profile with optimized dependencies: built once, used by
+# every step (the end-to-end test runs target/debug/switchboard).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies"
+scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+else
+  echo "rustfmt is not installed with this toolchain: skipping the format check"
+fi
+
+step "cargo clippy"
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --all-targets -- -D warnings
+else
+  echo "clippy is not installed with this toolchain: skipping lints"
+fi
+
+step "cargo test"
+cargo test --all-targets
+
+step "browser end-to-end tests (headless Chromium)"
+cargo build --bin switchboard
+(cd tests/e2e && SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test)
+
+step "all tests passed"
