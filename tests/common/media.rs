@@ -1,0 +1,424 @@
+//! Synthetic but well-formed RTP payloads for the test peers, and the
+//! receiver-side parsing that checks them.
+//!
+//! Every payload is `codec header | counter (u64 BE) | send time (u64 BE,
+//! microseconds since [`epoch`]) | pattern`, where the pattern is a byte
+//! sequence derived from the counter, and the payload has a fixed total length
+//! per media kind. A receiver can therefore tell, byte for byte, whether a
+//! forwarded payload is the one the publisher wrote, and how long it took.
+//!
+//! Codec headers:
+//! - VP8 (RFC 7741): a one-byte payload descriptor (`0x10` = S bit, PID 0 on
+//!   the first packet of a frame, `0x00` otherwise). The first packet of a
+//!   frame then carries the VP8 frame tag (P bit 0 for keyframes, 1 for delta
+//!   frames) and, for keyframes, the start code `9d 01 2a` and the 16-bit
+//!   little-endian width and height.
+//! - H264 (RFC 6184, packetization-mode 1): a keyframe is a STAP-A carrying an
+//!   SPS, a PPS and an SEI unit (the SEI body holds the test body), followed
+//!   by FU-A fragments of an IDR slice; a delta frame is FU-A fragments of a
+//!   non-IDR slice.
+//! - Opus: a single TOC byte.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Total RTP payload length of every video packet the test publishers send.
+pub const VIDEO_PAYLOAD_LEN: usize = 1000;
+/// Total RTP payload length of every audio packet the test publishers send.
+pub const AUDIO_PAYLOAD_LEN: usize = 120;
+/// Bytes of counter plus send time that follow the codec header.
+pub const BODY_HEADER_LEN: usize = 16;
+
+/// Video frame rate of the test publishers.
+pub const VIDEO_FPS: u32 = 30;
+/// RTP clock of video.
+pub const VIDEO_CLOCK: u32 = 90_000;
+/// Audio packet duration in milliseconds.
+pub const AUDIO_PTIME_MS: u32 = 20;
+/// RTP clock of Opus.
+pub const AUDIO_CLOCK: u32 = 48_000;
+/// A keyframe is sent at least this often (in frames): every 2 s.
+pub const KEYFRAME_INTERVAL_FRAMES: u64 = 2 * VIDEO_FPS as u64;
+
+/// Width and height announced in VP8 keyframes.
+pub const VP8_WIDTH: u16 = 640;
+/// See [`VP8_WIDTH`].
+pub const VP8_HEIGHT: u16 = 360;
+
+/// An SPS for constrained baseline, level 3.1 (profile-level-id 42e01f).
+const H264_SPS: &[u8] = &[
+    0x67, 0x42, 0xe0, 0x1f, 0x8d, 0x68, 0x05, 0x00, 0x5b, 0xa1, 0x00, 0x00, 0x03, 0x00, 0x01,
+];
+/// A PPS matching [`H264_SPS`].
+const H264_PPS: &[u8] = &[0x68, 0xce, 0x06, 0xe2];
+
+/// The process-wide time origin shared by publishers (send stamps) and
+/// subscribers (receive stamps).
+pub fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Microseconds since [`epoch`] at `t`.
+pub fn micros_since_epoch(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch()).as_micros() as u64
+}
+
+/// Video codecs the publishers can send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoCodec {
+    Vp8,
+    H264,
+}
+
+/// Codecs a subscriber can tell apart in what it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvCodec {
+    Vp8,
+    H264,
+    Opus,
+}
+
+impl RecvCodec {
+    pub fn is_video(self) -> bool {
+        !matches!(self, RecvCodec::Opus)
+    }
+}
+
+/// The byte at position `i` of the pattern for packet `counter`.
+pub fn pattern_byte(counter: u64, i: usize) -> u8 {
+    let mixed = counter.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+    let k = (mixed >> 24) as u8;
+    k ^ (i as u8).wrapping_mul(31) ^ ((i >> 8) as u8).wrapping_mul(7)
+}
+
+/// Append counter, send time and pattern to `out` until it is `total` bytes.
+fn push_body(out: &mut Vec<u8>, counter: u64, send_us: u64, total: usize) {
+    assert!(
+        out.len() + BODY_HEADER_LEN <= total,
+        "codec header of {} bytes leaves no room for the body",
+        out.len()
+    );
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend_from_slice(&send_us.to_be_bytes());
+    let n = total - out.len();
+    out.extend((0..n).map(|i| pattern_byte(counter, i)));
+}
+
+/// One RTP payload of a generated video frame.
+#[derive(Clone, Debug)]
+pub struct VideoPacket {
+    pub counter: u64,
+    pub payload: Vec<u8>,
+    /// Last packet of the frame (the RTP marker bit).
+    pub last: bool,
+}
+
+/// Number of packets a frame has: keyframes 5, delta frames 3 or 4.
+pub fn packets_per_frame(keyframe: bool, frame_index: u64) -> usize {
+    if keyframe {
+        5
+    } else {
+        3 + (frame_index % 2) as usize
+    }
+}
+
+/// Build the payloads of one video frame. `next_counter` is advanced by one
+/// per packet.
+pub fn video_frame(
+    codec: VideoCodec,
+    keyframe: bool,
+    frame_index: u64,
+    next_counter: &mut u64,
+    send_us: u64,
+) -> Vec<VideoPacket> {
+    let n = packets_per_frame(keyframe, frame_index);
+    (0..n)
+        .map(|i| {
+            let counter = *next_counter;
+            *next_counter += 1;
+            let mut p = Vec::with_capacity(VIDEO_PAYLOAD_LEN);
+            match codec {
+                VideoCodec::Vp8 => vp8_header(&mut p, keyframe, i == 0),
+                VideoCodec::H264 => {
+                    if keyframe && i == 0 {
+                        h264_stap_a_header(&mut p);
+                    } else {
+                        // FU-A fragment of an IDR (keyframe) or non-IDR slice.
+                        let (first_frag, last_frag) = if keyframe {
+                            (i == 1, i == n - 1)
+                        } else {
+                            (i == 0, i == n - 1)
+                        };
+                        let (nri, nal_type) = if keyframe { (3u8, 5u8) } else { (2, 1) };
+                        p.push((nri << 5) | 28);
+                        let mut fu = nal_type;
+                        if first_frag {
+                            fu |= 0x80;
+                        }
+                        if last_frag {
+                            fu |= 0x40;
+                        }
+                        p.push(fu);
+                    }
+                }
+            }
+            if codec == VideoCodec::H264 && keyframe && i == 0 {
+                // The SEI unit's length covers everything up to the end.
+                let sei_len = VIDEO_PAYLOAD_LEN - (p.len() - 1);
+                let at = p.len() - 3;
+                p[at..at + 2].copy_from_slice(&(sei_len as u16).to_be_bytes());
+            }
+            push_body(&mut p, counter, send_us, VIDEO_PAYLOAD_LEN);
+            VideoPacket {
+                counter,
+                payload: p,
+                last: i == n - 1,
+            }
+        })
+        .collect()
+}
+
+fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool) {
+    if !first {
+        p.push(0x00);
+        return;
+    }
+    // Payload descriptor: X=0, N=0, S=1, PID=0.
+    p.push(0x10);
+    // Frame tag: P (bit 0, 0 = keyframe), version 0, show_frame 1,
+    // 19-bit first partition size.
+    let first_partition: u32 = 600;
+    let tag = u32::from(!keyframe) | (1 << 4) | (first_partition << 5);
+    p.extend_from_slice(&tag.to_le_bytes()[..3]);
+    if keyframe {
+        p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        p.extend_from_slice(&VP8_WIDTH.to_le_bytes());
+        p.extend_from_slice(&VP8_HEIGHT.to_le_bytes());
+    }
+}
+
+/// STAP-A header, SPS and PPS units, and the size + header of the SEI unit
+/// whose body is the test body (its size is patched by the caller).
+fn h264_stap_a_header(p: &mut Vec<u8>) {
+    p.push(0x78); // F=0, NRI=3, type 24
+    for unit in [H264_SPS, H264_PPS] {
+        p.extend_from_slice(&(unit.len() as u16).to_be_bytes());
+        p.extend_from_slice(unit);
+    }
+    p.extend_from_slice(&[0, 0]); // SEI size, patched later
+    p.push(0x06); // SEI
+}
+
+/// Build an Opus payload.
+pub fn opus_packet(counter: u64, send_us: u64) -> Vec<u8> {
+    // TOC: config 31 (CELT fullband 20 ms), stereo, one frame.
+    let mut p = vec![0xfc];
+    push_body(&mut p, counter, send_us, AUDIO_PAYLOAD_LEN);
+    p
+}
+
+/// What a receiver learns from one payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedPayload {
+    pub counter: u64,
+    pub send_us: u64,
+    /// Length and pattern as the publisher wrote them.
+    pub intact: bool,
+    /// The packet starts a keyframe (by the contract's rules).
+    pub starts_keyframe: bool,
+}
+
+/// Parse a received payload. `Err` describes a payload that does not even
+/// have the expected structure.
+pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
+    let (body_at, expected_len) = match codec {
+        RecvCodec::Vp8 => (vp8_body_offset(payload)?, VIDEO_PAYLOAD_LEN),
+        RecvCodec::H264 => (h264_body_offset(payload)?, VIDEO_PAYLOAD_LEN),
+        RecvCodec::Opus => (1, AUDIO_PAYLOAD_LEN),
+    };
+    let body = payload
+        .get(body_at..)
+        .filter(|b| b.len() >= BODY_HEADER_LEN)
+        .ok_or_else(|| format!("payload of {} bytes too short", payload.len()))?;
+    let counter = u64::from_be_bytes(body[0..8].try_into().unwrap());
+    let send_us = u64::from_be_bytes(body[8..16].try_into().unwrap());
+    let pattern_ok = body[BODY_HEADER_LEN..]
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == pattern_byte(counter, i));
+    let starts_keyframe = match codec {
+        RecvCodec::Vp8 => is_vp8_keyframe_start(payload),
+        RecvCodec::H264 => is_h264_keyframe_start(payload),
+        RecvCodec::Opus => false,
+    };
+    Ok(ParsedPayload {
+        counter,
+        send_us,
+        intact: pattern_ok && payload.len() == expected_len,
+        starts_keyframe,
+    })
+}
+
+/// Length of the VP8 payload descriptor (RFC 7741 section 4.2).
+fn vp8_descriptor_len(p: &[u8]) -> Result<usize, String> {
+    let b0 = *p.first().ok_or("empty VP8 payload")?;
+    let mut idx = 1;
+    if b0 & 0x80 != 0 {
+        let ext = *p.get(idx).ok_or("truncated VP8 descriptor")?;
+        idx += 1;
+        if ext & 0x80 != 0 {
+            let pid = *p.get(idx).ok_or("truncated VP8 picture id")?;
+            idx += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            idx += 1;
+        }
+        if ext & 0x30 != 0 {
+            idx += 1;
+        }
+    }
+    if idx > p.len() {
+        return Err("truncated VP8 descriptor".into());
+    }
+    Ok(idx)
+}
+
+fn vp8_body_offset(p: &[u8]) -> Result<usize, String> {
+    let d = vp8_descriptor_len(p)?;
+    let start = p[0] & 0x10 != 0 && p[0] & 0x07 == 0;
+    if !start {
+        return Ok(d);
+    }
+    let tag = *p.get(d).ok_or("VP8 frame start without payload header")?;
+    Ok(d + if tag & 0x01 == 0 { 10 } else { 3 })
+}
+
+/// RFC 7741: S=1, PID=0 and the P bit of the VP8 payload header is 0.
+pub fn is_vp8_keyframe_start(p: &[u8]) -> bool {
+    let Ok(d) = vp8_descriptor_len(p) else {
+        return false;
+    };
+    p[0] & 0x10 != 0 && p[0] & 0x07 == 0 && p.get(d).is_some_and(|tag| tag & 0x01 == 0)
+}
+
+fn h264_body_offset(p: &[u8]) -> Result<usize, String> {
+    let b0 = *p.first().ok_or("empty H264 payload")?;
+    match b0 & 0x1f {
+        1..=23 => Ok(1),
+        24 => {
+            // Walk the aggregation units; the body is the last unit's NAL body.
+            let mut off = 1;
+            let mut last_body = None;
+            while off < p.len() {
+                let size = p
+                    .get(off..off + 2)
+                    .map(|s| u16::from_be_bytes([s[0], s[1]]) as usize)
+                    .ok_or("truncated STAP-A unit size")?;
+                off += 2;
+                if size == 0 || off + size > p.len() {
+                    return Err(format!("STAP-A unit of {size} bytes overruns the payload"));
+                }
+                last_body = Some(off + 1);
+                off += size;
+            }
+            last_body.ok_or_else(|| "empty STAP-A".to_string())
+        }
+        28 => Ok(2),
+        t => Err(format!("unexpected H264 NAL type {t}")),
+    }
+}
+
+/// NAL type 5 (IDR) or 7 (SPS) as a single NAL, inside a STAP-A, or at the
+/// start of an FU-A.
+pub fn is_h264_keyframe_start(p: &[u8]) -> bool {
+    let is_key = |t: u8| t == 5 || t == 7;
+    let Some(&b0) = p.first() else {
+        return false;
+    };
+    match b0 & 0x1f {
+        t @ 1..=23 => is_key(t),
+        24 => {
+            let mut off = 1;
+            while off + 2 < p.len() {
+                let size = u16::from_be_bytes([p[off], p[off + 1]]) as usize;
+                off += 2;
+                if let Some(h) = p.get(off) {
+                    if is_key(h & 0x1f) {
+                        return true;
+                    }
+                }
+                off += size;
+            }
+            false
+        }
+        28 => p
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod self_check {
+    use super::*;
+
+    #[test]
+    fn generated_payloads_round_trip() {
+        let mut counter = 7;
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let recv = match codec {
+                VideoCodec::Vp8 => RecvCodec::Vp8,
+                VideoCodec::H264 => RecvCodec::H264,
+            };
+            for (frame, key) in [(0, true), (1, false), (2, false)] {
+                let pkts = video_frame(codec, key, frame, &mut counter, 1234);
+                assert_eq!(pkts.len(), packets_per_frame(key, frame));
+                for (i, pkt) in pkts.iter().enumerate() {
+                    assert_eq!(pkt.payload.len(), VIDEO_PAYLOAD_LEN);
+                    let parsed = parse_payload(recv, &pkt.payload).unwrap();
+                    assert_eq!(parsed.counter, pkt.counter);
+                    assert_eq!(parsed.send_us, 1234);
+                    assert!(parsed.intact, "{codec:?} frame {frame} packet {i}");
+                    // H264 keyframes start twice by the contract's rules:
+                    // the STAP-A with the SPS and the FU-A start of the IDR.
+                    let expect_key = key && (i == 0 || (codec == VideoCodec::H264 && i == 1));
+                    assert_eq!(parsed.starts_keyframe, expect_key, "{codec:?} {i}");
+                    // Agree with str0m's own detectors.
+                    match codec {
+                        VideoCodec::Vp8 => assert_eq!(
+                            str0m::format::detect_vp8_keyframe(&pkt.payload),
+                            key && i == 0
+                        ),
+                        VideoCodec::H264 => {
+                            let sps = str0m::format::detect_h264_nalu(&pkt.payload, 7);
+                            let idr = str0m::format::detect_h264_keyframe(&pkt.payload);
+                            assert_eq!(sps, key && i == 0);
+                            assert_eq!(idr, key && i == 1);
+                        }
+                    }
+                }
+            }
+        }
+        let a = opus_packet(99, 5);
+        let parsed = parse_payload(RecvCodec::Opus, &a).unwrap();
+        assert_eq!(
+            (parsed.counter, parsed.send_us, parsed.intact),
+            (99, 5, true)
+        );
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let mut counter = 0;
+        let mut p = video_frame(VideoCodec::Vp8, false, 1, &mut counter, 0)[1]
+            .payload
+            .clone();
+        let n = p.len();
+        p[n - 10] ^= 0x01;
+        assert!(!parse_payload(RecvCodec::Vp8, &p).unwrap().intact);
+        p[n - 10] ^= 0x01;
+        p.pop();
+        assert!(!parse_payload(RecvCodec::Vp8, &p).unwrap().intact);
+    }
+}

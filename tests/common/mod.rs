@@ -1,0 +1,167 @@
+//! Shared harness for the integration tests that run the real `switchboard`
+//! binary: process control ([`server`]), WHIP/WHEP peers over real UDP
+//! ([`peer`]), synthetic media and its checks ([`media`]), and small HTTP
+//! helpers for signalling.
+
+#![allow(dead_code, unused_imports)]
+
+pub mod media;
+pub mod peer;
+pub mod server;
+
+use std::time::Duration;
+
+pub use peer::{KindReport, Peer, PeerReport, PublisherKind, PublisherReport, Role};
+pub use peer::{SignalError, SubscriberReport};
+pub use server::Server;
+
+/// The OBS Studio style WHIP offer (H264 + Opus, no candidates).
+pub const OBS_OFFER: &str = include_str!("../fixtures/obs-offer.sdp");
+
+/// An HTTP client that never goes through a proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Status, headers and body of a response.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    async fn from_response(resp: reqwest::Response) -> Result<HttpReply, String> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.map_err(|e| format!("read body: {e}"))?;
+        Ok(HttpReply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Join a Location (relative or absolute) onto the server's base URL.
+pub fn resolve(base_url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if location.starts_with('/') {
+        format!("{base_url}{location}")
+    } else {
+        format!("{base_url}/{location}")
+    }
+}
+
+/// `POST base_url + path` with an `application/sdp` body.
+pub async fn post_sdp(
+    base_url: &str,
+    path: &str,
+    sdp: &str,
+    token: Option<&str>,
+) -> Result<HttpReply, String> {
+    let mut req = http_client()
+        .post(format!("{base_url}{path}"))
+        .header("content-type", "application/sdp")
+        .body(sdp.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| format!("POST {path}: {e}"))?;
+    HttpReply::from_response(resp).await
+}
+
+/// `DELETE url`.
+pub async fn delete(url: &str, token: Option<&str>) -> Result<HttpReply, String> {
+    let mut req = http_client().delete(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| format!("DELETE {url}: {e}"))?;
+    HttpReply::from_response(resp).await
+}
+
+/// `GET url`.
+pub async fn get(url: &str) -> Result<HttpReply, String> {
+    let resp = http_client()
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    HttpReply::from_response(resp).await
+}
+
+/// The `m=` sections of an SDP, each as its list of lines.
+pub fn sdp_sections(sdp: &str) -> Vec<Vec<&str>> {
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            out.push(vec![line]);
+        } else if let Some(cur) = out.last_mut() {
+            cur.push(line);
+        }
+    }
+    out
+}
+
+/// Wait until `cond` returns true, polling every `every`, for at most
+/// `timeout`. Returns whether it did.
+pub async fn eventually<F, Fut>(timeout: Duration, every: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod self_check {
+    use std::time::Instant;
+
+    use str0m::change::SdpOffer;
+    use str0m::Rtc;
+
+    #[test]
+    fn obs_fixture_is_an_offer_an_ice_lite_answerer_accepts() {
+        assert!(super::OBS_OFFER.ends_with("\r\n"));
+        assert!(!super::OBS_OFFER.replace("\r\n", "").contains('\n'));
+        assert!(!super::OBS_OFFER.contains("a=candidate"));
+        let offer = SdpOffer::from_sdp_string(super::OBS_OFFER).expect("fixture parses");
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .build(Instant::now());
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("fixture accepted")
+            .to_sdp_string();
+        let sections = super::sdp_sections(&answer);
+        assert_eq!(sections.len(), 2, "{answer}");
+        assert!(sections[0][0].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111"));
+        assert!(sections[1][0].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96"));
+        for s in &sections {
+            assert!(s.contains(&"a=recvonly"), "{answer}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+// Per-second sampling of RTCPeerConnection.getStats() for the video stream.
+//
+// direction 'outbound' reads the outbound-rtp video report (publisher),
+// direction 'inbound' reads the inbound-rtp video report (viewer).
+// Each sample is a plain object; rates are computed from the previous sample:
+//   { at, frameWidth, frameHeight, fps, bitrateKbps, audioBitrateKbps, rttMs, codec,
+//     framesEncoded, qualityLimitationReason, encoderImplementation,            (outbound)
+//     framesDecoded, framesDropped, freezeCount, totalFreezesDuration,
+//     packetsLost, packetsReceived, jitterMs, decoderImplementation,           (inbound)
+//     nackCount, pliCount }
+
+function pickRtp(report, type, kind) {
+  let best = null;
+  report.forEach((s) => {
+    if (s.type !== type || (s.kind ?? s.mediaType) !== kind) return;
+    const bytes = s.bytesSent ?? s.bytesReceived ?? 0;
+    const bestBytes = best ? (best.bytesSent ?? best.bytesReceived ?? 0) : -1;
+    if (bytes > bestBytes) best = s;
+  });
+  return best;
+}
+
+function selectedPair(report) {
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && (s.nominated || s.selected)) pair = s;
+    });
+  }
+  return pair;
+}
+
+function rate(current, previous, key, dtSeconds) {
+  if (!previous || dtSeconds <= 0 || current?.[key] == null || previous[key] == null) return undefined;
+  return Math.max(0, current[key] - previous[key]) / dtSeconds;
+}
+
+const round1 = (x) => (x == null || Number.isNaN(x) ? undefined : Math.round(x * 10) / 10);
+
+/**
+ * Takes one sample. `previous` is the internal state returned by the prior call
+ * (or null); returns { sample, state } where state feeds the next call.
+ */
+export async function sampleStats(pc, direction, previous = null) {
+  const report = await pc.getStats();
+  const at = performance.now();
+  const rtpType = direction === 'outbound' ? 'outbound-rtp' : 'inbound-rtp';
+  const bytesKey = direction === 'outbound' ? 'bytesSent' : 'bytesReceived';
+  const framesKey = direction === 'outbound' ? 'framesEncoded' : 'framesDecoded';
+
+  const video = pickRtp(report, rtpType, 'video');
+  const audio = pickRtp(report, rtpType, 'audio');
+  const pair = selectedPair(report);
+  const dt = previous ? (at - previous.at) / 1000 : 0;
+  const prevVideo = previous?.video;
+  const prevAudio = previous?.audio;
+
+  const sample = { at: Math.round(at) };
+  if (video) {
+    const codec = video.codecId ? report.get(video.codecId) : null;
+    const frameRate = rate(video, prevVideo, framesKey, dt);
+    const byteRate = rate(video, prevVideo, bytesKey, dt);
+    Object.assign(sample, {
+      frameWidth: video.frameWidth ?? 0,
+      frameHeight: video.frameHeight ?? 0,
+      fps: round1(frameRate ?? video.framesPerSecond ?? 0),
+      bitrateKbps: byteRate == null ? 0 : Math.round((byteRate * 8) / 1000),
+      [framesKey]: video[framesKey] ?? 0,
+      codec: codec?.mimeType,
+      nackCount: video.nackCount,
+      pliCount: video.pliCount,
+    });
+    if (direction === 'outbound') {
+      sample.qualityLimitationReason = video.qualityLimitationReason;
+      sample.encoderImplementation = video.encoderImplementation;
+    } else {
+      Object.assign(sample, {
+        framesDropped: video.framesDropped,
+        freezeCount: video.freezeCount ?? 0,
+        totalFreezesDuration: video.totalFreezesDuration,
+        packetsLost: video.packetsLost ?? 0,
+        packetsReceived: video.packetsReceived,
+        jitterMs: video.jitter == null ? undefined : Math.round(video.jitter * 1000),
+        decoderImplementation: video.decoderImplementation,
+      });
+    }
+  } else {
+    Object.assign(sample, { frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, [framesKey]: 0 });
+    if (direction === 'inbound') Object.assign(sample, { freezeCount: 0, packetsLost: 0 });
+  }
+  if (audio) {
+    const audioRate = rate(audio, prevAudio, bytesKey, dt);
+    sample.audioBitrateKbps = audioRate == null ? 0 : Math.round((audioRate * 8) / 1000);
+  }
+  if (pair?.currentRoundTripTime != null) sample.rttMs = Math.round(pair.currentRoundTripTime * 1000);
+
+  return { sample, state: { at, video, audio } };
+}
+
+/**
+ * Samples every `intervalMs` and calls onSample(sample). Returns a function that stops sampling.
+ */
+export function startStats(pc, direction, onSample, intervalMs = 1000) {
+  let state = null;
+  let running = true;
+  let timer = null;
+  const tick = async () => {
+    if (!running) return;
+    try {
+      const result = await sampleStats(pc, direction, state);
+      state = result.state;
+      if (running) onSample(result.sample);
+    } catch {
+      // getStats rejects once the connection is closed; the next stop() ends the loop
+    }
+    if (running) timer = setTimeout(tick, intervalMs);
+  };
+  tick();
+  return () => {
+    running = false;
+    clearTimeout(timer);
+  };
+}

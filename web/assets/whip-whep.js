@@ -1,0 +1,211 @@
+// Minimal WHIP (RFC 9725) and WHEP clients for the browser.
+//
+// Both use non-trickle ICE: the offer is sent once ICE gathering has completed
+// (or after a short cap), and the server answers with its own candidates.
+// Switchboard is ICE-lite, so the browser always takes the controlling ICE role and
+// only needs the server's host candidates from the answer.
+//
+//   const session = await publish('/whip/demo', stream, { token });
+//   const session = await play('/whep/demo', { token });
+//   await session.stop();   // DELETE on the session URL, then close the peer connection
+
+const GATHERING_CAP_MS = 2000;
+
+// The peer connections keep the browser's default bundle policy ('balanced'):
+// with 'max-bundle' Firefox offers every m-line after the first as
+// `bundle-only` with port 0, which not every WHIP/WHEP server accepts. The
+// offer still proposes BUNDLE, so one transport is used either way.
+
+/** An HTTP error from a WHIP/WHEP endpoint, carrying RFC 9457 problem details when present. */
+export class ProblemError extends Error {
+  constructor({ status, title, detail, type, instance }) {
+    super(detail ? `${title}: ${detail}` : title);
+    this.name = 'ProblemError';
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+    this.type = type;
+    this.instance = instance;
+  }
+}
+
+function authHeaders(token) {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** Resolves once ICE gathering is complete, or after `capMs`, whichever comes first. */
+export function waitForIceGathering(pc, capMs = GATHERING_CAP_MS) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', onChange);
+      resolve();
+    };
+    const onChange = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const timer = setTimeout(done, capMs);
+    pc.addEventListener('icegatheringstatechange', onChange);
+  });
+}
+
+async function problemFromResponse(response) {
+  const fallback = {
+    status: response.status,
+    title: response.statusText || `HTTP ${response.status}`,
+    detail: undefined,
+  };
+  let text = '';
+  try {
+    text = await response.text();
+  } catch {
+    return new ProblemError(fallback);
+  }
+  const type = response.headers.get('Content-Type') || '';
+  if (/json/i.test(type)) {
+    try {
+      const body = JSON.parse(text);
+      return new ProblemError({
+        status: body.status ?? response.status,
+        title: body.title || fallback.title,
+        detail: body.detail,
+        type: body.type,
+        instance: body.instance,
+      });
+    } catch {
+      // fall through to the plain-text form
+    }
+  }
+  return new ProblemError({ ...fallback, detail: text.trim().slice(0, 500) || undefined });
+}
+
+/**
+ * Sends the local offer to `endpointUrl` and applies the answer.
+ * Returns { location, etag, answeredAt } where answeredAt is performance.now()
+ * when the 201 response arrived.
+ */
+async function negotiate(pc, endpointUrl, token) {
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await waitForIceGathering(pc);
+
+  let response;
+  try {
+    response = await fetch(endpointUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', ...authHeaders(token) },
+      body: pc.localDescription.sdp,
+    });
+  } catch (err) {
+    throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+  }
+  const answeredAt = performance.now();
+  if (response.status !== 201) {
+    throw await problemFromResponse(response);
+  }
+  const answer = await response.text();
+  const locationHeader = response.headers.get('Location');
+  if (!locationHeader) {
+    throw new ProblemError({ status: 201, title: 'Bad response', detail: 'the 201 response has no Location header' });
+  }
+  const base = new URL(endpointUrl, window.location.href);
+  const location = new URL(locationHeader, base).href;
+  try {
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  } catch (err) {
+    // the server created a session we cannot use: release it before giving up
+    fetch(location, { method: 'DELETE', headers: authHeaders(token) }).catch(() => {});
+    throw new ProblemError({ status: 201, title: 'Unusable SDP answer', detail: String(err?.message || err) });
+  }
+  return { location, etag: response.headers.get('ETag'), answeredAt };
+}
+
+function makeSession(pc, token, negotiated, extra) {
+  let stopped = false;
+  return {
+    pc,
+    location: negotiated.location,
+    etag: negotiated.etag,
+    answeredAt: negotiated.answeredAt,
+    ...extra,
+    /**
+     * Ends the session on the server (DELETE) and closes the peer connection.
+     * Pass { keepalive: true } when called while the page is unloading.
+     */
+    async stop({ keepalive = false } = {}) {
+      if (stopped) return;
+      stopped = true;
+      const request = fetch(negotiated.location, { method: 'DELETE', headers: authHeaders(token), keepalive })
+        // the server may already be gone; closing locally is all that is left to do
+        .catch(() => {});
+      if (!keepalive) await request;
+      pc.close();
+    },
+  };
+}
+
+/** Asks the encoder to keep the resolution and drop frame rate under CPU or bandwidth pressure. */
+export async function preferResolution(sender) {
+  try {
+    const params = sender.getParameters();
+    params.degradationPreference = 'maintain-resolution';
+    await sender.setParameters(params);
+    return true;
+  } catch {
+    return false; // not supported by this browser; keep its default
+  }
+}
+
+/**
+ * Publishes `stream` over WHIP.
+ * options: { token, rtcConfig, onPeerConnection(pc) }
+ * Returns a session { pc, location, etag, answeredAt, senders, stop() }.
+ */
+export async function publish(endpointUrl, stream, options = {}) {
+  const { token, rtcConfig = {}, onPeerConnection } = options;
+  const pc = new RTCPeerConnection(rtcConfig);
+  onPeerConnection?.(pc);
+  try {
+    const senders = {};
+    for (const kind of ['audio', 'video']) {
+      const track = stream.getTracks().find((t) => t.kind === kind);
+      const transceiver = track
+        ? pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] })
+        : pc.addTransceiver(kind, { direction: 'sendonly' });
+      senders[kind] = transceiver.sender;
+    }
+    await preferResolution(senders.video);
+    const negotiated = await negotiate(pc, endpointUrl, token);
+    return makeSession(pc, token, negotiated, { senders });
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+/**
+ * Plays a room over WHEP.
+ * options: { token, rtcConfig, onPeerConnection(pc), onTrack(event) }
+ * Returns a session { pc, location, etag, answeredAt, stream, stop() }; `stream`
+ * gets the remote audio and video tracks as they arrive.
+ */
+export async function play(endpointUrl, options = {}) {
+  const { token, rtcConfig = {}, onPeerConnection, onTrack } = options;
+  const pc = new RTCPeerConnection(rtcConfig);
+  const stream = new MediaStream();
+  pc.addEventListener('track', (event) => {
+    if (!stream.getTracks().includes(event.track)) stream.addTrack(event.track);
+    onTrack?.(event);
+  });
+  onPeerConnection?.(pc);
+  try {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    const negotiated = await negotiate(pc, endpointUrl, token);
+    return makeSession(pc, token, negotiated, { stream });
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
