@@ -51,7 +51,9 @@ pub struct OfferLine {
     pub direction: LineDirection,
     /// Codecs from `a=rtpmap`, in the offer's preference order (the m-line's format list).
     pub codecs: Vec<Codec>,
-    /// Port 0: a rejected/stopped m-line.
+    /// Port 0 without `a=bundle-only`: a rejected or stopped m-line. (Port 0 with
+    /// `a=bundle-only` is a live m-line inside the BUNDLE group, RFC 8843 §6; Firefox
+    /// offers this with `max-bundle`.)
     pub port_zero: bool,
 }
 
@@ -86,7 +88,9 @@ pub fn inspect_offer(sdp: &str) -> Vec<OfferLine> {
         let Some(cur) = lines.last_mut() else {
             continue;
         };
-        if let Some(mid) = l.strip_prefix("a=mid:") {
+        if l == "a=bundle-only" {
+            cur.port_zero = false;
+        } else if let Some(mid) = l.strip_prefix("a=mid:") {
             cur.mid = Some(mid.trim().to_owned());
         } else if let Some(map) = l.strip_prefix("a=rtpmap:") {
             let mut it = map.splitn(2, ' ');

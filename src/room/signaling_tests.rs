@@ -146,3 +146,19 @@ fn ice_creds_carry_the_prefix() {
     assert!(c.pass.len() >= 22);
     assert_ne!(c.pass, ice_creds("0000002a").pass);
 }
+
+#[test]
+fn bundle_only_lines_are_live() {
+    let o = offer(&[
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=rtpmap:111 opus/48000/2",
+        "a=sendonly",
+        "m=video 0 UDP/TLS/RTP/SAVPF 120",
+        "a=bundle-only",
+        "a=rtpmap:120 VP8/90000",
+        "a=sendonly",
+    ]);
+    let lines = inspect_offer(&o);
+    assert!(!lines[1].port_zero);
+    assert_eq!(publisher_video_codec(&lines), Some(Codec::Vp8));
+}

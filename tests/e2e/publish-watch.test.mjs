@@ -230,7 +230,7 @@ async function waitForHook(page, what, predicate, timeoutMs, pages) {
 
 // ---------------------------------------------------------------------------
 
-before({ timeout: 60_000 }, async () => {
+before(async () => {
   assert.ok(fs.existsSync(serverBin), `server binary not found at ${serverBin} (build it with cargo build, or set SWITCHBOARD_BIN)`);
   assert.ok(fs.existsSync(chromiumPath), `Chromium not found at ${chromiumPath} (run scripts/install-test-deps.sh, or set CHROMIUM_PATH)`);
   fs.mkdirSync(artifactsDir, { recursive: true });
@@ -249,9 +249,9 @@ before({ timeout: 60_000 }, async () => {
     viewport: { width: 1280, height: 900 },
     timeout: 30_000,
   });
-});
+}, { timeout: 60_000 });
 
-after({ timeout: 30_000 }, async () => {
+after(async () => {
   try {
     await context?.close();
   } catch {
@@ -266,7 +266,7 @@ after({ timeout: 30_000 }, async () => {
     }
   }
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
-});
+}, { timeout: 30_000 });
 
 test('browser publishes over WHIP and another browser plays it over WHEP', { timeout: 100_000 }, async () => {
   const pages = { publisher: null, viewer: null };
