@@ -1,0 +1,252 @@
+//! Deterministic virtual-time simulation of a `switchboard` room with str0m client peers.
+//!
+//! [`Sim`] owns one sans-IO `Room`, the simulated peers ([`peer`]) and their links
+//! ([`link`]). [`Sim::run_until`] repeatedly takes the earliest due event — the room's
+//! timeout, a peer's `Rtc` timeout, a link delivery, a publisher's next media write —
+//! and processes exactly that one. Time starts at one `Instant` taken at construction
+//! and only moves by adding durations to it; nothing sleeps. Signaling is an in-process
+//! call to `Room::handle_join`.
+
+#![allow(dead_code)]
+
+pub mod link;
+pub mod media;
+pub mod peer;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use switchboard::metrics::Meters;
+use switchboard::net::{Datagram, RoomKey};
+use switchboard::room::room::Room;
+use switchboard::room::{SessionId, SessionKind};
+
+use link::{LinkConfig, Packet};
+use peer::{Peer, Role};
+
+/// The server's one host candidate.
+pub const SERVER_ADDR: &str = "10.0.0.1:3478";
+
+/// Most events one [`Sim::run_until`] call may process before the run is declared stuck.
+const STEP_CAP: u64 = 5_000_000;
+
+/// What `run_until` picked.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Room,
+    Uplink(usize),
+    Downlink(usize),
+    Rtc(usize),
+    Media(usize),
+}
+
+/// Counters of the driver itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Events processed.
+    pub steps: u64,
+    /// Room timeouts handled.
+    pub room_timeouts: u64,
+    /// Room timeouts whose deadline was not after the previous one (pushed 1 ms on).
+    pub room_stalls: u64,
+    /// Server datagrams to an address no peer has.
+    pub stray: u64,
+}
+
+/// The simulated world.
+pub struct Sim {
+    /// Start of virtual time.
+    pub t0: Instant,
+    /// Current virtual time.
+    pub now: Instant,
+    /// The room under test.
+    pub room: Room,
+    /// The server's address.
+    pub server: SocketAddr,
+    /// Peers, in joining order.
+    pub peers: Vec<Peer>,
+    /// Each peer's WHIP/WHEP resource id, by peer index.
+    pub resources: Vec<SessionId>,
+    /// Driver counters.
+    pub stats: SimStats,
+    last_room_timeout: Option<Instant>,
+}
+
+impl Sim {
+    /// An empty room at virtual time zero.
+    pub fn new() -> Self {
+        let t0 = Instant::now();
+        let server: SocketAddr = SERVER_ADDR.parse().expect("server address");
+        let room = Room::new("sim".into(), RoomKey(1), vec![server], Meters::new());
+        Sim {
+            t0,
+            now: t0,
+            room,
+            server,
+            peers: Vec::new(),
+            resources: Vec::new(),
+            stats: SimStats::default(),
+            last_room_timeout: None,
+        }
+    }
+
+    /// Virtual time `d` after the start.
+    pub fn at(&self, d: Duration) -> Instant {
+        self.t0 + d
+    }
+
+    /// Virtual time elapsed since the start.
+    pub fn elapsed(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.t0)
+    }
+
+    /// Join a peer now, at address 10.0.0.(2 + index):5000, over `up`/`down` links.
+    /// Returns its index in [`Sim::peers`].
+    pub fn join(&mut self, name: &str, role: Role, up: LinkConfig, down: LinkConfig) -> usize {
+        let index = self.peers.len();
+        let addr: SocketAddr = format!("10.0.0.{}:5000", index + 2).parse().expect("addr");
+        let (peer, offer, pending) = Peer::offer(self.now, name, role, addr, up, down);
+        let kind = match role {
+            Role::Publisher => SessionKind::Publisher,
+            Role::Subscriber => SessionKind::Subscriber,
+        };
+        let joined = self
+            .room
+            .handle_join(self.now, kind, &offer)
+            .unwrap_or_else(|e| panic!("{name}: join refused: {e}"));
+        self.last_room_timeout = None;
+        self.peers.push(peer);
+        self.resources.push(joined.session);
+        self.flush_room();
+        self.peers[index].accept_answer(self.now, pending, &joined.answer);
+        index
+    }
+
+    /// Peer `index` leaves: the room gets a DELETE for its resource and the peer stops
+    /// (its `Rtc` is dropped from the run; datagrams still on its links are discarded).
+    pub fn leave(&mut self, index: usize) -> bool {
+        let existed = self.room.handle_leave(self.now, &self.resources[index]);
+        self.last_room_timeout = None;
+        self.peers[index].gone = true;
+        self.flush_room();
+        existed
+    }
+
+    /// Process every event due up to and including `end`, then set the clock to `end`.
+    pub fn run_until(&mut self, end: Instant) {
+        let mut steps = 0u64;
+        while let Some((t, due)) = self.next_due().filter(|(t, _)| *t <= end) {
+            self.now = self.now.max(t);
+            steps += 1;
+            self.stats.steps += 1;
+            if steps > STEP_CAP {
+                panic!(
+                    "simulation stuck: {STEP_CAP} events before {:?}, at {:?} on {due:?}",
+                    self.elapsed(end),
+                    self.elapsed(self.now)
+                );
+            }
+            self.process(due);
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// The earliest due event. Ties go to the first in a fixed order (the room, then
+    /// each peer's uplink, downlink, `Rtc` and media), so runs are reproducible.
+    fn next_due(&self) -> Option<(Instant, Due)> {
+        let mut best: Option<(Instant, Due)> = None;
+        let mut consider = |t: Option<Instant>, d: Due| {
+            if let Some(t) = t {
+                if best.is_none_or(|(b, _)| t < b) {
+                    best = Some((t, d));
+                }
+            }
+        };
+        let room = self
+            .room
+            .poll_timeout()
+            .map(|t| match self.last_room_timeout {
+                // The room keeps a deadline it was already called for: move on by 1 ms
+                // rather than spin at one instant.
+                Some(last) if t <= last => last + Duration::from_millis(1),
+                _ => t,
+            });
+        consider(room, Due::Room);
+        for (i, p) in self.peers.iter().enumerate().filter(|(_, p)| !p.gone) {
+            consider(p.uplink.poll_timeout(), Due::Uplink(i));
+            consider(p.downlink.poll_timeout(), Due::Downlink(i));
+            consider(Some(p.poll_timeout()), Due::Rtc(i));
+            consider(p.next_media_at(), Due::Media(i));
+        }
+        best
+    }
+
+    fn process(&mut self, due: Due) {
+        let now = self.now;
+        match due {
+            Due::Room => {
+                if self
+                    .last_room_timeout
+                    .is_some_and(|l| self.room.poll_timeout() <= Some(l))
+                {
+                    self.stats.room_stalls += 1;
+                }
+                self.last_room_timeout = Some(now);
+                self.stats.room_timeouts += 1;
+                self.room.handle_timeout(now);
+                self.flush_room();
+            }
+            Due::Uplink(i) => {
+                if let Some(p) = self.peers[i].uplink.pop_due(now) {
+                    // New input: a deadline at `now` is fresh, not a repeat.
+                    self.last_room_timeout = None;
+                    self.room.handle_datagram(
+                        now,
+                        Datagram {
+                            source: p.source,
+                            destination: p.destination,
+                            received: now,
+                            contents: p.contents,
+                        },
+                    );
+                    self.flush_room();
+                }
+            }
+            Due::Downlink(i) => {
+                if let Some(p) = self.peers[i].downlink.pop_due(now) {
+                    self.peers[i].handle_receive(now, p);
+                }
+            }
+            Due::Rtc(i) => self.peers[i].handle_timeout(now),
+            Due::Media(i) => self.peers[i].write_media(now),
+        }
+    }
+
+    /// Put the room's datagrams on the downlink of the peer they are addressed to.
+    fn flush_room(&mut self) {
+        while let Some(t) = self.room.poll_transmit() {
+            let found = self
+                .peers
+                .iter_mut()
+                .find(|p| p.addr == t.destination && !p.gone);
+            let Some(peer) = found else {
+                self.stats.stray += 1;
+                continue;
+            };
+            peer.downlink.push(
+                self.now,
+                Packet {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                },
+            );
+        }
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::new()
+    }
+}

@@ -1,0 +1,400 @@
+//! Simulated client peers: a str0m `Rtc` in RTP mode acting as a full ICE endpoint
+//! (controlling role) at a virtual address, with its two links to the server. A publisher sends
+//! sendonly Opus + VP8 (30 fps, four packets per frame, a keyframe every 3 s and on the
+//! frame after a keyframe request); a subscriber receives recvonly and records every RTP
+//! packet. Every mutation of an `Rtc` is followed by a full drain of `poll_output`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::link::{Link, LinkConfig, Packet};
+use super::media::{self, Corrupt, PACKETS_PER_FRAME};
+
+/// Video frame interval: 1/30 s.
+pub const FRAME_INTERVAL: Duration = Duration::from_nanos(33_333_333);
+/// Audio packet interval.
+pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+/// Frames between periodic keyframes: 3 s at 30 fps.
+pub const KEYFRAME_EVERY: u64 = 90;
+
+/// Publisher or subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends audio and video.
+    Publisher,
+    /// Receives audio and video.
+    Subscriber,
+}
+
+/// What a publisher sent and was asked.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Send time of every video packet, indexed by its counter.
+    pub video_at: Vec<Instant>,
+    /// Send time of every audio packet, indexed by its counter.
+    pub audio_at: Vec<Instant>,
+    /// When each keyframe was started.
+    pub keyframes_at: Vec<Instant>,
+    /// When each keyframe request (PLI/FIR) arrived.
+    pub keyframe_requests_at: Vec<Instant>,
+    /// The publisher's own SSRCs (audio, video).
+    pub ssrcs: Vec<Ssrc>,
+}
+
+struct Source {
+    audio_pt: Pt,
+    video_pt: Pt,
+    start: Instant,
+    frame: u64,
+    audio: u64,
+    force_keyframe: bool,
+}
+
+/// One received RTP packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Got {
+    /// Arrival time.
+    pub at: Instant,
+    /// SSRC in the header.
+    pub ssrc: Ssrc,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// The sender's packet counter from the payload.
+    pub counter: u64,
+    /// Video: starts a keyframe.
+    pub keyframe_start: bool,
+}
+
+/// What a subscriber received.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Video packets in arrival order.
+    pub video: Vec<Got>,
+    /// Audio packets in arrival order.
+    pub audio: Vec<Got>,
+    /// Payloads that failed verification.
+    pub corrupt: Vec<Corrupt>,
+    /// Packets of a payload type that is neither Opus nor VP8.
+    pub unknown: u64,
+}
+
+/// One simulated client.
+pub struct Peer {
+    /// A name for messages.
+    pub name: String,
+    /// Publisher or subscriber.
+    pub role: Role,
+    /// Its virtual address.
+    pub addr: SocketAddr,
+    /// Peer → server.
+    pub uplink: Link,
+    /// Server → peer.
+    pub downlink: Link,
+    /// When it sent its offer.
+    pub joined_at: Instant,
+    /// When its `Rtc` reported `Connected`.
+    pub connected_at: Option<Instant>,
+    /// Publisher: what it sent.
+    pub sent: Sent,
+    /// Subscriber: what it received.
+    pub received: Received,
+    /// It left: the driver no longer runs it.
+    pub gone: bool,
+    rtc: Rtc,
+    timeout: Instant,
+    audio_mid: Mid,
+    video_mid: Mid,
+    source: Option<Source>,
+}
+
+impl Peer {
+    /// A peer at `addr` with its offer: the caller posts the offer and calls
+    /// [`Peer::accept_answer`] with the answer.
+    pub fn offer(
+        now: Instant,
+        name: &str,
+        role: Role,
+        addr: SocketAddr,
+        up: LinkConfig,
+        down: LinkConfig,
+    ) -> (Peer, String, SdpPendingOffer) {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let cand = Candidate::host(addr, "udp").expect("host candidate");
+        rtc.add_local_candidate(cand);
+        let dir = match role {
+            Role::Publisher => Direction::SendOnly,
+            Role::Subscriber => Direction::RecvOnly,
+        };
+        let mut api = rtc.sdp_api();
+        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        let peer = Peer {
+            name: name.to_owned(),
+            role,
+            addr,
+            uplink: Link::new(up),
+            downlink: Link::new(down),
+            joined_at: now,
+            connected_at: None,
+            sent: Sent::default(),
+            received: Received::default(),
+            gone: false,
+            rtc,
+            timeout: now,
+            audio_mid,
+            video_mid,
+            source: None,
+        };
+        (peer, offer.to_sdp_string(), pending)
+    }
+
+    /// Apply the server's answer.
+    pub fn accept_answer(&mut self, now: Instant, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("parse answer");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("accept answer");
+        self.drain(now, false);
+    }
+
+    /// When the `Rtc` wants a timeout.
+    pub fn poll_timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Publisher: when the next audio or video packet is due, once connected.
+    pub fn next_media_at(&self) -> Option<Instant> {
+        let s = self.source.as_ref()?;
+        Some(video_at(s).min(audio_at(s)))
+    }
+
+    /// Advance the `Rtc`'s time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .unwrap_or_else(|e| panic!("{}: timeout: {e}", self.name));
+        self.drain(now, true);
+    }
+
+    /// A datagram from the server.
+    pub fn handle_receive(&mut self, now: Instant, p: Packet) {
+        let recv = Receive::new(Protocol::Udp, p.source, p.destination, &p.contents)
+            .unwrap_or_else(|e| panic!("{}: unparseable datagram: {e}", self.name));
+        self.rtc
+            .handle_input(Input::Receive(now, recv))
+            .unwrap_or_else(|e| panic!("{}: receive: {e}", self.name));
+        self.drain(now, false);
+    }
+
+    /// Subscriber: ask the server for a keyframe (PLI) on the video m-line.
+    pub fn request_keyframe(&mut self, now: Instant) {
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(self.video_mid, None) else {
+            panic!("{}: no video receive stream yet", self.name);
+        };
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .unwrap_or_else(|e| panic!("{}: timeout after PLI: {e}", self.name));
+        self.drain(now, true);
+    }
+
+    /// Publisher: write every media packet due by `now`.
+    pub fn write_media(&mut self, now: Instant) {
+        loop {
+            let Some(s) = self.source.as_ref() else {
+                return;
+            };
+            let (v, a) = (video_at(s), audio_at(s));
+            if v.min(a) > now {
+                return;
+            }
+            if v <= a {
+                self.write_frame(now);
+            } else {
+                self.write_audio(now);
+            }
+        }
+    }
+
+    fn write_frame(&mut self, now: Instant) {
+        let s = self.source.as_mut().expect("source");
+        let frame = s.frame;
+        s.frame += 1;
+        let keyframe = frame % KEYFRAME_EVERY == 0 || s.force_keyframe;
+        s.force_keyframe = false;
+        let pt = s.video_pt;
+        if keyframe {
+            self.sent.keyframes_at.push(now);
+        }
+        let ts = 90_000u32.wrapping_add((frame * 3000) as u32);
+        for i in 0..PACKETS_PER_FRAME {
+            let counter = self.sent.video_at.len() as u64;
+            self.sent.video_at.push(now);
+            let payload = media::vp8_payload(counter, keyframe, i);
+            let write = RtpWrite::new(pt, (1000 + counter).into(), ts, now, payload)
+                .marker(i + 1 == PACKETS_PER_FRAME)
+                .nackable(true);
+            self.write(now, self.video_mid, write);
+        }
+    }
+
+    fn write_audio(&mut self, now: Instant) {
+        let s = self.source.as_mut().expect("source");
+        let counter = s.audio;
+        s.audio += 1;
+        let pt = s.audio_pt;
+        self.sent.audio_at.push(now);
+        let ts = 48_000u32.wrapping_add((counter * 960) as u32);
+        let write = RtpWrite::new(
+            pt,
+            (500 + counter).into(),
+            ts,
+            now,
+            media::opus_payload(counter),
+        );
+        self.write(now, self.audio_mid, write);
+    }
+
+    fn write(&mut self, now: Instant, mid: Mid, write: RtpWrite) {
+        let mut api = self.rtc.direct_api();
+        let stream = api
+            .stream_tx_by_mid(mid, None)
+            .unwrap_or_else(|| panic!("{}: no send stream for {mid}", self.name));
+        stream.write_rtp(write);
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .unwrap_or_else(|e| panic!("{}: timeout after write: {e}", self.name));
+        self.drain(now, true);
+    }
+
+    /// Poll the `Rtc` until its next timeout. `after_timeout`: the mutation was a
+    /// `Timeout(now)`; a deadline not after `now` is then pushed 1 ms on so that a
+    /// deadline str0m keeps at `now` cannot stall virtual time.
+    fn drain(&mut self, now: Instant, after_timeout: bool) {
+        loop {
+            let out = self
+                .rtc
+                .poll_output()
+                .unwrap_or_else(|e| panic!("{}: poll_output: {e}", self.name));
+            match out {
+                Output::Timeout(t) => {
+                    self.timeout = if after_timeout && t <= now {
+                        now + Duration::from_millis(1)
+                    } else {
+                        t.max(now)
+                    };
+                    return;
+                }
+                Output::Transmit(t) => self.uplink.push(
+                    now,
+                    Packet {
+                        source: self.addr,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    },
+                ),
+                Output::Event(e) => self.on_event(now, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected_at.get_or_insert(now);
+                if self.role == Role::Publisher && self.source.is_none() {
+                    self.start_source(now);
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                self.sent.keyframe_requests_at.push(now);
+                if let Some(s) = self.source.as_mut() {
+                    s.force_keyframe = true;
+                }
+            }
+            Event::RtpPacket(p) => {
+                let codec = self
+                    .rtc
+                    .codec_config()
+                    .find(|c| c.pt() == p.header.payload_type)
+                    .map(|c| c.spec().codec);
+                let parsed = match codec {
+                    Some(Codec::Vp8) => media::parse_vp8(&p.payload).map(|m| (true, m)),
+                    Some(Codec::Opus) => media::parse_opus(&p.payload).map(|m| (false, m)),
+                    _ => {
+                        self.received.unknown += 1;
+                        return;
+                    }
+                };
+                match parsed {
+                    Ok((video, m)) => {
+                        let got = Got {
+                            at: now,
+                            ssrc: p.header.ssrc,
+                            seq: *p.seq_no,
+                            counter: m.counter,
+                            keyframe_start: m.keyframe_start,
+                        };
+                        if video {
+                            self.received.video.push(got);
+                        } else {
+                            self.received.audio.push(got);
+                        }
+                    }
+                    Err(c) => self.received.corrupt.push(c),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_source(&mut self, now: Instant) {
+        let pt_of = |rtc: &Rtc, codec: Codec| {
+            rtc.codec_config()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+                .unwrap_or_else(|| panic!("no {codec} payload type"))
+        };
+        let audio_pt = pt_of(&self.rtc, Codec::Opus);
+        let video_pt = pt_of(&self.rtc, Codec::Vp8);
+        let mut api = self.rtc.direct_api();
+        for mid in [self.audio_mid, self.video_mid] {
+            let ssrc = api
+                .stream_tx_by_mid(mid, None)
+                .unwrap_or_else(|| panic!("{}: no send stream for {mid}", self.name))
+                .ssrc();
+            self.sent.ssrcs.push(ssrc);
+        }
+        self.source = Some(Source {
+            audio_pt,
+            video_pt,
+            start: now,
+            frame: 0,
+            audio: 0,
+            force_keyframe: false,
+        });
+    }
+}
+
+fn video_at(s: &Source) -> Instant {
+    s.start + FRAME_INTERVAL * s.frame as u32
+}
+
+fn audio_at(s: &Source) -> Instant {
+    s.start + AUDIO_INTERVAL * s.audio as u32
+}
