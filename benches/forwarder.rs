@@ -43,7 +43,7 @@ fn route(c: &mut Criterion) {
             participant: ParticipantId(0),
             mid: Mid::from("1"),
         };
-        fwd.add_published(source, MediaKind::Video, params.clone());
+        fwd.add_published(source, MediaKind::Video, params.clone(), &[]);
         let mut out = Vec::new();
         for i in 0..n {
             let sub = TrackRef {

@@ -30,11 +30,15 @@ pub enum DropReason {
     TooOld,
     /// A simulcast layer this subscriber is not receiving.
     OtherLayer,
+    /// The subscriber's bandwidth cannot carry even the lowest layer: track paused.
+    Paused,
+    /// A temporal layer above the subscriber's temporal cap.
+    TemporalFiltered,
 }
 
 impl DropReason {
     /// All reasons, in label order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::UnknownSource,
         DropReason::UnknownRoom,
         DropReason::Malformed,
@@ -45,6 +49,8 @@ impl DropReason {
         DropReason::NotConnected,
         DropReason::TooOld,
         DropReason::OtherLayer,
+        DropReason::Paused,
+        DropReason::TemporalFiltered,
     ];
 
     /// The Prometheus label value.
@@ -60,6 +66,8 @@ impl DropReason {
             DropReason::NotConnected => "not_connected",
             DropReason::TooOld => "too_old",
             DropReason::OtherLayer => "other_layer",
+            DropReason::Paused => "paused",
+            DropReason::TemporalFiltered => "temporal_filtered",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Session lifecycle of a real `switchboard` process: WHIP/WHEP resources
+//! Resource lifecycle of a real `switchboard` process: WHIP/WHEP resources
 //! are deleted once (then 404), a room takes one publisher at a time (409),
 //! a room frees up after DELETE and after a publisher vanishes without one,
 //! the OBS-style fixture offer is accepted, the bearer token is enforced, and
@@ -205,7 +205,7 @@ async fn bearer_token_is_enforced() {
     assert_eq!(publisher.stop().await, Some(200));
 }
 
-/// Datagrams that are not from any session, or not even well-formed.
+/// Datagrams that no peer sent through str0m, some not even well-formed.
 fn garbage(rng: &mut impl Rng, round: u32) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     // Random bytes of random sizes, including 0 and 1 byte.
@@ -252,8 +252,8 @@ enum NoiseSource {
     /// A socket the server has never seen.
     Stranger,
     /// The publisher's and the subscriber's own sockets (addresses with a
-    /// live session), bypassing their str0m instances.
-    SessionAddresses,
+    /// live WebRTC peer), bypassing their str0m instances.
+    PeerAddresses,
 }
 
 /// Run a publisher -> subscriber flow, spray junk at the server's UDP port
@@ -284,7 +284,7 @@ async fn flow_survives_noise(source: NoiseSource, room: &str) {
                         sent += 1;
                     }
                 }
-                NoiseSource::SessionAddresses => {
+                NoiseSource::PeerAddresses => {
                     let from = if i % 2 == 0 { &publisher } else { &sub };
                     from.send_raw(target, d);
                     sent += 1;
@@ -338,12 +338,12 @@ async fn flow_survives_noise(source: NoiseSource, room: &str) {
     assert_eq!(
         sub.stop().await,
         Some(200),
-        "subscriber session still there"
+        "subscriber resource no longer there"
     );
     assert_eq!(
         publisher.stop().await,
         Some(200),
-        "publisher session still there"
+        "publisher resource no longer there"
     );
 }
 
@@ -353,6 +353,6 @@ async fn garbage_udp_does_not_disturb_a_running_flow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_from_session_addresses_does_not_disturb_the_flow() {
-    flow_survives_noise(NoiseSource::SessionAddresses, "noisy-peers").await;
+async fn garbage_from_peer_addresses_does_not_disturb_the_flow() {
+    flow_survives_noise(NoiseSource::PeerAddresses, "noisy-peers").await;
 }

@@ -2,4 +2,5 @@
 //! The estimate itself comes from str0m's GCC; this module measures and allocates, it
 //! never estimates. Pure: time is passed in.
 
+pub mod allocator;
 pub mod meter;

@@ -13,6 +13,9 @@
 pub mod codec;
 pub mod keyframe;
 pub mod munger;
+pub mod published;
+pub mod selector;
+pub mod subscribed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,11 +26,13 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 
-use crate::metrics::{DropReason, Meters};
+use crate::bwe::allocator::{Allocator, AllocatorConfig, TrackDemand};
+use crate::metrics::Meters;
 use crate::room::ParticipantId;
-use codec::{is_keyframe_start, CodecKind};
-use keyframe::KeyframeThrottle;
-use munger::RtpMunger;
+use codec::CodecKind;
+use published::PublishedTrack;
+use selector::Layer;
+use subscribed::SubscribedTrack;
 
 /// Minimum spacing of keyframe requests to one publisher track: about one round trip
 /// plus the time an encoder needs to produce a keyframe. Requests inside the window are
@@ -137,43 +142,16 @@ pub enum ForwarderOutput {
         /// PLI or FIR.
         kind: KeyframeRequestKind,
     },
-}
-
-struct PublishedTrack {
-    kind: MediaKind,
-    /// Negotiated payload types and what they carry.
-    params: Vec<PayloadParams>,
-    /// Subscribed tracks fed by this one.
-    subscribers: Vec<SubscriptionKey>,
-    /// The one layer forwarded: the first (rid) seen. Layer selection replaces this.
-    layer: Option<Option<Rid>>,
-    keyframes: KeyframeThrottle,
-    /// When to re-ask for a keyframe if someone still waits.
-    retry_at: Option<Instant>,
-}
-
-impl PublishedTrack {
-    fn codec_of(&self, pt: Pt) -> CodecKind {
-        self.params
-            .iter()
-            .find(|p| p.pt() == pt)
-            .map(|p| codec_kind(p.spec().codec))
-            .unwrap_or(CodecKind::Other)
-    }
-}
-
-struct SubscribedTrack {
-    subscriber: ParticipantId,
-    mid: Mid,
-    kind: MediaKind,
-    source: Option<TrackRef>,
-    /// Publisher payload type → this subscriber's payload type.
-    pt_map: Vec<(Pt, Pt)>,
-    munger: RtpMunger,
-    connected: bool,
-    /// Video only: drop until the source's next keyframe (a decoder cannot start on a
-    /// delta frame).
-    needs_keyframe: bool,
+    /// Tell a subscriber's bandwidth estimator what we would like to send, so it probes
+    /// for that much before we climb (str0m `Bwe::set_bitrate`).
+    SetBitrate {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Rate to sustain with padding: the next layer up, in bit/s.
+        minimum: u64,
+        /// Everything it could use, in bit/s.
+        desired: u64,
+    },
 }
 
 /// Map str0m's codec to ours.
@@ -189,11 +167,33 @@ pub fn codec_kind(c: Codec) -> CodecKind {
     }
 }
 
+/// Bandwidth state of one subscriber.
+struct SubscriberBwe {
+    allocator: Allocator,
+    /// Latest estimate in bit/s; `None` until the estimator reports (then every track
+    /// gets its top layer).
+    estimate: Option<u64>,
+    /// Since when the estimate has been below what the lowest layers need.
+    starved_since: Option<Instant>,
+}
+
+/// A subscriber's tracks are paused only after its estimate has stayed below their
+/// lowest layers this long. GCC estimates dip hard and briefly (at startup, on a
+/// scheduling hiccup); pausing on a dip would freeze video for the seconds it takes to
+/// climb back, while a link that really cannot carry the lowest layer stays low.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
+
+/// How often allocations are recomputed even without a new estimate (layers start,
+/// stop and change rate).
+pub const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
+
 /// The track graph of one room.
 pub struct Forwarder {
     published: HashMap<TrackRef, PublishedTrack>,
     subscribed: Slab<SubscribedTrack>,
     by_subscriber: HashMap<TrackRef, SubscriptionKey>,
+    bwe: HashMap<ParticipantId, SubscriberBwe>,
+    next_reallocate: Option<Instant>,
     meters: Meters,
 }
 
@@ -204,25 +204,25 @@ impl Forwarder {
             published: HashMap::new(),
             subscribed: Slab::new(),
             by_subscriber: HashMap::new(),
+            bwe: HashMap::new(),
+            next_reallocate: None,
             meters,
         }
     }
 
     // ---- graph changes ----
 
-    /// A publisher's m-line with its negotiated payload types.
-    pub fn add_published(&mut self, track: TrackRef, kind: MediaKind, params: Vec<PayloadParams>) {
-        self.published.insert(
-            track,
-            PublishedTrack {
-                kind,
-                params,
-                subscribers: Vec::new(),
-                layer: None,
-                keyframes: KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL),
-                retry_at: None,
-            },
-        );
+    /// A publisher's m-line with its negotiated payload types and simulcast RIDs in the
+    /// offer's order (empty without simulcast).
+    pub fn add_published(
+        &mut self,
+        track: TrackRef,
+        kind: MediaKind,
+        params: Vec<PayloadParams>,
+        rids: &[Rid],
+    ) {
+        self.published
+            .insert(track, PublishedTrack::new(kind, params, rids));
     }
 
     /// A subscriber's m-line, not yet fed by any source. `initial_seq`/`initial_ts` seed
@@ -234,22 +234,20 @@ impl Forwarder {
         initial_seq: u16,
         initial_ts: u32,
     ) -> SubscriptionKey {
-        let clock_rate = if kind == MediaKind::Audio {
-            48_000
-        } else {
-            90_000
-        };
-        let key = SubscriptionKey(self.subscribed.insert(SubscribedTrack {
-            subscriber: track.participant,
-            mid: track.mid,
+        let key = SubscriptionKey(self.subscribed.insert(SubscribedTrack::new(
+            track,
             kind,
-            source: None,
-            pt_map: Vec::new(),
-            munger: RtpMunger::new(clock_rate, initial_seq, initial_ts),
-            connected: false,
-            needs_keyframe: kind == MediaKind::Video,
-        }));
+            initial_seq,
+            initial_ts,
+        )));
         self.by_subscriber.insert(track, key);
+        self.bwe
+            .entry(track.participant)
+            .or_insert_with(|| SubscriberBwe {
+                allocator: Allocator::new(AllocatorConfig::default()),
+                estimate: None,
+                starved_since: None,
+            });
         key
     }
 
@@ -268,7 +266,7 @@ impl Forwarder {
             .collect()
     }
 
-    /// A publisher's first track of `kind`, with its negotiated payload types.
+    /// A publisher's first track of `kind` (lowest mid), with its payload types.
     pub fn published_of(
         &self,
         publisher: ParticipantId,
@@ -282,8 +280,7 @@ impl Forwarder {
     }
 
     /// Feed subscribed track `key` from `source`, mapping payload types with `pt_map`
-    /// (publisher PT → subscriber PT). Asks for a keyframe when the subscriber is
-    /// already connected.
+    /// (publisher PT → subscriber PT).
     pub fn bind(
         &mut self,
         now: Instant,
@@ -292,31 +289,20 @@ impl Forwarder {
         pt_map: Vec<(Pt, Pt)>,
         out: &mut Vec<ForwarderOutput>,
     ) {
-        let Some(sub) = self.subscribed.get_mut(key.0) else {
-            return;
-        };
         let Some(track) = self.published.get_mut(&source) else {
             return;
         };
-        sub.source = Some(source);
-        sub.pt_map = pt_map;
-        sub.needs_keyframe = sub.kind == MediaKind::Video;
+        let Some(sub) = self.subscribed.get_mut(key.0) else {
+            return;
+        };
+        sub.bind(source, pt_map);
         track.subscribers.push(key);
-        if sub.connected && sub.needs_keyframe {
-            request_keyframe(
-                now,
-                source,
-                track,
-                KeyframeRequestKind::Pli,
-                &self.meters,
-                out,
-            );
-        }
+        let subscriber = sub.subscriber;
+        self.reallocate(now, subscriber, out);
     }
 
     /// Remove everything of a participant: its published tracks (their subscribers are
-    /// unbound and will wait for a keyframe from whatever feeds them next) and its
-    /// subscribed tracks.
+    /// unbound) and its subscribed tracks.
     pub fn remove_participant(&mut self, participant: ParticipantId) {
         let gone: Vec<TrackRef> = self
             .published
@@ -328,8 +314,7 @@ impl Forwarder {
             if let Some(track) = self.published.remove(&t) {
                 for key in track.subscribers {
                     if let Some(sub) = self.subscribed.get_mut(key.0) {
-                        sub.source = None;
-                        sub.pt_map.clear();
+                        sub.unbind();
                     }
                 }
             }
@@ -348,11 +333,12 @@ impl Forwarder {
                 }
             }
         }
+        self.bwe.remove(&participant);
     }
 
     // ---- inputs ----
 
-    /// A subscriber's transport came up: start its tracks, asking for keyframes.
+    /// A subscriber's transport came up: start its tracks (asking for keyframes).
     pub fn handle_connected(
         &mut self,
         now: Instant,
@@ -360,30 +346,35 @@ impl Forwarder {
         out: &mut Vec<ForwarderOutput>,
     ) {
         for (_, sub) in self.subscribed.iter_mut() {
-            if sub.subscriber != participant {
-                continue;
-            }
-            sub.connected = true;
-            let Some(source) = sub.source else {
-                continue;
-            };
-            if sub.needs_keyframe {
-                if let Some(track) = self.published.get_mut(&source) {
-                    request_keyframe(
-                        now,
-                        source,
-                        track,
-                        KeyframeRequestKind::Pli,
-                        &self.meters,
-                        out,
-                    );
-                }
+            if sub.subscriber == participant {
+                sub.connected = true;
             }
         }
+        self.reallocate(now, participant, out);
     }
 
-    /// A subscriber asked for a keyframe (PLI/FIR) on its m-line `mid`: pass it on to the
-    /// source, throttled.
+    /// A new bandwidth estimate for a subscriber's downlink, in bit/s (str0m's GCC over
+    /// TWCC feedback, or REMB): recompute its layers.
+    pub fn handle_estimate(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        estimate_bps: u64,
+        out: &mut Vec<ForwarderOutput>,
+    ) {
+        tracing::debug!(
+            subscriber = subscriber.0,
+            estimate_bps,
+            "bandwidth estimate"
+        );
+        if let Some(b) = self.bwe.get_mut(&subscriber) {
+            b.estimate = Some(estimate_bps);
+        }
+        self.reallocate(now, subscriber, out);
+    }
+
+    /// A subscriber asked for a keyframe (PLI/FIR) on its m-line `mid`: ask the layer it
+    /// is on (or waits for), throttled.
     pub fn handle_keyframe_request(
         &mut self,
         now: Instant,
@@ -397,16 +388,23 @@ impl Forwarder {
             participant: subscriber,
             mid,
         };
-        let Some(source) = self
+        let Some(sub) = self
             .by_subscriber
             .get(&key)
             .and_then(|k| self.subscribed.get(k.0))
-            .and_then(|s| s.source)
         else {
             return;
         };
+        let Some(source) = sub.source else {
+            return;
+        };
+        let spatial = sub
+            .selector
+            .waiting_for_keyframe()
+            .or(sub.selector.current().map(|l| l.spatial))
+            .unwrap_or(0);
         if let Some(track) = self.published.get_mut(&source) {
-            request_keyframe(now, source, track, kind, &self.meters, out);
+            request_keyframe(now, source, track, spatial, kind, &self.meters, out);
         }
     }
 
@@ -427,82 +425,82 @@ impl Forwarder {
         }) else {
             return;
         };
-        match track.layer {
-            None => track.layer = Some(rid),
-            Some(l) if l != rid => {
-                self.meters.dropped(DropReason::OtherLayer);
-                return;
+        let Some(spatial) = track.layer_of(rid) else {
+            self.meters.dropped(crate::metrics::DropReason::OtherLayer);
+            return;
+        };
+        let (info, activated) = track.observe(now, spatial, packet.pt, &packet.payload);
+        if activated {
+            // A layer started (or came back): give its subscribers targets now rather
+            // than at the next periodic reallocation.
+            let subscribers: Vec<ParticipantId> = track
+                .subscribers
+                .iter()
+                .filter_map(|k| self.subscribed.get(k.0).map(|s| s.subscriber))
+                .collect();
+            for s in subscribers {
+                self.reallocate(now, s, out);
             }
-            Some(_) => {}
         }
-        let is_video = track.kind == MediaKind::Video;
-        let keyframe = is_video && is_keyframe_start(track.codec_of(packet.pt), &packet.payload);
-        if keyframe {
-            track.keyframes.on_keyframe(now);
-            track.retry_at = None;
-        }
+        let Some(track) = self.published.get_mut(&TrackRef {
+            participant: publisher,
+            mid,
+        }) else {
+            return;
+        };
         for key in &track.subscribers {
             let Some(sub) = self.subscribed.get_mut(key.0) else {
                 continue;
             };
-            if !sub.connected {
-                self.meters.dropped(DropReason::NotConnected);
-                continue;
+            match sub.route(now, packet, &info) {
+                Ok(f) => out.push(ForwarderOutput::Rtp(f)),
+                Err(reason) => self.meters.dropped(reason),
             }
-            if sub.needs_keyframe {
-                if !keyframe {
-                    self.meters.dropped(DropReason::WaitingKeyframe);
-                    continue;
-                }
-                sub.needs_keyframe = false;
-            }
-            let Some(&(_, pt)) = sub.pt_map.iter().find(|(p, _)| *p == packet.pt) else {
-                self.meters.dropped(DropReason::CodecMismatch);
-                continue;
-            };
-            let Some(m) = sub.munger.forward(now, packet.ssrc, packet.seq, packet.ts) else {
-                self.meters.dropped(DropReason::TooOld);
-                continue;
-            };
-            out.push(ForwarderOutput::Rtp(ForwardRtp {
-                subscriber: sub.subscriber,
-                mid: sub.mid,
-                pt,
-                seq: m.seq,
-                ts: m.ts,
-                marker: packet.marker,
-                nackable: is_video,
-                wallclock: packet.arrival,
-                payload: Arc::clone(&packet.payload),
-                ext: packet.ext.clone(),
-            }));
         }
     }
 
-    /// Deferred and retried keyframe requests that are due.
+    /// Deferred and retried keyframe requests, periodic reallocation.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<ForwarderOutput>) {
         for (source, track) in self.published.iter_mut() {
-            if track.keyframes.handle_timeout(now) {
-                emit_keyframe_request(*source, track, KeyframeRequestKind::Pli, &self.meters, out);
-            }
-            if track.retry_at.is_some_and(|t| now >= t) {
-                track.retry_at = None;
-                let waiting = track.subscribers.iter().any(|k| {
-                    self.subscribed
-                        .get(k.0)
-                        .is_some_and(|s| s.connected && s.needs_keyframe)
-                });
-                if waiting {
-                    request_keyframe(
-                        now,
+            for spatial in 0..track.layers.len() {
+                let layer = &mut track.layers[spatial];
+                if layer.keyframes.handle_timeout(now) {
+                    emit_keyframe_request(
                         *source,
-                        track,
+                        layer.rid,
                         KeyframeRequestKind::Pli,
                         &self.meters,
                         out,
                     );
                 }
+                if layer.retry_at.is_some_and(|t| now >= t) {
+                    layer.retry_at = None;
+                    let waiting = track.subscribers.iter().any(|k| {
+                        self.subscribed.get(k.0).is_some_and(|s| {
+                            s.connected && s.selector.waiting_for_keyframe() == Some(spatial as u8)
+                        })
+                    });
+                    if waiting {
+                        let kind = KeyframeRequestKind::Pli;
+                        request_keyframe(
+                            now,
+                            *source,
+                            track,
+                            spatial as u8,
+                            kind,
+                            &self.meters,
+                            out,
+                        );
+                    }
+                }
             }
+        }
+        if self.next_reallocate.is_some_and(|t| now >= t) {
+            let subscribers: Vec<ParticipantId> = self.bwe.keys().copied().collect();
+            for s in subscribers {
+                self.reallocate(now, s, out);
+            }
+            self.next_reallocate = Some(now + REALLOCATE_EVERY);
         }
     }
 
@@ -510,17 +508,124 @@ impl Forwarder {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.published
             .values()
-            .flat_map(|t| [t.keyframes.poll_timeout(), t.retry_at])
+            .flat_map(|t| t.layers.iter())
+            .flat_map(|l| [l.keyframes.poll_timeout(), l.retry_at])
+            .chain([self.next_reallocate])
             .flatten()
             .min()
     }
+
+    // ---- allocation ----
+
+    /// Recompute a subscriber's layers from its estimate (audio first, lowest layers,
+    /// then upgrades by priority; `bwe::allocator`), apply them to the selectors, ask for
+    /// keyframes where a switch waits on one, and tell the estimator what to probe for.
+    fn reallocate(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        out: &mut Vec<ForwarderOutput>,
+    ) {
+        if self.next_reallocate.is_none() {
+            self.next_reallocate = Some(now + REALLOCATE_EVERY);
+        }
+        let candidates: Vec<usize> = self
+            .subscribed
+            .iter()
+            .filter(|(_, s)| s.subscriber == subscriber && s.connected && s.source.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        // Tracks whose source has no active layer yet stay out of the allocation (their
+        // first packet reallocates at once, as a new track).
+        let mut keys: Vec<usize> = Vec::with_capacity(candidates.len());
+        let mut ladders: Vec<Vec<(Layer, u64)>> = Vec::with_capacity(candidates.len());
+        let mut demands: Vec<TrackDemand> = Vec::with_capacity(candidates.len());
+        for k in candidates {
+            let sub = &self.subscribed[k];
+            let cap = sub.max_spatial_rank;
+            let Some(track) = sub.source.and_then(|s| self.published.get_mut(&s)) else {
+                continue;
+            };
+            let audio = track.kind == MediaKind::Audio;
+            let ladder = track.ladder(now, if audio { None } else { cap });
+            let Some(top) = ladder.last().map(|(_, b)| *b) else {
+                continue;
+            };
+            demands.push(TrackDemand {
+                id: k as u32,
+                audio,
+                priority: 0,
+                layers: if audio {
+                    vec![top]
+                } else {
+                    ladder.iter().map(|(_, b)| *b).collect()
+                },
+            });
+            keys.push(k);
+            ladders.push(ladder);
+        }
+        let Some(bwe) = self.bwe.get_mut(&subscriber) else {
+            return;
+        };
+        let choice: Vec<Option<usize>> = match bwe.estimate {
+            Some(estimate) => {
+                let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
+                let estimate = if estimate >= floor {
+                    bwe.starved_since = None;
+                    estimate
+                } else {
+                    let since = *bwe.starved_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= PAUSE_AFTER {
+                        estimate
+                    } else {
+                        floor
+                    }
+                };
+                bwe.allocator.update(now, estimate, &demands).to_vec()
+            }
+            None => demands
+                .iter()
+                .map(|d| d.layers.len().checked_sub(1))
+                .collect(),
+        };
+        let desired = crate::bwe::allocator::desired_bitrate(&demands);
+        let mut minimum = 0;
+        for ((&k, ladder), pick) in keys.iter().zip(&ladders).zip(&choice) {
+            let sub = &mut self.subscribed[k];
+            if sub.kind == MediaKind::Audio {
+                continue;
+            }
+            let target = pick.and_then(|i| ladder.get(i)).map(|(l, _)| *l);
+            sub.set_target(target);
+            let next_up = match pick {
+                Some(i) => ladder.get(i + 1).or(ladder.get(*i)),
+                None => ladder.first(),
+            };
+            minimum += next_up.map(|(_, b)| *b).unwrap_or(0);
+            if let (Some(spatial), Some(source)) = (sub.selector.waiting_for_keyframe(), sub.source)
+            {
+                if let Some(track) = self.published.get_mut(&source) {
+                    let kind = KeyframeRequestKind::Pli;
+                    request_keyframe(now, source, track, spatial, kind, &self.meters, out);
+                }
+            }
+        }
+        if desired > 0 {
+            out.push(ForwarderOutput::SetBitrate {
+                subscriber,
+                minimum: minimum.min(desired),
+                desired,
+            });
+        }
+    }
 }
 
-/// Ask for a keyframe through the track's throttle; arms the retry while waiting.
+/// Ask layer `spatial` of a track for a keyframe through its throttle; arms the retry.
 fn request_keyframe(
     now: Instant,
     source: TrackRef,
     track: &mut PublishedTrack,
+    spatial: u8,
     kind: KeyframeRequestKind,
     meters: &Meters,
     out: &mut Vec<ForwarderOutput>,
@@ -528,17 +633,20 @@ fn request_keyframe(
     if track.kind != MediaKind::Video {
         return;
     }
-    if track.keyframes.request(now) {
-        emit_keyframe_request(source, track, kind, meters, out);
+    let Some(layer) = track.layers.get_mut(spatial as usize) else {
+        return;
+    };
+    if layer.keyframes.request(now) {
+        emit_keyframe_request(source, layer.rid, kind, meters, out);
     }
-    if track.retry_at.is_none() {
-        track.retry_at = Some(now + KEYFRAME_RETRY);
+    if layer.retry_at.is_none() {
+        layer.retry_at = Some(now + KEYFRAME_RETRY);
     }
 }
 
 fn emit_keyframe_request(
     source: TrackRef,
-    track: &PublishedTrack,
+    rid: Option<Rid>,
     kind: KeyframeRequestKind,
     meters: &Meters,
     out: &mut Vec<ForwarderOutput>,
@@ -547,7 +655,7 @@ fn emit_keyframe_request(
     out.push(ForwarderOutput::RequestKeyframe {
         publisher: source.participant,
         mid: source.mid,
-        rid: track.layer.flatten(),
+        rid,
         kind,
     });
 }

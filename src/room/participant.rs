@@ -14,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -48,6 +49,8 @@ pub enum ParticipantEvent {
         /// The packet (payload shared, never copied).
         packet: RtpPacket,
     },
+    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, or REMB).
+    Estimate(u64),
     /// A subscriber asked for a keyframe (PLI/FIR) on one of its tracks.
     KeyframeRequest {
         /// The subscriber's m-line.
@@ -283,6 +286,18 @@ impl Participant {
         true
     }
 
+    /// Tell the bandwidth estimator what to sustain and probe for, bit/s
+    /// (str0m `Bwe::set_bitrate`). No-op without BWE.
+    pub fn set_bitrate(&mut self, now: Instant, minimum: u64, desired: u64, out: &mut Outbox) {
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::from(minimum as f64), Bitrate::from(desired as f64));
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.end(EndReason::Error);
+        }
+        self.drain(out);
+    }
+
     /// End the session: send RTCP BYE and DTLS close_notify (revoking consent) and drain.
     pub fn close(&mut self, reason: EndReason, out: &mut Outbox) {
         let _ = self.rtc.close();
@@ -353,6 +368,13 @@ impl Participant {
                         .push_back((self.id, ParticipantEvent::Rtp { mid, rid, packet }));
                 }
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc {
+                estimate,
+                can_probe: true,
+            })
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => out
+                .events
+                .push_back((self.id, ParticipantEvent::Estimate(estimate.as_u64()))),
             Event::KeyframeRequest(req) => out.events.push_back((
                 self.id,
                 ParticipantEvent::KeyframeRequest {

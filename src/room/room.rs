@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::format::Codec;
-use str0m::media::Mid;
+use str0m::media::{Mid, Rid};
 use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use tracing::info;
@@ -22,6 +23,12 @@ use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp, TrackRef};
 use crate::metrics::{self, DropReason, Meters};
 use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
 use crate::net::{Datagram, RoomKey};
+
+/// Where a subscriber's bandwidth estimate starts: enough for a 720p single-layer
+/// stream, so a viewer starts on the publisher's top layer and adapts down from there
+/// when the network says so (GCC reacts to congestion within about a second) rather than
+/// starting low and climbing for seconds.
+pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_000);
 
 /// One room.
 pub struct Room {
@@ -131,7 +138,8 @@ impl Room {
         };
         let creds = signaling::ice_creds(&self.key.ufrag_prefix());
         let ufrag = creds.ufrag.clone();
-        let mut rtc = signaling::build_rtc(now, creds, &self.candidates, &video);
+        let bwe = (kind == SessionKind::Subscriber).then_some(INITIAL_ESTIMATE);
+        let mut rtc = signaling::build_rtc(now, creds, &self.candidates, &video, bwe);
         let answer = signaling::accept_offer(&mut rtc, offer)?;
 
         let id = ParticipantId(self.next_id);
@@ -146,12 +154,21 @@ impl Room {
             rtc,
             &mut self.out,
         );
-        let mids: Vec<Mid> = lines
+        let mids: Vec<(Mid, Vec<Rid>)> = lines
             .iter()
             .filter(|l| l.kind != LineKind::Other && !l.port_zero)
-            .filter_map(|l| l.mid.as_deref().map(Mid::from))
+            .filter_map(|l| {
+                let rids = l.rids.iter().map(|r| Rid::from(r.as_str())).collect();
+                l.mid.as_deref().map(|m| (Mid::from(m), rids))
+            })
             .collect();
-        for (mid, media_kind) in p.medias(&mids) {
+        let only_mids: Vec<Mid> = mids.iter().map(|(m, _)| *m).collect();
+        for (mid, media_kind) in p.medias(&only_mids) {
+            let rids = mids
+                .iter()
+                .find(|(m, _)| *m == mid)
+                .map(|(_, r)| r.as_slice())
+                .unwrap_or(&[]);
             let track = TrackRef {
                 participant: id,
                 mid,
@@ -159,7 +176,7 @@ impl Room {
             match kind {
                 SessionKind::Publisher => {
                     self.forwarder
-                        .add_published(track, media_kind, p.negotiated_params(mid));
+                        .add_published(track, media_kind, p.negotiated_params(mid), rids);
                 }
                 SessionKind::Subscriber => {
                     self.forwarder.add_subscribed(
@@ -303,6 +320,10 @@ impl Room {
                     self.forwarder
                         .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
                 }
+                ParticipantEvent::Estimate(bps) => {
+                    self.forwarder
+                        .handle_estimate(now, id, bps, &mut self.commands);
+                }
                 ParticipantEvent::KeyframeRequest { mid, kind } => {
                     self.forwarder
                         .handle_keyframe_request(now, id, mid, kind, &mut self.commands);
@@ -327,6 +348,15 @@ impl Room {
                     if p.write_rtp(now, f.mid, write, &mut self.out) {
                         self.meters.rtp_out_packets.increment(1);
                         self.meters.rtp_out_bytes.increment(len);
+                    }
+                }
+                ForwarderOutput::SetBitrate {
+                    subscriber,
+                    minimum,
+                    desired,
+                } => {
+                    if let Some(p) = self.participants.get_mut(&subscriber) {
+                        p.set_bitrate(now, minimum, desired, &mut self.out);
                     }
                 }
                 ForwarderOutput::RequestKeyframe {

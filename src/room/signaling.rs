@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::{Candidate, IceCreds, Rtc};
@@ -51,6 +52,9 @@ pub struct OfferLine {
     pub direction: LineDirection,
     /// Codecs from `a=rtpmap`, in the offer's preference order (the m-line's format list).
     pub codecs: Vec<Codec>,
+    /// Simulcast RIDs the offer sends, in `a=simulcast:send` order (RFC 8853 §5.1); the
+    /// first alternative of each group, `~` (paused) stripped.
+    pub rids: Vec<String>,
     /// Port 0 without `a=bundle-only`: a rejected or stopped m-line. (Port 0 with
     /// `a=bundle-only` is a live m-line inside the BUNDLE group, RFC 8843 §6; Firefox
     /// offers this with `max-bundle`.)
@@ -81,6 +85,7 @@ pub fn inspect_offer(sdp: &str) -> Vec<OfferLine> {
                 mid: None,
                 direction: LineDirection::SendRecv,
                 codecs: Vec::new(),
+                rids: Vec::new(),
                 port_zero,
             });
             continue;
@@ -88,7 +93,17 @@ pub fn inspect_offer(sdp: &str) -> Vec<OfferLine> {
         let Some(cur) = lines.last_mut() else {
             continue;
         };
-        if l == "a=bundle-only" {
+        if let Some(list) = l.strip_prefix("a=simulcast:send ") {
+            cur.rids = list
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split(';')
+                .filter_map(|g| g.split(',').next())
+                .map(|r| r.trim_start_matches('~').to_owned())
+                .filter(|r| !r.is_empty())
+                .collect();
+        } else if l == "a=bundle-only" {
             cur.port_zero = false;
         } else if let Some(mid) = l.strip_prefix("a=mid:") {
             cur.mid = Some(mid.trim().to_owned());
@@ -245,8 +260,17 @@ pub fn publisher_video_codec(lines: &[OfferLine]) -> Option<Codec> {
 ///   host candidate per advertised address.
 /// * Codecs: Opus, plus `video` — for a publisher the one codec chosen from its offer;
 ///   for a subscriber the publisher's codec when known, else every codec we forward.
-pub fn build_rtc(now: Instant, creds: IceCreds, candidates: &[SocketAddr], video: &[Codec]) -> Rtc {
+/// * `bwe`: for subscribers, enable str0m's TWCC/GCC send-side estimator starting at this
+///   estimate (it drives layer allocation); `None` for publishers.
+pub fn build_rtc(
+    now: Instant,
+    creds: IceCreds,
+    candidates: &[SocketAddr],
+    video: &[Codec],
+    bwe: Option<Bitrate>,
+) -> Rtc {
     let mut cfg = Rtc::builder()
+        .enable_bwe(bwe)
         .set_rtp_mode(true)
         .set_ice_lite(true)
         .set_local_ice_credentials(creds)

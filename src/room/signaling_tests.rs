@@ -115,12 +115,12 @@ fn garbage_never_panics() {
 #[test]
 fn accept_offer_maps_errors() {
     let now = Instant::now();
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264]);
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264], None);
     assert!(matches!(
         accept_offer(&mut rtc, "not sdp"),
         Err(JoinError::Malformed(_))
     ));
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264]);
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264], None);
     let no_fingerprint: String = OBS
         .lines()
         .filter(|l| !l.starts_with("a=fingerprint"))
@@ -128,7 +128,7 @@ fn accept_offer_maps_errors() {
         .collect();
     assert!(accept_offer(&mut rtc, &no_fingerprint).is_err());
     let addr: SocketAddr = "127.0.0.1:7880".parse().unwrap();
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[addr], &[Codec::H264]);
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &[addr], &[Codec::H264], None);
     let answer = accept_offer(&mut rtc, OBS).expect("obs offer accepted");
     assert!(answer.contains("a=candidate:"));
     assert!(answer.contains("127.0.0.1 7880 typ host"));
@@ -161,4 +161,18 @@ fn bundle_only_lines_are_live() {
     let lines = inspect_offer(&o);
     assert!(!lines[1].port_zero);
     assert_eq!(publisher_video_codec(&lines), Some(Codec::Vp8));
+}
+
+#[test]
+fn reads_simulcast_rids_in_offer_order() {
+    let o = offer(&[
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=rtpmap:96 VP8/90000",
+        "a=sendonly",
+        "a=rid:0 send",
+        "a=rid:1 send",
+        "a=rid:2 send",
+        "a=simulcast:send 0;1,x;~2",
+    ]);
+    assert_eq!(inspect_offer(&o)[0].rids, vec!["0", "1", "2"]);
 }

@@ -1,18 +1,21 @@
 //! Shared harness for the integration tests that run the real `switchboard`
 //! binary: process control ([`server`]), WHIP/WHEP peers over real UDP
-//! ([`peer`]), synthetic media and its checks ([`media`]), and small HTTP
+//! ([`peer`], driven by [`driver`]), synthetic media and its checks
+//! ([`media`]), the figures peers collect ([`report`]), and small HTTP
 //! helpers for signalling.
 
 #![allow(dead_code, unused_imports)]
 
+mod driver;
 pub mod media;
 pub mod peer;
+pub mod report;
 pub mod server;
 
 use std::time::Duration;
 
-pub use peer::{KindReport, Peer, PeerReport, PublisherKind, PublisherReport, Role};
-pub use peer::{SignalError, SubscriberReport};
+pub use peer::{Peer, PublisherKind, Role, SignalError};
+pub use report::{KindReport, PeerReport, PublisherReport, SubscriberReport};
 pub use server::Server;
 
 /// The OBS Studio style WHIP offer (H264 + Opus, no candidates).

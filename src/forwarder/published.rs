@@ -1,0 +1,228 @@
+//! A published track and its simulcast layers (RFC 8853): per layer the RID, measured
+//! bitrate (per VP8/VP9 temporal layer too), liveness and keyframe-request throttle.
+//! Knows nothing of subscribers beyond their keys; never touches an `Rtc`.
+
+use std::time::{Duration, Instant};
+
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Pt, Rid};
+
+use super::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKind};
+use super::keyframe::KeyframeThrottle;
+use super::selector::{Layer, PacketInfo};
+use super::{codec_kind, SubscriptionKey, KEYFRAME_MIN_INTERVAL};
+use crate::bwe::meter::BitrateMeter;
+
+/// A layer that sent nothing for this long is treated as unavailable (a browser drops its
+/// top simulcast layer when CPU or uplink is short) until it sends again. Matches the
+/// 1.5 s pause threshold of str0m's receive streams.
+pub const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
+/// Highest VP8/VP9 temporal layer id tracked (L1T3).
+pub const MAX_TID: u8 = 2;
+/// Window of the bitrate meters.
+const METER_WINDOW: Duration = Duration::from_secs(1);
+
+/// One simulcast layer (one RTP stream) of a published track.
+pub struct PublishedLayer {
+    /// Its RID (`None` without simulcast).
+    pub rid: Option<Rid>,
+    /// Bitrate of each temporal layer id (index = TID; TID-less codecs count in 0).
+    temporal: [BitrateMeter; MAX_TID as usize + 1],
+    /// Highest TID seen, if the codec carries temporal layers.
+    pub max_tid: Option<u8>,
+    /// Coalesces keyframe requests to this layer.
+    pub keyframes: KeyframeThrottle,
+    /// When to re-ask for a keyframe if someone still waits.
+    pub retry_at: Option<Instant>,
+    last_packet: Option<Instant>,
+}
+
+impl PublishedLayer {
+    fn new(rid: Option<Rid>) -> Self {
+        PublishedLayer {
+            rid,
+            temporal: std::array::from_fn(|_| BitrateMeter::new(METER_WINDOW)),
+            max_tid: None,
+            keyframes: KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL),
+            retry_at: None,
+            last_packet: None,
+        }
+    }
+
+    /// Whether the layer sent within [`LAYER_INACTIVE_AFTER`].
+    pub fn is_active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_INACTIVE_AFTER)
+    }
+
+    /// Bitrate in bit/s of temporal layers `0..=tid` over the last second.
+    pub fn bitrate_up_to(&mut self, now: Instant, tid: u8) -> u64 {
+        let top = tid.min(MAX_TID) as usize;
+        self.temporal[..=top]
+            .iter_mut()
+            .map(|m| m.bitrate(now))
+            .sum()
+    }
+
+    /// Bitrate in bit/s of the whole layer.
+    pub fn bitrate(&mut self, now: Instant) -> u64 {
+        self.bitrate_up_to(now, MAX_TID)
+    }
+}
+
+/// A publisher's m-line.
+pub struct PublishedTrack {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Negotiated payload types.
+    pub params: Vec<PayloadParams>,
+    /// Layers; the index is the layer's stable spatial id (the offer's RID order).
+    pub layers: Vec<PublishedLayer>,
+    /// Subscribed tracks fed by this one.
+    pub subscribers: Vec<SubscriptionKey>,
+}
+
+impl PublishedTrack {
+    /// A track with the offer's RIDs (empty: no simulcast).
+    pub fn new(kind: MediaKind, params: Vec<PayloadParams>, rids: &[Rid]) -> Self {
+        let layers = if rids.is_empty() {
+            vec![PublishedLayer::new(None)]
+        } else {
+            rids.iter().map(|r| PublishedLayer::new(Some(*r))).collect()
+        };
+        PublishedTrack {
+            kind,
+            params,
+            layers,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// The codec a payload type carries.
+    pub fn codec_of(&self, pt: Pt) -> CodecKind {
+        self.params
+            .iter()
+            .find(|p| p.pt() == pt)
+            .map(|p| codec_kind(p.spec().codec))
+            .unwrap_or(CodecKind::Other)
+    }
+
+    /// The spatial id of `rid`; a RID the offer did not list gets a new layer (bounded:
+    /// RFC 8853 senders use a handful).
+    pub fn layer_of(&mut self, rid: Option<Rid>) -> Option<u8> {
+        if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
+            return Some(i as u8);
+        }
+        if self.layers.len() >= 8 {
+            return None;
+        }
+        self.layers.push(PublishedLayer::new(rid));
+        Some((self.layers.len() - 1) as u8)
+    }
+
+    /// Inspect and meter one packet of layer `spatial`: what the selector needs to know,
+    /// and whether this packet made the layer active (it had not sent for
+    /// [`LAYER_INACTIVE_AFTER`], or never): subscribers should be reallocated.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        spatial: u8,
+        pt: Pt,
+        payload: &[u8],
+    ) -> (PacketInfo, bool) {
+        let codec = self.codec_of(pt);
+        let is_video = self.kind == MediaKind::Video;
+        let keyframe = is_video && is_keyframe_start(codec, payload);
+        let (tid, frame_start, layer_sync) = match codec {
+            CodecKind::Vp8 => match parse_vp8_descriptor(payload) {
+                Some(d) => (
+                    d.tid,
+                    d.start_of_partition && d.partition_id == 0,
+                    d.layer_sync,
+                ),
+                None => (None, false, false),
+            },
+            CodecKind::Vp9 => (temporal_id(codec, payload), keyframe, false),
+            // Without temporal ids every packet may start a frame as far as temporal
+            // switching is concerned; spatial switches only need `keyframe`.
+            _ => (None, true, false),
+        };
+        let mut activated = false;
+        if let Some(layer) = self.layers.get_mut(spatial as usize) {
+            activated = !layer.is_active(now);
+            let t = tid.unwrap_or(0).min(MAX_TID);
+            layer.temporal[t as usize].record(now, payload.len());
+            if let Some(tid) = tid {
+                layer.max_tid = Some(layer.max_tid.map_or(tid, |m| m.max(tid)).min(MAX_TID));
+            }
+            layer.last_packet = Some(now);
+            if keyframe {
+                layer.keyframes.on_keyframe(now);
+                layer.retry_at = None;
+            }
+        }
+        let info = PacketInfo {
+            spatial,
+            tid,
+            keyframe,
+            frame_start,
+            layer_sync,
+        };
+        (info, activated)
+    }
+
+    /// The layers a subscriber can be given, ascending by measured bitrate: for each
+    /// active spatial layer (ranked by bitrate, not by RID name: browsers say `q/h/f`,
+    /// OBS says `"0"` for its highest), its temporal steps with cumulative bitrates.
+    /// `max_spatial_rank` caps how many spatial layers (from the lowest) are offered.
+    pub fn ladder(&mut self, now: Instant, max_spatial_rank: Option<usize>) -> Vec<(Layer, u64)> {
+        let mut ranked: Vec<(u8, u64)> = self
+            .layers
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, l)| l.is_active(now))
+            .map(|(i, l)| (i as u8, l.bitrate(now)))
+            .collect();
+        ranked.sort_by_key(|&(i, bps)| (bps, i));
+        if let Some(max) = max_spatial_rank {
+            ranked.truncate(max + 1);
+        }
+        let mut out = Vec::new();
+        for (spatial, _) in ranked {
+            let layer = &mut self.layers[spatial as usize];
+            match layer.max_tid {
+                Some(max_tid) => {
+                    for t in 0..=max_tid {
+                        let bps = layer.bitrate_up_to(now, t);
+                        out.push((
+                            Layer {
+                                spatial,
+                                temporal: t,
+                            },
+                            bps,
+                        ));
+                    }
+                }
+                None => out.push((
+                    Layer {
+                        spatial,
+                        temporal: MAX_TID,
+                    },
+                    layer.bitrate(now),
+                )),
+            }
+        }
+        // A ladder must ascend: a starting layer can briefly out-measure a higher one.
+        let mut floor = 0;
+        for (_, bps) in out.iter_mut() {
+            *bps = (*bps).max(floor);
+            floor = *bps;
+        }
+        out
+    }
+
+    /// The highest active spatial layer (by bitrate), the default before any estimate.
+    pub fn top_layer(&mut self, now: Instant) -> Option<Layer> {
+        self.ladder(now, None).last().map(|(l, _)| *l)
+    }
+}

@@ -1,0 +1,428 @@
+//! The tokio task behind each test peer: it owns the str0m `Rtc` and the
+//! UDP socket, feeds datagrams and timeouts in, drains `poll_output` after
+//! every mutation (input, timeout, RTP write), sends transmits, handles
+//! events, and for publishers writes the synthetic media on its clock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use str0m::format::Codec;
+use str0m::media::{Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::media::{self, RecvCodec, VideoCodec};
+use super::peer::PublisherKind;
+use super::report::PeerReport;
+
+pub(super) enum Cmd {
+    PauseMedia,
+    /// Send a datagram from the peer's own socket, outside of str0m.
+    SendRaw(SocketAddr, Vec<u8>),
+    Close,
+}
+
+/// Publisher media clock and counters.
+pub(super) struct MediaGen {
+    codec: VideoCodec,
+    audio_mid: Mid,
+    video_mid: Mid,
+    audio_pt: Pt,
+    video_pt: Pt,
+    next_counter: u64,
+    video_seq: u64,
+    audio_seq: u64,
+    video_ts_base: u32,
+    audio_ts_base: u32,
+    /// Set at `Event::Connected`.
+    start: Option<Instant>,
+    next_frame: u64,
+    next_audio: u64,
+    force_keyframe: bool,
+    paused: bool,
+}
+
+const VIDEO_PERIOD: Duration = Duration::from_nanos(1_000_000_000 / media::VIDEO_FPS as u64);
+const AUDIO_PERIOD: Duration = Duration::from_millis(media::AUDIO_PTIME_MS as u64);
+/// When the task falls further behind than this many periods, skip ahead.
+const MAX_CATCH_UP: u64 = 3;
+
+impl MediaGen {
+    pub(super) fn new(rtc: &Rtc, kind: PublisherKind, audio_mid: Mid, video_mid: Mid) -> Self {
+        let codec = match kind {
+            PublisherKind::BrowserVp8 => VideoCodec::Vp8,
+            PublisherKind::ObsH264 => VideoCodec::H264,
+        };
+        let want = match codec {
+            VideoCodec::Vp8 => Codec::Vp8,
+            VideoCodec::H264 => Codec::H264,
+        };
+        let pt_of = |c: Codec| {
+            rtc.codec_config()
+                .find(|p| p.spec().codec == c)
+                .map(|p| p.pt())
+                .expect("codec configured")
+        };
+        Self {
+            codec,
+            audio_mid,
+            video_mid,
+            audio_pt: pt_of(Codec::Opus),
+            video_pt: pt_of(want),
+            next_counter: 1,
+            video_seq: rand::random_range(1_000..30_000),
+            audio_seq: rand::random_range(1_000..30_000),
+            video_ts_base: rand::random(),
+            audio_ts_base: rand::random(),
+            start: None,
+            next_frame: 0,
+            next_audio: 0,
+            force_keyframe: false,
+            paused: false,
+        }
+    }
+
+    fn frame_due(&self, n: u64) -> Option<Instant> {
+        self.start.map(|s| s + VIDEO_PERIOD * n as u32)
+    }
+
+    fn audio_due(&self, n: u64) -> Option<Instant> {
+        self.start.map(|s| s + AUDIO_PERIOD * n as u32)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        if self.paused {
+            return None;
+        }
+        match (
+            self.frame_due(self.next_frame),
+            self.audio_due(self.next_audio),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        }
+    }
+}
+
+/// One packet to write.
+struct Write {
+    mid: Mid,
+    pt: Pt,
+    seq: u64,
+    ts: u32,
+    wallclock: Instant,
+    payload: Vec<u8>,
+    marker: bool,
+    nackable: bool,
+    counter: u64,
+    video: bool,
+}
+
+/// Owns a peer's `Rtc` and socket; runs until closed, aborted or failed.
+pub(super) struct Driver {
+    pub(super) rtc: Rtc,
+    pub(super) socket: UdpSocket,
+    pub(super) local_addr: SocketAddr,
+    pub(super) shared: Arc<Mutex<PeerReport>>,
+    /// Publishers only.
+    pub(super) gen: Option<MediaGen>,
+    /// Payload type to codec, from the peer's own codec config.
+    pub(super) pt_codecs: HashMap<u8, RecvCodec>,
+    pub(super) video_mid: Mid,
+}
+
+impl Driver {
+    pub(super) async fn run(mut self, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>) {
+        let mut buf = vec![0u8; 2048];
+        let mut closing = false;
+        let mut close_deadline = None;
+        loop {
+            let timeout = match self.drain().await {
+                Ok(t) => t,
+                Err(e) => return self.finish(Some(format!("poll_output: {e}"))),
+            };
+            if !self.rtc.is_alive() {
+                return self.finish(None);
+            }
+            let now = Instant::now();
+            if let Some(d) = close_deadline {
+                if now >= d {
+                    self.rtc.disconnect();
+                    return self.finish(None);
+                }
+            }
+            let mut wake = timeout.min(now + Duration::from_millis(500));
+            if !closing {
+                if let Some(due) = self.gen.as_ref().and_then(MediaGen::next_due) {
+                    wake = wake.min(due);
+                }
+            }
+            if let Some(d) = close_deadline {
+                wake = wake.min(d);
+            }
+
+            tokio::select! {
+                cmd = cmd_rx.recv(), if !closing => match cmd {
+                    Some(Cmd::PauseMedia) => {
+                        if let Some(g) = self.gen.as_mut() {
+                            g.paused = true;
+                        }
+                    }
+                    Some(Cmd::SendRaw(to, bytes)) => {
+                        let _ = self.socket.send_to(&bytes, to).await;
+                    }
+                    Some(Cmd::Close) | None => {
+                        closing = true;
+                        close_deadline = Some(Instant::now() + Duration::from_millis(500));
+                        if let Err(e) = self.rtc.close() {
+                            self.rtc.disconnect();
+                            return self.finish(Some(format!("close: {e}")));
+                        }
+                    }
+                },
+                res = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = res {
+                        let now = Instant::now();
+                        self.shared.lock().unwrap().datagrams_in += 1;
+                        match Receive::new(Protocol::Udp, source, self.local_addr, &buf[..n]) {
+                            Ok(recv) => {
+                                if let Err(e) = self.rtc.handle_input(Input::Receive(now, recv)) {
+                                    return self.finish(Some(format!("handle_input(receive): {e}")));
+                                }
+                            }
+                            Err(_) => self.shared.lock().unwrap().datagrams_unparsable += 1,
+                        }
+                    }
+                    // Errors (e.g. ICMP port unreachable surfacing as
+                    // ConnectionRefused) are not fatal for a UDP socket.
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                        return self.finish(Some(format!("handle_input(timeout): {e}")));
+                    }
+                    if let Err(e) = self.drain().await {
+                        return self.finish(Some(format!("poll_output: {e}")));
+                    }
+                    if !closing {
+                        if let Err(e) = self.write_due_media(now).await {
+                            return self.finish(Some(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        let mut s = self.shared.lock().unwrap();
+        s.finished = true;
+        if error.is_some() && s.error.is_none() {
+            s.error = error;
+        }
+    }
+
+    /// Poll until str0m wants a timeout; send transmits, handle events.
+    async fn drain(&mut self) -> Result<Instant, RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    if self
+                        .socket
+                        .send_to(&t.contents, t.destination)
+                        .await
+                        .is_ok()
+                    {
+                        self.shared.lock().unwrap().datagrams_out += 1;
+                    }
+                }
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::Connected => {
+                self.shared.lock().unwrap().connected_at = Some(now);
+                if let Some(g) = self.gen.as_mut() {
+                    if g.start.is_none() {
+                        g.start = Some(now);
+                    }
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                self.shared.lock().unwrap().ice_state = Some(format!("{state:?}"));
+                if state == IceConnectionState::Disconnected {
+                    tracing::debug!("peer {} ICE disconnected", self.local_addr);
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                if req.mid == self.video_mid {
+                    if let Some(g) = self.gen.as_mut() {
+                        g.force_keyframe = true;
+                    }
+                }
+                self.shared.lock().unwrap().publisher.keyframe_requests += 1;
+            }
+            Event::RtpPacket(pkt) => {
+                let mut s = self.shared.lock().unwrap();
+                let sub = &mut s.subscriber;
+                match self.pt_codecs.get(&*pkt.header.payload_type) {
+                    Some(&codec) => {
+                        let kind = if codec.is_video() {
+                            &mut sub.video
+                        } else {
+                            &mut sub.audio
+                        };
+                        kind.record(codec, &pkt, now);
+                    }
+                    None => sub.unknown_pt += 1,
+                }
+            }
+            Event::Closed => {
+                self.shared.lock().unwrap().remote_closed = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Write every video frame and audio packet that is due by `now`.
+    async fn write_due_media(&mut self, now: Instant) -> Result<(), String> {
+        let Some(gen) = self.gen.as_mut() else {
+            return Ok(());
+        };
+        if gen.paused || gen.start.is_none() {
+            return Ok(());
+        }
+        let mut writes = Vec::new();
+        let send_us = media::micros_since_epoch(now);
+
+        // Video frames.
+        let start = gen.start.unwrap();
+        let due_frames = now.saturating_duration_since(start).as_nanos() / VIDEO_PERIOD.as_nanos();
+        let due_frames = due_frames as u64;
+        if due_frames >= gen.next_frame + MAX_CATCH_UP {
+            gen.next_frame = due_frames + 1 - MAX_CATCH_UP;
+        }
+        while gen.next_frame <= due_frames {
+            let n = gen.next_frame;
+            gen.next_frame += 1;
+            let keyframe = n % media::KEYFRAME_INTERVAL_FRAMES == 0 || gen.force_keyframe;
+            gen.force_keyframe = false;
+            let ts = gen
+                .video_ts_base
+                .wrapping_add((n * (media::VIDEO_CLOCK / media::VIDEO_FPS) as u64) as u32);
+            let wallclock = gen.frame_due(n).unwrap();
+            let pkts = media::video_frame(gen.codec, keyframe, n, &mut gen.next_counter, send_us);
+            {
+                let mut s = self.shared.lock().unwrap();
+                s.publisher.video_frames += 1;
+                if keyframe {
+                    s.publisher.keyframes_sent += 1;
+                }
+            }
+            for p in pkts {
+                let seq = gen.video_seq;
+                gen.video_seq += 1;
+                writes.push(Write {
+                    mid: gen.video_mid,
+                    pt: gen.video_pt,
+                    seq,
+                    ts,
+                    wallclock,
+                    payload: p.payload,
+                    marker: p.last,
+                    nackable: true,
+                    counter: p.counter,
+                    video: true,
+                });
+            }
+        }
+
+        // Audio packets.
+        let due_audio =
+            (now.saturating_duration_since(start).as_nanos() / AUDIO_PERIOD.as_nanos()) as u64;
+        if due_audio >= gen.next_audio + MAX_CATCH_UP {
+            gen.next_audio = due_audio + 1 - MAX_CATCH_UP;
+        }
+        while gen.next_audio <= due_audio {
+            let n = gen.next_audio;
+            gen.next_audio += 1;
+            let counter = gen.next_counter;
+            gen.next_counter += 1;
+            let seq = gen.audio_seq;
+            gen.audio_seq += 1;
+            let samples = media::AUDIO_CLOCK / 1000 * media::AUDIO_PTIME_MS;
+            writes.push(Write {
+                mid: gen.audio_mid,
+                pt: gen.audio_pt,
+                seq,
+                ts: gen.audio_ts_base.wrapping_add((n * samples as u64) as u32),
+                wallclock: gen.audio_due(n).unwrap(),
+                payload: media::opus_packet(counter, send_us),
+                marker: n == 0,
+                nackable: false,
+                counter,
+                video: false,
+            });
+        }
+
+        for w in writes {
+            self.write(w, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Write one packet, hand str0m a timeout so it moves it to the wire,
+    /// and drain.
+    async fn write(&mut self, w: Write, now: Instant) -> Result<(), String> {
+        let written = {
+            let mut api = self.rtc.direct_api();
+            match api.stream_tx_by_mid(w.mid, None) {
+                Some(tx) => {
+                    let ssrc = *tx.ssrc();
+                    tx.write_rtp(
+                        RtpWrite::new(w.pt, w.seq.into(), w.ts, w.wallclock, w.payload)
+                            .marker(w.marker)
+                            .nackable(w.nackable),
+                    );
+                    Some(ssrc)
+                }
+                None => None,
+            }
+        };
+        {
+            let mut s = self.shared.lock().unwrap();
+            let p = &mut s.publisher;
+            match written {
+                Some(ssrc) if w.video => {
+                    p.video_ssrc = Some(ssrc);
+                    p.video_counters.push(w.counter);
+                }
+                Some(ssrc) => {
+                    p.audio_ssrc = Some(ssrc);
+                    p.audio_counters.push(w.counter);
+                }
+                None => p.missing_stream += 1,
+            }
+        }
+        self.drain()
+            .await
+            .map_err(|e| format!("poll_output after write: {e}"))?;
+        self.rtc
+            .handle_input(Input::Timeout(now.max(Instant::now())))
+            .map_err(|e| format!("handle_input(timeout) after write: {e}"))?;
+        self.drain()
+            .await
+            .map_err(|e| format!("poll_output after write: {e}"))?;
+        Ok(())
+    }
+}

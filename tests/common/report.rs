@@ -1,0 +1,197 @@
+//! Figures the test peers collect: what a publisher wrote, what a
+//! subscriber received (each payload parsed and checked against what the
+//! publisher must have written), and the state of a peer's connection.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use str0m::rtp::RtpPacket;
+
+use super::media::{self, RecvCodec};
+
+/// Per-kind receive figures of a subscriber.
+#[derive(Clone, Debug, Default)]
+pub struct KindReport {
+    /// RTP packets received (str0m filters duplicates).
+    pub packets: u64,
+    pub bytes: u64,
+    /// Decoded counters in arrival order.
+    pub counters: Vec<u64>,
+    /// Payloads whose length and pattern were exactly as sent.
+    pub intact: u64,
+    /// Payloads that were not.
+    pub corrupt: u64,
+    pub first_corruption: Option<String>,
+    pub ssrcs: BTreeSet<u32>,
+    pub pts: BTreeSet<u8>,
+    /// Extended sequence numbers received.
+    pub seqs: BTreeSet<u64>,
+    /// Packets whose sequence number was not above every earlier one
+    /// (reordering, or a retransmission filling a hole).
+    pub seq_backwards: u64,
+    /// Packets whose RTP timestamp went backwards (video only matters).
+    pub ts_backwards: u64,
+    /// Whether the first packet of this kind started a keyframe.
+    pub first_starts_keyframe: Option<bool>,
+    /// Keyframes whose start was received (counted once per RTP timestamp).
+    pub keyframes: u64,
+    pub first_packet_at: Option<Instant>,
+    /// Counter of the first packet.
+    pub first_counter: Option<u64>,
+    pub latency_sum_us: u64,
+    pub latency_max_us: u64,
+    last_seq: Option<u64>,
+    last_ts: Option<u32>,
+    last_keyframe_ts: Option<u32>,
+}
+
+impl KindReport {
+    /// Mean one-way latency (publisher write to subscriber receive).
+    pub fn mean_latency(&self) -> Duration {
+        if self.packets == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.latency_sum_us / self.packets)
+    }
+
+    pub fn max_latency(&self) -> Duration {
+        Duration::from_micros(self.latency_max_us)
+    }
+
+    /// Sequence numbers missing between the lowest and highest received.
+    pub fn seq_gaps(&self) -> u64 {
+        match (self.seqs.first(), self.seqs.last()) {
+            (Some(lo), Some(hi)) => hi - lo + 1 - self.seqs.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Distinct counters received.
+    pub fn distinct_counters(&self) -> BTreeSet<u64> {
+        self.counters.iter().copied().collect()
+    }
+
+    pub(super) fn record(&mut self, codec: RecvCodec, pkt: &RtpPacket, now: Instant) {
+        self.packets += 1;
+        self.bytes += pkt.payload.len() as u64;
+        self.ssrcs.insert(*pkt.header.ssrc);
+        self.pts.insert(*pkt.header.payload_type);
+        let seq = *pkt.seq_no;
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            self.seq_backwards += 1;
+        }
+        self.seqs.insert(seq);
+        self.last_seq = Some(self.last_seq.map_or(seq, |l| l.max(seq)));
+        let ts = pkt.header.timestamp;
+        if let Some(last) = self.last_ts {
+            // Wrapping comparison: "behind" means within half the range below.
+            if ts != last && ts.wrapping_sub(last) > u32::MAX / 2 {
+                self.ts_backwards += 1;
+            }
+        }
+        self.last_ts = Some(ts);
+        if self.first_packet_at.is_none() {
+            self.first_packet_at = Some(now);
+        }
+        match media::parse_payload(codec, &pkt.payload) {
+            Ok(parsed) => {
+                if self.first_starts_keyframe.is_none() {
+                    self.first_starts_keyframe = Some(parsed.starts_keyframe);
+                }
+                if self.first_counter.is_none() {
+                    self.first_counter = Some(parsed.counter);
+                }
+                if parsed.starts_keyframe && self.last_keyframe_ts != Some(ts) {
+                    self.keyframes += 1;
+                    self.last_keyframe_ts = Some(ts);
+                }
+                self.counters.push(parsed.counter);
+                let lat = media::micros_since_epoch(now).saturating_sub(parsed.send_us);
+                self.latency_sum_us += lat;
+                self.latency_max_us = self.latency_max_us.max(lat);
+                if parsed.intact {
+                    self.intact += 1;
+                } else {
+                    self.corrupt += 1;
+                    self.first_corruption.get_or_insert_with(|| {
+                        format!(
+                            "{codec:?} seq {seq} counter {} len {}: pattern or length differs",
+                            parsed.counter,
+                            pkt.payload.len()
+                        )
+                    });
+                }
+            }
+            Err(why) => {
+                if self.first_starts_keyframe.is_none() {
+                    self.first_starts_keyframe = Some(false);
+                }
+                self.corrupt += 1;
+                self.first_corruption
+                    .get_or_insert_with(|| format!("{codec:?} seq {seq}: {why}"));
+            }
+        }
+    }
+}
+
+/// What a subscriber received.
+#[derive(Clone, Debug, Default)]
+pub struct SubscriberReport {
+    pub audio: KindReport,
+    pub video: KindReport,
+    /// Packets with a payload type the subscriber did not offer.
+    pub unknown_pt: u64,
+}
+
+/// What a publisher sent.
+#[derive(Clone, Debug, Default)]
+pub struct PublisherReport {
+    /// Counters of the video packets written, in order.
+    pub video_counters: Vec<u64>,
+    /// Counters of the audio packets written, in order.
+    pub audio_counters: Vec<u64>,
+    pub video_frames: u64,
+    pub keyframes_sent: u64,
+    /// `Event::KeyframeRequest`s received (PLI/FIR from the server).
+    pub keyframe_requests: u64,
+    pub video_ssrc: Option<u32>,
+    pub audio_ssrc: Option<u32>,
+    /// Writes that found no send stream.
+    pub missing_stream: u64,
+}
+
+impl PublisherReport {
+    /// Video packets written with a counter of at least `counter`.
+    pub fn video_sent_from(&self, counter: u64) -> usize {
+        self.video_counters
+            .iter()
+            .filter(|c| **c >= counter)
+            .count()
+    }
+
+    /// Whether `counter` is one this publisher wrote.
+    pub fn wrote(&self, counter: u64) -> bool {
+        self.video_counters.binary_search(&counter).is_ok()
+            || self.audio_counters.binary_search(&counter).is_ok()
+    }
+}
+
+/// Snapshot of a peer's state and figures.
+#[derive(Clone, Debug, Default)]
+pub struct PeerReport {
+    /// `Event::Connected` (ICE + DTLS) was seen.
+    pub connected_at: Option<Instant>,
+    pub ice_state: Option<String>,
+    /// The remote closed DTLS.
+    pub remote_closed: bool,
+    /// The task stopped (closed, vanished, or failed).
+    pub finished: bool,
+    /// str0m or socket error that stopped the task.
+    pub error: Option<String>,
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    /// Datagrams str0m could not classify.
+    pub datagrams_unparsable: u64,
+    pub publisher: PublisherReport,
+    pub subscriber: SubscriberReport,
+}
