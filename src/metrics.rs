@@ -99,6 +99,14 @@ pub mod names {
     /// Counter: keyframe requests, label `direction` = `received` (from subscribers) |
     /// `sent` (to publishers).
     pub const KEYFRAME_REQUESTS: &str = "switchboard_keyframe_requests_total";
+    /// Counter: simulcast layer switches done for subscribers, label `direction`
+    /// (`up` | `down`).
+    pub const LAYER_SWITCHES: &str = "switchboard_layer_switches_total";
+    /// Counter: subscribed video tracks paused because the subscriber's estimate could
+    /// not carry their lowest layer.
+    pub const TRACK_PAUSES: &str = "switchboard_track_pauses_total";
+    /// Counter: bandwidth estimates received from subscribers' estimators.
+    pub const ESTIMATES: &str = "switchboard_bandwidth_estimates_total";
     /// Counter: HTTP API errors returned, label `status`.
     pub const API_ERRORS: &str = "switchboard_api_errors_total";
 }
@@ -132,6 +140,12 @@ fn describe() {
         KEYFRAME_REQUESTS,
         "Keyframe requests (PLI/FIR) by direction."
     );
+    describe_counter!(LAYER_SWITCHES, "Simulcast layer switches by direction.");
+    describe_counter!(
+        TRACK_PAUSES,
+        "Subscribed video tracks paused for lack of bandwidth."
+    );
+    describe_counter!(ESTIMATES, "Bandwidth estimates received from subscribers.");
     describe_counter!(API_ERRORS, "HTTP API error responses by status.");
 }
 
@@ -154,6 +168,14 @@ pub struct Meters {
     pub keyframe_requests_received: Counter,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: Counter,
+    /// Layer switches up.
+    pub switches_up: Counter,
+    /// Layer switches down.
+    pub switches_down: Counter,
+    /// Tracks paused for bandwidth.
+    pub pauses: Counter,
+    /// Estimates received.
+    pub estimates: Counter,
     dropped: [Counter; DropReason::ALL.len()],
 }
 
@@ -170,6 +192,10 @@ impl Meters {
             udp_out: counter!(UDP_OUT),
             keyframe_requests_received: counter!(KEYFRAME_REQUESTS, "direction" => "received"),
             keyframe_requests_sent: counter!(KEYFRAME_REQUESTS, "direction" => "sent"),
+            switches_up: counter!(LAYER_SWITCHES, "direction" => "up"),
+            switches_down: counter!(LAYER_SWITCHES, "direction" => "down"),
+            pauses: counter!(TRACK_PAUSES),
+            estimates: counter!(ESTIMATES),
             dropped: DropReason::ALL.map(|r| counter!(DROPPED, "reason" => r.as_str())),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod ops;
+pub mod preferences;
 pub mod sessions;
 pub mod web;
 
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         ]);
     let plain = Router::new()
         .merge(sessions::routes())
+        .merge(preferences::routes())
         .merge(ops::routes())
         .merge(web::routes())
         .with_state(state);

@@ -109,7 +109,7 @@ fn add_ice_links(h: &mut HeaderMap, state: &AppState) {
 }
 
 /// RFC 6750 §2.1 bearer token check, constant time in the token's length.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(want) = &state.token else {
         return Ok(());
     };
@@ -150,7 +150,7 @@ fn room_name(path: &str) -> Result<&str, ApiError> {
 }
 
 /// Whether the request's `Content-Type` essence is `want` (RFC 9110 §8.3.1).
-fn has_content_type(headers: &HeaderMap, want: &str) -> bool {
+pub(super) fn has_content_type(headers: &HeaderMap, want: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -215,10 +215,16 @@ async fn post(
         h.insert(header::ETAG, v);
     }
     add_ice_links(h, &state);
+    if kind == SessionKind::Subscriber {
+        let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
+        if let Ok(v) = HeaderValue::from_str(&layer) {
+            h.append(header::LINK, v);
+        }
+    }
     Ok(res)
 }
 
-fn session_path(
+pub(super) fn session_path(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<(String, SessionId), ApiError> {
     let Path((room, session)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;

@@ -340,3 +340,78 @@ async fn ops_and_pages() {
         .unwrap()
         .starts_with("text/html"));
 }
+
+#[tokio::test]
+async fn whep_layer_and_stats_resources() {
+    let app = app(None);
+    let (status, h, body) = post(&app, "/whep/l", &offer(Direction::RecvOnly, 1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    let links: Vec<&str> = h
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let layer_link = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
+    assert!(links.contains(&layer_link.as_str()), "{links:?}");
+
+    let layer = |ct: &str, body: &str, uri: &str| {
+        req("POST", uri)
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let uri = format!("{location}/layer");
+    let (s, h, b) = send(&app, layer("text/plain", "{}", &uri)).await;
+    assert_problem(s, &h, &b, 415);
+    let (s, h, b) = send(&app, layer("application/json", "{not json", &uri)).await;
+    assert_problem(s, &h, &b, 400);
+    let (s, h, b) = send(
+        &app,
+        layer("application/json", r#"{"mediaId":"nope"}"#, &uri),
+    )
+    .await;
+    assert_problem(s, &h, &b, 422);
+    // No publisher yet: there is no layer "h" to pick.
+    let (s, h, b) = send(
+        &app,
+        layer("application/json", r#"{"encodingId":"h"}"#, &uri),
+    )
+    .await;
+    assert_problem(s, &h, &b, 422);
+    let (s, _, b) = send(
+        &app,
+        layer("application/json", r#"{"maxSpatialLayerId":0}"#, &uri),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, _, _) = send(&app, layer("application/json", "{}", &uri)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let unknown = format!("/whep/l/{}/layer", "0".repeat(32));
+    let (s, h, b) = send(&app, layer("application/json", "{}", &unknown)).await;
+    assert_problem(s, &h, &b, 404);
+
+    let (s, h, b) = send(
+        &app,
+        req("GET", &format!("{location}/stats"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(v["tracks"].is_array(), "{v}");
+    assert_eq!(v["tracks"].as_array().unwrap().len(), 2, "{v}");
+    let (s, h, b) = send(
+        &app,
+        req("GET", &format!("/whep/l/{}/stats", "1".repeat(32)))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_problem(s, &h, &b, 404);
+}

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod keyframe;
 pub mod munger;
+pub mod preferences;
 pub mod published;
 pub mod selector;
 pub mod subscribed;
@@ -452,7 +453,7 @@ impl Forwarder {
             let Some(sub) = self.subscribed.get_mut(key.0) else {
                 continue;
             };
-            match sub.route(now, packet, &info) {
+            match sub.route(now, packet, &info, &track.ranks, &self.meters) {
                 Ok(f) => out.push(ForwarderOutput::Rtp(f)),
                 Err(reason) => self.meters.dropped(reason),
             }
@@ -513,6 +514,58 @@ impl Forwarder {
             .chain([self.next_reallocate])
             .flatten()
             .min()
+    }
+
+    // ---- viewer preferences and stats ----
+
+    /// Apply a viewer's layer preference to its video track `mid` (all video tracks when
+    /// `None`), then reallocate.
+    pub fn set_preference(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        mid: Option<Mid>,
+        pref: &preferences::LayerPreference,
+        out: &mut Vec<ForwarderOutput>,
+    ) -> Result<(), preferences::PreferenceError> {
+        let keys: Vec<usize> = self
+            .subscribed
+            .iter()
+            .filter(|(_, s)| s.subscriber == subscriber && preferences::matches(s, mid))
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            let m = mid.map(|m| m.to_string()).unwrap_or_default();
+            return Err(preferences::PreferenceError::UnknownMid(m));
+        }
+        for k in keys {
+            let sub = &mut self.subscribed[k];
+            let source = sub.source.and_then(|s| self.published.get_mut(&s));
+            preferences::apply(now, sub, source, pref)?;
+        }
+        self.reallocate(now, subscriber, out);
+        Ok(())
+    }
+
+    /// What a subscriber receives.
+    pub fn stats(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+    ) -> preferences::SubscriberStats {
+        let mut tracks = Vec::new();
+        for (_, sub) in self.subscribed.iter() {
+            if sub.subscriber != subscriber {
+                continue;
+            }
+            let source = sub.source.and_then(|s| self.published.get_mut(&s));
+            tracks.push(preferences::track_stats(now, sub, source));
+        }
+        tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+        preferences::SubscriberStats {
+            estimate_bps: self.bwe.get(&subscriber).and_then(|b| b.estimate),
+            tracks,
+        }
     }
 
     // ---- allocation ----
@@ -596,7 +649,7 @@ impl Forwarder {
                 continue;
             }
             let target = pick.and_then(|i| ladder.get(i)).map(|(l, _)| *l);
-            sub.set_target(target);
+            sub.set_target(target, &self.meters);
             let next_up = match pick {
                 Some(i) => ladder.get(i + 1).or(ladder.get(*i)),
                 None => ladder.first(),

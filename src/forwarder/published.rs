@@ -80,6 +80,9 @@ pub struct PublishedTrack {
     pub layers: Vec<PublishedLayer>,
     /// Subscribed tracks fed by this one.
     pub subscribers: Vec<SubscriptionKey>,
+    /// Bitrate rank of each layer (index = spatial id; 0 = lowest), as of the last
+    /// [`PublishedTrack::ladder`].
+    pub ranks: Vec<u8>,
 }
 
 impl PublishedTrack {
@@ -93,6 +96,7 @@ impl PublishedTrack {
         PublishedTrack {
             kind,
             params,
+            ranks: (0..layers.len() as u8).collect(),
             layers,
             subscribers: Vec::new(),
         }
@@ -117,6 +121,7 @@ impl PublishedTrack {
             return None;
         }
         self.layers.push(PublishedLayer::new(rid));
+        self.ranks.push(self.ranks.len() as u8);
         Some((self.layers.len() - 1) as u8)
     }
 
@@ -184,6 +189,11 @@ impl PublishedTrack {
             .map(|(i, l)| (i as u8, l.bitrate(now)))
             .collect();
         ranked.sort_by_key(|&(i, bps)| (bps, i));
+        for (rank, (spatial, _)) in ranked.iter().enumerate() {
+            if let Some(r) = self.ranks.get_mut(*spatial as usize) {
+                *r = rank as u8;
+            }
+        }
         if let Some(max) = max_spatial_rank {
             ranked.truncate(max + 1);
         }

@@ -11,7 +11,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use super::munger::RtpMunger;
 use super::selector::{Decision, DropCause, Layer, LayerSelector, PacketInfo};
 use super::{ForwardRtp, InboundRtp, TrackRef};
-use crate::metrics::DropReason;
+use crate::metrics::{DropReason, Meters};
 use crate::room::ParticipantId;
 
 /// One subscriber's m-line.
@@ -78,18 +78,24 @@ impl SubscribedTrack {
         self.selector.reset();
     }
 
-    /// Set the layer to forward (`None`: pause). Counts spatial direction changes.
-    pub fn set_target(&mut self, target: Option<Layer>) {
+    /// Set the layer to forward (`None`: pause; counted).
+    pub fn set_target(&mut self, target: Option<Layer>, meters: &Meters) {
         let target = self.manual.or(target);
+        if target.is_none() && self.selector.target().is_some() {
+            meters.pauses.increment(1);
+        }
         self.selector.set_target(target);
     }
 
-    /// Decide on one packet; on forward, the rewritten packet.
+    /// Decide on one packet; on forward, the rewritten packet. `ranks[spatial id]` is each
+    /// layer's bitrate rank (for counting switches up and down).
     pub fn route(
         &mut self,
         now: Instant,
         packet: &InboundRtp,
         info: &PacketInfo,
+        ranks: &[u8],
+        meters: &Meters,
     ) -> Result<ForwardRtp, DropReason> {
         if !self.connected {
             return Err(DropReason::NotConnected);
@@ -101,10 +107,16 @@ impl SubscribedTrack {
                     if switched_spatial {
                         if let (Some(b), Some(a)) = (before, self.selector.current()) {
                             if a.spatial != b.spatial {
-                                if a > b {
+                                // Direction by bitrate rank, not by id: OBS's "0" is
+                                // its highest layer.
+                                let up =
+                                    ranks.get(a.spatial as usize) > ranks.get(b.spatial as usize);
+                                if up {
                                     self.switches.0 += 1;
+                                    meters.switches_up.increment(1);
                                 } else {
                                     self.switches.1 += 1;
+                                    meters.switches_down.increment(1);
                                 }
                             }
                         }

@@ -82,6 +82,17 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command) {
         Command::Leave { session, reply } => {
             let _ = reply.send(room.handle_leave(now, &session));
         }
+        Command::SetLayer {
+            session,
+            mid,
+            pref,
+            reply,
+        } => {
+            let _ = reply.send(room.handle_set_layer(now, &session, mid.as_deref(), &pref));
+        }
+        Command::Stats { session, reply } => {
+            let _ = reply.send(room.subscriber_stats(now, &session));
+        }
         Command::Exists { session, reply } => {
             let _ = reply.send(room.has_session(&session));
         }

@@ -126,6 +126,24 @@ pub enum Command {
         /// `true` if it existed and was removed.
         reply: oneshot::Sender<bool>,
     },
+    /// A WHEP viewer's layer preference. Replies `None` for an unknown session.
+    SetLayer {
+        /// The (subscriber) session.
+        session: SessionId,
+        /// The video m-line, or every video track.
+        mid: Option<String>,
+        /// What the viewer wants.
+        pref: crate::forwarder::preferences::LayerPreference,
+        /// Outcome.
+        reply: oneshot::Sender<Option<Result<(), crate::forwarder::preferences::PreferenceError>>>,
+    },
+    /// What a WHEP viewer receives. Replies `None` for an unknown session.
+    Stats {
+        /// The (subscriber) session.
+        session: SessionId,
+        /// The report.
+        reply: oneshot::Sender<Option<crate::forwarder::preferences::SubscriberStats>>,
+    },
     /// Whether a session of this kind exists (for PATCH).
     Exists {
         /// The session.

@@ -19,6 +19,7 @@ use tracing::info;
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
 use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
+use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
 use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp, TrackRef};
 use crate::metrics::{self, DropReason, Meters};
 use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
@@ -216,6 +217,39 @@ impl Room {
         }
         self.process(now);
         true
+    }
+
+    /// A WHEP viewer's layer preference (`mid`: one video track, or all). `None` when the
+    /// session is not a live subscriber here.
+    pub fn handle_set_layer(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+        mid: Option<&str>,
+        pref: &LayerPreference,
+    ) -> Option<Result<(), PreferenceError>> {
+        let id = self.subscriber_id(session)?;
+        let res =
+            self.forwarder
+                .set_preference(now, id, mid.map(Mid::from), pref, &mut self.commands);
+        self.process(now);
+        Some(res)
+    }
+
+    /// What a WHEP viewer receives; `None` when the session is not a live subscriber.
+    pub fn subscriber_stats(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+    ) -> Option<SubscriberStats> {
+        let id = self.subscriber_id(session)?;
+        Some(self.forwarder.stats(now, id))
+    }
+
+    fn subscriber_id(&self, session: &SessionId) -> Option<ParticipantId> {
+        let id = *self.by_session.get(session)?;
+        let p = self.participants.get(&id)?;
+        (p.kind() == SessionKind::Subscriber).then_some(id)
     }
 
     /// A datagram from the network for this room.

@@ -1,0 +1,140 @@
+//! WHEP viewer resources below a session: the `layer` extension
+//! (`urn:ietf:params:whep:ext:core:layer`, draft-ietf-wish-whep) to pick or cap a
+//! simulcast layer by hand, and a JSON stats resource.
+//!
+//! | resource | methods |
+//! |---|---|
+//! | `/whep/{room}/{session}/layer` | POST `application/json` → 204 |
+//! | `/whep/{room}/{session}/stats` | GET → 200 JSON |
+//!
+//! Layer request bodies: `{"encodingId": "h"}` (this RID), `{"spatialLayerId": 0}` (the
+//! N-th layer from the lowest bitrate), `{"maxSpatialLayerId": 1}` (automatic, capped),
+//! `{}` (automatic); optional `"mediaId"` names one video m-line (default: all).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::sessions::{authorize, has_content_type, session_path};
+use super::{ApiError, AppState};
+use crate::forwarder::preferences::LayerPreference;
+use crate::room::Command;
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/whep/{room}/{session}/layer",
+            any(
+                |method: axum::http::Method,
+                 state: State<AppState>,
+                 path: Result<Path<(String, String)>, PathRejection>,
+                 headers: HeaderMap,
+                 body: Result<Bytes, BytesRejection>| async move {
+                    match method.as_str() {
+                        "POST" => set_layer(state, path, headers, body).await,
+                        _ => Err(ApiError::MethodNotAllowed("POST")),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/whep/{room}/{session}/stats",
+            any(
+                |method: axum::http::Method,
+                 state: State<AppState>,
+                 path: Result<Path<(String, String)>, PathRejection>| async move {
+                    match method.as_str() {
+                        "GET" | "HEAD" => stats(state, path).await,
+                        _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+                    }
+                },
+            ),
+        )
+}
+
+/// A layer request (camelCase JSON).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerRequest {
+    media_id: Option<String>,
+    encoding_id: Option<String>,
+    spatial_layer_id: Option<usize>,
+    max_spatial_layer_id: Option<usize>,
+}
+
+impl LayerRequest {
+    fn preference(&self) -> LayerPreference {
+        if let Some(rid) = &self.encoding_id {
+            LayerPreference::Encoding(rid.as_str().into())
+        } else if let Some(n) = self.spatial_layer_id {
+            LayerPreference::Spatial(n)
+        } else if let Some(n) = self.max_spatial_layer_id {
+            LayerPreference::MaxSpatial(n)
+        } else {
+            LayerPreference::Auto
+        }
+    }
+}
+
+async fn set_layer(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let (room, session) = session_path(path)?;
+    if !has_content_type(&headers, "application/json") {
+        return Err(ApiError::UnsupportedMediaType {
+            header: "accept-post",
+            accept: "application/json",
+        });
+    }
+    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+    let req: LayerRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid layer request: {e}")))?;
+    if req
+        .encoding_id
+        .as_deref()
+        .is_some_and(|r| r.is_empty() || r.len() > 16)
+    {
+        return Err(ApiError::Unprocessable("encodingId must be a RID".into()));
+    }
+    let pref = req.preference();
+    let outcome = state
+        .rooms
+        .request(&room, false, |reply| Command::SetLayer {
+            session: session.clone(),
+            mid: req.media_id.clone(),
+            pref: pref.clone(),
+            reply,
+        })
+        .await?
+        .flatten()
+        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    outcome.map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (room, session) = session_path(path)?;
+    let stats = state
+        .rooms
+        .request(&room, false, |reply| Command::Stats {
+            session: session.clone(),
+            reply,
+        })
+        .await?
+        .flatten()
+        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(stats)).into_response())
+}
