@@ -3,4 +3,5 @@
 //! never estimates. Pure: time is passed in.
 
 pub mod allocator;
+pub mod loss;
 pub mod meter;

@@ -22,6 +22,8 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::debug;
 
+use crate::bwe::loss::LossEstimator;
+
 use super::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
 
@@ -32,6 +34,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// ~5 s (RFC 7675 §5.1) and RTCP about every second, so this only fires for a peer that
 /// vanished.
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Where the receiver-report loss fallback estimate starts, bit/s.
+const INITIAL_LOSS_ESTIMATE: u64 = 2_000_000;
 
 /// What a participant reports to its room.
 #[derive(Debug)]
@@ -108,6 +112,10 @@ pub struct Participant {
     ended: Option<EndReason>,
     /// Receive stream SSRC → (mid, rid): str0m's event has the SSRC only.
     ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    /// A TWCC (with probing) or REMB estimate has been seen: the loss fallback is off.
+    feedback_estimates: bool,
+    /// Fallback estimate from receiver-report loss, for subscribers without TWCC/REMB.
+    loss: LossEstimator,
 }
 
 impl Participant {
@@ -133,6 +141,8 @@ impl Participant {
             connected: false,
             ended: None,
             ssrcs: HashMap::new(),
+            feedback_estimates: false,
+            loss: LossEstimator::new(INITIAL_LOSS_ESTIMATE),
         };
         p.drain(out);
         p
@@ -372,9 +382,22 @@ impl Participant {
                 estimate,
                 can_probe: true,
             })
-            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => out
-                .events
-                .push_back((self.id, ParticipantEvent::Estimate(estimate.as_u64()))),
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                self.feedback_estimates = true;
+                out.events
+                    .push_back((self.id, ParticipantEvent::Estimate(estimate.as_u64())));
+            }
+            Event::MediaEgressStats(stats) if !self.feedback_estimates => {
+                let is_video = self
+                    .rtc
+                    .media(stats.mid)
+                    .is_some_and(|m| m.kind() == MediaKind::Video);
+                if let (true, Some(loss)) = (is_video, stats.loss) {
+                    let bps = self.loss.on_report(loss);
+                    out.events
+                        .push_back((self.id, ParticipantEvent::Estimate(bps)));
+                }
+            }
             Event::KeyframeRequest(req) => out.events.push_back((
                 self.id,
                 ParticipantEvent::KeyframeRequest {

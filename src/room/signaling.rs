@@ -5,7 +5,7 @@
 //! Never does HTTP; never reads the clock (`now` is passed in).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
@@ -271,6 +271,9 @@ pub fn build_rtc(
 ) -> Rtc {
     let mut cfg = Rtc::builder()
         .enable_bwe(bwe)
+        // Subscribers report egress stats each second: receiver-report loss feeds the
+        // fallback estimate when a viewer sends neither TWCC nor REMB.
+        .set_stats_interval(bwe.map(|_| Duration::from_secs(1)))
         .set_rtp_mode(true)
         .set_ice_lite(true)
         .set_local_ice_credentials(creds)
