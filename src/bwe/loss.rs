@@ -43,7 +43,7 @@ impl LossEstimator {
         } else {
             e
         };
-        self.estimate = (next as u64).clamp(MIN_BPS, MAX_BPS);
+        self.estimate = (next.round() as u64).clamp(MIN_BPS, MAX_BPS);
         self.estimate
     }
 }
