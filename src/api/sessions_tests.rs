@@ -415,3 +415,28 @@ async fn whep_layer_and_stats_resources() {
     .await;
     assert_problem(s, &h, &b, 404);
 }
+
+#[tokio::test]
+async fn draining_server_refuses_new_sessions_with_503() {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
+    let rooms = Rooms::new(
+        Arc::new(RoomTable::default()),
+        RoomContext {
+            endpoint,
+            meters: Meters::new(),
+        },
+    );
+    let app = router(AppState {
+        rooms,
+        token: None,
+        ice_links: Vec::<String>::new().into(),
+        prometheus: PrometheusBuilder::new().build_recorder().handle(),
+        ready: Arc::new(AtomicBool::new(false)),
+    });
+    let (s, h, b) = post(&app, "/whip/d", OBS).await;
+    assert_problem(s, &h, &b, 503);
+    assert!(h.contains_key(header::RETRY_AFTER));
+    let (s, _, _) = send(&app, req("GET", "/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
