@@ -22,6 +22,10 @@ use crate::room::{RoomContext, Rooms};
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
 
 fn app(token: Option<&str>) -> Router {
+    app_with(token, true)
+}
+
+fn app_with(token: Option<&str>, ready: bool) -> Router {
     let addr = "127.0.0.1:0".parse().unwrap();
     let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
     let rooms = Rooms::new(
@@ -36,7 +40,7 @@ fn app(token: Option<&str>) -> Router {
         token: token.map(Arc::from),
         ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
-        ready: Arc::new(AtomicBool::new(true)),
+        ready: Arc::new(AtomicBool::new(ready)),
     })
 }
 
@@ -418,22 +422,7 @@ async fn whep_layer_and_stats_resources() {
 
 #[tokio::test]
 async fn draining_server_refuses_new_sessions_with_503() {
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
-    let rooms = Rooms::new(
-        Arc::new(RoomTable::default()),
-        RoomContext {
-            endpoint,
-            meters: Meters::new(),
-        },
-    );
-    let app = router(AppState {
-        rooms,
-        token: None,
-        ice_links: Vec::<String>::new().into(),
-        prometheus: PrometheusBuilder::new().build_recorder().handle(),
-        ready: Arc::new(AtomicBool::new(false)),
-    });
+    let app = app_with(None, false);
     let (s, h, b) = post(&app, "/whip/d", OBS).await;
     assert_problem(s, &h, &b, 503);
     assert!(h.contains_key(header::RETRY_AFTER));
