@@ -57,7 +57,13 @@ impl BitrateMeter {
     pub fn bitrate(&mut self, now: Instant) -> u64 {
         self.advance(now);
         let bytes: u64 = self.buckets.iter().sum();
-        let window = self.bucket_len * BUCKETS as u32;
+        // The current bucket is partly filled: divide by the span actually covered.
+        let partial = self
+            .current_start
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default()
+            .min(self.bucket_len);
+        let window = self.bucket_len * (BUCKETS as u32 - 1) + partial;
         bytes * 8 * 1_000_000_000 / window.as_nanos().max(1) as u64
     }
 }

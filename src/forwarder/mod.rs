@@ -176,7 +176,23 @@ struct SubscriberBwe {
     estimate: Option<u64>,
     /// Since when the estimate has been below what the lowest layers need.
     starved_since: Option<Instant>,
+    /// Padding toward the next layer up is allowed until then (a probe window).
+    probe_until: Option<Instant>,
+    /// When the next probe window may open.
+    next_probe: Option<Instant>,
+    /// Current back-off between probe windows.
+    probe_backoff: Duration,
+    /// Allocated total after the last reallocation, bit/s.
+    allocated: u64,
 }
+
+/// A probe window: how long str0m may pad toward the next layer up.
+pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
+/// First pause between probe windows; doubles while climbs fail, up to
+/// [`PROBE_BACKOFF_MAX`], and resets when the allocation rises.
+pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
+/// Longest pause between probe windows.
+pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// A subscriber's tracks are paused only after its estimate has stayed below their
 /// lowest layers this long. GCC estimates dip hard and briefly (at startup, on a
@@ -184,9 +200,14 @@ struct SubscriberBwe {
 /// climb back, while a link that really cannot carry the lowest layer stays low.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
 
+/// Share of a subscriber's estimate that media may fill, in percent. GCC estimates the
+/// link's capacity; retransmissions (NACK/RTX), RTCP, probing and keyframe bursts into a
+/// shallow bottleneck queue need the rest.
+pub const USABLE_PERCENT: u64 = 90;
+
 /// How often allocations are recomputed even without a new estimate (layers start,
 /// stop and change rate).
-pub const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
+pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
 /// The track graph of one room.
 pub struct Forwarder {
@@ -248,6 +269,10 @@ impl Forwarder {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 estimate: None,
                 starved_since: None,
+                probe_until: None,
+                next_probe: None,
+                probe_backoff: PROBE_BACKOFF_MIN,
+                allocated: 0,
             });
         key
     }
@@ -622,19 +647,20 @@ impl Forwarder {
         };
         let choice: Vec<Option<usize>> = match bwe.estimate {
             Some(estimate) => {
+                let usable = estimate / 100 * USABLE_PERCENT;
                 let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
-                let estimate = if estimate >= floor {
+                let usable = if usable >= floor {
                     bwe.starved_since = None;
-                    estimate
+                    usable
                 } else {
                     let since = *bwe.starved_since.get_or_insert(now);
                     if now.saturating_duration_since(since) >= PAUSE_AFTER {
-                        estimate
+                        usable
                     } else {
                         floor
                     }
                 };
-                bwe.allocator.update(now, estimate, &demands).to_vec()
+                bwe.allocator.update(now, usable, &demands).to_vec()
             }
             None => demands
                 .iter()
@@ -663,13 +689,38 @@ impl Forwarder {
                 }
             }
         }
-        if desired > 0 {
-            out.push(ForwarderOutput::SetBitrate {
-                subscriber,
-                minimum: minimum.min(desired),
-                desired,
-            });
+        if desired == 0 {
+            return;
         }
+        // Padding toward the next layer (the `minimum`) only inside bounded probe windows:
+        // padding all the time at a link's capacity makes the tail drop hit media.
+        let Some(bwe) = self.bwe.get_mut(&subscriber) else {
+            return;
+        };
+        let allocated = crate::bwe::allocator::allocated_bitrate(&demands, &choice);
+        if allocated > bwe.allocated {
+            bwe.probe_backoff = PROBE_BACKOFF_MIN;
+        }
+        bwe.allocated = allocated;
+        let next_probe = *bwe.next_probe.get_or_insert(now + PROBE_BACKOFF_MIN);
+        if minimum > allocated && now >= next_probe && bwe.probe_until.is_none() {
+            bwe.probe_until = Some(now + PROBE_WINDOW);
+        }
+        if bwe.probe_until.is_some_and(|t| now >= t) {
+            bwe.probe_until = None;
+            bwe.next_probe = Some(now + bwe.probe_backoff);
+            bwe.probe_backoff = (bwe.probe_backoff * 2).min(PROBE_BACKOFF_MAX);
+        }
+        let minimum = if bwe.probe_until.is_some() {
+            minimum
+        } else {
+            allocated
+        };
+        out.push(ForwarderOutput::SetBitrate {
+            subscriber,
+            minimum: minimum.min(desired),
+            desired,
+        });
     }
 }
 

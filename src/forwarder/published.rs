@@ -19,6 +19,10 @@ use crate::bwe::meter::BitrateMeter;
 pub const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
 /// Highest VP8/VP9 temporal layer id tracked (L1T3).
 pub const MAX_TID: u8 = 2;
+/// Bytes a forwarded packet costs on the wire beyond its payload: RTP header with
+/// extensions (~20), SRTP auth tag (10–16), UDP/IP (28). Counted so allocation matches
+/// what the link carries.
+const RTP_OVERHEAD: usize = 60;
 /// Window of the bitrate meters.
 const METER_WINDOW: Duration = Duration::from_secs(1);
 
@@ -156,7 +160,7 @@ impl PublishedTrack {
         if let Some(layer) = self.layers.get_mut(spatial as usize) {
             activated = !layer.is_active(now);
             let t = tid.unwrap_or(0).min(MAX_TID);
-            layer.temporal[t as usize].record(now, payload.len());
+            layer.temporal[t as usize].record(now, payload.len() + RTP_OVERHEAD);
             if let Some(tid) = tid {
                 layer.max_tid = Some(layer.max_tid.map_or(tid, |m| m.max(tid)).min(MAX_TID));
             }
@@ -198,11 +202,16 @@ impl PublishedTrack {
             ranked.truncate(max + 1);
         }
         let mut out = Vec::new();
-        for (spatial, _) in ranked {
+        for (rank, (spatial, _)) in ranked.into_iter().enumerate() {
             let layer = &mut self.layers[spatial as usize];
             match layer.max_tid {
                 Some(max_tid) => {
-                    for t in 0..=max_tid {
+                    // Temporal steps refine the ladder below a spatial layer, but a higher
+                    // resolution at its base rate (T0: a quarter of the frames with L1T3)
+                    // looks worse than the layer below at full rate; only the lowest
+                    // spatial layer offers T0, as the last step before pausing.
+                    let first = if rank == 0 || max_tid == 0 { 0 } else { 1 };
+                    for t in first..=max_tid {
                         let bps = layer.bitrate_up_to(now, t);
                         out.push((
                             Layer {

@@ -1,6 +1,7 @@
 //! A sans-IO model of one direction of a network path: a bottleneck of optional capacity
 //! with a bounded FIFO queue (tail drop), random loss from a seeded RNG, and a fixed
 //! one-way propagation delay. Time only moves through the `now` given to its methods.
+//! On request it records every packet offered, with its RTP header and fate.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -62,6 +63,43 @@ impl LinkConfig {
     }
 }
 
+/// What happened to one packet offered to a link (see [`Link::set_recording`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Lost at random.
+    Lost,
+    /// Tail-dropped: the queue was full.
+    TailDropped,
+    /// Queued (or sent straight on).
+    Accepted,
+}
+
+/// One packet offered to a recording link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When it was offered.
+    pub at: Instant,
+    /// Its size in bytes.
+    pub len: usize,
+    /// Its first 12 bytes (zero-filled): an SRTP packet's RTP header is in the clear.
+    pub head: [u8; 12],
+    /// What became of it.
+    pub fate: Fate,
+}
+
+impl Sample {
+    /// Payload type and SSRC, if the packet is RTP (version 2, not an RTCP type).
+    pub fn rtp(&self) -> Option<(u8, u32)> {
+        let pt = self.head[1] & 0x7f;
+        let rtcp = (72..=79).contains(&pt);
+        if self.head[0] >> 6 != 2 || rtcp || self.len < 12 {
+            return None;
+        }
+        let ssrc = u32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
+        Some((pt, ssrc))
+    }
+}
+
 /// Counters of one link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
@@ -75,6 +113,10 @@ pub struct LinkStats {
     pub delivered: u64,
     /// Bytes handed out by `pop_due`.
     pub delivered_bytes: u64,
+    /// Bytes offered with `push`.
+    pub pushed_bytes: u64,
+    /// Bytes dropped because the queue was full.
+    pub tail_dropped_bytes: u64,
 }
 
 /// One direction of a path. See the module docs.
@@ -89,6 +131,8 @@ pub struct Link {
     /// Serialized, propagating: (arrival time, packet), in arrival order.
     in_flight: VecDeque<(Instant, Packet)>,
     stats: LinkStats,
+    /// Every packet offered, while recording.
+    samples: Option<Vec<Sample>>,
 }
 
 impl Link {
@@ -102,6 +146,32 @@ impl Link {
             in_service: None,
             in_flight: VecDeque::new(),
             stats: LinkStats::default(),
+            samples: None,
+        }
+    }
+
+    /// Keep a [`Sample`] of every packet offered from now on (`true`), or stop and forget
+    /// them (`false`).
+    pub fn set_recording(&mut self, on: bool) {
+        self.samples = on.then(Vec::new);
+    }
+
+    /// The packets offered while recording.
+    pub fn samples(&self) -> &[Sample] {
+        self.samples.as_deref().unwrap_or(&[])
+    }
+
+    fn record(&mut self, now: Instant, packet: &Packet, fate: Fate) {
+        if let Some(log) = self.samples.as_mut() {
+            let mut head = [0; 12];
+            let n = packet.contents.len().min(12);
+            head[..n].copy_from_slice(&packet.contents[..n]);
+            log.push(Sample {
+                at: now,
+                len: packet.contents.len(),
+                head,
+                fate,
+            });
         }
     }
 
@@ -133,22 +203,28 @@ impl Link {
     pub fn push(&mut self, now: Instant, packet: Packet) {
         self.advance(now);
         self.stats.pushed += 1;
+        let size = packet.contents.len() as u64;
+        self.stats.pushed_bytes += size;
         // One draw per packet, always, so the loss pattern depends only on the packet count.
         let draw: f64 = self.rng.random();
         if draw < self.cfg.loss {
             self.stats.lost += 1;
+            self.record(now, &packet, Fate::Lost);
             return;
         }
         let Some(bps) = self.cfg.capacity_bps else {
+            self.record(now, &packet, Fate::Accepted);
             self.in_flight.push_back((now + self.cfg.delay, packet));
             return;
         };
         let limit_bytes = (bps as f64 * self.cfg.queue_limit.as_secs_f64() / 8.0) as u64;
-        let size = packet.contents.len() as u64;
         if self.in_service.is_some() && self.waiting_bytes + size > limit_bytes {
             self.stats.tail_dropped += 1;
+            self.stats.tail_dropped_bytes += size;
+            self.record(now, &packet, Fate::TailDropped);
             return;
         }
+        self.record(now, &packet, Fate::Accepted);
         self.waiting_bytes += size;
         self.waiting.push_back(packet);
         self.start_service(now);

@@ -5,13 +5,17 @@
 //! timeout, a peer's `Rtc` timeout, a link delivery, a publisher's next media write —
 //! and processes exactly that one. Time starts at one `Instant` taken at construction
 //! and only moves by adding durations to it; nothing sleeps. Signaling is an in-process
-//! call to `Room::handle_join`.
+//! call to `Room::handle_join`. While [`trace::capture`] is in force, the server's
+//! bandwidth estimates are kept in [`Sim::estimates`], stamped with virtual time;
+//! [`video`] turns a subscriber's received packets into layers, switches and freezes.
 
 #![allow(dead_code)]
 
 pub mod link;
 pub mod media;
 pub mod peer;
+pub mod trace;
+pub mod video;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,6 +26,7 @@ use switchboard::room::room::Room;
 use switchboard::room::{SessionId, SessionKind};
 
 use link::{LinkConfig, Packet};
+use media::LayerSpec;
 use peer::{Peer, Role};
 
 /// The server's one host candidate.
@@ -53,6 +58,17 @@ pub struct SimStats {
     pub stray: u64,
 }
 
+/// A bandwidth estimate the server's forwarder received for a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Virtual time of the step that produced it.
+    pub at: Instant,
+    /// The subscriber's index in [`Sim::peers`].
+    pub peer: usize,
+    /// The estimate, bit/s.
+    pub bps: u64,
+}
+
 /// The simulated world.
 pub struct Sim {
     /// Start of virtual time.
@@ -69,6 +85,8 @@ pub struct Sim {
     pub resources: Vec<SessionId>,
     /// Driver counters.
     pub stats: SimStats,
+    /// Bandwidth estimates, while [`trace::capture`] is in force on this thread.
+    pub estimates: Vec<Estimate>,
     last_room_timeout: Option<Instant>,
 }
 
@@ -86,6 +104,7 @@ impl Sim {
             peers: Vec::new(),
             resources: Vec::new(),
             stats: SimStats::default(),
+            estimates: Vec::new(),
             last_room_timeout: None,
         }
     }
@@ -100,12 +119,35 @@ impl Sim {
         t.saturating_duration_since(self.t0)
     }
 
-    /// Join a peer now, at address 10.0.0.(2 + index):5000, over `up`/`down` links.
-    /// Returns its index in [`Sim::peers`].
+    /// Join a peer now, at address 10.0.0.(2 + index):5000, over `up`/`down` links; a
+    /// publisher sends one video stream ([`media::SINGLE`]). Returns its index in
+    /// [`Sim::peers`].
     pub fn join(&mut self, name: &str, role: Role, up: LinkConfig, down: LinkConfig) -> usize {
+        self.join_with(name, role, &[media::SINGLE], up, down)
+    }
+
+    /// Join a publisher whose video is `layers` (simulcast when they have RIDs).
+    pub fn join_publisher(
+        &mut self,
+        name: &str,
+        layers: &[LayerSpec],
+        up: LinkConfig,
+        down: LinkConfig,
+    ) -> usize {
+        self.join_with(name, Role::Publisher, layers, up, down)
+    }
+
+    fn join_with(
+        &mut self,
+        name: &str,
+        role: Role,
+        layers: &[LayerSpec],
+        up: LinkConfig,
+        down: LinkConfig,
+    ) -> usize {
         let index = self.peers.len();
         let addr: SocketAddr = format!("10.0.0.{}:5000", index + 2).parse().expect("addr");
-        let (peer, offer, pending) = Peer::offer(self.now, name, role, addr, up, down);
+        let (peer, offer, pending) = Peer::offer(self.now, name, role, layers, addr, up, down);
         let kind = match role {
             Role::Publisher => SessionKind::Publisher,
             Role::Subscriber => SessionKind::Subscriber,
@@ -134,6 +176,38 @@ impl Sim {
 
     /// Process every event due up to and including `end`, then set the clock to `end`.
     pub fn run_until(&mut self, end: Instant) {
+        self.run(end, |_| false);
+        self.now = self.now.max(end);
+    }
+
+    /// Process events due up to `end` until `stop` holds after one of them; the clock
+    /// stays at that event. Returns whether `stop` held; if it never did, every event up
+    /// to `end` was processed and the clock is at `end`.
+    pub fn run_until_or(&mut self, end: Instant, stop: impl Fn(&Sim) -> bool) -> bool {
+        let stopped = self.run(end, stop);
+        if !stopped {
+            self.now = self.now.max(end);
+        }
+        stopped
+    }
+
+    /// Run until peer `index` reports `Connected`, at the latest until `deadline`
+    /// (panics if it has not connected by then). Returns when it connected.
+    pub fn run_until_connected(&mut self, index: usize, deadline: Instant) -> Instant {
+        let connected = |sim: &Sim| sim.peers[index].connected_at.is_some();
+        if !connected(self) {
+            self.run_until_or(deadline, connected);
+        }
+        self.peers[index].connected_at.unwrap_or_else(|| {
+            panic!(
+                "{} not connected by {:?}",
+                self.peers[index].name,
+                self.elapsed(deadline)
+            )
+        })
+    }
+
+    fn run(&mut self, end: Instant, stop: impl Fn(&Sim) -> bool) -> bool {
         let mut steps = 0u64;
         while let Some((t, due)) = self.next_due().filter(|(t, _)| *t <= end) {
             self.now = self.now.max(t);
@@ -147,8 +221,19 @@ impl Sim {
                 );
             }
             self.process(due);
+            for (id, bps) in trace::take() {
+                // Participant ids count joins from 1, in the order of `peers`.
+                self.estimates.push(Estimate {
+                    at: self.now,
+                    peer: id.saturating_sub(1) as usize,
+                    bps,
+                });
+            }
+            if stop(self) {
+                return true;
+            }
         }
-        self.now = self.now.max(end);
+        false
     }
 
     /// The earliest due event. Ties go to the first in a fixed order (the room, then

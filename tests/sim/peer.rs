@@ -1,21 +1,26 @@
 //! Simulated client peers: a str0m `Rtc` in RTP mode acting as a full ICE endpoint
 //! (controlling role) at a virtual address, with its two links to the server. A publisher sends
-//! sendonly Opus + VP8 (30 fps, four packets per frame, a keyframe every 3 s and on the
-//! frame after a keyframe request); a subscriber receives recvonly and records every RTP
-//! packet. Every mutation of an `Rtc` is followed by a full drain of `poll_output`.
+//! sendonly Opus + VP8 at 30 fps: one stream ([`media::SINGLE`], four packets per frame) or
+//! RFC 8853 simulcast (one RTP stream per RID, e.g. [`media::SIMULCAST`], each with its own
+//! SSRC, sequence numbers and packet sizes). Each stream sends a keyframe every 3 s and on
+//! the frame after a keyframe request for its RID (a request without a RID refreshes every
+//! stream). A subscriber receives recvonly and records every RTP packet, with the layer index
+//! its payload carries. Every mutation of an `Rtc` is followed by a full drain of
+//! `poll_output`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::link::{Link, LinkConfig, Packet};
-use super::media::{self, Corrupt, PACKETS_PER_FRAME};
+use super::link::{Link, LinkConfig, Packet, Sample};
+use super::media::{self, Corrupt, LayerSpec};
 
 /// Video frame interval: 1/30 s.
 pub const FRAME_INTERVAL: Duration = Duration::from_nanos(33_333_333);
@@ -36,16 +41,31 @@ pub enum Role {
 /// What a publisher sent and was asked.
 #[derive(Debug, Default)]
 pub struct Sent {
-    /// Send time of every video packet, indexed by its counter.
+    /// Send time of every video packet (all layers), indexed by its counter.
     pub video_at: Vec<Instant>,
+    /// Layer index of every video packet, indexed by its counter.
+    pub video_layer: Vec<u8>,
     /// Send time of every audio packet, indexed by its counter.
     pub audio_at: Vec<Instant>,
-    /// When each keyframe was started.
+    /// When each frame with a keyframe on any layer was started.
     pub keyframes_at: Vec<Instant>,
+    /// Every keyframe: when, and on which layer.
+    pub layer_keyframes: Vec<(Instant, u8)>,
     /// When each keyframe request (PLI/FIR) arrived.
     pub keyframe_requests_at: Vec<Instant>,
-    /// The publisher's own SSRCs (audio, video).
+    /// Every keyframe request: when, and for which layer (`None`: no RID, every layer).
+    pub layer_keyframe_requests: Vec<(Instant, Option<u8>)>,
+    /// The publisher's own SSRCs (audio, then video, one per layer).
     pub ssrcs: Vec<Ssrc>,
+}
+
+/// One video stream of a publisher.
+struct LayerState {
+    spec: LayerSpec,
+    rid: Option<Rid>,
+    /// Packets written so far (the RTP sequence number is 1000 on from this).
+    packets: u64,
+    force_keyframe: bool,
 }
 
 struct Source {
@@ -54,7 +74,7 @@ struct Source {
     start: Instant,
     frame: u64,
     audio: u64,
-    force_keyframe: bool,
+    layers: Vec<LayerState>,
 }
 
 /// One received RTP packet.
@@ -70,6 +90,14 @@ pub struct Got {
     pub counter: u64,
     /// Video: starts a keyframe.
     pub keyframe_start: bool,
+    /// Video: starts a frame.
+    pub frame_start: bool,
+    /// Video: the layer index from the payload (0 for audio).
+    pub layer: u8,
+    /// RTP timestamp in the header.
+    pub ts: u32,
+    /// RTP marker bit.
+    pub marker: bool,
 }
 
 /// What a subscriber received.
@@ -83,6 +111,21 @@ pub struct Received {
     pub corrupt: Vec<Corrupt>,
     /// Packets of a payload type that is neither Opus nor VP8.
     pub unknown: u64,
+}
+
+/// What a datagram on a peer's link carries, by its RTP payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Traffic {
+    /// VP8 media.
+    Video,
+    /// VP8 retransmissions (RFC 4588), repairs or padding.
+    VideoRtx,
+    /// Opus media.
+    Audio,
+    /// Any other RTP payload type.
+    OtherRtp,
+    /// Not RTP: RTCP, STUN, DTLS.
+    NotRtp,
 }
 
 /// One simulated client.
@@ -111,16 +154,20 @@ pub struct Peer {
     timeout: Instant,
     audio_mid: Mid,
     video_mid: Mid,
+    layers: Vec<LayerSpec>,
     source: Option<Source>,
 }
 
 impl Peer {
     /// A peer at `addr` with its offer: the caller posts the offer and calls
-    /// [`Peer::accept_answer`] with the answer.
+    /// [`Peer::accept_answer`] with the answer. A publisher encodes its video as `layers`:
+    /// one stream without a RID, or one simulcast stream per RID (lowest first, offered in
+    /// that order). A subscriber ignores `layers`.
     pub fn offer(
         now: Instant,
         name: &str,
         role: Role,
+        layers: &[LayerSpec],
         addr: SocketAddr,
         up: LinkConfig,
         down: LinkConfig,
@@ -137,9 +184,26 @@ impl Peer {
             Role::Publisher => Direction::SendOnly,
             Role::Subscriber => Direction::RecvOnly,
         };
+        let layers = match role {
+            Role::Publisher => layers.to_vec(),
+            Role::Subscriber => Vec::new(),
+        };
+        let single = layers.len() == 1 && layers[0].rid.is_none();
+        let simulcast = !layers.is_empty() && layers.iter().all(|l| l.rid.is_some());
+        assert!(
+            role == Role::Subscriber || single || simulcast,
+            "{name}: one stream without a RID, or simulcast layers that all have one"
+        );
+        let simulcast = simulcast.then(|| {
+            let mut s = Simulcast::new();
+            for rid in layers.iter().filter_map(|l| l.rid) {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
         let mut api = rtc.sdp_api();
         let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
         let (offer, pending) = api.apply().expect("offer");
         let peer = Peer {
             name: name.to_owned(),
@@ -156,6 +220,7 @@ impl Peer {
             timeout: now,
             audio_mid,
             video_mid,
+            layers,
             source: None,
         };
         (peer, offer.to_sdp_string(), pending)
@@ -169,6 +234,24 @@ impl Peer {
             .accept_answer(pending, answer)
             .expect("accept answer");
         self.drain(now, false);
+    }
+
+    /// What a packet recorded on one of this peer's links carries.
+    pub fn traffic(&self, sample: &Sample) -> Traffic {
+        let Some((pt, _)) = sample.rtp() else {
+            return Traffic::NotRtp;
+        };
+        for p in self.rtc.codec_config().params() {
+            let codec = p.spec().codec;
+            let rtx = p.resend().is_some_and(|r| *r == pt);
+            match codec {
+                Codec::Vp8 if *p.pt() == pt => return Traffic::Video,
+                Codec::Vp8 if rtx => return Traffic::VideoRtx,
+                Codec::Opus if *p.pt() == pt => return Traffic::Audio,
+                _ => {}
+            }
+        }
+        Traffic::OtherRtp
     }
 
     /// When the `Rtc` wants a timeout.
@@ -235,21 +318,35 @@ impl Peer {
         let s = self.source.as_mut().expect("source");
         let frame = s.frame;
         s.frame += 1;
-        let keyframe = frame % KEYFRAME_EVERY == 0 || s.force_keyframe;
-        s.force_keyframe = false;
+        let periodic = frame % KEYFRAME_EVERY == 0;
         let pt = s.video_pt;
-        if keyframe {
-            self.sent.keyframes_at.push(now);
-        }
         let ts = 90_000u32.wrapping_add((frame * 3000) as u32);
-        for i in 0..PACKETS_PER_FRAME {
-            let counter = self.sent.video_at.len() as u64;
-            self.sent.video_at.push(now);
-            let payload = media::vp8_payload(counter, keyframe, i);
-            let write = RtpWrite::new(pt, (1000 + counter).into(), ts, now, payload)
-                .marker(i + 1 == PACKETS_PER_FRAME)
-                .nackable(true);
-            self.write(now, self.video_mid, write);
+        let mut any_keyframe = false;
+        for layer in 0..s.layers.len() {
+            let s = self.source.as_mut().expect("source");
+            let l = &mut s.layers[layer];
+            let keyframe = periodic || l.force_keyframe;
+            l.force_keyframe = false;
+            let (spec, rid, first) = (l.spec, l.rid, l.packets);
+            let count = spec.packets(keyframe);
+            l.packets += count;
+            if keyframe {
+                any_keyframe = true;
+                self.sent.layer_keyframes.push((now, layer as u8));
+            }
+            for i in 0..count {
+                let counter = self.sent.video_at.len() as u64;
+                self.sent.video_at.push(now);
+                self.sent.video_layer.push(layer as u8);
+                let payload = media::vp8_layer_payload(&spec, layer as u8, counter, keyframe, i);
+                let write = RtpWrite::new(pt, (1000 + first + i).into(), ts, now, payload)
+                    .marker(i + 1 == count)
+                    .nackable(true);
+                self.write(now, self.video_mid, rid, write);
+            }
+        }
+        if any_keyframe {
+            self.sent.keyframes_at.push(now);
         }
     }
 
@@ -267,14 +364,14 @@ impl Peer {
             now,
             media::opus_payload(counter),
         );
-        self.write(now, self.audio_mid, write);
+        self.write(now, self.audio_mid, None, write);
     }
 
-    fn write(&mut self, now: Instant, mid: Mid, write: RtpWrite) {
+    fn write(&mut self, now: Instant, mid: Mid, rid: Option<Rid>, write: RtpWrite) {
         let mut api = self.rtc.direct_api();
         let stream = api
-            .stream_tx_by_mid(mid, None)
-            .unwrap_or_else(|| panic!("{}: no send stream for {mid}", self.name));
+            .stream_tx_by_mid(mid, rid)
+            .unwrap_or_else(|| panic!("{}: no send stream for {mid} {rid:?}", self.name));
         stream.write_rtp(write);
         self.rtc
             .handle_input(Input::Timeout(now))
@@ -321,10 +418,23 @@ impl Peer {
                     self.start_source(now);
                 }
             }
-            Event::KeyframeRequest(_) => {
+            Event::KeyframeRequest(req) => {
+                let layer = req
+                    .rid
+                    .and_then(|rid| {
+                        self.layers
+                            .iter()
+                            .position(|l| l.rid.map(Rid::from) == Some(rid))
+                    })
+                    .map(|i| i as u8);
                 self.sent.keyframe_requests_at.push(now);
+                self.sent.layer_keyframe_requests.push((now, layer));
                 if let Some(s) = self.source.as_mut() {
-                    s.force_keyframe = true;
+                    for (i, l) in s.layers.iter_mut().enumerate() {
+                        if layer.is_none_or(|want| want as usize == i) {
+                            l.force_keyframe = true;
+                        }
+                    }
                 }
             }
             Event::RtpPacket(p) => {
@@ -349,6 +459,10 @@ impl Peer {
                             seq: *p.seq_no,
                             counter: m.counter,
                             keyframe_start: m.keyframe_start,
+                            frame_start: m.frame_start,
+                            layer: m.layer,
+                            ts: p.header.timestamp,
+                            marker: p.header.marker,
                         };
                         if video {
                             self.received.video.push(got);
@@ -372,11 +486,23 @@ impl Peer {
         };
         let audio_pt = pt_of(&self.rtc, Codec::Opus);
         let video_pt = pt_of(&self.rtc, Codec::Vp8);
+        let layers: Vec<LayerState> = self
+            .layers
+            .iter()
+            .map(|spec| LayerState {
+                spec: *spec,
+                rid: spec.rid.map(Rid::from),
+                packets: 0,
+                force_keyframe: false,
+            })
+            .collect();
+        let streams = std::iter::once((self.audio_mid, None))
+            .chain(layers.iter().map(|l| (self.video_mid, l.rid)));
         let mut api = self.rtc.direct_api();
-        for mid in [self.audio_mid, self.video_mid] {
+        for (mid, rid) in streams {
             let ssrc = api
-                .stream_tx_by_mid(mid, None)
-                .unwrap_or_else(|| panic!("{}: no send stream for {mid}", self.name))
+                .stream_tx_by_mid(mid, rid)
+                .unwrap_or_else(|| panic!("{}: no send stream for {mid} {rid:?}", self.name))
                 .ssrc();
             self.sent.ssrcs.push(ssrc);
         }
@@ -386,7 +512,7 @@ impl Peer {
             start: now,
             frame: 0,
             audio: 0,
-            force_keyframe: false,
+            layers,
         });
     }
 }
