@@ -206,11 +206,12 @@ impl PublishedTrack {
             let layer = &mut self.layers[spatial as usize];
             match layer.max_tid {
                 Some(max_tid) => {
-                    // Temporal steps refine the ladder below a spatial layer, but a higher
-                    // resolution at its base rate (T0: a quarter of the frames with L1T3)
-                    // looks worse than the layer below at full rate; only the lowest
-                    // spatial layer offers T0, as the last step before pausing.
-                    let first = if rank == 0 || max_tid == 0 { 0 } else { 1 };
+                    // Temporal steps (RFC 7741 §4.2 TID) refine the ladder only below the
+                    // lowest spatial layer, as the last steps before pausing: a higher
+                    // resolution at a fraction of the frames looks worse than the layer
+                    // below at full rate, and climbing back up temporally must wait for a
+                    // layer-sync frame, which encoders send rarely.
+                    let first = if rank == 0 { 0 } else { max_tid };
                     for t in first..=max_tid {
                         let bps = layer.bitrate_up_to(now, t);
                         out.push((
