@@ -205,6 +205,10 @@ pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
 /// shallow bottleneck queue need the rest.
 pub const USABLE_PERCENT: u64 = 90;
 
+/// Probing aims this far (percent) above what a step up needs, matching the allocator's
+/// climb headroom (`AllocatorConfig::up_headroom`, 1.1) with a margin.
+pub const PROBE_HEADROOM_PERCENT: u64 = 115;
+
 /// How often allocations are recomputed even without a new estimate (layers start,
 /// stop and change rate).
 pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
@@ -667,20 +671,29 @@ impl Forwarder {
                 .map(|d| d.layers.len().checked_sub(1))
                 .collect(),
         };
-        let desired = crate::bwe::allocator::desired_bitrate(&demands);
-        let mut minimum = 0;
-        for ((&k, ladder), pick) in keys.iter().zip(&ladders).zip(&choice) {
+        // What is really sent (a layer picked by hand overrides the allocation) and what
+        // one step up would need, both in bit/s over every track.
+        let mut allocated = 0;
+        let mut next_total = 0;
+        for (((&k, ladder), pick), demand) in keys.iter().zip(&ladders).zip(&choice).zip(&demands) {
             let sub = &mut self.subscribed[k];
             if sub.kind == MediaKind::Audio {
+                let bps = demand.layers.first().copied().unwrap_or(0);
+                allocated += bps;
+                next_total += bps;
                 continue;
             }
             let target = pick.and_then(|i| ladder.get(i)).map(|(l, _)| *l);
             sub.set_target(target, &self.meters);
-            let next_up = match pick {
-                Some(i) => ladder.get(i + 1).or(ladder.get(*i)),
-                None => ladder.first(),
+            let sent = sub.selector.target();
+            let at = sent.and_then(|t| ladder.iter().position(|(l, _)| *l == t));
+            allocated += at.map(|i| ladder[i].1).unwrap_or(0);
+            let next_up = match (at, sub.manual.is_some()) {
+                (Some(i), false) => ladder.get(i + 1).or(ladder.get(i)),
+                (Some(i), true) => ladder.get(i),
+                (None, _) => ladder.first(),
             };
-            minimum += next_up.map(|(_, b)| *b).unwrap_or(0);
+            next_total += next_up.map(|(_, b)| *b).unwrap_or(0);
             if let (Some(spatial), Some(source)) = (sub.selector.waiting_for_keyframe(), sub.source)
             {
                 if let Some(track) = self.published.get_mut(&source) {
@@ -689,6 +702,11 @@ impl Forwarder {
                 }
             }
         }
+        // To step up, the allocator needs the usable share of the estimate to exceed the
+        // next total with its headroom: probe for that much, not just the layer's rate.
+        let climb = |bps: u64| bps / USABLE_PERCENT * PROBE_HEADROOM_PERCENT;
+        let minimum = climb(next_total);
+        let desired = climb(crate::bwe::allocator::desired_bitrate(&demands));
         if desired == 0 {
             return;
         }
@@ -697,13 +715,12 @@ impl Forwarder {
         let Some(bwe) = self.bwe.get_mut(&subscriber) else {
             return;
         };
-        let allocated = crate::bwe::allocator::allocated_bitrate(&demands, &choice);
         if allocated > bwe.allocated {
             bwe.probe_backoff = PROBE_BACKOFF_MIN;
         }
         bwe.allocated = allocated;
         let next_probe = *bwe.next_probe.get_or_insert(now + PROBE_BACKOFF_MIN);
-        if minimum > allocated && now >= next_probe && bwe.probe_until.is_none() {
+        if next_total > allocated && now >= next_probe && bwe.probe_until.is_none() {
             bwe.probe_until = Some(now + PROBE_WINDOW);
         }
         if bwe.probe_until.is_some_and(|t| now >= t) {
@@ -716,6 +733,7 @@ impl Forwarder {
         } else {
             allocated
         };
+        let desired = desired.max(minimum);
         out.push(ForwarderOutput::SetBitrate {
             subscriber,
             minimum: minimum.min(desired),

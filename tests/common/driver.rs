@@ -2,6 +2,11 @@
 //! UDP socket, feeds datagrams and timeouts in, drains `poll_output` after
 //! every mutation (input, timeout, RTP write), sends transmits, handles
 //! events, and for publishers writes the synthetic media on its clock.
+//!
+//! A publisher's video is one RTP stream, or for the simulcast kind one
+//! stream per layer of [`media::SIMULCAST_LAYERS`], each with its own
+//! sequence numbers, timestamp base, keyframe schedule and keyframe
+//! requests (matched by RID), like separate encoders fed the same frames.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
-use str0m::media::{Mid, Pt};
+use str0m::media::{Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
@@ -18,13 +23,51 @@ use tokio::sync::mpsc;
 
 use super::media::{self, RecvCodec, VideoCodec};
 use super::peer::PublisherKind;
-use super::report::PeerReport;
+use super::report::{LayerSent, PeerReport};
 
 pub(super) enum Cmd {
     PauseMedia,
     /// Send a datagram from the peer's own socket, outside of str0m.
     SendRaw(SocketAddr, Vec<u8>),
     Close,
+}
+
+/// One outgoing video RTP stream: the whole track, or one simulcast layer.
+struct VideoStream {
+    /// Simulcast layer (index into [`media::SIMULCAST_LAYERS`]) and its RID;
+    /// `None` for a track without simulcast.
+    layer: Option<(u8, Rid)>,
+    seq: u64,
+    ts_base: u32,
+    force_keyframe: bool,
+    /// Next per-layer counter number (simulcast only).
+    next_n: u64,
+}
+
+impl VideoStream {
+    fn new(layer: Option<(u8, Rid)>) -> Self {
+        VideoStream {
+            layer,
+            seq: rand::random_range(1_000..30_000),
+            ts_base: rand::random(),
+            force_keyframe: false,
+            next_n: 1,
+        }
+    }
+
+    /// Whether frame `n` is a scheduled keyframe. Simulcast layers keyframe
+    /// every [`media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES`], staggered by a
+    /// second per layer (separate encoders do not keyframe together), and
+    /// all on their first frame.
+    fn scheduled_keyframe(&self, n: u64) -> bool {
+        match self.layer {
+            None => n % media::KEYFRAME_INTERVAL_FRAMES == 0,
+            Some((layer, _)) => {
+                let stagger = u64::from(layer) * u64::from(media::VIDEO_FPS);
+                n == 0 || (n + stagger) % media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES == 0
+            }
+        }
+    }
 }
 
 /// Publisher media clock and counters.
@@ -35,15 +78,13 @@ pub(super) struct MediaGen {
     audio_pt: Pt,
     video_pt: Pt,
     next_counter: u64,
-    video_seq: u64,
+    video: Vec<VideoStream>,
     audio_seq: u64,
-    video_ts_base: u32,
     audio_ts_base: u32,
     /// Set at `Event::Connected`.
     start: Option<Instant>,
     next_frame: u64,
     next_audio: u64,
-    force_keyframe: bool,
     paused: bool,
 }
 
@@ -56,7 +97,16 @@ impl MediaGen {
     pub(super) fn new(rtc: &Rtc, kind: PublisherKind, audio_mid: Mid, video_mid: Mid) -> Self {
         let codec = match kind {
             PublisherKind::BrowserVp8 => VideoCodec::Vp8,
-            PublisherKind::ObsH264 => VideoCodec::H264,
+            PublisherKind::ObsH264 | PublisherKind::ObsSimulcastH264 => VideoCodec::H264,
+        };
+        let video = if kind == PublisherKind::ObsSimulcastH264 {
+            media::SIMULCAST_LAYERS
+                .iter()
+                .enumerate()
+                .map(|(i, l)| VideoStream::new(Some((i as u8, Rid::from(l.rid)))))
+                .collect()
+        } else {
+            vec![VideoStream::new(None)]
         };
         let want = match codec {
             VideoCodec::Vp8 => Codec::Vp8,
@@ -75,16 +125,46 @@ impl MediaGen {
             audio_pt: pt_of(Codec::Opus),
             video_pt: pt_of(want),
             next_counter: 1,
-            video_seq: rand::random_range(1_000..30_000),
+            video,
             audio_seq: rand::random_range(1_000..30_000),
-            video_ts_base: rand::random(),
             audio_ts_base: rand::random(),
             start: None,
             next_frame: 0,
             next_audio: 0,
-            force_keyframe: false,
             paused: false,
         }
+    }
+
+    /// Empty per-layer figures for a simulcast publisher (none otherwise).
+    pub(super) fn layers_sent(&self) -> Vec<LayerSent> {
+        self.video
+            .iter()
+            .filter_map(|v| v.layer.as_ref())
+            .map(|(_, rid)| LayerSent {
+                rid: rid.to_string(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// A keyframe request for `rid` (`None`: the whole track): the streams
+    /// it names send a keyframe next; returns their layers.
+    fn request_keyframe(&mut self, rid: Option<Rid>) -> Vec<u8> {
+        let mut layers = Vec::new();
+        for v in &mut self.video {
+            let hit = match (&v.layer, rid) {
+                (_, None) => true,
+                (Some((_, mine)), Some(r)) => *mine == r,
+                (None, Some(_)) => false,
+            };
+            if hit {
+                v.force_keyframe = true;
+                if let Some((layer, _)) = v.layer {
+                    layers.push(layer);
+                }
+            }
+        }
+        layers
     }
 
     fn frame_due(&self, n: u64) -> Option<Instant> {
@@ -112,6 +192,8 @@ impl MediaGen {
 /// One packet to write.
 struct Write {
     mid: Mid,
+    /// Simulcast layer index and RID of the stream.
+    layer: Option<(u8, Rid)>,
     pt: Pt,
     seq: u64,
     ts: u32,
@@ -188,7 +270,11 @@ impl Driver {
                 res = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, source)) = res {
                         let now = Instant::now();
-                        self.shared.lock().unwrap().datagrams_in += 1;
+                        {
+                            let mut s = self.shared.lock().unwrap();
+                            s.datagrams_in += 1;
+                            s.bytes_in += n as u64;
+                        }
                         match Receive::new(Protocol::Udp, source, self.local_addr, &buf[..n]) {
                             Ok(recv) => {
                                 if let Err(e) = self.rtc.handle_input(Input::Receive(now, recv)) {
@@ -265,12 +351,20 @@ impl Driver {
                 }
             }
             Event::KeyframeRequest(req) => {
+                let mut layers = Vec::new();
                 if req.mid == self.video_mid {
                     if let Some(g) = self.gen.as_mut() {
-                        g.force_keyframe = true;
+                        layers = g.request_keyframe(req.rid);
                     }
                 }
-                self.shared.lock().unwrap().publisher.keyframe_requests += 1;
+                let mut s = self.shared.lock().unwrap();
+                s.publisher.keyframe_requests += 1;
+                for l in layers {
+                    if let Some(sent) = s.publisher.layers.get_mut(l as usize) {
+                        sent.keyframe_requests += 1;
+                        sent.keyframe_requested_at.push(now);
+                    }
+                }
             }
             Event::RtpPacket(pkt) => {
                 let mut s = self.shared.lock().unwrap();
@@ -315,35 +409,74 @@ impl Driver {
         while gen.next_frame <= due_frames {
             let n = gen.next_frame;
             gen.next_frame += 1;
-            let keyframe = n % media::KEYFRAME_INTERVAL_FRAMES == 0 || gen.force_keyframe;
-            gen.force_keyframe = false;
-            let ts = gen
-                .video_ts_base
-                .wrapping_add((n * (media::VIDEO_CLOCK / media::VIDEO_FPS) as u64) as u32);
             let wallclock = gen.frame_due(n).unwrap();
-            let pkts = media::video_frame(gen.codec, keyframe, n, &mut gen.next_counter, send_us);
-            {
-                let mut s = self.shared.lock().unwrap();
-                s.publisher.video_frames += 1;
-                if keyframe {
-                    s.publisher.keyframes_sent += 1;
+            let codec = gen.codec;
+            let mut any_keyframe = false;
+            let mut keyframes = 0;
+            for stream in gen.video.iter_mut() {
+                let keyframe = stream.scheduled_keyframe(n) || stream.force_keyframe;
+                stream.force_keyframe = false;
+                any_keyframe |= keyframe;
+                keyframes += u64::from(keyframe);
+                let ts = stream
+                    .ts_base
+                    .wrapping_add((n * (media::VIDEO_CLOCK / media::VIDEO_FPS) as u64) as u32);
+                let pkts = match stream.layer {
+                    None => media::video_frame(codec, keyframe, n, &mut gen.next_counter, send_us),
+                    Some((layer, _)) => {
+                        let shape = media::SIMULCAST_LAYERS[layer as usize];
+                        let count = match (keyframe, n % 2) {
+                            (true, _) => shape.key_packets,
+                            (false, 0) => shape.delta_packets.0,
+                            (false, _) => shape.delta_packets.1,
+                        };
+                        let next_n = &mut stream.next_n;
+                        media::video_frame_with(
+                            codec,
+                            keyframe,
+                            count,
+                            shape.payload_len,
+                            send_us,
+                            || {
+                                let c = media::layer_counter(layer, *next_n);
+                                *next_n += 1;
+                                c
+                            },
+                        )
+                    }
+                };
+                if let Some((layer, _)) = stream.layer {
+                    let mut s = self.shared.lock().unwrap();
+                    if let Some(sent) = s.publisher.layers.get_mut(layer as usize) {
+                        sent.frames += 1;
+                        if keyframe {
+                            sent.keyframes_sent += 1;
+                            sent.keyframe_sent_at.push(now);
+                        }
+                    }
+                }
+                for p in pkts {
+                    let seq = stream.seq;
+                    stream.seq += 1;
+                    writes.push(Write {
+                        mid: gen.video_mid,
+                        layer: stream.layer,
+                        pt: gen.video_pt,
+                        seq,
+                        ts,
+                        wallclock,
+                        payload: p.payload,
+                        marker: p.last,
+                        nackable: true,
+                        counter: p.counter,
+                        video: true,
+                    });
                 }
             }
-            for p in pkts {
-                let seq = gen.video_seq;
-                gen.video_seq += 1;
-                writes.push(Write {
-                    mid: gen.video_mid,
-                    pt: gen.video_pt,
-                    seq,
-                    ts,
-                    wallclock,
-                    payload: p.payload,
-                    marker: p.last,
-                    nackable: true,
-                    counter: p.counter,
-                    video: true,
-                });
+            let mut s = self.shared.lock().unwrap();
+            s.publisher.video_frames += 1;
+            if any_keyframe {
+                s.publisher.keyframes_sent += keyframes;
             }
         }
 
@@ -363,6 +496,7 @@ impl Driver {
             let samples = media::AUDIO_CLOCK / 1000 * media::AUDIO_PTIME_MS;
             writes.push(Write {
                 mid: gen.audio_mid,
+                layer: None,
                 pt: gen.audio_pt,
                 seq,
                 ts: gen.audio_ts_base.wrapping_add((n * samples as u64) as u32),
@@ -384,9 +518,10 @@ impl Driver {
     /// Write one packet, hand str0m a timeout so it moves it to the wire,
     /// and drain.
     async fn write(&mut self, w: Write, now: Instant) -> Result<(), String> {
+        let len = w.payload.len() as u64;
         let written = {
             let mut api = self.rtc.direct_api();
-            match api.stream_tx_by_mid(w.mid, None) {
+            match api.stream_tx_by_mid(w.mid, w.layer.map(|(_, rid)| rid)) {
                 Some(tx) => {
                     let ssrc = *tx.ssrc();
                     tx.write_rtp(
@@ -403,6 +538,14 @@ impl Driver {
             let mut s = self.shared.lock().unwrap();
             let p = &mut s.publisher;
             match written {
+                Some(ssrc) if w.layer.is_some() => {
+                    let layer = w.layer.map_or(0, |(l, _)| l as usize);
+                    if let Some(sent) = p.layers.get_mut(layer) {
+                        sent.ssrc = Some(ssrc);
+                        sent.counters.push(w.counter);
+                        sent.bytes += len;
+                    }
+                }
                 Some(ssrc) if w.video => {
                     p.video_ssrc = Some(ssrc);
                     p.video_counters.push(w.counter);

@@ -18,6 +18,12 @@
 //!   by FU-A fragments of an IDR slice; a delta frame is FU-A fragments of a
 //!   non-IDR slice.
 //! - Opus: a single TOC byte.
+//!
+//! Simulcast: the OBS-shaped simulcast publisher sends three layers
+//! ([`SIMULCAST_LAYERS`]) that differ in payload length and packets per
+//! frame, so their bitrates differ as an encoder's would. The layer is part
+//! of every counter it writes ([`layer_counter`], [`counter_layer`]), so a
+//! subscriber can tell which layer each forwarded packet came from.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -39,6 +45,81 @@ pub const AUDIO_PTIME_MS: u32 = 20;
 pub const AUDIO_CLOCK: u32 = 48_000;
 /// A keyframe is sent at least this often (in frames): every 2 s.
 pub const KEYFRAME_INTERVAL_FRAMES: u64 = 2 * VIDEO_FPS as u64;
+
+/// An OBS-style simulcast layer keyframes at least this often (in frames):
+/// every 3 s.
+pub const SIMULCAST_KEYFRAME_INTERVAL_FRAMES: u64 = 3 * VIDEO_FPS as u64;
+
+/// Size and rate of one simulcast layer of the test publisher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerShape {
+    /// The layer's RID.
+    pub rid: &'static str,
+    /// RTP payload length of every packet of the layer.
+    pub payload_len: usize,
+    /// Packets of a keyframe (a STAP-A, then FU-A fragments of the IDR).
+    pub key_packets: usize,
+    /// Packets of a delta frame: the first on even frames, the second on odd
+    /// ones. At least 2 (an FU-A may not carry a whole NAL unit).
+    pub delta_packets: (usize, usize),
+}
+
+impl LayerShape {
+    /// Payload bit rate of the layer's delta frames at [`VIDEO_FPS`].
+    pub fn nominal_bps(&self) -> u64 {
+        let per_frame2 = (self.delta_packets.0 + self.delta_packets.1) * self.payload_len;
+        (per_frame2 as u64 * 8 * VIDEO_FPS as u64) / 2
+    }
+}
+
+/// The layers of the OBS-style simulcast publisher, in the offer's RID order:
+/// like OBS, RID `"0"` is the highest. About 1.45 Mbit/s, 480 kbit/s and
+/// 150 kbit/s of payload.
+pub const SIMULCAST_LAYERS: [LayerShape; 3] = [
+    LayerShape {
+        rid: "0",
+        payload_len: 1100,
+        key_packets: 10,
+        delta_packets: (5, 6),
+    },
+    LayerShape {
+        rid: "1",
+        payload_len: 1000,
+        key_packets: 4,
+        delta_packets: (2, 2),
+    },
+    LayerShape {
+        rid: "2",
+        payload_len: 320,
+        key_packets: 3,
+        delta_packets: (2, 2),
+    },
+];
+
+/// Counters of simulcast layer `i` carry `i + 1` in their top byte; plain
+/// (non-simulcast) counters never get that large.
+const LAYER_TAG_SHIFT: u32 = 56;
+
+/// The `n`-th counter of simulcast layer `layer` (`n` below 2^56).
+pub fn layer_counter(layer: u8, n: u64) -> u64 {
+    ((u64::from(layer) + 1) << LAYER_TAG_SHIFT) | (n & ((1 << LAYER_TAG_SHIFT) - 1))
+}
+
+/// The simulcast layer (index into [`SIMULCAST_LAYERS`]) a counter belongs
+/// to, `None` for a plain counter.
+pub fn counter_layer(counter: u64) -> Option<u8> {
+    match (counter >> LAYER_TAG_SHIFT) as u8 {
+        0 => None,
+        tag => Some(tag - 1),
+    }
+}
+
+/// The payload length every video packet with `counter` has.
+pub fn video_payload_len(counter: u64) -> usize {
+    counter_layer(counter)
+        .and_then(|l| SIMULCAST_LAYERS.get(l as usize))
+        .map_or(VIDEO_PAYLOAD_LEN, |shape| shape.payload_len)
+}
 
 /// Width and height announced in VP8 keyframes.
 pub const VP8_WIDTH: u16 = 640;
@@ -133,11 +214,27 @@ pub fn video_frame(
     send_us: u64,
 ) -> Vec<VideoPacket> {
     let n = packets_per_frame(keyframe, frame_index);
+    video_frame_with(codec, keyframe, n, VIDEO_PAYLOAD_LEN, send_us, || {
+        let c = *next_counter;
+        *next_counter += 1;
+        c
+    })
+}
+
+/// Build the `n` payloads (each `payload_len` bytes) of one video frame,
+/// taking each packet's counter from `next_counter`.
+pub fn video_frame_with(
+    codec: VideoCodec,
+    keyframe: bool,
+    n: usize,
+    payload_len: usize,
+    send_us: u64,
+    mut next_counter: impl FnMut() -> u64,
+) -> Vec<VideoPacket> {
     (0..n)
         .map(|i| {
-            let counter = *next_counter;
-            *next_counter += 1;
-            let mut p = Vec::with_capacity(VIDEO_PAYLOAD_LEN);
+            let counter = next_counter();
+            let mut p = Vec::with_capacity(payload_len);
             match codec {
                 VideoCodec::Vp8 => vp8_header(&mut p, keyframe, i == 0),
                 VideoCodec::H264 => {
@@ -165,11 +262,11 @@ pub fn video_frame(
             }
             if codec == VideoCodec::H264 && keyframe && i == 0 {
                 // The SEI unit's length covers everything up to the end.
-                let sei_len = VIDEO_PAYLOAD_LEN - (p.len() - 1);
+                let sei_len = payload_len - (p.len() - 1);
                 let at = p.len() - 3;
                 p[at..at + 2].copy_from_slice(&(sei_len as u16).to_be_bytes());
             }
-            push_body(&mut p, counter, send_us, VIDEO_PAYLOAD_LEN);
+            push_body(&mut p, counter, send_us, payload_len);
             VideoPacket {
                 counter,
                 payload: p,
@@ -232,16 +329,20 @@ pub struct ParsedPayload {
 /// Parse a received payload. `Err` describes a payload that does not even
 /// have the expected structure.
 pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
-    let (body_at, expected_len) = match codec {
-        RecvCodec::Vp8 => (vp8_body_offset(payload)?, VIDEO_PAYLOAD_LEN),
-        RecvCodec::H264 => (h264_body_offset(payload)?, VIDEO_PAYLOAD_LEN),
-        RecvCodec::Opus => (1, AUDIO_PAYLOAD_LEN),
+    let body_at = match codec {
+        RecvCodec::Vp8 => vp8_body_offset(payload)?,
+        RecvCodec::H264 => h264_body_offset(payload)?,
+        RecvCodec::Opus => 1,
     };
     let body = payload
         .get(body_at..)
         .filter(|b| b.len() >= BODY_HEADER_LEN)
         .ok_or_else(|| format!("payload of {} bytes too short", payload.len()))?;
     let counter = u64::from_be_bytes(body[0..8].try_into().unwrap());
+    let expected_len = match codec {
+        RecvCodec::Opus => AUDIO_PAYLOAD_LEN,
+        _ => video_payload_len(counter),
+    };
     let send_us = u64::from_be_bytes(body[8..16].try_into().unwrap());
     let pattern_ok = body[BODY_HEADER_LEN..]
         .iter()
@@ -329,6 +430,34 @@ fn h264_body_offset(p: &[u8]) -> Result<usize, String> {
     }
 }
 
+/// The NAL unit types an H264 payload carries: its own type for a single
+/// NAL unit, each aggregated unit's of a STAP-A, the fragmented unit's of an
+/// FU-A. Empty for anything else or a truncated payload.
+pub fn h264_nal_types(p: &[u8]) -> Vec<u8> {
+    let Some(&b0) = p.first() else {
+        return Vec::new();
+    };
+    match b0 & 0x1f {
+        t @ 1..=23 => vec![t],
+        24 => {
+            let mut types = Vec::new();
+            let mut off = 1;
+            while off + 2 < p.len() {
+                let size = u16::from_be_bytes([p[off], p[off + 1]]) as usize;
+                off += 2;
+                match p.get(off) {
+                    Some(h) if size > 0 => types.push(h & 0x1f),
+                    _ => break,
+                }
+                off += size;
+            }
+            types
+        }
+        28 => p.get(1).map(|fu| vec![fu & 0x1f]).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// NAL type 5 (IDR) or 7 (SPS) as a single NAL, inside a STAP-A, or at the
 /// start of an FU-A.
 pub fn is_h264_keyframe_start(p: &[u8]) -> bool {
@@ -406,6 +535,53 @@ mod self_check {
             (parsed.counter, parsed.send_us, parsed.intact),
             (99, 5, true)
         );
+    }
+
+    #[test]
+    fn simulcast_layers_round_trip_with_their_layer() {
+        for (i, shape) in SIMULCAST_LAYERS.iter().enumerate() {
+            let layer = i as u8;
+            let mut n = 0;
+            for key in [true, false] {
+                let count = if key {
+                    shape.key_packets
+                } else {
+                    shape.delta_packets.0
+                };
+                let pkts =
+                    video_frame_with(VideoCodec::H264, key, count, shape.payload_len, 9, || {
+                        n += 1;
+                        layer_counter(layer, n)
+                    });
+                assert_eq!(pkts.len(), count);
+                assert!(pkts.last().unwrap().last);
+                for (j, pkt) in pkts.iter().enumerate() {
+                    assert_eq!(pkt.payload.len(), shape.payload_len);
+                    assert_eq!(counter_layer(pkt.counter), Some(layer));
+                    let parsed = parse_payload(RecvCodec::H264, &pkt.payload).unwrap();
+                    assert_eq!(parsed.counter, pkt.counter);
+                    assert!(parsed.intact, "layer {i} key {key} packet {j}");
+                    assert_eq!(parsed.starts_keyframe, key && j < 2);
+                    let nals = h264_nal_types(&pkt.payload);
+                    if key && j == 0 {
+                        assert_eq!(nals, vec![7, 8, 6]);
+                    } else {
+                        assert_eq!(nals, vec![if key { 5 } else { 1 }]);
+                    }
+                    assert_eq!(
+                        str0m::format::detect_h264_nalu(&pkt.payload, 7),
+                        key && j == 0
+                    );
+                }
+            }
+            assert!(shape.delta_packets.0 >= 2 && shape.delta_packets.1 >= 2);
+            assert!(shape.key_packets >= 3);
+        }
+        // RID "0" is the highest, as OBS sends it.
+        let rates: Vec<u64> = SIMULCAST_LAYERS.iter().map(|l| l.nominal_bps()).collect();
+        assert!(rates.windows(2).all(|w| w[0] > 2 * w[1]), "{rates:?}");
+        assert_eq!(counter_layer(12345), None);
+        assert_eq!(video_payload_len(12345), VIDEO_PAYLOAD_LEN);
     }
 
     #[test]

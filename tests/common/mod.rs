@@ -15,7 +15,9 @@ pub mod server;
 use std::time::Duration;
 
 pub use peer::{Peer, PublisherKind, Role, SignalError};
-pub use report::{KindReport, PeerReport, PublisherReport, SubscriberReport};
+pub use report::{
+    KindReport, LayerSent, LayerSwitch, PeerReport, PublisherReport, SubscriberReport,
+};
 pub use server::Server;
 
 /// The OBS Studio style WHIP offer (H264 + Opus, no candidates).
@@ -85,6 +87,58 @@ pub async fn post_sdp(
     HttpReply::from_response(resp).await
 }
 
+/// `POST url` with `body` of type `content_type` (none when `None`).
+pub async fn post_body(
+    url: &str,
+    content_type: Option<&str>,
+    body: &str,
+    token: Option<&str>,
+) -> Result<HttpReply, String> {
+    let mut req = http_client().post(url).body(body.to_string());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+    HttpReply::from_response(resp).await
+}
+
+/// The links of one `Link` header value (RFC 8288 §3): each target with
+/// its `rel` relation types. Lenient: enough for the headers tests see.
+pub fn split_links(header: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let Some(len) = rest[open..].find('>') else {
+            break;
+        };
+        let target = rest[open + 1..open + len].to_string();
+        let after = &rest[open + len + 1..];
+        let params_end = after.find('<').unwrap_or(after.len());
+        let mut rels = Vec::new();
+        for param in after[..params_end].split(';') {
+            let param = param.trim().trim_end_matches(',').trim();
+            let Some((name, value)) = param.split_once('=') else {
+                continue;
+            };
+            if name.trim().eq_ignore_ascii_case("rel") {
+                rels.extend(
+                    value
+                        .trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .map(str::to_string),
+                );
+            }
+        }
+        out.push((target, rels));
+        rest = &after[params_end..];
+    }
+    out
+}
+
 /// `DELETE url`.
 pub async fn delete(url: &str, token: Option<&str>) -> Result<HttpReply, String> {
     let mut req = http_client().delete(url);
@@ -140,6 +194,22 @@ where
 #[cfg(test)]
 mod self_check {
     use std::time::Instant;
+
+    #[test]
+    fn link_headers_split_into_targets_and_rels() {
+        let links = super::split_links(
+            "<stun:stun.example.net>; rel=\"ice-server\", \
+             </whep/r/s/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"",
+        );
+        assert_eq!(links.len(), 2, "{links:?}");
+        assert_eq!(links[0].0, "stun:stun.example.net");
+        assert_eq!(links[0].1, vec!["ice-server".to_string()]);
+        assert_eq!(links[1].0, "/whep/r/s/layer");
+        assert_eq!(
+            links[1].1,
+            vec!["urn:ietf:params:whep:ext:core:layer".to_string()]
+        );
+    }
 
     use str0m::change::SdpOffer;
     use str0m::Rtc;

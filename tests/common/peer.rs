@@ -9,17 +9,18 @@
 //!
 //! Publishers write synthetic RTP (see [`super::media`]) once connected:
 //! 30 fps video with a keyframe every 2 s and on every keyframe request, and
-//! 20 ms Opus packets. Subscribers check every packet they get and keep
-//! per-kind figures in a [`super::report::KindReport`]. The loop itself is
-//! in [`super::driver`].
+//! 20 ms Opus packets. The OBS-shaped simulcast publisher sends three video
+//! layers instead, each with keyframes every 3 s and on requests for its
+//! RID. Subscribers check every packet they get and keep per-kind figures in
+//! a [`super::report::KindReport`]. The loop itself is in [`super::driver`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{Codec, CodecConfig, CodecSpec, FormatParams, PayloadParams};
-use str0m::media::{Direction, Frequency, MediaKind};
+use str0m::media::{Direction, Frequency, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
@@ -31,7 +32,7 @@ use super::media::RecvCodec;
 use super::report::PeerReport;
 use super::{HttpReply, Server};
 
-/// The two publisher shapes the tests use.
+/// The publisher shapes the tests use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublisherKind {
     /// VP8 (str0m's default payload type, with RTX) plus Opus, str0m's
@@ -40,6 +41,20 @@ pub enum PublisherKind {
     /// H264 only at payload type 96 (packetization-mode 1, 42e01f, no RTX),
     /// Opus at 111, header extensions mid and rid only: what OBS sends.
     ObsH264,
+    /// [`PublisherKind::ObsH264`] with simulcast, as OBS 32.1+ sends it:
+    /// `a=simulcast:send 0;1;2` with numeric RIDs where `"0"` is the highest
+    /// layer (see [`super::media::SIMULCAST_LAYERS`]).
+    ObsSimulcastH264,
+}
+
+impl PublisherKind {
+    /// The OBS-shaped kinds (no RTX, only mid and rid extensions).
+    pub fn is_obs(self) -> bool {
+        matches!(
+            self,
+            PublisherKind::ObsH264 | PublisherKind::ObsSimulcastH264
+        )
+    }
 }
 
 /// What a peer does.
@@ -78,6 +93,7 @@ pub struct Peer {
     offer: String,
     answer: String,
     answer_content_type: Option<String>,
+    links: Vec<String>,
     local_addr: SocketAddr,
     shared: Arc<Mutex<PeerReport>>,
     cmd: mpsc::UnboundedSender<Cmd>,
@@ -97,7 +113,7 @@ fn build_rtc(role: Role) -> Rtc {
             .enable_vp8(true)
             .enable_opus(true, false)
             .build(now),
-        Role::Publisher(PublisherKind::ObsH264) => {
+        Role::Publisher(PublisherKind::ObsH264 | PublisherKind::ObsSimulcastH264) => {
             let mut cfg = base
                 .clear_codecs()
                 .clear_extension_map()
@@ -147,6 +163,35 @@ fn build_rtc(role: Role) -> Rtc {
             .enable_h264(true)
             .build(now),
     }
+}
+
+/// The simulcast send layers of an OBS-style simulcast offer: RIDs "0",
+/// "1", "2" in that order, highest first.
+fn obs_simulcast() -> Simulcast {
+    let mut s = Simulcast::new();
+    for layer in &super::media::SIMULCAST_LAYERS {
+        s.add_send_layer(SimulcastLayer::new(layer.rid));
+    }
+    s
+}
+
+/// The SDP offer a peer of `role` sends, built on `rtc` (which keeps the
+/// pending change to accept the answer with).
+fn create_offer(rtc: &mut Rtc, role: Role) -> (String, SdpPendingOffer, Mid, Mid) {
+    let dir = match role {
+        Role::Publisher(_) => Direction::SendOnly,
+        Role::Subscriber => Direction::RecvOnly,
+    };
+    let simulcast = (role == Role::Publisher(PublisherKind::ObsSimulcastH264)).then(obs_simulcast);
+    let mut api = rtc.sdp_api();
+    let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+    let video_mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
+    let (offer, pending) = api.apply().expect("offer for new media");
+    let mut offer = offer.to_sdp_string();
+    if matches!(role, Role::Publisher(k) if k.is_obs()) {
+        offer = strip_rtx_ssrcs(&offer);
+    }
+    (offer, pending, audio_mid, video_mid)
 }
 
 /// Remove the RTX SSRC lines str0m always declares for video, so the offer
@@ -215,18 +260,7 @@ impl Peer {
         let cand = Candidate::host(local_addr, "udp").expect("host candidate");
         rtc.add_local_candidate(cand);
 
-        let dir = match role {
-            Role::Publisher(_) => Direction::SendOnly,
-            Role::Subscriber => Direction::RecvOnly,
-        };
-        let mut api = rtc.sdp_api();
-        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
-        let (offer, pending) = api.apply().expect("offer for new media");
-        let mut offer = offer.to_sdp_string();
-        if role == Role::Publisher(PublisherKind::ObsH264) {
-            offer = strip_rtx_ssrcs(&offer);
-        }
+        let (offer, pending, audio_mid, video_mid) = create_offer(&mut rtc, role);
 
         let fail = |status: Option<u16>, message: String, offer: &str| SignalError {
             status,
@@ -251,13 +285,17 @@ impl Peer {
             .accept_answer(pending, parsed)
             .map_err(|e| fail(Some(201), format!("accept_answer: {e}"), &offer))?;
 
-        let shared = Arc::new(Mutex::new(PeerReport::default()));
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-
         let gen = match role {
             Role::Publisher(kind) => Some(MediaGen::new(&rtc, kind, audio_mid, video_mid)),
             Role::Subscriber => None,
         };
+        let mut report = PeerReport::default();
+        if let Some(g) = &gen {
+            report.publisher.layers = g.layers_sent();
+        }
+        let shared = Arc::new(Mutex::new(report));
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+
         let pt_codecs = rtc
             .codec_config()
             .params()
@@ -294,6 +332,13 @@ impl Peer {
             offer,
             answer,
             answer_content_type: reply.header("content-type").map(str::to_string),
+            links: reply
+                .headers
+                .get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect(),
             local_addr,
             shared,
             cmd: cmd_tx,
@@ -329,6 +374,21 @@ impl Peer {
 
     pub fn answer_content_type(&self) -> Option<&str> {
         self.answer_content_type.as_deref()
+    }
+
+    /// The `Link` header values of the 201 response, in order.
+    pub fn links(&self) -> &[String] {
+        &self.links
+    }
+
+    /// The target of the first `Link` of the 201 response whose `rel` is
+    /// `rel`, resolved against the server.
+    pub fn link_with_rel(&self, rel: &str) -> Option<String> {
+        self.links
+            .iter()
+            .flat_map(|h| super::split_links(h))
+            .find(|(_, rels)| rels.iter().any(|r| r == rel))
+            .map(|(target, _)| super::resolve(&self.base_url, &target))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -456,5 +516,39 @@ mod self_check {
             sdp.contains("a=candidate:"),
             "host candidate missing:\n{sdp}"
         );
+    }
+
+    #[test]
+    fn obs_simulcast_offer_sends_rids_0_1_2_without_transport_cc() {
+        let role = Role::Publisher(PublisherKind::ObsSimulcastH264);
+        let mut rtc = build_rtc(role);
+        let cand = Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap();
+        rtc.add_local_candidate(cand);
+        let (sdp, _pending, _audio, _video) = create_offer(&mut rtc, role);
+        let sections = super::super::sdp_sections(&sdp);
+        assert_eq!(sections.len(), 2, "{sdp}");
+        let video = &sections[1];
+        assert!(
+            video[0].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96"),
+            "{sdp}"
+        );
+        assert!(video.contains(&"a=simulcast:send 0;1;2"), "{sdp}");
+        for rid in ["0", "1", "2"] {
+            let line = format!("a=rid:{rid} send");
+            assert!(video.iter().any(|l| *l == line), "{line} missing:\n{sdp}");
+        }
+        assert!(!sections[0].iter().any(|l| l.starts_with("a=simulcast")));
+        let extmaps: Vec<&str> = sdp.lines().filter(|l| l.starts_with("a=extmap:")).collect();
+        assert!(!extmaps.is_empty(), "{sdp}");
+        for l in &extmaps {
+            assert!(
+                l.ends_with("urn:ietf:params:rtp-hdrext:sdes:mid")
+                    || l.ends_with("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+                "unexpected extension {l}:\n{sdp}"
+            );
+        }
+        for absent in ["rtx", "transport-cc", "transport-wide-cc", "ssrc-group:FID"] {
+            assert!(!sdp.contains(absent), "offer contains {absent}:\n{sdp}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! subscriber received (each payload parsed and checked against what the
 //! publisher must have written), and the state of a peer's connection.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use str0m::rtp::RtpPacket;
@@ -40,7 +40,17 @@ pub struct KindReport {
     pub first_counter: Option<u64>,
     pub latency_sum_us: u64,
     pub latency_max_us: u64,
+    /// When the packet with the highest latency arrived.
+    pub latency_max_at: Option<Instant>,
+    /// Packets per simulcast layer (from the layer tag of their counters).
+    pub layer_packets: BTreeMap<u8, u64>,
+    /// Every change of the simulcast layer the packets come from, in arrival
+    /// order; the first packet with a layer tag opens the list.
+    pub layer_switches: Vec<LayerSwitch>,
+    /// Layer of the latest packet that had one.
+    pub current_layer: Option<u8>,
     last_seq: Option<u64>,
+    last_ssrc: Option<u32>,
     last_ts: Option<u32>,
     last_keyframe_ts: Option<u32>,
 }
@@ -66,6 +76,11 @@ impl KindReport {
         }
     }
 
+    /// Packets received from simulcast layer `layer`.
+    pub fn packets_of_layer(&self, layer: u8) -> u64 {
+        self.layer_packets.get(&layer).copied().unwrap_or(0)
+    }
+
     /// Distinct counters received.
     pub fn distinct_counters(&self) -> BTreeSet<u64> {
         self.counters.iter().copied().collect()
@@ -77,6 +92,8 @@ impl KindReport {
         self.ssrcs.insert(*pkt.header.ssrc);
         self.pts.insert(*pkt.header.payload_type);
         let seq = *pkt.seq_no;
+        let prev = (self.last_seq, self.last_ts, self.last_ssrc);
+        self.last_ssrc = Some(*pkt.header.ssrc);
         if self.last_seq.is_some_and(|last| seq <= last) {
             self.seq_backwards += 1;
         }
@@ -105,10 +122,37 @@ impl KindReport {
                     self.keyframes += 1;
                     self.last_keyframe_ts = Some(ts);
                 }
+                if let Some(layer) = media::counter_layer(parsed.counter) {
+                    *self.layer_packets.entry(layer).or_default() += 1;
+                    if self.current_layer != Some(layer) {
+                        self.layer_switches.push(LayerSwitch {
+                            at: now,
+                            from: self.current_layer,
+                            to: layer,
+                            starts_keyframe: parsed.starts_keyframe,
+                            nal_types: if codec == RecvCodec::H264 {
+                                media::h264_nal_types(&pkt.payload)
+                            } else {
+                                Vec::new()
+                            },
+                            intact: parsed.intact,
+                            seq,
+                            prev_seq: prev.0,
+                            ts,
+                            prev_ts: prev.1,
+                            ssrc: *pkt.header.ssrc,
+                            prev_ssrc: prev.2,
+                        });
+                        self.current_layer = Some(layer);
+                    }
+                }
                 self.counters.push(parsed.counter);
                 let lat = media::micros_since_epoch(now).saturating_sub(parsed.send_us);
                 self.latency_sum_us += lat;
-                self.latency_max_us = self.latency_max_us.max(lat);
+                if lat > self.latency_max_us || self.latency_max_at.is_none() {
+                    self.latency_max_us = lat;
+                    self.latency_max_at = Some(now);
+                }
                 if parsed.intact {
                     self.intact += 1;
                 } else {
@@ -131,6 +175,39 @@ impl KindReport {
                     .get_or_insert_with(|| format!("{codec:?} seq {seq}: {why}"));
             }
         }
+    }
+}
+
+/// The first packet a subscriber received from a simulcast layer after
+/// packets of another (or none), with the header fields of the packet
+/// received just before it.
+#[derive(Clone, Debug)]
+pub struct LayerSwitch {
+    pub at: Instant,
+    pub from: Option<u8>,
+    pub to: u8,
+    /// The packet starts a keyframe.
+    pub starts_keyframe: bool,
+    /// H264: the NAL unit types it carries (see [`media::h264_nal_types`]).
+    pub nal_types: Vec<u8>,
+    /// Its payload is exactly as the publisher wrote it.
+    pub intact: bool,
+    /// Extended sequence number, and the highest one before it.
+    pub seq: u64,
+    pub prev_seq: Option<u64>,
+    pub ts: u32,
+    /// RTP timestamp of the packet received before it.
+    pub prev_ts: Option<u32>,
+    pub ssrc: u32,
+    pub prev_ssrc: Option<u32>,
+}
+
+impl LayerSwitch {
+    /// RTP timestamp step from the previous packet (wrapping; negative when
+    /// it went backwards).
+    pub fn ts_step(&self) -> Option<i64> {
+        self.prev_ts
+            .map(|p| i64::from(self.ts.wrapping_sub(p) as i32))
     }
 }
 
@@ -158,6 +235,26 @@ pub struct PublisherReport {
     pub audio_ssrc: Option<u32>,
     /// Writes that found no send stream.
     pub missing_stream: u64,
+    /// Simulcast publishers: what each layer sent, in the offer's RID order.
+    pub layers: Vec<LayerSent>,
+}
+
+/// What one simulcast layer of a publisher sent.
+#[derive(Clone, Debug, Default)]
+pub struct LayerSent {
+    pub rid: String,
+    pub ssrc: Option<u32>,
+    /// Counters written, in order (each tagged with the layer).
+    pub counters: Vec<u64>,
+    pub bytes: u64,
+    pub frames: u64,
+    pub keyframes_sent: u64,
+    /// When each keyframe was written.
+    pub keyframe_sent_at: Vec<Instant>,
+    /// Keyframe requests (PLI/FIR) naming this layer's RID.
+    pub keyframe_requests: u64,
+    /// When each of them arrived.
+    pub keyframe_requested_at: Vec<Instant>,
 }
 
 impl PublisherReport {
@@ -171,6 +268,12 @@ impl PublisherReport {
 
     /// Whether `counter` is one this publisher wrote.
     pub fn wrote(&self, counter: u64) -> bool {
+        if let Some(layer) = media::counter_layer(counter) {
+            return self
+                .layers
+                .get(layer as usize)
+                .is_some_and(|l| l.counters.binary_search(&counter).is_ok());
+        }
         self.video_counters.binary_search(&counter).is_ok()
             || self.audio_counters.binary_search(&counter).is_ok()
     }
@@ -189,6 +292,8 @@ pub struct PeerReport {
     /// str0m or socket error that stopped the task.
     pub error: Option<String>,
     pub datagrams_in: u64,
+    /// Bytes of the datagrams received (media, padding, RTCP, STUN, DTLS).
+    pub bytes_in: u64,
     pub datagrams_out: u64,
     /// Datagrams str0m could not classify.
     pub datagrams_unparsable: u64,
