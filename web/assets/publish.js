@@ -1,9 +1,14 @@
 // Publish page: camera + microphone to a room over WHIP.
-// URL parameters: room, token, width, height, fps, autostart=1.
-// Test hook: window.switchboard (see ui.js); stats carry framesEncoded, and
-// degradationPreference reports what the video sender ended up with.
+// URL parameters: room, token, width, height, fps, simulcast=0|1 (default 1), autostart=1.
+// With simulcast the camera is sent as three layers, rid q (¼ size, ≤150 kbit/s),
+// h (½ size, ≤500 kbit/s) and f (full size, ≤1.5 Mbit/s): 320×180, 640×360 and
+// 1280×720 for the default 1280×720 capture.
+// Test hook: window.switchboard (see ui.js); stats carry framesEncoded and
+// layers (per-encoding figures, see stats.js; frameWidth/frameHeight/fps are the
+// top layer's); degradationPreference reports what the video sender ended up
+// with, simulcast whether layers were requested and encodings the requested ones.
 
-import { publish } from './whip-whep.js';
+import { publish, SIMULCAST_ENCODINGS } from './whip-whep.js';
 import { startStats } from './stats.js';
 import {
   hook, params, initFields, rememberRoom, roomEndpoint, setState, setHint, showError,
@@ -33,6 +38,9 @@ const capture = {
 };
 
 const { room, token } = initFields();
+const simulcastBox = document.getElementById('simulcast');
+simulcastBox.checked = params.get('simulcast') !== '0' && params.get('simulcast') !== 'false';
+const layersBody = document.querySelector('#layers tbody');
 const startButton = document.getElementById('start');
 const stopButton = document.getElementById('stop');
 const preview = document.getElementById('preview');
@@ -42,6 +50,43 @@ let session = null;
 let stream = null;
 let stopSampling = null;
 let attempt = 0;
+
+hook.simulcast = null;
+hook.encodings = null;
+
+/** Fills the per-layer table from sample.layers. */
+function renderLayers(layers) {
+  const rows = [];
+  for (const l of layers ?? []) {
+    const tr = document.createElement('tr');
+    if (l.active === false) tr.className = 'inactive';
+    const cells = [
+      l.rid ?? 'single',
+      l.frameWidth ? `${l.frameWidth}×${l.frameHeight}` : '–',
+      l.fps == null ? '–' : l.fps.toFixed(0),
+      l.bitrateKbps == null ? '–' : String(l.bitrateKbps),
+    ];
+    for (const text of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    if (l.qualityLimitationReason && l.qualityLimitationReason !== 'none') {
+      tr.title = `limited by ${l.qualityLimitationReason}`;
+    }
+    rows.push(tr);
+  }
+  if (!rows.length) {
+    const tr = document.createElement('tr');
+    const td = document.createElement('td');
+    td.colSpan = 4;
+    td.className = 'empty';
+    td.textContent = '–';
+    tr.append(td);
+    rows.push(tr);
+  }
+  layersBody.replaceChildren(...rows);
+}
 
 function updateWatchLink() {
   const url = new URL('/watch', window.location.href);
@@ -74,10 +119,13 @@ async function start() {
     return;
   }
   const myAttempt = ++attempt;
+  const simulcast = simulcastBox.checked;
   showError(null);
   setBusy(startButton, stopButton, true);
+  simulcastBox.disabled = true;
   setState('connecting', 'opening camera and microphone');
   rememberRoom(roomName);
+  rememberSimulcast(simulcast);
   updateWatchLink();
   try {
     if (!navigator.mediaDevices?.getUserMedia) {
@@ -90,17 +138,27 @@ async function start() {
     session = await publish(roomEndpoint('whip', roomName), stream, {
       token: token.value.trim() || undefined,
       onPeerConnection: (pc) => trackConnection(pc),
+      simulcast: simulcast ? SIMULCAST_ENCODINGS : false,
     });
     if (myAttempt !== attempt) {
       session.stop();
       return;
     }
     hook.location = session.location;
-    hook.degradationPreference = session.senders.video.getParameters().degradationPreference ?? null;
+    const videoParams = session.senders.video.getParameters();
+    hook.degradationPreference = videoParams.degradationPreference ?? null;
+    hook.simulcast = simulcast;
+    hook.encodings = (videoParams.encodings ?? []).map((e) => ({
+      rid: e.rid ?? null,
+      scaleResolutionDownBy: e.scaleResolutionDownBy ?? null,
+      maxBitrate: e.maxBitrate ?? null,
+      active: e.active ?? true,
+    }));
     if (hook.state === 'connecting') setHint('establishing media connection');
     stopSampling = startStats(session.pc, 'outbound', (sample) => {
       hook.stats = sample;
       renderStats(sample, FIELDS);
+      renderLayers(sample.layers);
     });
   } catch (err) {
     if (myAttempt !== attempt) return;
@@ -108,7 +166,16 @@ async function start() {
     setState('failed');
     showError(err);
     setBusy(startButton, stopButton, false);
+    simulcastBox.disabled = false;
   }
+}
+
+/** Keeps ?simulcast=0 in the address bar when it is off, so a reload keeps the choice. */
+function rememberSimulcast(on) {
+  const url = new URL(window.location.href);
+  if (on) url.searchParams.delete('simulcast');
+  else url.searchParams.set('simulcast', '0');
+  window.history.replaceState(null, '', url);
 }
 
 function releaseMedia() {
@@ -129,6 +196,7 @@ async function stop({ keepalive = false } = {}) {
   hook.connectionState = 'closed';
   setState('stopped');
   setBusy(startButton, stopButton, false);
+  simulcastBox.disabled = false;
 }
 
 startButton.addEventListener('click', (event) => {

@@ -4,10 +4,18 @@
 // direction 'inbound' reads the inbound-rtp video report (viewer).
 // Each sample is a plain object; rates are computed from the previous sample:
 //   { at, frameWidth, frameHeight, fps, bitrateKbps, audioBitrateKbps, rttMs, codec,
-//     framesEncoded, qualityLimitationReason, encoderImplementation,            (outbound)
+//     framesEncoded, qualityLimitationReason, encoderImplementation, layers,    (outbound)
 //     framesDecoded, framesDropped, freezeCount, totalFreezesDuration,
 //     packetsLost, packetsReceived, jitterMs, decoderImplementation,           (inbound)
 //     nackCount, pliCount }
+//
+// Outbound with simulcast: every encoding has its own outbound-rtp report.
+// `layers` lists them from the lowest resolution up:
+//   [{ rid, active, frameWidth, frameHeight, fps, bitrateKbps, framesEncoded,
+//      qualityLimitationReason, scalabilityMode }]
+// (one entry without a rid when simulcast is off). The top-level frameWidth,
+// frameHeight, fps, framesEncoded and qualityLimitationReason are the top
+// layer's (the largest one being sent); bitrateKbps is the sum over layers.
 
 function pickRtp(report, type, kind) {
   let best = null;
@@ -40,6 +48,49 @@ function rate(current, previous, key, dtSeconds) {
 
 const round1 = (x) => (x == null || Number.isNaN(x) ? undefined : Math.round(x * 10) / 10);
 
+function allRtp(report, type, kind) {
+  const found = [];
+  report.forEach((s) => {
+    if (s.type === type && (s.kind ?? s.mediaType) === kind) found.push(s);
+  });
+  return found;
+}
+
+const layerKey = (s) => s.rid ?? s.ssrc ?? s.id;
+
+/** The largest picture being encoded; bytes break ties (and decide before the first frame). */
+function topLayer(reports) {
+  let top = null;
+  for (const s of reports) {
+    const w = s.frameWidth ?? 0;
+    const topW = top?.frameWidth ?? 0;
+    if (!top || w > topW || (w === topW && (s.bytesSent ?? 0) > (top.bytesSent ?? 0))) top = s;
+  }
+  return top;
+}
+
+/** Per-encoding figures of the outbound video reports, lowest resolution first. */
+function outboundLayers(reports, previous, dt) {
+  const layers = reports.map((s) => {
+    const prev = previous?.get(layerKey(s));
+    const frameRate = rate(s, prev, 'framesEncoded', dt);
+    const byteRate = rate(s, prev, 'bytesSent', dt);
+    return {
+      rid: s.rid ?? null,
+      active: s.active ?? true,
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      fps: round1(frameRate ?? s.framesPerSecond ?? 0),
+      bitrateKbps: byteRate == null ? 0 : Math.round((byteRate * 8) / 1000),
+      framesEncoded: s.framesEncoded ?? 0,
+      qualityLimitationReason: s.qualityLimitationReason,
+      scalabilityMode: s.scalabilityMode,
+    };
+  });
+  layers.sort((a, b) => a.frameWidth - b.frameWidth || String(a.rid).localeCompare(String(b.rid)));
+  return layers;
+}
+
 /**
  * Takes one sample. `previous` is the internal state returned by the prior call
  * (or null); returns { sample, state } where state feeds the next call.
@@ -51,11 +102,12 @@ export async function sampleStats(pc, direction, previous = null) {
   const bytesKey = direction === 'outbound' ? 'bytesSent' : 'bytesReceived';
   const framesKey = direction === 'outbound' ? 'framesEncoded' : 'framesDecoded';
 
-  const video = pickRtp(report, rtpType, 'video');
+  const outboundVideo = direction === 'outbound' ? allRtp(report, rtpType, 'video') : [];
+  const video = direction === 'outbound' ? topLayer(outboundVideo) : pickRtp(report, rtpType, 'video');
   const audio = pickRtp(report, rtpType, 'audio');
   const pair = selectedPair(report);
   const dt = previous ? (at - previous.at) / 1000 : 0;
-  const prevVideo = previous?.video;
+  const prevVideo = previous?.layers?.get(video ? layerKey(video) : undefined) ?? previous?.video;
   const prevAudio = previous?.audio;
 
   const sample = { at: Math.round(at) };
@@ -76,6 +128,10 @@ export async function sampleStats(pc, direction, previous = null) {
     if (direction === 'outbound') {
       sample.qualityLimitationReason = video.qualityLimitationReason;
       sample.encoderImplementation = video.encoderImplementation;
+      sample.layers = outboundLayers(outboundVideo, previous?.layers, dt);
+      if (sample.layers.length > 1) {
+        sample.bitrateKbps = sample.layers.reduce((sum, l) => sum + l.bitrateKbps, 0);
+      }
     } else {
       Object.assign(sample, {
         framesDropped: video.framesDropped,
@@ -90,6 +146,7 @@ export async function sampleStats(pc, direction, previous = null) {
   } else {
     Object.assign(sample, { frameWidth: 0, frameHeight: 0, fps: 0, bitrateKbps: 0, [framesKey]: 0 });
     if (direction === 'inbound') Object.assign(sample, { freezeCount: 0, packetsLost: 0 });
+    else sample.layers = [];
   }
   if (audio) {
     const audioRate = rate(audio, prevAudio, bytesKey, dt);
@@ -97,7 +154,8 @@ export async function sampleStats(pc, direction, previous = null) {
   }
   if (pair?.currentRoundTripTime != null) sample.rttMs = Math.round(pair.currentRoundTripTime * 1000);
 
-  return { sample, state: { at, video, audio } };
+  const layers = new Map(outboundVideo.map((s) => [layerKey(s), s]));
+  return { sample, state: { at, video, audio, layers } };
 }
 
 /**

@@ -4,9 +4,18 @@
 // and packetsLost, and window.switchboard.firstFrameMs is the time in milliseconds
 // from the 201 answer to the first decoded video frame (it includes any wait for a
 // publisher when the viewer joined an empty room).
+// From the session's stats resource (polled once a second) the hook also carries:
+//   layer        the video track's entry: { mid, kind, bound, currentLayer,
+//                targetLayer, switchesUp, switchesDown, manual, maxSpatialLayerId },
+//                where a layer is { spatialLayerId, encodingId, temporalLayerId }
+//   estimateBps  the server's downlink estimate for this viewer (bit/s) or null
+//   layerUrl     the WHEP layer extension's URL (from the Link header) or null
+//   statsUrl     the stats resource's URL
+//   layerRequest the last layer request sent from the selector ({} = automatic)
 
 import { play } from './whip-whep.js';
 import { startStats } from './stats.js';
+import { BandwidthChart, formatBps } from './chart.js';
 import {
   hook, params, initFields, rememberRoom, roomEndpoint, setState, setHint, showError,
   trackConnection, renderStats, setBusy,
@@ -30,13 +39,150 @@ const startButton = document.getElementById('start');
 const stopButton = document.getElementById('stop');
 const muteButton = document.getElementById('mute');
 const video = document.getElementById('remote');
+const layerSelect = document.getElementById('layer-select');
+const layerInfo = document.getElementById('layer-info');
+const chart = new BandwidthChart(document.getElementById('chart'), { seconds: 60 });
+
+const SERVER_STATS_INTERVAL_MS = 1000;
+const LAYER_NAMES = ['Lowest', 'Middle', 'Highest'];
 
 hook.firstFrameMs = null;
+hook.layer = null;
+hook.estimateBps = null;
+hook.layerUrl = null;
+hook.statsUrl = null;
+hook.layerRequest = null;
 
 let session = null;
 let stopSampling = null;
 let stopFirstFrameWatch = null;
+let stopServerStats = null;
 let attempt = 0;
+/** RIDs seen per spatialLayerId, to name the selector's entries. */
+const ridByRank = new Map();
+
+/** "h #1" for a simulcast layer, "single" without simulcast. */
+const spatialName = (l) => {
+  if (!l) return null;
+  const parts = [];
+  if (l.encodingId) parts.push(l.encodingId);
+  if (l.spatialLayerId != null) parts.push(`#${l.spatialLayerId}`);
+  return parts.join(' ') || 'single';
+};
+
+/** "h #1 · T2": spatial layer and temporal cap. */
+const describeLayer = (l) => {
+  if (!l) return '–';
+  return l.temporalLayerId == null ? spatialName(l) : `${spatialName(l)} · T${l.temporalLayerId}`;
+};
+
+function renderLayerInfo(track, estimateBps) {
+  const rows = [
+    ['Receiving', describeLayer(track?.currentLayer)],
+    ['Target', describeLayer(track?.targetLayer)],
+    ['Switches ↑ / ↓', track ? `${track.switchesUp} / ${track.switchesDown}` : '–'],
+    ['Mode', !track ? '–' : track.manual ? 'manual' : track.maxSpatialLayerId != null ? `auto ≤ #${track.maxSpatialLayerId}` : 'auto'],
+    ['Server estimate', formatBps(estimateBps)],
+  ];
+  const nodes = [];
+  for (const [label, value] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    nodes.push(dt, dd);
+  }
+  layerInfo.replaceChildren(...nodes);
+}
+
+/** Names the selector's entries after the RIDs the server reported. */
+function rememberRid(layerView) {
+  if (layerView?.spatialLayerId == null || !layerView.encodingId) return;
+  if (ridByRank.get(layerView.spatialLayerId) === layerView.encodingId) return;
+  ridByRank.set(layerView.spatialLayerId, layerView.encodingId);
+  for (const option of layerSelect.options) {
+    const rank = Number.parseInt(option.value, 10);
+    if (Number.isNaN(rank)) continue;
+    const rid = ridByRank.get(rank);
+    option.textContent = rid ? `${LAYER_NAMES[rank] ?? `#${rank}`} (${rid})` : LAYER_NAMES[rank] ?? `#${rank}`;
+  }
+}
+
+/** Polls the session's stats resource; returns a function that stops polling. */
+function pollServerStats(current) {
+  let running = true;
+  let timer = null;
+  let controller = null;
+  const tick = async () => {
+    if (!running) return;
+    controller = new AbortController();
+    const abortTimer = setTimeout(() => controller.abort(), 3000);
+    try {
+      const body = await current.fetchStats({ signal: controller.signal });
+      if (!running) return;
+      const videoTracks = (body.tracks ?? []).filter((t) => t.kind === 'video');
+      const track = videoTracks.find((t) => t.bound) ?? videoTracks[0] ?? null;
+      hook.layer = track;
+      hook.estimateBps = body.estimateBps ?? null;
+      rememberRid(track?.currentLayer);
+      rememberRid(track?.targetLayer);
+      // a source without RIDs has one layer: only "Lowest" can be asked for
+      const single = Boolean(track?.bound && track.currentLayer && track.currentLayer.encodingId == null);
+      for (const option of layerSelect.options) {
+        const rank = Number.parseInt(option.value, 10);
+        option.disabled = single && rank > 0;
+      }
+      renderLayerInfo(track, hook.estimateBps);
+      chart.push({
+        estimateBps: hook.estimateBps,
+        receivedBps: hook.stats?.bitrateKbps == null ? null : hook.stats.bitrateKbps * 1000,
+        layer: spatialName(track?.currentLayer),
+      });
+    } catch {
+      // the session may be ending, or one poll timed out: try again next tick
+    } finally {
+      clearTimeout(abortTimer);
+    }
+    if (running) timer = setTimeout(tick, SERVER_STATS_INTERVAL_MS);
+  };
+  tick();
+  return () => {
+    running = false;
+    clearTimeout(timer);
+    controller?.abort();
+  };
+}
+
+/** The layer request for the selector's value. */
+function layerRequestFor(value) {
+  if (value === 'auto') return {};
+  const rank = Number.parseInt(value, 10);
+  return Number.isNaN(rank) ? {} : { spatialLayerId: rank };
+}
+
+/** The selector's value the server last accepted. */
+let appliedLayerValue = 'auto';
+
+async function applyLayerSelection() {
+  const current = session;
+  if (!current) return;
+  const value = layerSelect.value;
+  const request = layerRequestFor(value);
+  hook.layerRequest = request;
+  layerSelect.disabled = true;
+  try {
+    await current.setLayer(request);
+    appliedLayerValue = value;
+    if (current === session) showError(null);
+  } catch (err) {
+    if (current === session) {
+      showError(err);
+      layerSelect.value = appliedLayerValue;
+    }
+  } finally {
+    if (current === session) layerSelect.disabled = !current.layerUrl;
+  }
+}
 
 function updateMuteButton() {
   muteButton.textContent = video.muted ? 'Unmute' : 'Mute';
@@ -98,6 +244,8 @@ async function start() {
   showError(null);
   hook.firstFrameMs = null;
   hook.stats = null;
+  hook.layer = null;
+  hook.estimateBps = null;
   setBusy(startButton, stopButton, true);
   setState('connecting', 'connecting to the server');
   rememberRoom(roomName);
@@ -111,6 +259,13 @@ async function start() {
       return;
     }
     hook.location = session.location;
+    hook.layerUrl = session.layerUrl;
+    hook.statsUrl = session.statsUrl;
+    layerSelect.disabled = !session.layerUrl;
+    layerSelect.title = session.layerUrl ? '' : 'this server does not offer the WHEP layer extension';
+    if (layerSelect.value !== 'auto' && session.layerUrl) applyLayerSelection();
+    chart.clear();
+    stopServerStats = pollServerStats(session);
     video.srcObject = session.stream;
     startVideo();
     stopFirstFrameWatch = watchFirstFrame(session.pc, session.answeredAt);
@@ -135,11 +290,16 @@ async function stop({ keepalive = false } = {}) {
   stopSampling = null;
   stopFirstFrameWatch?.();
   stopFirstFrameWatch = null;
+  stopServerStats?.();
+  stopServerStats = null;
+  layerSelect.disabled = true;
   const current = session;
   session = null;
   video.srcObject = null;
   await current?.stop({ keepalive });
   hook.location = null;
+  hook.layerUrl = null;
+  hook.statsUrl = null;
   hook.connectionState = 'closed';
   setState('stopped');
   setBusy(startButton, stopButton, false);
@@ -157,6 +317,7 @@ document.getElementById('controls').addEventListener('submit', (event) => {
   event.preventDefault();
   if (!startButton.disabled) start();
 });
+layerSelect.addEventListener('change', () => applyLayerSelection());
 muteButton.addEventListener('click', () => {
   video.muted = !video.muted;
   updateMuteButton();
@@ -168,6 +329,7 @@ window.addEventListener('pagehide', () => {
 
 updateMuteButton();
 renderStats(null, FIELDS);
+renderLayerInfo(null, null);
 setBusy(startButton, stopButton, false);
 setState('idle');
 if (params.get('autostart') === '1') start();

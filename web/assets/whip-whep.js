@@ -5,8 +5,9 @@
 // Switchboard is ICE-lite, so the browser always takes the controlling ICE role and
 // only needs the server's host candidates from the answer.
 //
-//   const session = await publish('/whip/demo', stream, { token });
+//   const session = await publish('/whip/demo', stream, { token, simulcast: true });
 //   const session = await play('/whep/demo', { token });
+//   await session.setLayer({ encodingId: 'h' });  // WHEP layer extension, when offered
 //   await session.stop();   // DELETE on the session URL, then close the peer connection
 
 const GATHERING_CAP_MS = 2000;
@@ -26,6 +27,94 @@ export class ProblemError extends Error {
     this.detail = detail;
     this.type = type;
     this.instance = instance;
+  }
+}
+
+/** Layer extension of WHEP (draft-ietf-wish-whep): the `Link` relation that names it. */
+export const LAYER_REL = 'urn:ietf:params:whep:ext:core:layer';
+
+/**
+ * The default simulcast ladder for a 1280×720 camera: 320×180, 640×360 and 1280×720.
+ * RIDs are short on purpose: they travel in every RTP packet's header extension.
+ */
+export const SIMULCAST_ENCODINGS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 }),
+  Object.freeze({ rid: 'f', maxBitrate: 1_500_000 }),
+]);
+
+/**
+ * Splits an HTTP `Link` header value (RFC 8288) into [{ uri, rel, params }].
+ * Handles several links in one value and quoted parameters containing `,` or `;`.
+ * `rel` may hold several space-separated relation types; `params` keeps every
+ * parameter (lower-cased names, unquoted values).
+ */
+export function parseLinkHeader(value) {
+  const links = [];
+  if (!value) return links;
+  let i = 0;
+  const n = value.length;
+  const skipSpace = () => {
+    while (i < n && /[\s]/.test(value[i])) i++;
+  };
+  while (i < n) {
+    skipSpace();
+    if (value[i] === ',') {
+      i++;
+      continue;
+    }
+    if (value[i] !== '<') {
+      // malformed: skip to the next link
+      while (i < n && value[i] !== ',') i++;
+      continue;
+    }
+    const close = value.indexOf('>', i + 1);
+    if (close < 0) break;
+    const link = { uri: value.slice(i + 1, close).trim(), rel: '', params: {} };
+    i = close + 1;
+    for (;;) {
+      skipSpace();
+      if (value[i] !== ';') break;
+      i++;
+      skipSpace();
+      let name = '';
+      while (i < n && !/[=;,\s]/.test(value[i])) name += value[i++];
+      skipSpace();
+      let paramValue = '';
+      if (value[i] === '=') {
+        i++;
+        skipSpace();
+        if (value[i] === '"') {
+          i++;
+          while (i < n && value[i] !== '"') {
+            if (value[i] === '\\' && i + 1 < n) i++;
+            paramValue += value[i++];
+          }
+          i++; // closing quote
+        } else {
+          while (i < n && !/[;,\s]/.test(value[i])) paramValue += value[i++];
+        }
+      }
+      if (name) {
+        const key = name.toLowerCase();
+        if (!(key in link.params)) link.params[key] = paramValue;
+      }
+    }
+    link.rel = link.params.rel || '';
+    links.push(link);
+    while (i < n && value[i] !== ',') i++;
+  }
+  return links;
+}
+
+/** The absolute URL of the first link whose `rel` contains `rel`, or null. */
+export function findLink(links, rel, base) {
+  const link = links.find((l) => l.rel.split(/\s+/).includes(rel));
+  if (!link) return null;
+  try {
+    return new URL(link.uri, base).href;
+  } catch {
+    return null;
   }
 }
 
@@ -82,8 +171,8 @@ async function problemFromResponse(response) {
 
 /**
  * Sends the local offer to `endpointUrl` and applies the answer.
- * Returns { location, etag, answeredAt } where answeredAt is performance.now()
- * when the 201 response arrived.
+ * Returns { location, etag, links, answeredAt } where answeredAt is performance.now()
+ * when the 201 response arrived and links are the parsed `Link` headers.
  */
 async function negotiate(pc, endpointUrl, token) {
   const offer = await pc.createOffer();
@@ -111,6 +200,8 @@ async function negotiate(pc, endpointUrl, token) {
   }
   const base = new URL(endpointUrl, window.location.href);
   const location = new URL(locationHeader, base).href;
+  // several Link headers reach us joined with ", "
+  const links = parseLinkHeader(response.headers.get('Link'));
   try {
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   } catch (err) {
@@ -118,7 +209,7 @@ async function negotiate(pc, endpointUrl, token) {
     fetch(location, { method: 'DELETE', headers: authHeaders(token) }).catch(() => {});
     throw new ProblemError({ status: 201, title: 'Unusable SDP answer', detail: String(err?.message || err) });
   }
-  return { location, etag: response.headers.get('ETag'), answeredAt };
+  return { location, etag: response.headers.get('ETag'), links, base: base.href, answeredAt };
 }
 
 function makeSession(pc, token, negotiated, extra) {
@@ -128,6 +219,7 @@ function makeSession(pc, token, negotiated, extra) {
     location: negotiated.location,
     etag: negotiated.etag,
     answeredAt: negotiated.answeredAt,
+    links: negotiated.links,
     ...extra,
     /**
      * Ends the session on the server (DELETE) and closes the peer connection.
@@ -159,25 +251,33 @@ export async function preferResolution(sender) {
 
 /**
  * Publishes `stream` over WHIP.
- * options: { token, rtcConfig, onPeerConnection(pc) }
- * Returns a session { pc, location, etag, answeredAt, senders, stop() }.
+ * options: { token, rtcConfig, onPeerConnection(pc), simulcast }
+ * `simulcast`: false (one encoding), true (SIMULCAST_ENCODINGS) or a list of
+ * RTCRtpEncodingParameters for the video sender (RFC 8853 simulcast, one RID each).
+ * Returns a session { pc, location, etag, answeredAt, senders, encodings, stop() }.
  */
 export async function publish(endpointUrl, stream, options = {}) {
-  const { token, rtcConfig = {}, onPeerConnection } = options;
+  const { token, rtcConfig = {}, onPeerConnection, simulcast = false } = options;
   const pc = new RTCPeerConnection(rtcConfig);
   onPeerConnection?.(pc);
   try {
     const senders = {};
+    let encodings = null;
     for (const kind of ['audio', 'video']) {
       const track = stream.getTracks().find((t) => t.kind === kind);
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (kind === 'video' && track && simulcast) {
+        encodings = (simulcast === true ? SIMULCAST_ENCODINGS : simulcast).map((e) => ({ ...e }));
+        init.sendEncodings = encodings;
+      }
       const transceiver = track
-        ? pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] })
+        ? pc.addTransceiver(track, init)
         : pc.addTransceiver(kind, { direction: 'sendonly' });
       senders[kind] = transceiver.sender;
     }
     await preferResolution(senders.video);
     const negotiated = await negotiate(pc, endpointUrl, token);
-    return makeSession(pc, token, negotiated, { senders });
+    return makeSession(pc, token, negotiated, { senders, encodings });
   } catch (err) {
     pc.close();
     throw err;
@@ -187,8 +287,11 @@ export async function publish(endpointUrl, stream, options = {}) {
 /**
  * Plays a room over WHEP.
  * options: { token, rtcConfig, onPeerConnection(pc), onTrack(event) }
- * Returns a session { pc, location, etag, answeredAt, stream, stop() }; `stream`
- * gets the remote audio and video tracks as they arrive.
+ * Returns a session { pc, location, etag, answeredAt, stream, layerUrl, statsUrl,
+ * setLayer(request), fetchStats(), stop() }; `stream` gets the remote audio and
+ * video tracks as they arrive. `layerUrl` is the layer extension's URL from the
+ * `Link` header (null when the server offers none); `statsUrl` is the session's
+ * stats resource (`<location>/stats`, a Switchboard extension).
  */
 export async function play(endpointUrl, options = {}) {
   const { token, rtcConfig = {}, onPeerConnection, onTrack } = options;
@@ -203,7 +306,44 @@ export async function play(endpointUrl, options = {}) {
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
     const negotiated = await negotiate(pc, endpointUrl, token);
-    return makeSession(pc, token, negotiated, { stream });
+    const layerUrl = findLink(negotiated.links, LAYER_REL, negotiated.location);
+    const statsUrl = `${negotiated.location.replace(/\/+$/, '')}/stats`;
+    return makeSession(pc, token, negotiated, {
+      stream,
+      layerUrl,
+      statsUrl,
+      /**
+       * Asks for a layer: { encodingId: 'h' } | { spatialLayerId: 0 } |
+       * { maxSpatialLayerId: 1 } | {} (automatic). Resolves on 2xx, throws ProblemError.
+       */
+      async setLayer(request = {}) {
+        if (!layerUrl) {
+          throw new ProblemError({ status: 0, title: 'Not supported', detail: 'the server offers no layer extension' });
+        }
+        let response;
+        try {
+          response = await fetch(layerUrl, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', ...authHeaders(token) },
+            body: JSON.stringify(request),
+          });
+        } catch (err) {
+          throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+        }
+        if (!response.ok) throw await problemFromResponse(response);
+      },
+      /** The stats resource as parsed JSON; throws ProblemError on failure. */
+      async fetchStats({ signal } = {}) {
+        let response;
+        try {
+          response = await fetch(statsUrl, { headers: authHeaders(token), cache: 'no-store', signal });
+        } catch (err) {
+          throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+        }
+        if (!response.ok) throw await problemFromResponse(response);
+        return response.json();
+      },
+    });
   } catch (err) {
     pc.close();
     throw err;
