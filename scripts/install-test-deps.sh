@@ -2,6 +2,7 @@
 # Installs what the browser end-to-end tests (tests/e2e) need on a Debian machine:
 #   - Chromium from the distribution (used by playwright-core via executablePath,
 #     so no browser download is ever attempted)
+#   - iproute2 (ip, tc) for the network-namespace simulcast test
 #   - the Node.js dev dependencies of tests/e2e (npm ci when a lockfile exists)
 # Idempotent: re-running skips what is already present. Expects to run as root
 # (or with permission to use apt-get) and Node.js >= 20 with npm on PATH.
@@ -20,6 +21,17 @@ else
   apt-get update
   apt-get install -y --no-install-recommends chromium chromium-driver
   log "installed: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+fi
+
+# ip and tc (iproute2): the simulcast test puts a viewer in a network namespace
+# behind a shaped veth pair; without them that test is skipped
+if command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; then
+  log "iproute2 already installed: $(command -v ip), $(command -v tc)"
+else
+  log "ip/tc missing; installing iproute2 with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends iproute2
 fi
 
 if ! command -v npm >/dev/null 2>&1; then

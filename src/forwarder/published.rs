@@ -201,37 +201,22 @@ impl PublishedTrack {
         if let Some(max) = max_spatial_rank {
             ranked.truncate(max + 1);
         }
-        let mut out = Vec::new();
-        for (rank, (spatial, _)) in ranked.into_iter().enumerate() {
-            let layer = &mut self.layers[spatial as usize];
-            match layer.max_tid {
-                Some(max_tid) => {
-                    // Temporal steps (RFC 7741 §4.2 TID) refine the ladder only below the
-                    // lowest spatial layer, as the last steps before pausing: a higher
-                    // resolution at a fraction of the frames looks worse than the layer
-                    // below at full rate, and climbing back up temporally must wait for a
-                    // layer-sync frame, which encoders send rarely.
-                    let first = if rank == 0 { 0 } else { max_tid };
-                    for t in first..=max_tid {
-                        let bps = layer.bitrate_up_to(now, t);
-                        out.push((
-                            Layer {
-                                spatial,
-                                temporal: t,
-                            },
-                            bps,
-                        ));
-                    }
-                }
-                None => out.push((
-                    Layer {
-                        spatial,
-                        temporal: MAX_TID,
-                    },
-                    layer.bitrate(now),
-                )),
-            }
-        }
+        // One step per spatial layer, at its full frame rate. Temporal filtering (RFC 7741
+        // TID) is implemented in the selector but not offered by the allocator: without
+        // rewriting VP8 picture ids across dropped frames, Chrome's receiver stalls on the
+        // gaps (seen in the Chromium bandwidth test), so a lower spatial layer at full rate
+        // is the finer step for now.
+        let out: Vec<(Layer, u64)> = ranked
+            .into_iter()
+            .map(|(spatial, bps)| {
+                let layer = Layer {
+                    spatial,
+                    temporal: MAX_TID,
+                };
+                (layer, bps)
+            })
+            .collect();
+        let mut out = out;
         // A ladder must ascend: a starting layer can briefly out-measure a higher one.
         let mut floor = 0;
         for (_, bps) in out.iter_mut() {
