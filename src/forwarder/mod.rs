@@ -10,6 +10,7 @@
 //! sequence numbers and timestamps, [`keyframe`] throttles PLI/FIR, [`codec`] inspects
 //! payloads.
 
+pub mod allocation;
 pub mod codec;
 pub mod keyframe;
 pub mod munger;
@@ -27,12 +28,12 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 
-use crate::bwe::allocator::{Allocator, AllocatorConfig, TrackDemand};
+use crate::bwe::allocator::{Allocator, AllocatorConfig};
 use crate::metrics::Meters;
 use crate::room::ParticipantId;
+use allocation::{SubscriberBwe, PROBE_BACKOFF_MIN, REALLOCATE_EVERY};
 use codec::CodecKind;
 use published::PublishedTrack;
-use selector::Layer;
 use subscribed::SubscribedTrack;
 
 /// Minimum spacing of keyframe requests to one publisher track: about one round trip
@@ -167,51 +168,6 @@ pub fn codec_kind(c: Codec) -> CodecKind {
         _ => CodecKind::Other,
     }
 }
-
-/// Bandwidth state of one subscriber.
-struct SubscriberBwe {
-    allocator: Allocator,
-    /// Latest estimate in bit/s; `None` until the estimator reports (then every track
-    /// gets its top layer).
-    estimate: Option<u64>,
-    /// Since when the estimate has been below what the lowest layers need.
-    starved_since: Option<Instant>,
-    /// Padding toward the next layer up is allowed until then (a probe window).
-    probe_until: Option<Instant>,
-    /// When the next probe window may open.
-    next_probe: Option<Instant>,
-    /// Current back-off between probe windows.
-    probe_backoff: Duration,
-    /// Allocated total after the last reallocation, bit/s.
-    allocated: u64,
-}
-
-/// A probe window: how long str0m may pad toward the next layer up.
-pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
-/// First pause between probe windows; doubles while climbs fail, up to
-/// [`PROBE_BACKOFF_MAX`], and resets when the allocation rises.
-pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
-/// Longest pause between probe windows.
-pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// A subscriber's tracks are paused only after its estimate has stayed below their
-/// lowest layers this long. GCC estimates dip hard and briefly (at startup, on a
-/// scheduling hiccup); pausing on a dip would freeze video for the seconds it takes to
-/// climb back, while a link that really cannot carry the lowest layer stays low.
-pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
-
-/// Share of a subscriber's estimate that media may fill, in percent. GCC estimates the
-/// link's capacity; retransmissions (NACK/RTX), RTCP, probing and keyframe bursts into a
-/// shallow bottleneck queue need the rest.
-pub const USABLE_PERCENT: u64 = 90;
-
-/// Probing aims this far (percent) above what a step up needs, matching the allocator's
-/// climb headroom (`AllocatorConfig::up_headroom`, 1.1) with a margin.
-pub const PROBE_HEADROOM_PERCENT: u64 = 115;
-
-/// How often allocations are recomputed even without a new estimate (layers start,
-/// stop and change rate).
-pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
 /// The track graph of one room.
 pub struct Forwarder {
@@ -595,150 +551,6 @@ impl Forwarder {
             estimate_bps: self.bwe.get(&subscriber).and_then(|b| b.estimate),
             tracks,
         }
-    }
-
-    // ---- allocation ----
-
-    /// Recompute a subscriber's layers from its estimate (audio first, lowest layers,
-    /// then upgrades by priority; `bwe::allocator`), apply them to the selectors, ask for
-    /// keyframes where a switch waits on one, and tell the estimator what to probe for.
-    fn reallocate(
-        &mut self,
-        now: Instant,
-        subscriber: ParticipantId,
-        out: &mut Vec<ForwarderOutput>,
-    ) {
-        if self.next_reallocate.is_none() {
-            self.next_reallocate = Some(now + REALLOCATE_EVERY);
-        }
-        let candidates: Vec<usize> = self
-            .subscribed
-            .iter()
-            .filter(|(_, s)| s.subscriber == subscriber && s.connected && s.source.is_some())
-            .map(|(k, _)| k)
-            .collect();
-        // Tracks whose source has no active layer yet stay out of the allocation (their
-        // first packet reallocates at once, as a new track).
-        let mut keys: Vec<usize> = Vec::with_capacity(candidates.len());
-        let mut ladders: Vec<Vec<(Layer, u64)>> = Vec::with_capacity(candidates.len());
-        let mut demands: Vec<TrackDemand> = Vec::with_capacity(candidates.len());
-        for k in candidates {
-            let sub = &self.subscribed[k];
-            let cap = sub.max_spatial_rank;
-            let Some(track) = sub.source.and_then(|s| self.published.get_mut(&s)) else {
-                continue;
-            };
-            let audio = track.kind == MediaKind::Audio;
-            let ladder = track.ladder(now, if audio { None } else { cap });
-            let Some(top) = ladder.last().map(|(_, b)| *b) else {
-                continue;
-            };
-            demands.push(TrackDemand {
-                id: k as u32,
-                audio,
-                priority: 0,
-                layers: if audio {
-                    vec![top]
-                } else {
-                    ladder.iter().map(|(_, b)| *b).collect()
-                },
-            });
-            keys.push(k);
-            ladders.push(ladder);
-        }
-        let Some(bwe) = self.bwe.get_mut(&subscriber) else {
-            return;
-        };
-        let choice: Vec<Option<usize>> = match bwe.estimate {
-            Some(estimate) => {
-                let usable = estimate / 100 * USABLE_PERCENT;
-                let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
-                let usable = if usable >= floor {
-                    bwe.starved_since = None;
-                    usable
-                } else {
-                    let since = *bwe.starved_since.get_or_insert(now);
-                    if now.saturating_duration_since(since) >= PAUSE_AFTER {
-                        usable
-                    } else {
-                        floor
-                    }
-                };
-                bwe.allocator.update(now, usable, &demands).to_vec()
-            }
-            None => demands
-                .iter()
-                .map(|d| d.layers.len().checked_sub(1))
-                .collect(),
-        };
-        // What is really sent (a layer picked by hand overrides the allocation) and what
-        // one step up would need, both in bit/s over every track.
-        let mut allocated = 0;
-        let mut next_total = 0;
-        for (((&k, ladder), pick), demand) in keys.iter().zip(&ladders).zip(&choice).zip(&demands) {
-            let sub = &mut self.subscribed[k];
-            if sub.kind == MediaKind::Audio {
-                let bps = demand.layers.first().copied().unwrap_or(0);
-                allocated += bps;
-                next_total += bps;
-                continue;
-            }
-            let target = pick.and_then(|i| ladder.get(i)).map(|(l, _)| *l);
-            sub.set_target(target, &self.meters);
-            let sent = sub.selector.target();
-            let at = sent.and_then(|t| ladder.iter().position(|(l, _)| *l == t));
-            allocated += at.map(|i| ladder[i].1).unwrap_or(0);
-            let next_up = match (at, sub.manual.is_some()) {
-                (Some(i), false) => ladder.get(i + 1).or(ladder.get(i)),
-                (Some(i), true) => ladder.get(i),
-                (None, _) => ladder.first(),
-            };
-            next_total += next_up.map(|(_, b)| *b).unwrap_or(0);
-            if let (Some(spatial), Some(source)) = (sub.selector.waiting_for_keyframe(), sub.source)
-            {
-                if let Some(track) = self.published.get_mut(&source) {
-                    let kind = KeyframeRequestKind::Pli;
-                    request_keyframe(now, source, track, spatial, kind, &self.meters, out);
-                }
-            }
-        }
-        // To step up, the allocator needs the usable share of the estimate to exceed the
-        // next total with its headroom: probe for that much, not just the layer's rate.
-        let climb = |bps: u64| bps / USABLE_PERCENT * PROBE_HEADROOM_PERCENT;
-        let minimum = climb(next_total);
-        let desired = climb(crate::bwe::allocator::desired_bitrate(&demands));
-        if desired == 0 {
-            return;
-        }
-        // Padding toward the next layer (the `minimum`) only inside bounded probe windows:
-        // padding all the time at a link's capacity makes the tail drop hit media.
-        let Some(bwe) = self.bwe.get_mut(&subscriber) else {
-            return;
-        };
-        if allocated > bwe.allocated {
-            bwe.probe_backoff = PROBE_BACKOFF_MIN;
-        }
-        bwe.allocated = allocated;
-        let next_probe = *bwe.next_probe.get_or_insert(now + PROBE_BACKOFF_MIN);
-        if next_total > allocated && now >= next_probe && bwe.probe_until.is_none() {
-            bwe.probe_until = Some(now + PROBE_WINDOW);
-        }
-        if bwe.probe_until.is_some_and(|t| now >= t) {
-            bwe.probe_until = None;
-            bwe.next_probe = Some(now + bwe.probe_backoff);
-            bwe.probe_backoff = (bwe.probe_backoff * 2).min(PROBE_BACKOFF_MAX);
-        }
-        let minimum = if bwe.probe_until.is_some() {
-            minimum
-        } else {
-            allocated
-        };
-        let desired = desired.max(minimum);
-        out.push(ForwarderOutput::SetBitrate {
-            subscriber,
-            minimum: minimum.min(desired),
-            desired,
-        });
     }
 }
 
