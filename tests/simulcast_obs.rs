@@ -27,7 +27,7 @@ const RIDS: [&str; 3] = ["0", "1", "2"];
 const HOLD: Duration = Duration::from_millis(1500);
 /// The viewer starts on whatever its bandwidth estimate allows and climbs
 /// to the highest layer as the estimate grows; it must be there by then.
-const SETTLE_WITHIN: Duration = Duration::from_secs(15);
+const SETTLE_WITHIN: Duration = Duration::from_secs(25);
 /// One RTP video frame at 30 fps in 90 kHz ticks; a switch may step the
 /// timestamp by at most a second.
 const MAX_SWITCH_TS_STEP: i64 = 90_000;

@@ -35,7 +35,7 @@ pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
 /// [`PROBE_BACKOFF_MAX`], and resets when the allocation rises.
 pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
 /// Longest pause between probe windows.
-pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// A subscriber's tracks are paused only after its estimate has stayed below their
 /// lowest layers this long. GCC estimates dip hard and briefly (at startup, on a
