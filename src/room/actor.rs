@@ -56,21 +56,15 @@ pub async fn run(
             }
         }
         send_all(&mut room, &ctx.endpoint, &ctx.meters).await;
-        if room.is_empty() && commands.is_empty() && Instant::now() >= idle_deadline {
-            break;
-        }
-        if room.is_empty() && commands.is_empty() && room_was_used(&room) {
+        // A room that has had a join and is empty again exits at once; a fresh room
+        // waits for its first join, up to `IDLE_EXIT`.
+        let done = room.ever_joined() || Instant::now() >= idle_deadline;
+        if done && room.is_empty() && commands.is_empty() {
             break;
         }
     }
     metrics::rooms_gauge().decrement(1.0);
     info!(room = %name, "room closed");
-}
-
-/// A room that has had sessions and is empty again exits at once; a fresh room waits for
-/// its first join (up to [`IDLE_EXIT`]).
-fn room_was_used(room: &Room) -> bool {
-    room.ever_joined()
 }
 
 fn handle_command(room: &mut Room, now: Instant, cmd: Command) {
