@@ -188,15 +188,21 @@ impl Forwarder {
             bwe.next_probe = Some(now + bwe.probe_backoff);
             bwe.probe_backoff = (bwe.probe_backoff * 2).min(PROBE_BACKOFF_MAX);
         }
-        let minimum = if bwe.probe_until.is_some() {
-            minimum
+        // Inside a window: pad toward the next step, and raise `desired` by a quarter. str0m
+        // starts an allocation probe (at 1x and 2x `desired`, capped at twice the estimate)
+        // only when `desired` rises above the estimate; padding alone is capped by the
+        // estimate and cannot raise it. Between windows `desired` returns to the full demand,
+        // which keeps str0m's periodic probes in application-limited periods aimed at it and
+        // makes every window's rise a fresh probe.
+        let (minimum, desired) = if bwe.probe_until.is_some() {
+            let raised = desired + desired / 4;
+            (minimum.min(raised), raised)
         } else {
-            allocated
+            (allocated.min(desired), desired)
         };
-        let desired = desired.max(minimum);
         out.push(ForwarderOutput::SetBitrate {
             subscriber,
-            minimum: minimum.min(desired),
+            minimum,
             desired,
         });
     }
