@@ -634,6 +634,19 @@ async fn layer_api_errors() {
     .unwrap();
     check_problem("unknown mid", &r, 422);
 
+    for (what, body) in [
+        (
+            "TID above 2",
+            r#"{"encodingId": "1", "temporalLayerId": 3}"#,
+        ),
+        ("TID without a layer", r#"{"temporalLayerId": 0}"#),
+    ] {
+        let r = common::post_body(&layer_url, json_ct, body, None)
+            .await
+            .unwrap();
+        check_problem(what, &r, 422);
+    }
+
     let unknown = format!(
         "{}/whep/{room}/{:032x}/layer",
         server.base_url(),

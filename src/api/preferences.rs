@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::sessions::{authorize, has_content_type, session_path};
 use super::{ApiError, AppState};
 use crate::forwarder::preferences::LayerPreference;
+use crate::forwarder::published::MAX_TID;
 use crate::room::Command;
 
 /// Routes of this module.
@@ -65,15 +66,18 @@ struct LayerRequest {
     media_id: Option<String>,
     encoding_id: Option<String>,
     spatial_layer_id: Option<usize>,
+    /// With `encodingId` or `spatialLayerId`: the temporal cap (VP8 TID; 0 = base frame
+    /// rate). Absent: every temporal layer.
+    temporal_layer_id: Option<u8>,
     max_spatial_layer_id: Option<usize>,
 }
 
 impl LayerRequest {
     fn preference(&self) -> LayerPreference {
         if let Some(rid) = &self.encoding_id {
-            LayerPreference::Encoding(rid.as_str().into())
+            LayerPreference::Encoding(rid.as_str().into(), self.temporal_layer_id)
         } else if let Some(n) = self.spatial_layer_id {
-            LayerPreference::Spatial(n)
+            LayerPreference::Spatial(n, self.temporal_layer_id)
         } else if let Some(n) = self.max_spatial_layer_id {
             LayerPreference::MaxSpatial(n)
         } else {
@@ -105,6 +109,18 @@ async fn set_layer(
         .is_some_and(|r| r.is_empty() || r.len() > 16)
     {
         return Err(ApiError::Unprocessable("encodingId must be a RID".into()));
+    }
+    if let Some(t) = req.temporal_layer_id {
+        if t > MAX_TID {
+            return Err(ApiError::Unprocessable(format!(
+                "temporalLayerId must be at most {MAX_TID}"
+            )));
+        }
+        if req.encoding_id.is_none() && req.spatial_layer_id.is_none() {
+            return Err(ApiError::Unprocessable(
+                "temporalLayerId needs encodingId or spatialLayerId".into(),
+            ));
+        }
     }
     let pref = req.preference();
     let outcome = state

@@ -18,6 +18,7 @@ pub mod preferences;
 pub mod published;
 pub mod selector;
 pub mod subscribed;
+pub mod vp8;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +80,9 @@ pub struct ForwardRtp {
     pub payload: Arc<[u8]>,
     /// Header extension values carried over (audio level, orientation).
     pub ext: ExtensionValues,
+    /// VP8 descriptor rewrite (continuous PictureID/TL0PICIDX/KEYIDX), applied by str0m
+    /// while serializing so the shared payload is not copied.
+    pub vp8: Option<str0m::rtp::Vp8Patch>,
 }
 
 /// An RTP packet from a publisher as the forwarder sees it (str0m's `RtpPacket`
@@ -415,7 +419,7 @@ impl Forwarder {
             self.meters.dropped(crate::metrics::DropReason::OtherLayer);
             return;
         };
-        let (info, activated) = track.observe(now, spatial, packet.pt, &packet.payload);
+        let (info, vp8, activated) = track.observe(now, spatial, packet.pt, &packet.payload);
         if activated {
             // A layer started (or came back): give its subscribers targets now rather
             // than at the next periodic reallocation.
@@ -438,7 +442,7 @@ impl Forwarder {
             let Some(sub) = self.subscribed.get_mut(key.0) else {
                 continue;
             };
-            match sub.route(now, packet, &info, &track.ranks, &self.meters) {
+            match sub.route(now, packet, &info, vp8.as_ref(), &track.ranks, &self.meters) {
                 Ok(f) => out.push(ForwarderOutput::Rtp(f)),
                 Err(reason) => self.meters.dropped(reason),
             }

@@ -15,10 +15,12 @@ use super::subscribed::SubscribedTrack;
 pub enum LayerPreference {
     /// The allocator decides (the default).
     Auto,
-    /// Always this simulcast encoding (RID), whatever the bandwidth.
-    Encoding(Rid),
-    /// Always the N-th layer counted from the lowest bitrate (0 = lowest).
-    Spatial(usize),
+    /// Always this simulcast encoding (RID), whatever the bandwidth, with an optional
+    /// temporal cap (TID, RFC 7741 §4.2; `None`: every temporal layer).
+    Encoding(Rid, Option<u8>),
+    /// Always the N-th layer counted from the lowest bitrate (0 = lowest), with an
+    /// optional temporal cap.
+    Spatial(usize, Option<u8>),
     /// The allocator decides, but never above the N-th lowest layer (a small tile).
     MaxSpatial(usize),
 }
@@ -96,7 +98,7 @@ pub(super) fn apply(
             sub.manual = None;
             sub.max_spatial_rank = Some(*n);
         }
-        LayerPreference::Encoding(rid) => {
+        LayerPreference::Encoding(rid, temporal) => {
             let track = source.ok_or_else(|| PreferenceError::UnknownLayer(rid.to_string()))?;
             let spatial = track
                 .layers
@@ -105,11 +107,11 @@ pub(super) fn apply(
                 .ok_or_else(|| PreferenceError::UnknownLayer(rid.to_string()))?;
             sub.manual = Some(Layer {
                 spatial: spatial as u8,
-                temporal: MAX_TID,
+                temporal: temporal.unwrap_or(MAX_TID).min(MAX_TID),
             });
             sub.max_spatial_rank = None;
         }
-        LayerPreference::Spatial(n) => {
+        LayerPreference::Spatial(n, temporal) => {
             let track = source.ok_or_else(|| PreferenceError::UnknownLayer(n.to_string()))?;
             let spatial = ranked_spatials(now, track)
                 .get(*n)
@@ -117,7 +119,7 @@ pub(super) fn apply(
                 .ok_or_else(|| PreferenceError::UnknownLayer(n.to_string()))?;
             sub.manual = Some(Layer {
                 spatial,
-                temporal: MAX_TID,
+                temporal: temporal.unwrap_or(MAX_TID).min(MAX_TID),
             });
             sub.max_spatial_rank = None;
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Pt, Rid};
+use str0m::rtp::Vp8Descriptor;
 
 use super::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKind};
 use super::keyframe::KeyframeThrottle;
@@ -130,7 +131,7 @@ impl PublishedTrack {
     }
 
     /// Inspect and meter one packet of layer `spatial`: what the selector needs to know,
-    /// and whether this packet made the layer active (it had not sent for
+    /// the VP8 payload descriptor (str0m's, which can build rewrite patches), and whether this packet made the layer active (it had not sent for
     /// [`LAYER_INACTIVE_AFTER`], or never): subscribers should be reallocated.
     pub fn observe(
         &mut self,
@@ -138,8 +139,11 @@ impl PublishedTrack {
         spatial: u8,
         pt: Pt,
         payload: &[u8],
-    ) -> (PacketInfo, bool) {
+    ) -> (PacketInfo, Option<Vp8Descriptor>, bool) {
         let codec = self.codec_of(pt);
+        let vp8 = (codec == CodecKind::Vp8)
+            .then(|| Vp8Descriptor::parse(payload).ok())
+            .flatten();
         let is_video = self.kind == MediaKind::Video;
         let keyframe = is_video && is_keyframe_start(codec, payload);
         let (tid, frame_start, layer_sync) = match codec {
@@ -177,7 +181,7 @@ impl PublishedTrack {
             frame_start,
             layer_sync,
         };
-        (info, activated)
+        (info, vp8, activated)
     }
 
     /// The layers a subscriber can be given, ascending by measured bitrate: for each
@@ -201,22 +205,32 @@ impl PublishedTrack {
         if let Some(max) = max_spatial_rank {
             ranked.truncate(max + 1);
         }
-        // One step per spatial layer, at its full frame rate. Temporal filtering (RFC 7741
-        // TID) is implemented in the selector but not offered by the allocator: without
-        // rewriting VP8 picture ids across dropped frames, Chrome's receiver stalls on the
-        // gaps (seen in the Chromium bandwidth test), so a lower spatial layer at full rate
-        // is the finer step for now.
-        let out: Vec<(Layer, u64)> = ranked
-            .into_iter()
-            .map(|(spatial, bps)| {
-                let layer = Layer {
-                    spatial,
-                    temporal: MAX_TID,
-                };
-                (layer, bps)
-            })
-            .collect();
-        let mut out = out;
+        let mut out = Vec::new();
+        for (rank, (spatial, bps)) in ranked.into_iter().enumerate() {
+            let layer = &mut self.layers[spatial as usize];
+            match layer.max_tid {
+                Some(max_tid) => {
+                    // Temporal steps (RFC 7741 §4.2 TID) refine the ladder only below the
+                    // lowest spatial layer, as the last steps before pausing: a higher
+                    // resolution at a fraction of the frames looks worse than the layer
+                    // below at full rate, and climbing back up temporally must wait for a
+                    // layer-sync frame. Dropped frames leave no PictureID gap: each
+                    // subscriber's `vp8::Vp8Rewriter` renumbers what is forwarded.
+                    let first = if rank == 0 { 0 } else { max_tid };
+                    for temporal in first..=max_tid {
+                        let bps = layer.bitrate_up_to(now, temporal);
+                        out.push((Layer { spatial, temporal }, bps));
+                    }
+                }
+                None => out.push((
+                    Layer {
+                        spatial,
+                        temporal: MAX_TID,
+                    },
+                    bps,
+                )),
+            }
+        }
         // A ladder must ascend: a starting layer can briefly out-measure a higher one.
         let mut floor = 0;
         for (_, bps) in out.iter_mut() {

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::media::{MediaKind, Mid, Pt};
+use str0m::rtp::Vp8Descriptor;
 
 use super::munger::RtpMunger;
 use super::selector::{Decision, DropCause, Layer, LayerSelector, PacketInfo};
+use super::vp8::Vp8Rewriter;
 use super::{ForwardRtp, InboundRtp, TrackRef};
 use crate::metrics::{DropReason, Meters};
 use crate::room::ParticipantId;
@@ -38,6 +40,7 @@ pub struct SubscribedTrack {
     /// Spatial switches up and down (for stats).
     pub switches: (u64, u64),
     munger: RtpMunger,
+    vp8: Vp8Rewriter,
 }
 
 impl SubscribedTrack {
@@ -61,6 +64,7 @@ impl SubscribedTrack {
             manual: None,
             switches: (0, 0),
             munger: RtpMunger::new(clock_rate, initial_seq, initial_ts),
+            vp8: Vp8Rewriter::new(),
         }
     }
 
@@ -87,13 +91,15 @@ impl SubscribedTrack {
         self.selector.set_target(target);
     }
 
-    /// Decide on one packet; on forward, the rewritten packet. `ranks[spatial id]` is each
-    /// layer's bitrate rank (for counting switches up and down).
+    /// Decide on one packet; on forward, the rewritten packet. `vp8`: the packet's VP8
+    /// payload descriptor, if it is VP8. `ranks[spatial id]` is each layer's bitrate rank
+    /// (for counting switches up and down).
     pub fn route(
         &mut self,
         now: Instant,
         packet: &InboundRtp,
         info: &PacketInfo,
+        vp8: Option<&Vp8Descriptor>,
         ranks: &[u8],
         meters: &Meters,
     ) -> Result<ForwardRtp, DropReason> {
@@ -128,6 +134,9 @@ impl SubscribedTrack {
                     if self.munger.source() == Some(packet.ssrc) {
                         self.munger.drop_packet(packet.ssrc, packet.seq);
                     }
+                    if let Some(d) = vp8 {
+                        self.vp8.drop_packet(packet.ssrc, d);
+                    }
                     return Err(match cause {
                         DropCause::Paused => DropReason::Paused,
                         DropCause::OtherSpatial => DropReason::OtherLayer,
@@ -139,6 +148,13 @@ impl SubscribedTrack {
         }
         let Some(&(_, pt)) = self.pt_map.iter().find(|(p, _)| *p == packet.pt) else {
             return Err(DropReason::CodecMismatch);
+        };
+        let vp8 = match vp8 {
+            Some(d) => self
+                .vp8
+                .forward(packet.ssrc, d, info.keyframe)
+                .map_err(|()| DropReason::TooOld)?,
+            None => None,
         };
         let m = self
             .munger
@@ -155,6 +171,7 @@ impl SubscribedTrack {
             wallclock: packet.arrival,
             payload: Arc::clone(&packet.payload),
             ext: packet.ext.clone(),
+            vp8,
         })
     }
 }

@@ -375,10 +375,13 @@ impl Room {
                         continue;
                     };
                     let len = f.payload.len() as u64;
-                    let write = RtpWrite::new(f.pt, f.seq.into(), f.ts, f.wallclock, f.payload)
+                    let mut write = RtpWrite::new(f.pt, f.seq.into(), f.ts, f.wallclock, f.payload)
                         .marker(f.marker)
                         .nackable(f.nackable)
                         .ext_vals(f.ext);
+                    if let Some(patch) = f.vp8 {
+                        write = write.vp8_patch(patch);
+                    }
                     if p.write_rtp(now, f.mid, write, &mut self.out) {
                         self.meters.rtp_out_packets.increment(1);
                         self.meters.rtp_out_bytes.increment(len);

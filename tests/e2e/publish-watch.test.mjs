@@ -19,8 +19,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  repoRoot, serverBin, artifactsDir, checkPrerequisites, freePorts, cpuSeconds, round, sleep,
-  Server, launchBrowser, instrument, hookOf, diagnostics, waitForHook, screenshots, stopPages,
+  repoRoot, serverBin, artifactsDir, cpuSeconds, round, sleep,
+  Server, startOnLoopback, instrument, hookOf, diagnostics, waitForHook, screenshots, stopPages,
 } from './lib.mjs';
 
 const sampleSeconds = Number(process.env.E2E_SAMPLE_SECONDS || 10);
@@ -38,14 +38,7 @@ const pageEvents = [];
 let browser = null;
 
 before(async () => {
-  checkPrerequisites();
-  const { httpPort, udpPort } = await freePorts();
-  server.start(
-    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `127.0.0.1:${udpPort}`, '--public-ip', '127.0.0.1'],
-    `http://127.0.0.1:${httpPort}`,
-  );
-  await server.waitForLivez();
-  browser = await launchBrowser();
+  browser = await startOnLoopback(server);
 }, { timeout: 60_000 });
 
 after(async () => {
