@@ -5,7 +5,8 @@
 #   1. lint: cargo fmt --check, cargo clippy -D warnings
 #   2. cargo test --all-targets: unit, property, simulation, HTTP and UDP integration
 #      tests (benchmarks compile and run once in test mode)
-#   3. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
+#   3. deployment manifests: every kustomize overlay rendered and validated
+#   4. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
 #
 # One target directory, debug profile with optimized dependencies: built once, used by
 # every step (the end-to-end test runs target/debug/switchboard).
@@ -30,6 +31,9 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "clippy is not installed with this toolchain: skipping lints"
 fi
+
+step "deployment manifests (kustomize render, kubernetes-validate --strict, enum checks)"
+scripts/check-manifests.sh
 
 step "cargo test"
 cargo test --all-targets
