@@ -1,16 +1,33 @@
 //! Command line and environment configuration (clap). Owns parsing and validation of
-//! the server's settings; never starts anything.
+//! the server's settings; never starts anything. The optional TOML file and the
+//! precedence between sources are in [`crate::config_file`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::config_file::ConfigError;
+
 /// Switchboard: a WebRTC SFU with WHIP ingest and WHEP playback.
 ///
-/// Every flag can also be set with an environment variable `SWITCHBOARD_<FLAG>`.
+/// Every flag can also be set with an environment variable `SWITCHBOARD_<FLAG>`, or in the
+/// TOML file given with `--config` (keys: the long flag names with underscores).
+/// Precedence: flag, then environment, then file, then default.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "switchboard", version, about, long_about = None)]
 pub struct Config {
+    /// TOML configuration file; its keys are the long flag names with underscores
+    /// (`http_addr = "0.0.0.0:8080"`, `public_ip = ["203.0.113.7"]`).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (after flags, environment and file) as TOML and
+    /// exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Address the HTTP API, web pages and /metrics listen on.
     #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -28,6 +45,28 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub public_ip: Vec<IpAddr>,
+
+    /// Where ICE candidate addresses come from when `--public-ip` is not given:
+    /// `interfaces` (the host's interface addresses, container bridges excluded) or
+    /// `host-ip` (the address in `--host-ip`, e.g. a Kubernetes node's IP from the
+    /// Downward API).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_IP_FROM", value_enum, default_value_t = PublicIpFrom::Interfaces)]
+    pub public_ip_from: PublicIpFrom,
+
+    /// The host's address, used with `--public-ip-from host-ip` (Kubernetes: set
+    /// `SWITCHBOARD_HOST_IP` from `status.hostIP`).
+    #[arg(long, env = "SWITCHBOARD_HOST_IP")]
+    pub host_ip: Option<IpAddr>,
+
+    /// On SIGTERM the server stops taking new rooms and waits for its sessions to end, at
+    /// most this long (e.g. `90s`, `5m`), then exits. A second signal exits at once.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// This node's name in logs and in multi-node records. Default: `POD_NAME` (set it
+    /// from the Downward API), else the host name.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    pub node_id: Option<String>,
 
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -57,6 +96,23 @@ pub struct Config {
     pub ice_credential: Option<String>,
 }
 
+/// Where ICE candidate addresses come from without `--public-ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublicIpFrom {
+    /// The host's interface addresses (container bridges and virtual Ethernet pairs
+    /// excluded, so a pod-network address is never advertised by accident).
+    Interfaces,
+    /// The address given with `--host-ip` / `SWITCHBOARD_HOST_IP`.
+    HostIp,
+}
+
+/// Interface name prefixes of container networking: their addresses are never reachable
+/// from outside the host.
+const CONTAINER_IFACES: &[&str] = &[
+    "docker", "br-", "veth", "cni", "flannel", "cali", "weave", "kube-", "cilium", "vxlan", "tunl",
+    "podman", "virbr", "lxc", "lxd",
+];
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -67,15 +123,112 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// Parse the process's arguments, environment and `--config` file, and validate.
+    /// Errors are meant for the operator (see [`ConfigError`]).
+    pub fn load() -> Result<Config, ConfigError> {
+        crate::config_file::load_from(std::env::args_os())
+    }
+
+    /// Checks across settings that no single flag's parser can make.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.public_ip.is_empty()
+            && self.public_ip_from == PublicIpFrom::HostIp
+            && self.host_ip.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "--public-ip-from host-ip needs the host's address in --host-ip \
+                 (SWITCHBOARD_HOST_IP; on Kubernetes from the Downward API's status.hostIP)"
+                    .into(),
+            ));
+        }
+        if let Some(ip) = self.public_ip.iter().find(|ip| ip.is_unspecified()) {
+            return Err(ConfigError::Invalid(format!(
+                "--public-ip {ip}: an unspecified address cannot be a candidate"
+            )));
+        }
+        if self.drain_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--drain-timeout must be more than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's name: `--node-id`, else `POD_NAME`, else the host name, else
+    /// `switchboard`.
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| "switchboard".into())
+    }
+
+    /// The effective settings as TOML (`--print-config`), secrets redacted.
+    pub fn to_toml(&self) -> String {
+        let list = |v: &[String]| {
+            let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let ips: Vec<String> = self.public_ip.iter().map(|i| i.to_string()).collect();
+        let mut out = vec![
+            format!("http_addr = \"{}\"", self.http_addr),
+            format!("udp_addr = \"{}\"", self.udp_addr),
+            format!("public_ip = {}", list(&ips)),
+            format!(
+                "public_ip_from = \"{}\"",
+                match self.public_ip_from {
+                    PublicIpFrom::Interfaces => "interfaces",
+                    PublicIpFrom::HostIp => "host-ip",
+                }
+            ),
+        ];
+        if let Some(ip) = self.host_ip {
+            out.push(format!("host_ip = \"{ip}\""));
+        }
+        out.push(format!(
+            "drain_timeout = \"{}\"",
+            humantime::format_duration(self.drain_timeout)
+        ));
+        out.push(format!("node_id = {:?}", self.node_id()));
+        out.push(format!(
+            "log_format = \"{}\"",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        ));
+        if self.token.is_some() {
+            out.push("token = \"<redacted>\"".into());
+        }
+        out.push(format!("ice_server = {}", list(&self.ice_servers)));
+        if let Some(u) = &self.ice_username {
+            out.push(format!("ice_username = {u:?}"));
+        }
+        if self.ice_credential.is_some() {
+            out.push("ice_credential = \"<redacted>\"".into());
+        }
+        out.join("\n") + "\n"
+    }
+
     /// The addresses to advertise as ICE host candidates, with the UDP port.
     ///
-    /// Order: explicit `--public-ip`; the UDP bind address when it is specific; else every
-    /// interface address of the bind address's family (IPv6 link-local excluded, since a
-    /// candidate would need its scope id). Never empty: falls back to loopback.
+    /// Order: explicit `--public-ip`; `--host-ip` with `--public-ip-from host-ip`; the UDP
+    /// bind address when it is specific; else every interface address of the bind
+    /// address's family, except container bridges ([`PublicIpFrom::Interfaces`]) and IPv6
+    /// link-local (a candidate would need its scope id). Never empty: falls back to
+    /// loopback.
     pub fn candidate_addrs(&self) -> Vec<SocketAddr> {
         let port = self.udp_addr.port();
         let mut ips: Vec<IpAddr> = if !self.public_ip.is_empty() {
             self.public_ip.clone()
+        } else if let (PublicIpFrom::HostIp, Some(ip)) = (self.public_ip_from, self.host_ip) {
+            vec![ip]
         } else if !self.udp_addr.ip().is_unspecified() {
             vec![self.udp_addr.ip()]
         } else {
@@ -83,6 +236,7 @@ impl Config {
             let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
                 .unwrap_or_default()
                 .into_iter()
+                .filter(|i| !CONTAINER_IFACES.iter().any(|p| i.name.starts_with(p)))
                 .map(|i| i.ip())
                 .filter(|ip| match ip {
                     IpAddr::V4(_) => true,

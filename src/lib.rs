@@ -27,6 +27,7 @@
 pub mod api;
 pub mod bwe;
 pub mod config;
+pub mod config_file;
 pub mod forwarder;
 pub mod metrics;
 pub mod net;

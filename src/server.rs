@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::api::{router, AppState};
+use crate::api::{router, AppState, NodeInfo};
 use crate::config::Config;
 use crate::metrics::Meters;
 use crate::net::{Demux, RoomTable, UdpEndpoint};
@@ -55,6 +55,11 @@ impl Server {
             ice_links: config.ice_server_links().into(),
             prometheus,
             ready: Arc::new(AtomicBool::new(true)),
+            node: Arc::new(NodeInfo {
+                node_id: config.node_id(),
+                candidates: candidates.iter().map(|c| c.to_string()).collect(),
+                version: env!("CARGO_PKG_VERSION"),
+            }),
         };
         Ok(Server {
             listener,
@@ -70,12 +75,22 @@ impl Server {
         self.http_addr
     }
 
-    /// Serve until `shutdown` resolves; then readiness goes 503 and the listener closes.
+    /// A handle to drain this server from a signal handler.
+    pub fn drain_handle(&self) -> DrainHandle {
+        DrainHandle {
+            ready: Arc::clone(&self.state.ready),
+            rooms: Arc::clone(&self.state.rooms),
+        }
+    }
+
+    /// Serve until `shutdown` resolves (after a drain: see [`DrainHandle`]); then the
+    /// listener closes, open HTTP requests finish, and this returns.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         info!(
+            node = %self.state.node.node_id,
             http = %self.http_addr,
             udp = %self.udp_addr,
             candidates = ?self.candidates,
@@ -92,6 +107,34 @@ impl Server {
                 info!("shutting down");
             })
             .await
+    }
+}
+
+/// Starts and watches a drain: readiness goes 503 and no new room opens here, while the
+/// rooms already here keep running until their sessions end.
+#[derive(Clone)]
+pub struct DrainHandle {
+    ready: Arc<AtomicBool>,
+    rooms: Arc<Rooms>,
+}
+
+impl DrainHandle {
+    /// Start draining (idempotent).
+    pub fn start(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Resolves when no room is left. Polls a few times a second: a drain lasts seconds
+    /// to minutes, and the room registry is not on any media path.
+    pub async fn wait_empty(&self) {
+        while !self.rooms.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Live rooms now.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
     }
 }
 

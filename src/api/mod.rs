@@ -34,8 +34,23 @@ pub struct AppState {
     pub ice_links: Arc<[String]>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
-    /// `false` once the server is shutting down: `/readyz` answers 503.
+    /// `false` once the server drains (SIGTERM): `/readyz` answers 503 and no new room is
+    /// opened here.
     pub ready: Arc<AtomicBool>,
+    /// What `/api/server` reports about this node.
+    pub node: Arc<NodeInfo>,
+}
+
+/// This node, as `GET /api/server` reports it (and the home page shows).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    /// `--node-id`, `POD_NAME` or the host name.
+    pub node_id: String,
+    /// The addresses put in ICE candidates (`ip:port`).
+    pub candidates: Vec<String>,
+    /// The server's version.
+    pub version: &'static str,
 }
 
 /// The whole API.

@@ -1,5 +1,6 @@
 //! Operations endpoints: `/metrics` (Prometheus text format), `/livez` (the process
-//! answers), `/readyz` (ready for new sessions and not shutting down).
+//! answers), `/readyz` (ready for new rooms: not draining), `/api/server` (this node's id,
+//! advertised addresses, drain state and room count, as JSON).
 
 use std::sync::atomic::Ordering;
 
@@ -17,6 +18,16 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/api/server", get(server_info))
+}
+
+async fn server_info(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let mut v = serde_json::to_value(&*s.node).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("draining".into(), (!s.ready.load(Ordering::Relaxed)).into());
+        o.insert("rooms".into(), s.rooms.len().into());
+    }
+    axum::Json(v)
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

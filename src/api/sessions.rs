@@ -192,18 +192,20 @@ async fn post(
     if offer.trim().is_empty() {
         return Err(ApiError::BadRequest("the body must be an SDP offer".into()));
     }
-    if !state.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(ApiError::Unavailable { retry_after: 5 });
-    }
+    // A draining server keeps serving the rooms it has but opens no new one: the client
+    // retries, and a load balancer sends it to a node that is ready.
+    let create = state.ready.load(std::sync::atomic::Ordering::Relaxed);
     let joined = state
         .rooms
-        .request(room, true, |reply| Command::Join {
+        .request(room, create, |reply| Command::Join {
             kind,
             offer: offer.clone(),
             reply,
         })
         .await?
-        .ok_or(ApiError::Unavailable { retry_after: 1 })??;
+        .ok_or(ApiError::Unavailable {
+            retry_after: if create { 1 } else { 5 },
+        })??;
     let location = format!("/{}/{room}/{}", base(kind), joined.session);
     let mut res = (StatusCode::CREATED, joined.answer).into_response();
     let h = res.headers_mut();

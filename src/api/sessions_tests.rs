@@ -41,6 +41,11 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
         ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
         ready: Arc::new(AtomicBool::new(ready)),
+        node: Arc::new(crate::api::NodeInfo {
+            node_id: "test".into(),
+            candidates: vec!["127.0.0.1:7880".into()],
+            version: "0",
+        }),
     })
 }
 

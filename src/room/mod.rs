@@ -206,6 +206,16 @@ impl Rooms {
         self.rooms.lock().keys().cloned().collect()
     }
 
+    /// How many rooms are live (a room closes when its last session ends).
+    pub fn len(&self) -> usize {
+        self.rooms.lock().len()
+    }
+
+    /// No room is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Send a command to the named room, creating the room when `create` and it does not
     /// exist (or its actor just exited). `make` builds the command around a reply channel.
     /// Returns `Ok(None)` when the room does not exist and `create` is false.

@@ -30,7 +30,7 @@ pub struct Server {
 }
 
 /// The server binary to run.
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     std::env::var_os("SWITCHBOARD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchboard")))
@@ -148,6 +148,32 @@ impl Server {
                     "/livez not 200 within {STARTUP_TIMEOUT:?}; log tail:\n{}",
                     server.log_tail(40)
                 ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send a signal (`"TERM"`, `"INT"`, `"KILL"`) to the server process.
+    #[allow(dead_code)]
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait up to `timeout` for the process to exit; its status, or `None` if it still runs.
+    #[allow(dead_code)]
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
