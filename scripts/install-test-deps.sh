@@ -3,6 +3,8 @@
 #   - Chromium from the distribution (used by playwright-core via executablePath,
 #     so no browser download is ever attempted)
 #   - iproute2 (ip, tc) for the network-namespace simulcast test
+#   - redis-server for the two-node cluster tests (tests/cluster.rs starts and
+#     stops its own instances on free loopback ports; the service is not enabled)
 #   - the Node.js dev dependencies of tests/e2e (npm ci when a lockfile exists)
 # Idempotent: re-running skips what is already present. Expects to run as root
 # (or with permission to use apt-get) and Node.js >= 20 with npm on PATH.
@@ -32,6 +34,17 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get install -y --no-install-recommends iproute2
+fi
+
+# redis-server: tests/cluster.rs runs two nodes sharing rooms through Redis
+if command -v redis-server >/dev/null 2>&1; then
+  log "redis-server already installed: $(redis-server --version | head -c 60)"
+else
+  log "redis-server missing; installing with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends redis-server
+  # The package may start a system instance on 6379; the tests use their own ports.
 fi
 
 if ! command -v npm >/dev/null 2>&1; then

@@ -68,6 +68,31 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,
 
+    /// Redis holding the room directory shared by several nodes (`redis://host:6379`).
+    /// Without it this is a single node and needs nothing external.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Listener for requests other nodes proxy here (e.g. `0.0.0.0:8081`); every request
+    /// on it must carry `--internal-secret`. Keep it off the public network.
+    #[arg(long, env = "SWITCHBOARD_INTERNAL_ADDR")]
+    pub internal_addr: Option<SocketAddr>,
+
+    /// Shared secret of the internal listener (at least 16 characters).
+    #[arg(long, env = "SWITCHBOARD_INTERNAL_SECRET")]
+    pub internal_secret: Option<String>,
+
+    /// How a request for a room owned by another node is served: `proxy` (forwarded over
+    /// the internal listener; clients see one address) or `redirect` (307 to the owner's
+    /// public URL).
+    #[arg(long, env = "SWITCHBOARD_ROUTING", value_enum, default_value_t = Routing::Proxy)]
+    pub routing: Routing,
+
+    /// Base URL clients reach this node at, for redirects (default:
+    /// `http://<first candidate address>:<HTTP port>`).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -94,6 +119,15 @@ pub struct Config {
     /// Credential (password) advertised with `turn:`/`turns:` ICE servers.
     #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL")]
     pub ice_credential: Option<String>,
+}
+
+/// How requests for rooms on other nodes are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Routing {
+    /// Forward over the owner's internal listener.
+    Proxy,
+    /// Answer 307 with the owner's public URL.
+    Redirect,
 }
 
 /// Where ICE candidate addresses come from without `--public-ip`.
@@ -146,6 +180,28 @@ impl Config {
                 "--public-ip {ip}: an unspecified address cannot be a candidate"
             )));
         }
+        if let Some(s) = &self.internal_secret {
+            if s.len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "--internal-secret must be at least 16 characters".into(),
+                ));
+            }
+        }
+        if self.internal_addr.is_some() && self.internal_secret.is_none() {
+            return Err(ConfigError::Invalid(
+                "--internal-addr needs --internal-secret (SWITCHBOARD_INTERNAL_SECRET)".into(),
+            ));
+        }
+        if self.redis_url.is_some()
+            && self.routing == Routing::Proxy
+            && self.internal_addr.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "--redis-url with --routing proxy needs --internal-addr and --internal-secret \
+                 (or use --routing redirect)"
+                    .into(),
+            ));
+        }
         if self.drain_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "--drain-timeout must be more than zero".into(),
@@ -196,6 +252,25 @@ impl Config {
             humantime::format_duration(self.drain_timeout)
         ));
         out.push(format!("node_id = {:?}", self.node_id()));
+        if let Some(u) = &self.redis_url {
+            out.push(format!("redis_url = {u:?}"));
+        }
+        if let Some(a) = self.internal_addr {
+            out.push(format!("internal_addr = \"{a}\""));
+        }
+        if self.internal_secret.is_some() {
+            out.push("internal_secret = \"<redacted>\"".into());
+        }
+        out.push(format!(
+            "routing = \"{}\"",
+            match self.routing {
+                Routing::Proxy => "proxy",
+                Routing::Redirect => "redirect",
+            }
+        ));
+        if let Some(u) = &self.public_url {
+            out.push(format!("public_url = {u:?}"));
+        }
         out.push(format!(
             "log_format = \"{}\"",
             match self.log_format {

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod bwe;
+pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod forwarder;

@@ -176,6 +176,9 @@ pub struct Meters {
     pub pauses: Counter,
     /// Estimates received.
     pub estimates: Counter,
+    /// Live sessions of every kind (what the `switchboard_sessions` gauges sum to), for
+    /// this node's load in the cluster directory.
+    pub live_sessions: std::sync::Arc<std::sync::atomic::AtomicI64>,
     dropped: [Counter; DropReason::ALL.len()],
 }
 
@@ -196,6 +199,7 @@ impl Meters {
             switches_down: counter!(LAYER_SWITCHES, "direction" => "down"),
             pauses: counter!(TRACK_PAUSES),
             estimates: counter!(ESTIMATES),
+            live_sessions: Default::default(),
             dropped: DropReason::ALL.map(|r| counter!(DROPPED, "reason" => r.as_str())),
         }
     }

@@ -11,7 +11,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::api::{router, AppState, NodeInfo};
+use crate::api::{internal_router, router, AppState, NodeInfo};
+use crate::cluster::redis::RedisDirectory;
+use crate::cluster::{Cluster, ClusterConfig, Directory, MemoryDirectory};
 use crate::config::Config;
 use crate::metrics::Meters;
 use crate::net::{Demux, RoomTable, UdpEndpoint};
@@ -20,6 +22,7 @@ use crate::room::{RoomContext, Rooms};
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
+    internal: Option<TcpListener>,
     state: AppState,
     http_addr: SocketAddr,
     udp_addr: SocketAddr,
@@ -42,6 +45,7 @@ impl Server {
             },
         );
         let demux = Demux::new(table);
+        let sessions = Arc::clone(&meters.live_sessions);
         tokio::spawn(async move {
             if let Err(e) = endpoint.run_recv(demux, meters).await {
                 error!(error = %e, "udp receive loop ended");
@@ -49,20 +53,76 @@ impl Server {
         });
         let listener = TcpListener::bind(config.http_addr).await?;
         let http_addr = listener.local_addr()?;
+        let internal = match config.internal_addr {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        // Other nodes and clients reach this one at its advertised address.
+        let advertised = config
+            .host_ip
+            .or_else(|| candidates.first().map(|c| c.ip()))
+            .unwrap_or(http_addr.ip());
+        let reachable = |bound: SocketAddr| {
+            let ip = if bound.ip().is_unspecified() {
+                advertised
+            } else {
+                bound.ip()
+            };
+            format!("http://{}", SocketAddr::new(ip, bound.port()))
+        };
+        let internal_url = match &internal {
+            Some(l) => reachable(l.local_addr()?),
+            None => String::new(),
+        };
+        let directory: Arc<dyn Directory> = match &config.redis_url {
+            Some(url) => Arc::new(RedisDirectory::new(url).map_err(io::Error::other)?),
+            None => Arc::new(MemoryDirectory::new()),
+        };
+        let ready = Arc::new(AtomicBool::new(true));
+        let cluster = Cluster::new(
+            ClusterConfig {
+                node_id: config.node_id(),
+                internal_url,
+                public_url: config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| reachable(http_addr)),
+                ice: candidates.iter().map(|c| c.to_string()).collect(),
+                multi_node: config.redis_url.is_some(),
+                room_lease: ClusterConfig::ROOM_LEASE,
+                node_ttl: ClusterConfig::NODE_TTL,
+            },
+            directory,
+            Arc::clone(&rooms),
+            Arc::clone(&ready),
+            sessions,
+        );
         let state = AppState {
             rooms,
             token: config.token.as_deref().map(Arc::from),
             ice_links: config.ice_server_links().into(),
             prometheus,
-            ready: Arc::new(AtomicBool::new(true)),
+            ready,
             node: Arc::new(NodeInfo {
                 node_id: config.node_id(),
                 candidates: candidates.iter().map(|c| c.to_string()).collect(),
                 version: env!("CARGO_PKG_VERSION"),
             }),
+            cluster,
+            routing: config.routing,
+            internal_secret: config.internal_secret.as_deref().map(Arc::from),
+            // Node to node: never through an HTTP proxy from the environment, and a
+            // redirect is an answer to pass on, not to follow.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(io::Error::other)?,
         };
         Ok(Server {
             listener,
+            internal,
             state,
             http_addr,
             udp_addr,
@@ -95,18 +155,34 @@ impl Server {
             udp = %self.udp_addr,
             candidates = ?self.candidates,
             auth = self.state.token.is_some(),
+            cluster = self.state.cluster.multi_node(),
             "switchboard listening; open http://{}/",
             display_addr(self.http_addr)
         );
         let ready = Arc::clone(&self.state.ready);
+        let cluster = Arc::clone(&self.state.cluster);
+        let membership = tokio::spawn(Arc::clone(&cluster).run());
+        if let Some(listener) = self.internal {
+            let app = internal_router(self.state.clone());
+            info!(addr = %listener.local_addr()?, "internal listener for other nodes");
+            // Lives as long as the process: proxied sessions end with their rooms.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    error!(error = %e, "internal listener ended");
+                }
+            });
+        }
         let app = router(self.state);
-        axum::serve(self.listener, app)
+        let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 ready.store(false, Ordering::Relaxed);
                 info!("shutting down");
             })
-            .await
+            .await;
+        membership.abort();
+        cluster.leave().await;
+        result
     }
 }
 

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// 422: understood but not acceptable (direction, codecs, ICE restart).
     #[error("{0}")]
     Unprocessable(String),
+    /// 502: the node that owns the room did not answer a proxied request.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 403: the internal listener's shared secret is missing or wrong.
+    #[error("forbidden")]
+    Forbidden,
     /// 503: overloaded or shutting down; `Retry-After` in seconds.
     #[error("service unavailable")]
     Unavailable {
@@ -66,6 +72,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod ops;
 pub mod preferences;
+pub mod proxy;
 pub mod sessions;
 pub mod web;
 
@@ -21,6 +22,8 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub use error::ApiError;
 
+use crate::cluster::Cluster;
+use crate::config::Routing;
 use crate::room::Rooms;
 
 /// Shared state of every handler. Cheap to clone.
@@ -39,6 +42,15 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// What `/api/server` reports about this node.
     pub node: Arc<NodeInfo>,
+    /// Room placement across nodes (a single node places everything here).
+    pub cluster: Arc<Cluster>,
+    /// How requests for rooms on other nodes are served.
+    pub routing: Routing,
+    /// `--internal-secret`, sent with proxied requests and required on the internal
+    /// listener.
+    pub internal_secret: Option<Arc<str>>,
+    /// Client for proxied requests.
+    pub http: reqwest::Client,
 }
 
 /// This node, as `GET /api/server` reports it (and the home page shows).
@@ -53,8 +65,18 @@ pub struct NodeInfo {
     pub version: &'static str,
 }
 
+/// The API of the internal listener: the same, for requests other nodes forward here,
+/// each carrying the shared secret ([`proxy::internal_only`]).
+pub fn internal_router(state: AppState) -> Router {
+    router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        proxy::internal_only,
+    ))
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    let node_id = state.cluster.node_id().to_owned();
     // Preflights are answered here, before any handler or auth (RFC 9725 §4.1).
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -83,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::routes())
         .merge(preferences::routes())
         .merge(ops::routes())
+        .merge(proxy::routes())
         .merge(web::routes())
         .with_state(state);
     let with_cors = plain.clone().layer(cors);
@@ -90,6 +113,8 @@ pub fn router(state: AppState) -> Router {
     // Access-Control-Request-Method) must reach the handler, which advertises
     // `Accept-Post` and ICE servers (RFC 9725 §4.6).
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        // This node's own sessions, named `/n/{node}/...` in a cluster, route as usual.
+        let req = proxy::strip_own_prefix(&node_id, req);
         let plain_options = req.method() == Method::OPTIONS
             && !req
                 .headers()

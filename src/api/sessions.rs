@@ -15,9 +15,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
+use axum::Extension;
 use axum::Router;
 
+use super::proxy::{self, Forwarded};
 use super::{ApiError, AppState};
+use crate::cluster::Placement;
 use crate::room::{Command, SessionId, SessionKind};
 
 const SDP: &str = "application/sdp";
@@ -50,10 +53,11 @@ fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
         move |method: axum::http::Method,
               state: State<AppState>,
               path: Result<Path<String>, PathRejection>,
+              forwarded: Option<Extension<Forwarded>>,
               headers: HeaderMap,
               body: Result<Bytes, BytesRejection>| async move {
             match method.as_str() {
-                "POST" => post(kind, state, path, headers, body).await,
+                "POST" => post(kind, state, path, forwarded.is_some(), headers, body).await,
                 "OPTIONS" => Ok(options(&state, allow, true)),
                 "HEAD" | "GET" if kind == SessionKind::Subscriber => {
                     Ok(([(header::CONTENT_TYPE, SDP)], StatusCode::OK).into_response())
@@ -176,6 +180,7 @@ async fn post(
     kind: SessionKind,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    forwarded: bool,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -192,9 +197,28 @@ async fn post(
     if offer.trim().is_empty() {
         return Err(ApiError::BadRequest("the body must be an SDP offer".into()));
     }
+    match state.cluster.place(room, forwarded).await {
+        Placement::Local => {}
+        Placement::Remote(node) => {
+            let path = format!("/{}/{room}", base(kind));
+            let body = Bytes::from(offer.into_bytes());
+            return proxy::to_node(
+                &state,
+                &node,
+                axum::http::Method::POST,
+                &path,
+                &headers,
+                body,
+            )
+            .await;
+        }
+        Placement::Unavailable { retry_after } => {
+            return Err(ApiError::Unavailable { retry_after })
+        }
+    }
     // A draining server keeps serving the rooms it has but opens no new one: the client
-    // retries, and a load balancer sends it to a node that is ready.
-    let create = state.ready.load(std::sync::atomic::Ordering::Relaxed);
+    // retries, and a load balancer (or another node) places it where it is ready.
+    let create = forwarded || state.ready.load(std::sync::atomic::Ordering::Relaxed);
     let joined = state
         .rooms
         .request(room, create, |reply| Command::Join {
@@ -206,7 +230,17 @@ async fn post(
         .ok_or(ApiError::Unavailable {
             retry_after: if create { 1 } else { 5 },
         })??;
-    let location = format!("/{}/{room}/{}", base(kind), joined.session);
+    // In a cluster the URL names its node, so PATCH and DELETE reach it from any node.
+    let location = if state.cluster.multi_node() {
+        format!(
+            "/n/{}/{}/{room}/{}",
+            state.cluster.node_id(),
+            base(kind),
+            joined.session
+        )
+    } else {
+        format!("/{}/{room}/{}", base(kind), joined.session)
+    };
     let mut res = (StatusCode::CREATED, joined.answer).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));

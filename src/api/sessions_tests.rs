@@ -35,17 +35,37 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
             meters: Meters::new(),
         },
     );
+    let ready = Arc::new(AtomicBool::new(ready));
+    let cluster = crate::cluster::Cluster::new(
+        crate::cluster::ClusterConfig {
+            node_id: "test".into(),
+            internal_url: String::new(),
+            public_url: "http://127.0.0.1:8080".into(),
+            ice: vec![],
+            multi_node: false,
+            room_lease: crate::cluster::ClusterConfig::ROOM_LEASE,
+            node_ttl: crate::cluster::ClusterConfig::NODE_TTL,
+        },
+        Arc::new(crate::cluster::MemoryDirectory::new()),
+        Arc::clone(&rooms),
+        Arc::clone(&ready),
+        Default::default(),
+    );
     router(AppState {
         rooms,
         token: token.map(Arc::from),
         ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
-        ready: Arc::new(AtomicBool::new(ready)),
+        ready,
         node: Arc::new(crate::api::NodeInfo {
             node_id: "test".into(),
             candidates: vec!["127.0.0.1:7880".into()],
             version: "0",
         }),
+        cluster,
+        routing: crate::config::Routing::Proxy,
+        internal_secret: None,
+        http: reqwest::Client::new(),
     })
 }
 

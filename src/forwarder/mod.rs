@@ -344,7 +344,8 @@ impl Forwarder {
     }
 
     /// A new bandwidth estimate for a subscriber's downlink, in bit/s (str0m's GCC over
-    /// TWCC feedback, or REMB): recompute its layers.
+    /// TWCC feedback, else REMB, else the receiver-report loss fallback of
+    /// `bwe::loss`): recompute its layers.
     pub fn handle_estimate(
         &mut self,
         now: Instant,

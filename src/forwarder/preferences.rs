@@ -76,7 +76,7 @@ pub struct TrackStats {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriberStats {
-    /// Downlink estimate in bit/s (TWCC/GCC or REMB); `null` before the first one.
+    /// Downlink estimate in bit/s (TWCC/GCC, else REMB, else the receiver-report loss fallback); `null` before the first one.
     pub estimate_bps: Option<u64>,
     /// Its tracks.
     pub tracks: Vec<TrackStats>,

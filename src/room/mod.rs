@@ -211,6 +211,14 @@ impl Rooms {
         self.rooms.lock().len()
     }
 
+    /// Whether the named room is live here.
+    pub fn contains(&self, name: &str) -> bool {
+        self.rooms
+            .lock()
+            .get(name)
+            .is_some_and(|h| !h.commands.is_closed())
+    }
+
     /// No room is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -23,6 +23,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::debug;
 
 use crate::bwe::loss::LossEstimator;
+use crate::bwe::meter::BitrateMeter;
 
 use super::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
@@ -53,7 +54,7 @@ pub enum ParticipantEvent {
         /// The packet (payload shared, never copied).
         packet: RtpPacket,
     },
-    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, or REMB).
+    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, else REMB, else receiver-report loss).
     Estimate(u64),
     /// A subscriber asked for a keyframe (PLI/FIR) on one of its tracks.
     KeyframeRequest {
@@ -116,7 +117,17 @@ pub struct Participant {
     feedback_estimates: bool,
     /// Fallback estimate from receiver-report loss, for subscribers without TWCC/REMB.
     loss: LossEstimator,
+    /// What is written to this session (RTP payload plus per-packet overhead), for the
+    /// loss fallback's growth cap; and when the last write happened.
+    sent: BitrateMeter,
+    last_write: Instant,
+    /// The rate the allocator would like to send (every track's best layer, with its
+    /// headroom): the loss fallback may grow that far, and no further.
+    probe_bps: u64,
 }
+
+/// Bytes a written RTP packet costs beyond its payload (header, SRTP tag, UDP/IP).
+const PACKET_OVERHEAD: usize = 60;
 
 impl Participant {
     /// Wrap an `Rtc` whose offer was accepted, and drain it.
@@ -143,6 +154,9 @@ impl Participant {
             ssrcs: HashMap::new(),
             feedback_estimates: false,
             loss: LossEstimator::new(INITIAL_LOSS_ESTIMATE),
+            sent: BitrateMeter::new(Duration::from_secs(2)),
+            last_write: now,
+            probe_bps: 0,
         };
         p.drain(out);
         p
@@ -258,14 +272,24 @@ impl Participant {
 
     // ---- mutators ----
 
-    /// Queue an RTP packet on the send stream of `mid` and let str0m packetize, pace and
-    /// encrypt it. Returns `false` if this session has no send stream for `mid`.
-    pub fn write_rtp(&mut self, now: Instant, mid: Mid, write: RtpWrite, out: &mut Outbox) -> bool {
+    /// Queue an RTP packet (`payload_len` bytes of payload) on the send stream of `mid` and
+    /// let str0m packetize, pace and encrypt it. Returns `false` if this session has no
+    /// send stream for `mid`.
+    pub fn write_rtp(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        write: RtpWrite,
+        payload_len: usize,
+        out: &mut Outbox,
+    ) -> bool {
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return false;
         };
         stream.write_rtp(write);
+        self.sent.record(now, payload_len + PACKET_OVERHEAD);
+        self.last_write = now;
         // str0m moves written packets to the wire on the next time advance.
         if self.rtc.handle_input(Input::Timeout(now)).is_err() {
             self.end(EndReason::Error);
@@ -299,6 +323,7 @@ impl Participant {
     /// Tell the bandwidth estimator what to sustain and probe for, bit/s
     /// (str0m `Bwe::set_bitrate`). No-op without BWE.
     pub fn set_bitrate(&mut self, now: Instant, minimum: u64, desired: u64, out: &mut Outbox) {
+        self.probe_bps = desired;
         self.rtc
             .bwe()
             .set_bitrate(Bitrate::from(minimum as f64), Bitrate::from(desired as f64));
@@ -393,7 +418,8 @@ impl Participant {
                     .media(stats.mid)
                     .is_some_and(|m| m.kind() == MediaKind::Video);
                 if let (true, Some(loss)) = (is_video, stats.loss) {
-                    let bps = self.loss.on_report(loss);
+                    let sent = self.sent.bitrate(self.last_write);
+                    let bps = self.loss.on_report(loss, sent, self.probe_bps);
                     out.events
                         .push_back((self.id, ParticipantEvent::Estimate(bps)));
                 }

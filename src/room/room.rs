@@ -196,6 +196,9 @@ impl Room {
         self.by_session.insert(session.clone(), id);
         self.participants.insert(id, p);
         metrics::session_created(kind.as_str());
+        self.meters
+            .live_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(room = %self.name, session = %session, kind = kind.as_str(), "session joined");
 
         self.bind_tracks(now);
@@ -382,7 +385,7 @@ impl Room {
                     if let Some(patch) = f.vp8 {
                         write = write.vp8_patch(patch);
                     }
-                    if p.write_rtp(now, f.mid, write, &mut self.out) {
+                    if p.write_rtp(now, f.mid, write, len as usize, &mut self.out) {
                         self.meters.rtp_out_packets.increment(1);
                         self.meters.rtp_out_bytes.increment(len);
                     }
@@ -435,6 +438,9 @@ impl Room {
                 self.publisher = None;
             }
             metrics::session_ended(p.kind().as_str(), reason.as_str());
+            self.meters
+                .live_sessions
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             info!(room = %self.name, session = %p.session(), reason = reason.as_str(), "session ended");
         }
         // A subscriber may now be fed by nobody; nothing to bind until a publisher joins.

@@ -23,10 +23,12 @@ pub use server::Server;
 /// The OBS Studio style WHIP offer (H264 + Opus, no candidates).
 pub const OBS_OFFER: &str = include_str!("../fixtures/obs-offer.sdp");
 
-/// An HTTP client that never goes through a proxy.
+/// An HTTP client that never goes through a proxy and never follows redirects (tests
+/// look at the 307 itself).
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
         .expect("HTTP client")

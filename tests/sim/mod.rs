@@ -27,7 +27,7 @@ use switchboard::room::{SessionId, SessionKind};
 
 use link::{LinkConfig, Packet};
 use media::LayerSpec;
-use peer::{Peer, Role};
+use peer::{Feedback, Peer, Role};
 
 /// The server's one host candidate.
 pub const SERVER_ADDR: &str = "10.0.0.1:3478";
@@ -123,7 +123,18 @@ impl Sim {
     /// publisher sends one video stream ([`media::SINGLE`]). Returns its index in
     /// [`Sim::peers`].
     pub fn join(&mut self, name: &str, role: Role, up: LinkConfig, down: LinkConfig) -> usize {
-        self.join_with(name, role, &[media::SINGLE], up, down)
+        self.join_with(name, role, &[media::SINGLE], Feedback::Default, up, down)
+    }
+
+    /// Join a subscriber whose offer negotiates `feedback` (see [`Feedback`]).
+    pub fn join_subscriber(
+        &mut self,
+        name: &str,
+        feedback: Feedback,
+        up: LinkConfig,
+        down: LinkConfig,
+    ) -> usize {
+        self.join_with(name, Role::Subscriber, &[], feedback, up, down)
     }
 
     /// Join a publisher whose video is `layers` (simulcast when they have RIDs).
@@ -134,7 +145,7 @@ impl Sim {
         up: LinkConfig,
         down: LinkConfig,
     ) -> usize {
-        self.join_with(name, Role::Publisher, layers, up, down)
+        self.join_with(name, Role::Publisher, layers, Feedback::Default, up, down)
     }
 
     fn join_with(
@@ -142,12 +153,15 @@ impl Sim {
         name: &str,
         role: Role,
         layers: &[LayerSpec],
+        feedback: Feedback,
         up: LinkConfig,
         down: LinkConfig,
     ) -> usize {
         let index = self.peers.len();
         let addr: SocketAddr = format!("10.0.0.{}:5000", index + 2).parse().expect("addr");
-        let (peer, offer, pending) = Peer::offer(self.now, name, role, layers, addr, up, down);
+        let links = (up, down);
+        let (peer, offer, pending) =
+            Peer::offer_with(self.now, name, role, layers, addr, links, feedback);
         let kind = match role {
             Role::Publisher => SessionKind::Publisher,
             Role::Subscriber => SessionKind::Subscriber,

@@ -11,13 +11,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::media::{Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::link::{Link, LinkConfig, Packet, Sample};
 use super::media::{self, Corrupt, LayerSpec};
@@ -36,6 +37,49 @@ pub enum Role {
     Publisher,
     /// Receives audio and video.
     Subscriber,
+}
+
+/// Which congestion-control feedback a peer's offer negotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Feedback {
+    /// str0m's defaults: the transport-wide sequence number extension and the
+    /// `transport-cc` and `goog-remb` rtcp-fb (the server estimates with TWCC/GCC).
+    #[default]
+    Default,
+    /// Neither transport-cc (no extension, no rtcp-fb) nor `goog-remb`: the server only
+    /// gets RTCP receiver reports.
+    ReportsOnly,
+    /// `goog-remb` but no transport-cc; the peer sends REMB only when told to
+    /// ([`Peer::send_remb`]).
+    Remb,
+}
+
+impl Feedback {
+    /// Apply to a peer's `Rtc` configuration (codecs already enabled).
+    fn configure(self, mut cfg: RtcConfig) -> RtcConfig {
+        if self == Feedback::Default {
+            return cfg;
+        }
+        let mut exts = ExtensionMap::empty();
+        for (id, ext) in ExtensionMap::standard().iter() {
+            if *ext != Extension::TransportSequenceNumber {
+                exts.set(id, ext.clone());
+            }
+        }
+        let params: Vec<PayloadParams> = cfg
+            .codec_config()
+            .params()
+            .iter()
+            .map(|p| {
+                let mut p = *p;
+                p.set_fb_transport_cc(false);
+                p.set_fb_remb(self == Feedback::Remb && p.spec().codec.is_video());
+                p
+            })
+            .collect();
+        *cfg.codec_config() = CodecConfig::new_from_payload_params(params);
+        cfg.set_extension_map(exts)
+    }
 }
 
 /// What a publisher sent and was asked.
@@ -172,12 +216,27 @@ impl Peer {
         up: LinkConfig,
         down: LinkConfig,
     ) -> (Peer, String, SdpPendingOffer) {
-        let mut rtc = Rtc::builder()
+        Peer::offer_with(now, name, role, layers, addr, (up, down), Feedback::Default)
+    }
+
+    /// [`Peer::offer`] with the congestion-control feedback `feedback` negotiates;
+    /// `links` are (uplink, downlink).
+    pub fn offer_with(
+        now: Instant,
+        name: &str,
+        role: Role,
+        layers: &[LayerSpec],
+        addr: SocketAddr,
+        links: (LinkConfig, LinkConfig),
+        feedback: Feedback,
+    ) -> (Peer, String, SdpPendingOffer) {
+        let (up, down) = links;
+        let cfg = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
+            .enable_vp8(true);
+        let mut rtc = feedback.configure(cfg).build(now);
         let cand = Candidate::host(addr, "udp").expect("host candidate");
         rtc.add_local_candidate(cand);
         let dir = match role {
@@ -293,6 +352,20 @@ impl Peer {
         self.rtc
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after PLI: {e}", self.name));
+        self.drain(now, true);
+    }
+
+    /// Subscriber: send a REMB (draft-alvestrand-rmcat-remb) of `bps` bit/s for the
+    /// video m-line's receive stream.
+    pub fn send_remb(&mut self, now: Instant, bps: u64) {
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(self.video_mid, None) else {
+            panic!("{}: no video receive stream yet", self.name);
+        };
+        stream.request_remb(Bitrate::from(bps as f64));
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .unwrap_or_else(|e| panic!("{}: timeout after REMB: {e}", self.name));
         self.drain(now, true);
     }
 
