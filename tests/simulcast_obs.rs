@@ -640,6 +640,7 @@ async fn layer_api_errors() {
             r#"{"encodingId": "1", "temporalLayerId": 3}"#,
         ),
         ("TID without a layer", r#"{"temporalLayerId": 0}"#),
+        ("a zero size cap", r#"{"maxWidth": 0}"#),
     ] {
         let r = common::post_body(&layer_url, json_ct, body, None)
             .await

@@ -70,6 +70,10 @@ struct LayerRequest {
     /// rate). Absent: every temporal layer.
     temporal_layer_id: Option<u8>,
     max_spatial_layer_id: Option<usize>,
+    /// Cap by frame size, pixels (the tile the video is shown in).
+    max_width: Option<u16>,
+    /// See `max_width`.
+    max_height: Option<u16>,
 }
 
 impl LayerRequest {
@@ -78,8 +82,15 @@ impl LayerRequest {
             LayerPreference::Encoding(rid.as_str().into(), self.temporal_layer_id)
         } else if let Some(n) = self.spatial_layer_id {
             LayerPreference::Spatial(n, self.temporal_layer_id)
-        } else if let Some(n) = self.max_spatial_layer_id {
-            LayerPreference::MaxSpatial(n)
+        } else if self.max_spatial_layer_id.is_some()
+            || self.max_width.is_some()
+            || self.max_height.is_some()
+        {
+            LayerPreference::Cap {
+                max_spatial: self.max_spatial_layer_id,
+                max_width: self.max_width,
+                max_height: self.max_height,
+            }
         } else {
             LayerPreference::Auto
         }
@@ -109,6 +120,11 @@ async fn set_layer(
         .is_some_and(|r| r.is_empty() || r.len() > 16)
     {
         return Err(ApiError::Unprocessable("encodingId must be a RID".into()));
+    }
+    if req.max_width == Some(0) || req.max_height == Some(0) {
+        return Err(ApiError::Unprocessable(
+            "maxWidth and maxHeight must be at least 1".into(),
+        ));
     }
     if let Some(t) = req.temporal_layer_id {
         if t > MAX_TID {

@@ -85,11 +85,16 @@ impl Forwarder {
         for k in candidates {
             let sub = &self.subscribed[k];
             let cap = sub.max_spatial_rank;
+            let size = sub.max_size;
             let Some(track) = sub.source.and_then(|s| self.published.get_mut(&s)) else {
                 continue;
             };
             let audio = track.kind == MediaKind::Audio;
-            let ladder = track.ladder(now, if audio { None } else { cap });
+            let ladder = if audio {
+                track.ladder(now, None, (None, None))
+            } else {
+                track.ladder(now, cap, size)
+            };
             let Some(top) = ladder.last().map(|(_, b)| *b) else {
                 continue;
             };

@@ -16,6 +16,7 @@ pub mod keyframe;
 pub mod munger;
 pub mod preferences;
 pub mod published;
+pub mod resolution;
 pub mod selector;
 pub mod subscribed;
 pub mod vp8;

@@ -21,8 +21,17 @@ pub enum LayerPreference {
     /// Always the N-th layer counted from the lowest bitrate (0 = lowest), with an
     /// optional temporal cap.
     Spatial(usize, Option<u8>),
-    /// The allocator decides, but never above the N-th lowest layer (a small tile).
-    MaxSpatial(usize),
+    /// The allocator decides, within caps (a small tile): at most the N-th lowest layer,
+    /// and/or layers no wider and no taller than the given pixels (from each layer's last
+    /// keyframe). The lowest layer is always allowed.
+    Cap {
+        /// Highest rank from the lowest layer.
+        max_spatial: Option<usize>,
+        /// Widest frame, pixels.
+        max_width: Option<u16>,
+        /// Tallest frame, pixels.
+        max_height: Option<u16>,
+    },
 }
 
 /// Why a preference was refused.
@@ -46,6 +55,10 @@ pub struct LayerView {
     pub encoding_id: Option<String>,
     /// Temporal cap (TID).
     pub temporal_layer_id: u8,
+    /// Frame size of the layer's last keyframe, pixels, when known.
+    pub width: Option<u16>,
+    /// See `width`.
+    pub height: Option<u16>,
 }
 
 /// One subscribed track, as reported.
@@ -70,6 +83,10 @@ pub struct TrackStats {
     pub manual: bool,
     /// The viewer's cap, as a rank from the lowest layer.
     pub max_spatial_layer_id: Option<usize>,
+    /// The viewer's size cap, pixels.
+    pub max_width: Option<u16>,
+    /// See `max_width`.
+    pub max_height: Option<u16>,
 }
 
 /// One subscriber, as reported by `GET /whep/{room}/{session}/stats`.
@@ -93,10 +110,16 @@ pub(super) fn apply(
         LayerPreference::Auto => {
             sub.manual = None;
             sub.max_spatial_rank = None;
+            sub.max_size = (None, None);
         }
-        LayerPreference::MaxSpatial(n) => {
+        LayerPreference::Cap {
+            max_spatial,
+            max_width,
+            max_height,
+        } => {
             sub.manual = None;
-            sub.max_spatial_rank = Some(*n);
+            sub.max_spatial_rank = *max_spatial;
+            sub.max_size = (*max_width, *max_height);
         }
         LayerPreference::Encoding(rid, temporal) => {
             let track = source.ok_or_else(|| PreferenceError::UnknownLayer(rid.to_string()))?;
@@ -110,6 +133,7 @@ pub(super) fn apply(
                 temporal: temporal.unwrap_or(MAX_TID).min(MAX_TID),
             });
             sub.max_spatial_rank = None;
+            sub.max_size = (None, None);
         }
         LayerPreference::Spatial(n, temporal) => {
             let track = source.ok_or_else(|| PreferenceError::UnknownLayer(n.to_string()))?;
@@ -122,6 +146,7 @@ pub(super) fn apply(
                 temporal: temporal.unwrap_or(MAX_TID).min(MAX_TID),
             });
             sub.max_spatial_rank = None;
+            sub.max_size = (None, None);
         }
     }
     Ok(())
@@ -130,7 +155,7 @@ pub(super) fn apply(
 /// Active spatial ids of a track, lowest bitrate first.
 pub(super) fn ranked_spatials(now: std::time::Instant, track: &mut PublishedTrack) -> Vec<u8> {
     let mut out: Vec<u8> = Vec::new();
-    for (layer, _) in track.ladder(now, None) {
+    for (layer, _) in track.ladder(now, None, (None, None)) {
         if !out.contains(&layer.spatial) {
             out.push(layer.spatial);
         }
@@ -156,6 +181,16 @@ pub(super) fn track_stats(
                         .and_then(|x| x.rid)
                         .map(|r| r.to_string()),
                     temporal_layer_id: l.temporal,
+                    width: track
+                        .layers
+                        .get(l.spatial as usize)
+                        .and_then(|x| x.resolution)
+                        .map(|r| r.width),
+                    height: track
+                        .layers
+                        .get(l.spatial as usize)
+                        .and_then(|x| x.resolution)
+                        .map(|r| r.height),
                 })
             };
             if sub.kind == MediaKind::Video {
@@ -180,6 +215,8 @@ pub(super) fn track_stats(
         switches_down: sub.switches.1,
         manual: sub.manual.is_some(),
         max_spatial_layer_id: sub.max_spatial_rank,
+        max_width: sub.max_size.0,
+        max_height: sub.max_size.1,
     }
 }
 

@@ -10,6 +10,7 @@ use str0m::rtp::Vp8Descriptor;
 
 use super::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKind};
 use super::keyframe::KeyframeThrottle;
+use super::resolution::{h264_sps_resolution, vp8_keyframe_resolution, Resolution};
 use super::selector::{Layer, PacketInfo};
 use super::{codec_kind, SubscriptionKey, KEYFRAME_MIN_INTERVAL};
 use crate::bwe::meter::BitrateMeter;
@@ -39,6 +40,8 @@ pub struct PublishedLayer {
     pub keyframes: KeyframeThrottle,
     /// When to re-ask for a keyframe if someone still waits.
     pub retry_at: Option<Instant>,
+    /// Frame size of the last keyframe that carried one (VP8 keyframe header, H.264 SPS).
+    pub resolution: Option<Resolution>,
     last_packet: Option<Instant>,
 }
 
@@ -50,6 +53,7 @@ impl PublishedLayer {
             max_tid: None,
             keyframes: KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL),
             retry_at: None,
+            resolution: None,
             last_packet: None,
         }
     }
@@ -172,6 +176,14 @@ impl PublishedTrack {
             if keyframe {
                 layer.keyframes.on_keyframe(now);
                 layer.retry_at = None;
+                let size = match codec {
+                    CodecKind::Vp8 => vp8_keyframe_resolution(payload),
+                    CodecKind::H264 => h264_sps_resolution(payload),
+                    _ => None,
+                };
+                if size.is_some() {
+                    layer.resolution = size;
+                }
             }
         }
         let info = PacketInfo {
@@ -187,8 +199,15 @@ impl PublishedTrack {
     /// The layers a subscriber can be given, ascending by measured bitrate: for each
     /// active spatial layer (ranked by bitrate, not by RID name: browsers say `q/h/f`,
     /// OBS says `"0"` for its highest), its temporal steps with cumulative bitrates.
-    /// `max_spatial_rank` caps how many spatial layers (from the lowest) are offered.
-    pub fn ladder(&mut self, now: Instant, max_spatial_rank: Option<usize>) -> Vec<(Layer, u64)> {
+    /// `max_spatial_rank` caps how many spatial layers (from the lowest) are offered;
+    /// `max_size` (width, height in pixels, `None` per side for no cap) keeps only layers
+    /// whose last keyframe fits. The lowest layer always stays.
+    pub fn ladder(
+        &mut self,
+        now: Instant,
+        max_spatial_rank: Option<usize>,
+        max_size: (Option<u16>, Option<u16>),
+    ) -> Vec<(Layer, u64)> {
         let mut ranked: Vec<(u8, u64)> = self
             .layers
             .iter_mut()
@@ -204,6 +223,24 @@ impl PublishedTrack {
         }
         if let Some(max) = max_spatial_rank {
             ranked.truncate(max + 1);
+        }
+        if max_size != (None, None) {
+            let fits = |r: Option<Resolution>| {
+                r.is_some_and(|r| {
+                    max_size.0.is_none_or(|w| r.width <= w)
+                        && max_size.1.is_none_or(|h| r.height <= h)
+                })
+            };
+            let lowest = ranked.first().copied();
+            let layers = &self.layers;
+            ranked.retain(|(s, _)| fits(layers[*s as usize].resolution));
+            // The lowest layer stays whatever its size: a capped viewer still sees
+            // something.
+            if let Some(l) = lowest {
+                if ranked.first() != Some(&l) {
+                    ranked.insert(0, l);
+                }
+            }
         }
         let mut out = Vec::new();
         for (rank, (spatial, bps)) in ranked.into_iter().enumerate() {
@@ -242,6 +279,81 @@ impl PublishedTrack {
 
     /// The highest active spatial layer (by bitrate), the default before any estimate.
     pub fn top_layer(&mut self, now: Instant) -> Option<Layer> {
-        self.ladder(now, None).last().map(|(l, _)| *l)
+        self.ladder(now, None, (None, None)).last().map(|(l, _)| *l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use str0m::format::{Codec, CodecSpec, FormatParams, PayloadParams};
+    use str0m::media::Frequency;
+
+    use super::*;
+
+    /// A VP8 keyframe payload (1-byte descriptor, S=1) of `w`×`h` (RFC 6386 §9.1).
+    fn vp8_key(w: u16, h: u16) -> Vec<u8> {
+        let mut p = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&w.to_le_bytes());
+        p.extend_from_slice(&h.to_le_bytes());
+        p.resize(900, 0xab);
+        p
+    }
+
+    #[test]
+    fn a_size_cap_keeps_the_layers_that_fit_and_always_the_lowest() {
+        let pt = Pt::from(96);
+        let spec = CodecSpec {
+            codec: Codec::Vp8,
+            clock_rate: Frequency::NINETY_KHZ,
+            channels: None,
+            format: FormatParams::default(),
+        };
+        let rids: Vec<Rid> = ["q", "h", "f"].into_iter().map(Rid::from).collect();
+        let mut t = PublishedTrack::new(
+            MediaKind::Video,
+            vec![PayloadParams::new(pt, None, spec)],
+            &rids,
+        );
+        let t0 = Instant::now();
+        let sizes = [(320, 180), (640, 360), (1280, 720)];
+        // Keyframes carry the size; more packets for bigger layers make them dearer.
+        for (i, (w, h)) in sizes.into_iter().enumerate() {
+            for n in 0..(1 + i * 3) {
+                t.observe(
+                    t0 + Duration::from_millis(n as u64),
+                    i as u8,
+                    pt,
+                    &vp8_key(w, h),
+                );
+            }
+        }
+        let now = t0 + Duration::from_millis(100);
+        let spatials = |t: &mut PublishedTrack, cap| {
+            let mut v: Vec<u8> = t
+                .ladder(now, None, cap)
+                .iter()
+                .map(|(l, _)| l.spatial)
+                .collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(spatials(&mut t, (None, None)), vec![0, 1, 2]);
+        assert_eq!(spatials(&mut t, (Some(640), None)), vec![0, 1]);
+        assert_eq!(spatials(&mut t, (None, Some(360))), vec![0, 1]);
+        assert_eq!(spatials(&mut t, (Some(1280), Some(720))), vec![0, 1, 2]);
+        assert_eq!(
+            spatials(&mut t, (Some(100), Some(100))),
+            vec![0],
+            "the lowest stays"
+        );
+        assert_eq!(
+            t.layers[2].resolution,
+            Some(Resolution {
+                width: 1280,
+                height: 720
+            })
+        );
     }
 }

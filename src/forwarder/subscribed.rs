@@ -35,6 +35,9 @@ pub struct SubscribedTrack {
     /// The viewer's cap: at most this many spatial layers above the lowest (0 = lowest
     /// only); `None` = no cap.
     pub max_spatial_rank: Option<usize>,
+    /// The viewer's size cap in pixels (`maxWidth`, `maxHeight`; `None` per side: no cap):
+    /// only layers whose last keyframe fits are offered, the lowest always.
+    pub max_size: (Option<u16>, Option<u16>),
     /// A layer chosen by hand (the WHEP `layer` extension); overrides the allocator.
     pub manual: Option<Layer>,
     /// Spatial switches up and down (for stats).
@@ -61,6 +64,7 @@ impl SubscribedTrack {
             connected: false,
             selector: LayerSelector::new(),
             max_spatial_rank: None,
+            max_size: (None, None),
             manual: None,
             switches: (0, 0),
             munger: RtpMunger::new(clock_rate, initial_seq, initial_ts),

@@ -1,4 +1,6 @@
-// End-to-end: a viewer capped to VP8 temporal layers (RFC 7741 TID) keeps decoding.
+// End-to-end: a viewer's layer requests (the WHEP layer extension) in Chromium — capped
+// to VP8 temporal layers (RFC 7741 TID) it keeps decoding, and capped by frame size it
+// gets the layer that fits.
 //
 // A Chromium page publishes the fake camera with three simulcast encodings (VP8, three
 // temporal layers each); a second page watches it. The test then pins the viewer to the
@@ -7,8 +9,10 @@
 // publisher's VP8 PictureIDs; unless the server renumbers what it forwards, Chrome's
 // receiver waits for the missing pictures and the video stalls. Checked per step: the
 // decoded frame rate is the capped one, nothing freezes, and the server reports the cap.
+// Then `{"maxWidth": 640}` (a small tile): the viewer decodes 640x360 from the `h`
+// encoding, and the server reports the layer's size from its keyframes.
 //
-// Artifacts: <repo>/artifacts/e2e/temporal-layers.json and temporal-*.png.
+// Artifacts: <repo>/artifacts/e2e/layer-requests.json and layers-*.png.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,13 +47,13 @@ const pageEvents = [];
 let browser = null;
 
 before(async () => {
-  browser = await startOnLoopback(server, { prefix: 'switchboard-e2e-temporal-' });
+  browser = await startOnLoopback(server, { prefix: 'switchboard-e2e-layers-' });
 }, { timeout: 60_000 });
 
 after(async () => {
   await browser?.close();
   await server.stop();
-  server.writeLog(path.join(artifactsDir, 'temporal-server.log'));
+  server.writeLog(path.join(artifactsDir, 'layers-server.log'));
 }, { timeout: 30_000 });
 
 /** POST a layer request from the viewer page (same origin as the server). */
@@ -63,7 +67,7 @@ async function setLayer(page, body) {
   }, body);
 }
 
-test('a viewer capped to VP8 temporal layers decodes at the capped rate without stalling', { timeout: 120_000 }, async () => {
+test('layer requests: VP8 temporal caps decode at the capped rate without stalling, a size cap picks the layer that fits', { timeout: 120_000 }, async () => {
   const pages = { publisher: null, viewer: null };
   const ctx = { server, pages, events: pageEvents };
   const info = async () => `\n${await diagnostics(pages, pageEvents, server)}`;
@@ -134,10 +138,24 @@ test('a viewer capped to VP8 temporal layers decodes at the capped rate without 
         `${step.name}: the server forwards ${JSON.stringify(measured.serverLayer)}${await info()}`,
       );
     }
+
+    // A size cap: the largest layer no wider than 640 px.
+    const status = await setLayer(pages.viewer, { maxWidth: 640 });
+    assert.equal(status, 204, `maxWidth: layer request answered ${status}${await info()}`);
+    const capped = await waitForHook(
+      pages.viewer, 'viewer decodes 640x360 under maxWidth 640',
+      (h) => h.stats?.frameWidth === 640 && h.layer?.currentLayer?.encodingId === 'h',
+      TOP_LAYER_TIMEOUT_MS, ctx,
+    );
+    result.sizeCap = { resolution: `${capped.stats.frameWidth}x${capped.stats.frameHeight}`, serverLayer: capped.layer.currentLayer };
+    console.log(`  maxWidth 640: ${result.sizeCap.resolution}, server layer ${JSON.stringify(capped.layer.currentLayer)}`);
+    assert.equal(capped.layer.currentLayer.width, 640, `server-reported width${await info()}`);
+    assert.equal(capped.layer.currentLayer.height, 360, `server-reported height${await info()}`);
+    assert.equal(capped.layer.maxWidth, 640, `stats maxWidth${await info()}`);
     result.passed = true;
   } finally {
-    await screenshots({ 'temporal-publish': pages.publisher, 'temporal-watch': pages.viewer });
-    fs.writeFileSync(path.join(artifactsDir, 'temporal-layers.json'), JSON.stringify(result, null, 2) + '\n');
+    await screenshots({ 'layers-publish': pages.publisher, 'layers-watch': pages.viewer });
+    fs.writeFileSync(path.join(artifactsDir, 'layer-requests.json'), JSON.stringify(result, null, 2) + '\n');
     await stopPages([pages.viewer, pages.publisher]);
   }
 });
