@@ -171,7 +171,9 @@ impl Directory for RedisDirectory {
                     None => continue,
                 }
             }
-            Err(DirectoryError("room claim raced with its expiry twice".into()))
+            Err(DirectoryError(
+                "room claim raced with its expiry twice".into(),
+            ))
         })
     }
 
