@@ -98,9 +98,20 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Static bearer token required on WHIP/WHEP POST, PATCH and DELETE
-    /// (`Authorization: Bearer <token>`, RFC 6750). No token: open access.
+    /// (`Authorization: Bearer <token>`, RFC 6750), granting everything. With neither this
+    /// nor `--auth-key` the server runs open (development mode).
     #[arg(long, env = "SWITCHBOARD_TOKEN")]
     pub token: Option<String>,
+
+    /// Key (at least 16 characters) that access tokens are signed with (JWT, HS256):
+    /// WHIP/WHEP then require `Authorization: Bearer <JWT>` for the room with the
+    /// `publish` or `subscribe` grant. Mint tokens with `switchboard token`.
+    #[arg(long, env = "SWITCHBOARD_AUTH_KEY")]
+    pub auth_key: Option<String>,
+
+    /// A one-shot action instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Action>,
 
     /// ICE server advertised to clients in `Link: <url>; rel="ice-server"` headers
     /// (RFC 9725 §4.6), e.g. `stun:stun.example.org:3478` or
@@ -119,6 +130,40 @@ pub struct Config {
     /// Credential (password) advertised with `turn:`/`turns:` ICE servers.
     #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL")]
     pub ice_credential: Option<String>,
+}
+
+/// One-shot actions.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Action {
+    /// Print an access token (JWT, HS256, signed with `--auth-key`) for a room, e.g. to
+    /// paste into OBS as its WHIP bearer token.
+    Token(TokenArgs),
+}
+
+/// What `switchboard token` puts in the token.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The room, or `*` for every room.
+    #[arg(long)]
+    pub room: String,
+    /// The participant's identity (`sub`).
+    #[arg(long)]
+    pub identity: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Allow WHIP (publish).
+    #[arg(long)]
+    pub publish: bool,
+    /// Allow WHEP (play).
+    #[arg(long)]
+    pub subscribe: bool,
+    /// Allow everything, the room API included.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime (e.g. `1h`, `30m`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
 }
 
 /// How requests for rooms on other nodes are served.
@@ -179,6 +224,11 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "--public-ip {ip}: an unspecified address cannot be a candidate"
             )));
+        }
+        if self.auth_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "--auth-key must be at least 16 characters".into(),
+            ));
         }
         if let Some(s) = &self.internal_secret {
             if s.len() < 16 {
@@ -280,6 +330,9 @@ impl Config {
         ));
         if self.token.is_some() {
             out.push("token = \"<redacted>\"".into());
+        }
+        if self.auth_key.is_some() {
+            out.push("auth_key = \"<redacted>\"".into());
         }
         out.push(format!("ice_server = {}", list(&self.ice_servers)));
         if let Some(u) = &self.ice_username {

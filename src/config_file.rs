@@ -78,8 +78,11 @@ where
             None | Some(ValueSource::DefaultValue)
         )
     })?;
+    // The file's settings go right after the program name, before any subcommand (their
+    // keys are never on the command line, so nothing is given twice).
     let mut all = args;
-    all.extend(extra);
+    let at = all.len().min(1);
+    all.splice(at..at, extra);
     let config = Config::try_parse_from(all)?;
     config.validate()?;
     Ok(config)

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod bwe;
 pub mod cluster;
 pub mod config;

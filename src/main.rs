@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use switchboard::config::{Config, LogFormat};
+use switchboard::config::{Action, Config, LogFormat, TokenArgs};
 use switchboard::config_file::ConfigError;
 use switchboard::server::Server;
 use tracing::{info, warn};
@@ -25,6 +25,9 @@ fn main() -> ExitCode {
     if config.print_config {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Action::Token(t)) = &config.command {
+        return mint_token(&config, t);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
@@ -84,6 +87,33 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchboard token`: print a signed access token.
+fn mint_token(config: &Config, t: &TokenArgs) -> ExitCode {
+    let Some(key) = &config.auth_key else {
+        eprintln!("switchboard token: needs the signing key: --auth-key or SWITCHBOARD_AUTH_KEY");
+        return ExitCode::from(2);
+    };
+    if !(t.publish || t.subscribe || t.admin) {
+        eprintln!("switchboard token: grant something: --publish, --subscribe or --admin");
+        return ExitCode::from(2);
+    }
+    let grants = switchboard::auth::Grants {
+        publish: t.publish,
+        subscribe: t.subscribe,
+        admin: t.admin,
+    };
+    match switchboard::auth::mint(key, &t.room, &t.identity, t.name.clone(), grants, t.ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard token: {e}");
             ExitCode::FAILURE
         }
     }

@@ -99,7 +99,10 @@ impl Server {
         );
         let state = AppState {
             rooms,
-            token: config.token.as_deref().map(Arc::from),
+            auth: Arc::new(crate::auth::Authority::new(
+                config.token.clone(),
+                config.auth_key.as_deref(),
+            )),
             ice_links: config.ice_server_links().into(),
             prometheus,
             ready,
@@ -154,11 +157,16 @@ impl Server {
             http = %self.http_addr,
             udp = %self.udp_addr,
             candidates = ?self.candidates,
-            auth = self.state.token.is_some(),
+            auth = self.state.auth.mode(),
             cluster = self.state.cluster.multi_node(),
             "switchboard listening; open http://{}/",
             display_addr(self.http_addr)
         );
+        if self.state.auth.mode() == "open" {
+            tracing::warn!(
+                "development mode: no --auth-key or --token, anyone can publish and play"
+            );
+        }
         let ready = Arc::clone(&self.state.ready);
         let cluster = Arc::clone(&self.state.cluster);
         let membership = tokio::spawn(Arc::clone(&cluster).run());

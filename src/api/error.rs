@@ -40,9 +40,10 @@ pub enum ApiError {
     /// 502: the node that owns the room did not answer a proxied request.
     #[error("{0}")]
     BadGateway(String),
-    /// 403: the internal listener's shared secret is missing or wrong.
-    #[error("forbidden")]
-    Forbidden,
+    /// 403: a valid token that does not cover the room or action, or a wrong internal
+    /// secret.
+    #[error("{0}")]
+    Forbidden(String),
     /// 503: overloaded or shutting down; `Retry-After` in seconds.
     #[error("service unavailable")]
     Unavailable {
@@ -73,7 +74,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 }

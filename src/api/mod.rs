@@ -31,8 +31,8 @@ use crate::room::Rooms;
 pub struct AppState {
     /// The room registry.
     pub rooms: Arc<Rooms>,
-    /// Required bearer token, if any.
-    pub token: Option<Arc<str>>,
+    /// Who may publish and play (JWT, static token, or open).
+    pub auth: Arc<crate::auth::Authority>,
     /// `Link` header values for ICE servers (RFC 9725 §4.6).
     pub ice_links: Arc<[String]>,
     /// Renders `/metrics`.

@@ -26,6 +26,7 @@ async fn server_info(State(s): State<AppState>) -> axum::Json<serde_json::Value>
     if let Some(o) = v.as_object_mut() {
         o.insert("draining".into(), (!s.ready.load(Ordering::Relaxed)).into());
         o.insert("rooms".into(), s.rooms.len().into());
+        o.insert("auth".into(), s.auth.mode().into());
     }
     axum::Json(v)
 }

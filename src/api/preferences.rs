@@ -103,8 +103,8 @@ async fn set_layer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let (room, session) = session_path(path)?;
+    authorize(&state, &headers, &room, crate::auth::Action::Subscribe)?;
     if !has_content_type(&headers, "application/json") {
         return Err(ApiError::UnsupportedMediaType {
             header: "accept-post",

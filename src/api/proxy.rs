@@ -157,17 +157,15 @@ pub async fn internal_only(
     next: Next,
 ) -> Result<Response, ApiError> {
     let ok = match (&state.internal_secret, req.headers().get(SECRET_HEADER)) {
-        (Some(want), Some(got)) => constant_time_eq(want.as_bytes(), got.as_bytes()),
+        (Some(want), Some(got)) => crate::auth::constant_time_eq(want.as_bytes(), got.as_bytes()),
         _ => false,
     };
     if !ok {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(
+            "the internal listener needs the shared secret".into(),
+        ));
     }
     req.headers_mut().remove(SECRET_HEADER);
     req.extensions_mut().insert(Forwarded);
     Ok(next.run(req).await)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

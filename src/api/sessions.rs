@@ -20,6 +20,7 @@ use axum::Router;
 
 use super::proxy::{self, Forwarded};
 use super::{ApiError, AppState};
+use crate::auth::{Action, AuthError, Claims};
 use crate::cluster::Placement;
 use crate::room::{Command, SessionId, SessionKind};
 
@@ -112,28 +113,33 @@ fn add_ice_links(h: &mut HeaderMap, state: &AppState) {
     }
 }
 
-/// RFC 6750 §2.1 bearer token check, constant time in the token's length.
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(want) = &state.token else {
-        return Ok(());
-    };
-    let got = headers
+/// Check the request's bearer token (RFC 6750 §2.1) for `action` in `room` (see
+/// [`crate::auth`]): 401 without a valid one, 403 when it does not cover the room or
+/// action.
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: &str,
+    action: Action,
+) -> Result<Option<Claims>, ApiError> {
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or(ApiError::Unauthorized)?;
-    let (a, b) = (got.as_bytes(), want.as_bytes());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold((a.len() ^ b.len()) as u8, |acc, (x, y)| acc | (x ^ y));
-    if diff == 0 && a.len() == b.len() {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+        });
+    state.auth.check(bearer, room, action).map_err(|e| match e {
+        AuthError::Unauthenticated(_) => ApiError::Unauthorized,
+        AuthError::Forbidden(why) => ApiError::Forbidden(why),
+    })
+}
+
+/// What a session of `kind` does, for [`authorize`].
+pub(super) fn action_of(kind: SessionKind) -> Action {
+    match kind {
+        SessionKind::Publisher => Action::Publish,
+        SessionKind::Subscriber => Action::Subscribe,
     }
 }
 
@@ -184,9 +190,9 @@ async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let Path(room) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let room = room_name(&room)?;
+    authorize(&state, &headers, room, action_of(kind))?;
     if !has_content_type(&headers, SDP) {
         return Err(ApiError::UnsupportedMediaType {
             header: "accept-post",
@@ -272,13 +278,13 @@ pub(super) fn session_path(
 
 /// DELETE: end the session → 200; unknown → 404.
 async fn delete(
-    _kind: SessionKind,
+    kind: SessionKind,
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let (room, session) = session_path(path)?;
+    authorize(&state, &headers, &room, action_of(kind))?;
     let existed = state
         .rooms
         .request(&room, false, |reply| Command::Leave {
@@ -298,14 +304,14 @@ async fn delete(
 /// learns client addresses from their checks, so remote candidates need no action; an
 /// ICE restart (`If-Match: *`) is not supported → 422.
 async fn patch(
-    _kind: SessionKind,
+    kind: SessionKind,
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let (room, session) = session_path(path)?;
+    authorize(&state, &headers, &room, action_of(kind))?;
     if !has_content_type(&headers, SDPFRAG) {
         return Err(ApiError::UnsupportedMediaType {
             header: "accept-patch",

@@ -53,7 +53,7 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
     );
     router(AppState {
         rooms,
-        token: token.map(Arc::from),
+        auth: Arc::new(crate::auth::Authority::new(token.map(String::from), None)),
         ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
         ready,

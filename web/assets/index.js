@@ -17,7 +17,13 @@ async function showServer() {
     const info = await r.json();
     set('nodeId', `${info.nodeId} (version ${info.version})`);
     set('candidates', info.candidates.join(', '));
+    const auth = {
+      open: 'development mode: open to anyone (start with --auth-key to require tokens)',
+      token: 'static bearer token required',
+      jwt: 'access tokens (JWT) required; mint them with `switchboard token`',
+    }[info.auth] || info.auth;
     set('state', `${info.draining ? 'draining: no new rooms' : 'ready'}; ${info.rooms} room(s) live`);
+    set('auth', auth);
   } catch (err) {
     set('state', `unavailable (${err.message})`);
   }
