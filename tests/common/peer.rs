@@ -251,7 +251,18 @@ impl Peer {
         token: Option<&str>,
         role: Role,
     ) -> Result<Peer, SignalError> {
-        let socket = UdpSocket::bind("127.0.0.1:0")
+        Self::connect_from([127, 0, 0, 1].into(), base_url, path, token, role).await
+    }
+
+    /// [`Peer::connect`] with the peer's UDP socket (and host candidate) on `bind`.
+    pub async fn connect_from(
+        bind: std::net::IpAddr,
+        base_url: &str,
+        path: &str,
+        token: Option<&str>,
+        role: Role,
+    ) -> Result<Peer, SignalError> {
+        let socket = UdpSocket::bind(SocketAddr::new(bind, 0))
             .await
             .expect("bind a UDP socket");
         let local_addr = socket.local_addr().unwrap();
