@@ -1,0 +1,253 @@
+//! Smoke test of `switchboard-load` against the real server: a 1 → 10 VP8 simulcast
+//! broadcast for 5 s on loopback. Asserts behaviour from the tool's JSON report (every
+//! session connected, no loss, every viewer saw a keyframe, every session deleted) and
+//! then that the server's `/metrics` drops back to zero live sessions. No timing or
+//! performance assertions: those belong to `docs/load-tool.md`, not to CI.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to answer `/livez` (a loaded CI machine is slow).
+const STARTUP: Duration = Duration::from_secs(30);
+/// How long the whole tool run may take: 11 sessions at 20/s, 5 s, teardown.
+const TOOL_DEADLINE: Duration = Duration::from_secs(180);
+/// How long the session gauges may take to return to zero after the tool exits.
+const GAUGE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// The server process; killed on drop.
+struct Server {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- server log tail ----");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+fn free_ports() -> (u16, u16) {
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("bind TCP");
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    (
+        tcp.local_addr().expect("tcp addr").port(),
+        udp.local_addr().expect("udp addr").port(),
+    )
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+async fn start_server() -> Server {
+    let mut last = String::new();
+    // A port seen free may be taken before the server binds it: retry with new ones.
+    for attempt in 0..3 {
+        let (http, udp) = free_ports();
+        let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
+        let log = std::env::temp_dir().join(format!(
+            "switchboard-load-smoke-{}-{http}.log",
+            std::process::id()
+        ));
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.arg("--http-addr")
+            .arg(http_addr.to_string())
+            .arg("--udp-addr")
+            .arg(format!("127.0.0.1:{udp}"))
+            .arg("--public-ip")
+            .arg("127.0.0.1")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SWITCHBOARD_") {
+                cmd.env_remove(&key);
+            }
+        }
+        let child = cmd.spawn().expect("spawn switchboard");
+        let mut server = Server {
+            child,
+            base_url: format!("http://{http_addr}"),
+            log,
+        };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                last = format!("attempt {attempt}: server exited with {status}");
+                break;
+            }
+            let ok = client()
+                .get(format!("{}/livez", server.base_url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ok {
+                return server;
+            }
+            if Instant::now() > deadline {
+                last = format!("attempt {attempt}: /livez not 200 within {STARTUP:?}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("switchboard did not start: {last}");
+}
+
+/// Run the tool to completion (killed after `TOOL_DEADLINE`); its status, stdout, stderr.
+fn run_tool(args: &[String]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-load"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard-load");
+    let deadline = Instant::now() + TOOL_DEADLINE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("tool output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The value of `switchboard_sessions{kind="<kind>"}` in a metrics text.
+fn sessions_gauge(metrics: &str, kind: &str) -> Option<f64> {
+    let label = format!("kind=\"{kind}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("switchboard_sessions{") && l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
+    let server = start_server().await;
+    let json_path = std::env::temp_dir().join(format!(
+        "switchboard-load-smoke-{}.json",
+        std::process::id()
+    ));
+    let args: Vec<String> = [
+        "--url",
+        &server.base_url,
+        "--room",
+        "smoke",
+        "broadcast",
+        "--viewers",
+        "10",
+        "--duration",
+        "5s",
+        "--setup-timeout",
+        "60s",
+        "--http-timeout",
+        "30s",
+        "--quiet",
+        "--json",
+        &json_path.to_string_lossy(),
+        "--server-pid",
+        &server.child.id().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_tool(&args))
+        .await
+        .expect("tool thread");
+    let context = format!("status {status:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(status, Some(0), "{context}");
+
+    let text = std::fs::read_to_string(&json_path).expect("JSON report written");
+    let _ = std::fs::remove_file(&json_path);
+    let r: serde_json::Value = serde_json::from_str(&text).expect("JSON report parses");
+    let num = |path: &str| {
+        r.pointer(path)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_else(|| panic!("{path} missing in report:\n{text}\n{context}"))
+    };
+    assert_eq!(num("/sessions/planned"), 11.0, "{context}");
+    assert_eq!(num("/sessions/connected"), 11.0, "{context}");
+    assert_eq!(num("/sessions/failed"), 0.0, "{context}");
+    assert_eq!(num("/sessions/lost_during_run"), 0.0, "{context}");
+    assert!(num("/forwarded_packets") > 0.0, "{context}");
+    assert!(num("/loss_expected") > 0.0, "{context}");
+    assert_eq!(num("/loss_lost"), 0.0, "{context}");
+    assert_eq!(num("/loss_percent"), 0.0, "{context}");
+    assert_eq!(num("/viewers_with_keyframe"), 10.0, "{context}");
+    assert_eq!(num("/unreadable_packets"), 0.0, "{context}");
+    let viewers = r["viewer_details"].as_array().expect("viewer_details");
+    assert_eq!(viewers.len(), 10, "{context}");
+    for v in viewers {
+        assert!(
+            v["first_keyframe_ms"].is_number(),
+            "viewer without keyframe: {v}"
+        );
+        assert!(
+            v["window_packets"].as_u64().unwrap_or(0) > 0,
+            "idle viewer: {v}"
+        );
+    }
+    assert_eq!(num("/deletes_ok"), 11.0, "{context}");
+    assert_eq!(num("/deletes_failed"), 0.0, "{context}");
+    // The server figures are present (values are machine-dependent, not asserted).
+    assert!(r["server"]["cpu_s"].is_number(), "{context}");
+    assert!(r["server"]["rss_end_kib"].is_number(), "{context}");
+
+    // The server agrees: no live sessions of either kind.
+    let deadline = Instant::now() + GAUGE_DEADLINE;
+    let mut last = String::new();
+    loop {
+        if let Ok(resp) = client()
+            .get(format!("{}/metrics", server.base_url))
+            .send()
+            .await
+        {
+            last = resp.text().await.unwrap_or_default();
+            let p = sessions_gauge(&last, "publisher");
+            let s = sessions_gauge(&last, "subscriber");
+            if p == Some(0.0) && s == Some(0.0) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions still live after {GAUGE_DEADLINE:?}:\n{}",
+            last.lines()
+                .filter(|l| l.starts_with("switchboard_sessions"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
