@@ -106,6 +106,7 @@ impl Server {
             ice_links: config.ice_server_links().into(),
             prometheus,
             ready,
+            draining: Arc::new(tokio::sync::watch::channel(false).0),
             node: Arc::new(NodeInfo {
                 node_id: config.node_id(),
                 candidates: candidates.iter().map(|c| c.to_string()).collect(),
@@ -142,6 +143,7 @@ impl Server {
     pub fn drain_handle(&self) -> DrainHandle {
         DrainHandle {
             ready: Arc::clone(&self.state.ready),
+            draining: Arc::clone(&self.state.draining),
             rooms: Arc::clone(&self.state.rooms),
         }
     }
@@ -199,6 +201,7 @@ impl Server {
 #[derive(Clone)]
 pub struct DrainHandle {
     ready: Arc<AtomicBool>,
+    draining: Arc<tokio::sync::watch::Sender<bool>>,
     rooms: Arc<Rooms>,
 }
 
@@ -206,6 +209,8 @@ impl DrainHandle {
     /// Start draining (idempotent).
     pub fn start(&self) {
         self.ready.store(false, Ordering::Relaxed);
+        // WHEP viewers' event streams say `reconnect` and end.
+        self.draining.send_replace(true);
     }
 
     /// Resolves when no room is left. Polls a few times a second: a drain lasts seconds

@@ -43,6 +43,26 @@ async fn sigterm_drains_live_rooms_then_exits_zero() {
         .wait_for(CONNECT_TIMEOUT, |r| r.subscriber.video.packets > 30)
         .await;
     assert!(flowing, "no media before the drain");
+    // The viewer's event stream (WHEP server-sent-events extension).
+    let events_url = viewer
+        .link_with_rel("urn:ietf:params:whep:ext:core:server-sent-events")
+        .expect("WHEP 201 advertises the events stream");
+    let mut events = common::http_client()
+        .get(common::resolve(&base, &events_url))
+        .send()
+        .await
+        .expect("GET events");
+    assert_eq!(events.status(), 200);
+    assert!(events
+        .headers()
+        .get("content-type")
+        .is_some_and(|c| c.as_bytes().starts_with(b"text/event-stream")));
+    let mut seen = String::new();
+    while !seen.contains("event: session") {
+        let chunk = events.chunk().await.expect("read events").expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("retry: "), "{seen}");
 
     server.signal("TERM");
     let t0 = Instant::now();
@@ -53,6 +73,16 @@ async fn sigterm_drains_live_rooms_then_exits_zero() {
     .await;
     assert!(went_503, "/readyz not 503 within 1 s of SIGTERM");
     println!("/readyz 503 after {:?}", t0.elapsed());
+    // The viewer is told to reconnect elsewhere, and its stream ends.
+    let told = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(chunk)) = events.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(told.is_ok(), "the event stream did not end: {seen}");
+    assert!(seen.contains("event: reconnect"), "{seen}");
+    assert!(seen.contains("\"reason\":\"draining\""), "{seen}");
     assert_eq!(server.livez().await, Some(200), "/livez must stay 200");
     let info = common::get(&format!("{base}/api/server")).await.unwrap();
     assert!(info.body.contains("\"draining\":true"), "{}", info.body);

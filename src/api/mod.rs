@@ -4,6 +4,7 @@
 //! problem+json. Never touches media.
 
 pub mod error;
+pub mod events;
 pub mod ops;
 pub mod preferences;
 pub mod proxy;
@@ -40,6 +41,9 @@ pub struct AppState {
     /// `false` once the server drains (SIGTERM): `/readyz` answers 503 and no new room is
     /// opened here.
     pub ready: Arc<AtomicBool>,
+    /// Turns `true` when the server starts draining; session event streams send
+    /// `reconnect` then.
+    pub draining: Arc<tokio::sync::watch::Sender<bool>>,
     /// What `/api/server` reports about this node.
     pub node: Arc<NodeInfo>,
     /// Room placement across nodes (a single node places everything here).
@@ -104,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     let plain = Router::new()
         .merge(sessions::routes())
         .merge(preferences::routes())
+        .merge(events::routes())
         .merge(ops::routes())
         .merge(proxy::routes())
         .merge(web::routes())

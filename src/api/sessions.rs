@@ -259,8 +259,14 @@ async fn post(
     add_ice_links(h, &state);
     if kind == SessionKind::Subscriber {
         let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
-        if let Ok(v) = HeaderValue::from_str(&layer) {
-            h.append(header::LINK, v);
+        let events = format!(
+            "<{location}/events>; rel=\"{}\"; events=\"session,reconnect\"",
+            super::events::REL
+        );
+        for link in [layer, events] {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                h.append(header::LINK, v);
+            }
         }
     }
     Ok(res)

@@ -57,6 +57,7 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
         ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
         ready,
+        draining: Arc::new(tokio::sync::watch::channel(false).0),
         node: Arc::new(crate::api::NodeInfo {
             node_id: "test".into(),
             candidates: vec!["127.0.0.1:7880".into()],
@@ -419,6 +420,15 @@ async fn whep_layer_and_stats_resources() {
     let unknown = format!("/whep/l/{}/layer", "0".repeat(32));
     let (s, h, b) = send(&app, layer("application/json", "{}", &unknown)).await;
     assert_problem(s, &h, &b, 404);
+    // The session's event stream: unknown session 404, malformed id 404, bad room 400.
+    for (path, status) in [
+        (format!("/whep/l/{}/events", "0".repeat(32)), 404),
+        ("/whep/l/nope/events".to_string(), 404),
+        (format!("/whep/bad%20room/{}/events", "0".repeat(32)), 400),
+    ] {
+        let (s, h, b) = send(&app, req("GET", &path).body(Body::empty()).unwrap()).await;
+        assert_problem(s, &h, &b, status);
+    }
 
     let (s, h, b) = send(
         &app,
