@@ -19,10 +19,9 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream;
 
-use super::sessions::{authorize, session_path};
+use super::sessions::{authorize, require_session, session_path};
 use super::{ApiError, AppState};
 use crate::auth::Action;
-use crate::room::Command;
 
 /// The `rel` of the extension's `Link`.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
@@ -43,17 +42,7 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, Action::Subscribe)?;
-    let exists = state
-        .rooms
-        .request(&room, false, |reply| Command::Exists {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .unwrap_or(false);
-    if !exists {
-        return Err(ApiError::NotFound("no such WHEP session".into()));
-    }
+    require_session(&state, &room, &session).await?;
     let hello = Event::default()
         .event("session")
         .retry(Duration::from_millis(RETRY_MS))

@@ -272,6 +272,27 @@ async fn post(
     Ok(res)
 }
 
+/// 404 unless `session` is live in `room` (asked of the room actor).
+pub(super) async fn require_session(
+    state: &AppState,
+    room: &str,
+    session: &SessionId,
+) -> Result<(), ApiError> {
+    let exists = state
+        .rooms
+        .request(room, false, |reply| Command::Exists {
+            session: session.clone(),
+            reply,
+        })
+        .await?
+        .unwrap_or(false);
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no such session".into()))
+    }
+}
+
 pub(super) fn session_path(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<(String, SessionId), ApiError> {
@@ -325,17 +346,7 @@ async fn patch(
         });
     }
     let frag = body_text(body)?;
-    let exists = state
-        .rooms
-        .request(&room, false, |reply| Command::Exists {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .unwrap_or(false);
-    if !exists {
-        return Err(ApiError::NotFound("no such session".into()));
-    }
+    require_session(&state, &room, &session).await?;
     let well_formed = frag
         .lines()
         .map(str::trim)
