@@ -109,6 +109,16 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_AUTH_KEY")]
     pub auth_key: Option<String>,
 
+    /// Most publishing participants (identities with a WHIP session) per room; a WHIP
+    /// request beyond it is answered 429 with a problem body. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_PUBLISHERS", default_value_t = 0)]
+    pub max_publishers: u32,
+
+    /// Most participants (distinct identities, publishing or only watching) per room; a
+    /// WHIP or WHEP request beyond it is answered 429 with a problem body. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_PARTICIPANTS", default_value_t = 0)]
+    pub max_participants: u32,
+
     /// A one-shot action instead of serving.
     #[command(subcommand)]
     pub command: Option<Action>,
@@ -328,6 +338,8 @@ impl Config {
                 LogFormat::Json => "json",
             }
         ));
+        out.push(format!("max_publishers = {}", self.max_publishers));
+        out.push(format!("max_participants = {}", self.max_participants));
         if self.token.is_some() {
             out.push("token = \"<redacted>\"".into());
         }
