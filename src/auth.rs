@@ -57,6 +57,8 @@ pub enum Action {
     Publish,
     /// WHEP: play.
     Subscribe,
+    /// The room API: needs the `admin` grant (a token for `*` to list every room).
+    Admin,
 }
 
 /// Why access was refused.
@@ -136,6 +138,7 @@ impl Authority {
             || match action {
                 Action::Publish => g.publish,
                 Action::Subscribe => g.subscribe,
+                Action::Admin => false,
             };
         if !allowed {
             return Err(AuthError::Forbidden(format!(
@@ -143,6 +146,7 @@ impl Authority {
                 match action {
                     Action::Publish => "publish",
                     Action::Subscribe => "subscribe",
+                    Action::Admin => "admin",
                 }
             )));
         }

@@ -34,11 +34,13 @@ pub enum DropReason {
     Paused,
     /// A temporal layer above the subscriber's temporal cap.
     TemporalFiltered,
+    /// The published track is muted (room API).
+    Muted,
 }
 
 impl DropReason {
     /// All reasons, in label order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::UnknownSource,
         DropReason::UnknownRoom,
         DropReason::Malformed,
@@ -51,6 +53,7 @@ impl DropReason {
         DropReason::OtherLayer,
         DropReason::Paused,
         DropReason::TemporalFiltered,
+        DropReason::Muted,
     ];
 
     /// The Prometheus label value.
@@ -68,6 +71,7 @@ impl DropReason {
             DropReason::OtherLayer => "other_layer",
             DropReason::Paused => "paused",
             DropReason::TemporalFiltered => "temporal_filtered",
+            DropReason::Muted => "muted",
         }
     }
 }

@@ -42,6 +42,10 @@ impl Server {
             RoomContext {
                 endpoint: Arc::clone(&endpoint),
                 meters: meters.clone(),
+                limits: crate::room::info::RoomLimits {
+                    max_publishers: config.max_publishers,
+                    max_participants: config.max_participants,
+                },
             },
         );
         let demux = Demux::new(table);

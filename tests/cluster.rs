@@ -175,17 +175,24 @@ async fn redirect_mode_sends_the_client_to_the_owner() {
         .await
         .expect("WHIP to A");
     // Any session for room r asked of B (here a second publisher) goes to A.
-    let reply = common::post_sdp(b.base_url(), "/whip/r", common::OBS_OFFER, None)
+    let reply = common::post_sdp(b.base_url(), "/whip/r?name=cam", common::OBS_OFFER, None)
         .await
         .expect("POST to B");
     assert_eq!(reply.status, 307, "{reply:?}");
     let location = reply.header("location").unwrap_or_default().to_string();
-    assert_eq!(location, format!("{}/whip/r", a.base_url()), "{reply:?}");
-    // Followed, A answers as the room's owner: it already has a publisher.
-    let followed = common::post_sdp(a.base_url(), "/whip/r", common::OBS_OFFER, None)
-        .await
-        .expect("POST to A");
-    assert_eq!(followed.status, 409, "{followed:?}");
+    assert_eq!(
+        location,
+        format!("{}/whip/r?name=cam", a.base_url()),
+        "{reply:?}"
+    );
+    // Followed, A answers as the room's owner: the identity's first camera session is
+    // accepted, a second one conflicts with it.
+    for want in [201, 409] {
+        let followed = common::post_sdp(a.base_url(), "/whip/r?name=cam", common::OBS_OFFER, None)
+            .await
+            .expect("POST to A");
+        assert_eq!(followed.status, want, "{followed:?}");
+    }
     publisher.stop().await;
 }
 

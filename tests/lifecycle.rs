@@ -59,9 +59,9 @@ async fn delete_is_200_then_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_publisher_per_room_until_it_leaves() {
+async fn one_camera_session_per_identity_until_it_leaves() {
     let server = Server::start(&[]).await;
-    let first = Peer::publish(&server, "stage", PublisherKind::BrowserVp8)
+    let first = Peer::publish(&server, "stage?name=solo", PublisherKind::BrowserVp8)
         .await
         .expect("first publisher");
     assert!(
@@ -69,11 +69,16 @@ async fn one_publisher_per_room_until_it_leaves() {
         "first connects"
     );
 
-    let err = Peer::publish(&server, "stage", PublisherKind::ObsH264)
+    let err = Peer::publish(&server, "stage?name=solo", PublisherKind::ObsH264)
         .await
         .err()
-        .expect("a second publisher to a live room must be refused");
+        .expect("a second camera session of a live identity must be refused");
     assert_eq!(err.status, Some(409), "second publisher: {err}");
+    // Another identity publishes into the same room.
+    let guest = Peer::publish(&server, "stage?name=guest", PublisherKind::ObsH264)
+        .await
+        .expect("a second participant publishes");
+    assert!(guest.wait_connected(CONNECT_TIMEOUT).await, "guest connects");
 
     // Another room is independent.
     let other = Peer::publish(&server, "other-stage", PublisherKind::ObsH264)
@@ -85,18 +90,19 @@ async fn one_publisher_per_room_until_it_leaves() {
         Some(200),
         "DELETE of the first publisher"
     );
-    let next = Peer::publish(&server, "stage", PublisherKind::ObsH264)
+    let next = Peer::publish(&server, "stage?name=solo", PublisherKind::ObsH264)
         .await
         .unwrap_or_else(|e| panic!("publisher after the first left: {e}"));
     assert!(next.wait_connected(CONNECT_TIMEOUT).await, "next connects");
     next.stop().await;
+    guest.stop().await;
     other.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_publisher_is_cleaned_up() {
     let server = Server::start(&[]).await;
-    let room = "ghost";
+    let room = "ghost?name=host";
     let publisher = Peer::publish(&server, room, PublisherKind::BrowserVp8)
         .await
         .expect("publisher");
@@ -106,7 +112,7 @@ async fn vanished_publisher_is_cleaned_up() {
     assert_eq!(
         live.as_ref().err().and_then(|e| e.status),
         Some(409),
-        "room should be taken while the publisher is live"
+        "the identity should be taken while its publisher is live"
     );
     drop(live);
 
@@ -122,7 +128,7 @@ async fn vanished_publisher_is_cleaned_up() {
         }
         assert!(
             vanished_at.elapsed() < VANISH_CLEANUP,
-            "room still taken {VANISH_CLEANUP:?} after the publisher vanished \
+            "identity still taken {VANISH_CLEANUP:?} after the publisher vanished \
              ({attempts} attempts)"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;

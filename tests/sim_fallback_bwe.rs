@@ -112,9 +112,14 @@ fn offers_without_transport_cc() {
         let (sub, links) = (Role::Subscriber, (link(), link()));
         let (_, offer, _) = Peer::offer_with(sim.now, "v", sub, &[], addr, links, feedback);
         let room = &mut sim.room;
-        let answer = (room.handle_join(sim.now, SessionKind::Subscriber, &offer))
-            .expect("join")
-            .answer;
+        let answer = (room.handle_join(
+            sim.now,
+            SessionKind::Subscriber,
+            &offer,
+            &sim::join_options("v"),
+        ))
+        .expect("join")
+        .answer;
         let twcc = |sdp: &str| sdp.contains("transport-cc") || sdp.contains("transport-wide-cc");
         println!(
             "{feedback:?}: offer transport-cc {}, goog-remb {}; answer transport-cc {}",

@@ -23,7 +23,7 @@ pub enum ApiError {
     /// 405: method not supported on this resource; carries the `Allow` value.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
-    /// 409: conflicts with the resource's state (a second publisher).
+    /// 409: conflicts with the resource's state (a second WHIP session of an identity).
     #[error("{0}")]
     Conflict(String),
     /// 415: wrong `Content-Type`; carries the accepted type for `Accept-Post`/`Accept-Patch`.
@@ -44,6 +44,9 @@ pub enum ApiError {
     /// secret.
     #[error("{0}")]
     Forbidden(String),
+    /// 429: a room limit (`--max-publishers`, `--max-participants`) is reached.
+    #[error("{0}")]
+    TooMany(String),
     /// 503: overloaded or shutting down; `Retry-After` in seconds.
     #[error("service unavailable")]
     Unavailable {
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -120,9 +124,8 @@ impl From<JoinError> for ApiError {
         match e {
             JoinError::Malformed(_) => ApiError::BadRequest(e.to_string()),
             JoinError::Unacceptable(_) => ApiError::Unprocessable(e.to_string()),
-            JoinError::PublisherExists => {
-                ApiError::Conflict("this room already has a live publisher".into())
-            }
+            JoinError::Conflict(why) => ApiError::Conflict(why),
+            JoinError::RoomFull(why) => ApiError::TooMany(why),
         }
     }
 }

@@ -2,10 +2,13 @@
 //! advertised in the 201's `Link` with `rel="urn:ietf:params:whep:ext:core:server-sent-events"`).
 //!
 //! `GET /whep/{room}/{session}/events` → `text/event-stream` (HTML Living Standard §9.2):
-//! a `retry` hint, then a `session` event (`{"room", "session", "node"}`), keep-alive
-//! comments, and a `reconnect` event (`{"reason": "draining", "retryAfter": 5}`) when this
-//! node starts draining; the stream then ends, so the client can set up a new session
-//! (which lands on a node that is ready) before this one goes away. Unknown session: 404.
+//! a `retry` hint; a `session` event (`{"room", "session", "node", "identity"}`); the
+//! room's current state (`participants`, `slots`, `active-speaker`, `viewers`); then room
+//! events as they happen (`docs/conference.md` lists them with their JSON), keep-alive
+//! comments, and a `reconnect` event (`{"reason": "draining", "retryAfter": 5}`) when
+//! this node starts draining, after which the stream ends so the client can set up a
+//! new session (which lands on a node that is ready) before this one goes away. The
+//! stream also ends when the session does. Unknown session: 404.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,13 +21,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::stream;
+use tokio::sync::{mpsc, watch};
 
-use super::sessions::{authorize, require_session, session_path};
+use super::sessions::{authorize, session_path};
 use super::{ApiError, AppState};
 use crate::auth::Action;
+use crate::room::info::RoomEvent;
+use crate::room::Command;
 
 /// The `rel` of the extension's `Link`.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+/// The events a stream may carry (the `events` attribute of the `Link`).
+pub const EVENTS: &str = "session,participants,participant-joined,participant-updated,\
+participant-left,slots,active-speaker,layer,viewers,reconnect";
 /// Milliseconds a client waits before reconnecting a dropped stream (`retry:`).
 const RETRY_MS: u64 = 3000;
 /// Seconds a client should wait before its new session after `reconnect`.
@@ -42,7 +51,15 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, Action::Subscribe)?;
-    require_session(&state, &room, &session).await?;
+    let feed = state
+        .rooms
+        .request(&room, false, |reply| Command::Events {
+            session: session.clone(),
+            reply,
+        })
+        .await?
+        .flatten()
+        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
     let hello = Event::default()
         .event("session")
         .retry(Duration::from_millis(RETRY_MS))
@@ -51,28 +68,62 @@ async fn events(
                 "room": room,
                 "session": session.as_str(),
                 "node": state.cluster.node_id(),
+                "identity": feed.identity,
             })
             .to_string(),
         );
-    let draining = state.draining.subscribe();
-    // hello → (wait for the drain) reconnect → end.
-    let events = stream::unfold(
-        (Some(hello), Some(draining)),
-        |(hello, draining)| async move {
-            if let Some(e) = hello {
-                return Some((Ok::<_, Infallible>(e), (None, draining)));
-            }
-            let mut rx = draining?;
-            // Err: the sender is gone (the server is stopping): say so all the same.
-            let _ = rx.wait_for(|d| *d).await;
-            let e = Event::default().event("reconnect").data(
-                serde_json::json!({"reason": "draining", "retryAfter": RECONNECT_AFTER_S})
-                    .to_string(),
-            );
-            Some((Ok(e), (None, None)))
-        },
-    );
+    let mut first = vec![hello];
+    first.extend(feed.start.iter().map(sse));
+    first.reverse();
+    let stream = Stream {
+        first,
+        events: Some(feed.events),
+        draining: state.draining.subscribe(),
+    };
+    let events = stream::unfold(stream, |mut s| async move {
+        let e = s.next().await?;
+        Some((Ok::<_, Infallible>(e), s))
+    });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+fn sse(e: &RoomEvent) -> Event {
+    Event::default().event(e.name).data(&*e.data)
+}
+
+/// One stream's state: what to send first (reversed, popped from the end), then room
+/// events until the session ends or the node drains.
+struct Stream {
+    first: Vec<Event>,
+    events: Option<mpsc::Receiver<RoomEvent>>,
+    draining: watch::Receiver<bool>,
+}
+
+impl Stream {
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(e) = self.first.pop() {
+            return Some(e);
+        }
+        let events = self.events.as_mut()?;
+        tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => Some(sse(&e)),
+                // The session ended, or the stream fell behind: end it.
+                None => {
+                    self.events = None;
+                    None
+                }
+            },
+            // Err: the sender is gone (the server is stopping): say so all the same.
+            _ = self.draining.wait_for(|d| *d) => {
+                self.events = None;
+                Some(Event::default().event("reconnect").data(
+                    serde_json::json!({"reason": "draining", "retryAfter": RECONNECT_AFTER_S})
+                        .to_string(),
+                ))
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod preferences;
 pub mod proxy;
 pub mod sessions;
+pub mod slot_prefs;
 pub mod web;
 
 use std::sync::atomic::AtomicBool;

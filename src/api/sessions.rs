@@ -10,8 +10,8 @@
 //! starts receiving when a publisher arrives, instead of being answered 409.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
@@ -22,6 +22,7 @@ use super::proxy::{self, Forwarded};
 use super::{ApiError, AppState};
 use crate::auth::{Action, AuthError, Claims};
 use crate::cluster::Placement;
+use crate::room::info::{JoinOptions, Source};
 use crate::room::{Command, SessionId, SessionKind};
 
 const SDP: &str = "application/sdp";
@@ -55,10 +56,21 @@ fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
               state: State<AppState>,
               path: Result<Path<String>, PathRejection>,
               forwarded: Option<Extension<Forwarded>>,
+              uri: axum::http::Uri,
+              query: Result<Query<JoinQuery>, QueryRejection>,
               headers: HeaderMap,
               body: Result<Bytes, BytesRejection>| async move {
             match method.as_str() {
-                "POST" => post(kind, state, path, forwarded.is_some(), headers, body).await,
+                "POST" => {
+                    let req = PostRequest {
+                        forwarded: forwarded.is_some(),
+                        raw_query: uri.query().map(str::to_owned),
+                        query,
+                        headers,
+                        body,
+                    };
+                    post(kind, state, path, req).await
+                }
                 "OPTIONS" => Ok(options(&state, allow, true)),
                 "HEAD" | "GET" if kind == SessionKind::Subscriber => {
                     Ok(([(header::CONTENT_TYPE, SDP)], StatusCode::OK).into_response())
@@ -181,18 +193,102 @@ fn base(kind: SessionKind) -> &'static str {
     }
 }
 
+/// The query of a WHIP/WHEP POST (see `docs/conference.md`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct JoinQuery {
+    /// Identity and display name on an open server (ignored with access tokens, whose
+    /// `sub` and `name` win).
+    name: Option<String>,
+    /// WHIP: `camera` (default) or `screen`.
+    source: Option<String>,
+    /// WHEP: watch only this identity.
+    participant: Option<String>,
+}
+
+/// What a POST carries besides its room.
+struct PostRequest {
+    forwarded: bool,
+    raw_query: Option<String>,
+    query: Result<Query<JoinQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+}
+
+/// Identities and names from a URL: 1 to 64 characters of `A-Z a-z 0-9 . _ ~ -` and
+/// space.
+fn identity_param(what: &str, v: &str) -> Result<String, ApiError> {
+    let ok = !v.trim().is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~- ".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{what} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '~', '-', ' '"
+        )))
+    }
+}
+
+/// Who joins: the token's identity, else `?name=`; the source and who to watch.
+fn join_options(
+    kind: SessionKind,
+    claims: Option<Claims>,
+    query: Result<Query<JoinQuery>, QueryRejection>,
+) -> Result<JoinOptions, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut opts = JoinOptions::default();
+    if let Some(n) = &q.name {
+        let n = identity_param("name", n)?;
+        opts.identity = Some(n.clone());
+        opts.name = Some(n);
+    }
+    if let Some(c) = claims {
+        opts.name = c.name.or_else(|| Some(c.sub.clone()));
+        opts.identity = Some(c.sub);
+    }
+    match (kind, q.source.as_deref()) {
+        (_, None) => {}
+        (SessionKind::Publisher, Some(s)) => {
+            opts.source = Source::parse(s).ok_or_else(|| {
+                ApiError::BadRequest("source must be \"camera\" or \"screen\"".into())
+            })?;
+        }
+        (SessionKind::Subscriber, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "source is for WHIP sessions; WHEP sessions receive every source".into(),
+            ))
+        }
+    }
+    if let Some(w) = &q.participant {
+        if kind == SessionKind::Publisher {
+            return Err(ApiError::BadRequest(
+                "participant is for WHEP sessions (watch one participant)".into(),
+            ));
+        }
+        opts.watch = Some(identity_param("participant", w)?);
+    }
+    Ok(opts)
+}
+
 /// POST: create a session from an SDP offer → 201 with the answer, `Location`, `ETag`.
 async fn post(
     kind: SessionKind,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    forwarded: bool,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: PostRequest,
 ) -> Result<Response, ApiError> {
+    let PostRequest {
+        forwarded,
+        raw_query,
+        query,
+        headers,
+        body,
+    } = req;
     let Path(room) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let room = room_name(&room)?;
-    authorize(&state, &headers, room, action_of(kind))?;
+    let claims = authorize(&state, &headers, room, action_of(kind))?;
+    let opts = join_options(kind, claims, query)?;
     if !has_content_type(&headers, SDP) {
         return Err(ApiError::UnsupportedMediaType {
             header: "accept-post",
@@ -206,7 +302,8 @@ async fn post(
     match state.cluster.place(room, forwarded).await {
         Placement::Local => {}
         Placement::Remote(node) => {
-            let path = format!("/{}/{room}", base(kind));
+            let query = raw_query.map(|q| format!("?{q}")).unwrap_or_default();
+            let path = format!("/{}/{room}{query}", base(kind));
             let body = Bytes::from(offer.into_bytes());
             return proxy::to_node(
                 &state,
@@ -230,6 +327,7 @@ async fn post(
         .request(room, create, |reply| Command::Join {
             kind,
             offer: offer.clone(),
+            opts: opts.clone(),
             reply,
         })
         .await?
@@ -260,8 +358,9 @@ async fn post(
     if kind == SessionKind::Subscriber {
         let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
         let events = format!(
-            "<{location}/events>; rel=\"{}\"; events=\"session,reconnect\"",
-            super::events::REL
+            "<{location}/events>; rel=\"{}\"; events=\"{}\"",
+            super::events::REL,
+            super::events::EVENTS
         );
         for link in [layer, events] {
             if let Ok(v) = HeaderValue::from_str(&link) {
@@ -339,6 +438,10 @@ async fn patch(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, action_of(kind))?;
+    if kind == SessionKind::Subscriber && has_content_type(&headers, "application/json") {
+        let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        return super::slot_prefs::patch(&state, &room, &session, &body).await;
+    }
     if !has_content_type(&headers, SDPFRAG) {
         return Err(ApiError::UnsupportedMediaType {
             header: "accept-patch",

@@ -33,6 +33,7 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
         RoomContext {
             endpoint,
             meters: Meters::new(),
+            limits: Default::default(),
         },
     );
     let ready = Arc::new(AtomicBool::new(ready));
@@ -131,9 +132,21 @@ async fn whip_obs_offer_created_then_deleted() {
     assert!(body.contains("a=recvonly"));
     assert!(body.contains("typ host"));
 
-    // A second publisher to the live room conflicts.
-    let (status, h, body) = post(&app, "/whip/obs", OBS).await;
+    // A room takes many publishers, but one camera session per identity.
+    let (status, _, body) = post(&app, "/whip/obs?name=studio", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, h, body) = post(&app, "/whip/obs?name=studio", OBS).await;
     assert_problem(status, &h, &body, 409);
+    let (status, _, body) = post(&app, "/whip/obs?name=studio&source=screen", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for bad in [
+        "/whip/obs?source=tv",
+        "/whip/obs?name=%00x",
+        "/whip/obs?participant=a",
+    ] {
+        let (status, h, body) = post(&app, bad, OBS).await;
+        assert_problem(status, &h, &body, 400);
+    }
 
     let (status, _, _) = send(&app, req("DELETE", &location).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);

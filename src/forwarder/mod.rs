@@ -12,6 +12,7 @@
 
 pub mod allocation;
 pub mod codec;
+mod graph;
 pub mod keyframe;
 pub mod munger;
 pub mod preferences;
@@ -26,14 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
-use str0m::format::{Codec, PayloadParams};
+use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 
-use crate::bwe::allocator::{Allocator, AllocatorConfig};
 use crate::metrics::Meters;
 use crate::room::ParticipantId;
-use allocation::{SubscriberBwe, PROBE_BACKOFF_MIN, REALLOCATE_EVERY};
+use allocation::{SubscriberBwe, REALLOCATE_EVERY};
 use codec::CodecKind;
 use published::PublishedTrack;
 use subscribed::SubscribedTrack;
@@ -46,7 +46,7 @@ pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 
 /// A track: a participant's m-line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackRef {
     /// The participant.
     pub participant: ParticipantId,
@@ -197,136 +197,6 @@ impl Forwarder {
         }
     }
 
-    // ---- graph changes ----
-
-    /// A publisher's m-line with its negotiated payload types and simulcast RIDs in the
-    /// offer's order (empty without simulcast).
-    pub fn add_published(
-        &mut self,
-        track: TrackRef,
-        kind: MediaKind,
-        params: Vec<PayloadParams>,
-        rids: &[Rid],
-    ) {
-        self.published
-            .insert(track, PublishedTrack::new(kind, params, rids));
-    }
-
-    /// A subscriber's m-line, not yet fed by any source. `initial_seq`/`initial_ts` seed
-    /// its outgoing sequence number and timestamp spaces (random, RFC 3550 §5.1).
-    pub fn add_subscribed(
-        &mut self,
-        track: TrackRef,
-        kind: MediaKind,
-        initial_seq: u16,
-        initial_ts: u32,
-    ) -> SubscriptionKey {
-        let key = SubscriptionKey(self.subscribed.insert(SubscribedTrack::new(
-            track,
-            kind,
-            initial_seq,
-            initial_ts,
-        )));
-        self.by_subscriber.insert(track, key);
-        self.bwe
-            .entry(track.participant)
-            .or_insert_with(|| SubscriberBwe {
-                allocator: Allocator::new(AllocatorConfig::default()),
-                estimate: None,
-                starved_since: None,
-                probe_until: None,
-                next_probe: None,
-                probe_backoff: PROBE_BACKOFF_MIN,
-                allocated: 0,
-            });
-        key
-    }
-
-    /// Subscribed tracks without a source: (key, subscriber track, kind).
-    pub fn unbound(&self) -> Vec<(SubscriptionKey, TrackRef, MediaKind)> {
-        self.subscribed
-            .iter()
-            .filter(|(_, s)| s.source.is_none())
-            .map(|(k, s)| {
-                let t = TrackRef {
-                    participant: s.subscriber,
-                    mid: s.mid,
-                };
-                (SubscriptionKey(k), t, s.kind)
-            })
-            .collect()
-    }
-
-    /// A publisher's first track of `kind` (lowest mid), with its payload types.
-    pub fn published_of(
-        &self,
-        publisher: ParticipantId,
-        kind: MediaKind,
-    ) -> Option<(TrackRef, &[PayloadParams])> {
-        self.published
-            .iter()
-            .filter(|(t, p)| t.participant == publisher && p.kind == kind)
-            .min_by_key(|(t, _)| t.mid.to_string())
-            .map(|(t, p)| (*t, p.params.as_slice()))
-    }
-
-    /// Feed subscribed track `key` from `source`, mapping payload types with `pt_map`
-    /// (publisher PT → subscriber PT).
-    pub fn bind(
-        &mut self,
-        now: Instant,
-        key: SubscriptionKey,
-        source: TrackRef,
-        pt_map: Vec<(Pt, Pt)>,
-        out: &mut Vec<ForwarderOutput>,
-    ) {
-        let Some(track) = self.published.get_mut(&source) else {
-            return;
-        };
-        let Some(sub) = self.subscribed.get_mut(key.0) else {
-            return;
-        };
-        sub.bind(source, pt_map);
-        track.subscribers.push(key);
-        let subscriber = sub.subscriber;
-        self.reallocate(now, subscriber, out);
-    }
-
-    /// Remove everything of a participant: its published tracks (their subscribers are
-    /// unbound) and its subscribed tracks.
-    pub fn remove_participant(&mut self, participant: ParticipantId) {
-        let gone: Vec<TrackRef> = self
-            .published
-            .keys()
-            .filter(|t| t.participant == participant)
-            .copied()
-            .collect();
-        for t in gone {
-            if let Some(track) = self.published.remove(&t) {
-                for key in track.subscribers {
-                    if let Some(sub) = self.subscribed.get_mut(key.0) {
-                        sub.unbind();
-                    }
-                }
-            }
-        }
-        let subs: Vec<TrackRef> = self
-            .by_subscriber
-            .keys()
-            .filter(|t| t.participant == participant)
-            .copied()
-            .collect();
-        for t in subs {
-            if let Some(key) = self.by_subscriber.remove(&t) {
-                let sub = self.subscribed.remove(key.0);
-                if let Some(track) = sub.source.and_then(|s| self.published.get_mut(&s)) {
-                    track.subscribers.retain(|k| *k != key);
-                }
-            }
-        }
-        self.bwe.remove(&participant);
-    }
-
     // ---- inputs ----
 
     /// A subscriber's transport came up: start its tracks (asking for keyframes).
@@ -417,6 +287,10 @@ impl Forwarder {
         }) else {
             return;
         };
+        if track.muted {
+            self.meters.dropped(crate::metrics::DropReason::Muted);
+            return;
+        }
         let Some(spatial) = track.layer_of(rid) else {
             self.meters.dropped(crate::metrics::DropReason::OtherLayer);
             return;

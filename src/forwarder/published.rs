@@ -92,6 +92,8 @@ pub struct PublishedTrack {
     /// Bitrate rank of each layer (index = spatial id; 0 = lowest), as of the last
     /// [`PublishedTrack::ladder`].
     pub ranks: Vec<u8>,
+    /// Muted by the room API: packets are counted and dropped.
+    pub muted: bool,
 }
 
 impl PublishedTrack {
@@ -108,6 +110,7 @@ impl PublishedTrack {
             ranks: (0..layers.len() as u8).collect(),
             layers,
             subscribers: Vec::new(),
+            muted: false,
         }
     }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::info::{Audience, RoomEvent};
 use super::room::Room;
-use super::{Command, RoomContext};
+use super::{Command, EventFeed, ParticipantId, RoomContext};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, UdpEndpoint};
 
@@ -17,6 +18,12 @@ use crate::net::{Datagram, RoomKey, UdpEndpoint};
 const DATAGRAM_BATCH: usize = 64;
 /// A room nobody joins within this time after creation exits.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
+/// Room events buffered per event stream; a stream that falls this far behind is
+/// closed (its client reconnects and starts from the current state).
+const EVENT_QUEUE: usize = 256;
+
+/// The open event streams of a room's WHEP sessions.
+type Listeners = Vec<(ParticipantId, mpsc::Sender<RoomEvent>)>;
 
 /// Run the room until it is empty (after at least one command) or its command channel
 /// closes.
@@ -31,8 +38,10 @@ pub async fn run(
         name.clone(),
         key,
         ctx.endpoint.candidates().to_vec(),
+        ctx.limits,
         ctx.meters.clone(),
     );
+    let mut listeners: Listeners = Vec::new();
     metrics::rooms_gauge().increment(1.0);
     info!(room = %name, "room opened");
     let idle_deadline = Instant::now() + IDLE_EXIT;
@@ -43,7 +52,7 @@ pub async fn run(
             biased;
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
-                handle_command(&mut room, Instant::now(), cmd);
+                handle_command(&mut room, Instant::now(), cmd, &mut listeners);
             }
             n = datagrams.recv_many(&mut batch, DATAGRAM_BATCH) => {
                 if n == 0 { break; }
@@ -56,6 +65,7 @@ pub async fn run(
             }
         }
         send_all(&mut room, &ctx.endpoint, &ctx.meters).await;
+        fan_out(&mut room, &mut listeners);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
         let done = room.ever_joined() || Instant::now() >= idle_deadline;
@@ -67,11 +77,58 @@ pub async fn run(
     info!(room = %name, "room closed");
 }
 
-fn handle_command(room: &mut Room, now: Instant, cmd: Command) {
+fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut Listeners) {
     match cmd {
-        Command::Join { kind, offer, reply } => {
-            let res = room.handle_join(now, kind, &offer);
+        Command::Join {
+            kind,
+            offer,
+            opts,
+            reply,
+        } => {
+            let res = room.handle_join(now, kind, &offer, &opts);
             let _ = reply.send(res);
+        }
+        Command::Preferences {
+            session,
+            prefs,
+            caps,
+            reply,
+        } => {
+            let _ = reply.send(room.handle_preferences(now, &session, &prefs, &caps));
+        }
+        Command::Events { session, reply } => {
+            // Events queued before this stream opened are already in its start state.
+            fan_out(room, listeners);
+            let feed = room.event_start(&session).map(|start| {
+                let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+                listeners.push((start.viewer, tx));
+                EventFeed {
+                    identity: start.identity,
+                    start: start.events,
+                    events: rx,
+                }
+            });
+            let _ = reply.send(feed);
+        }
+        Command::Summary { reply } => {
+            let _ = reply.send(room.summary());
+        }
+        Command::Detail { reply } => {
+            let _ = reply.send(room.detail());
+        }
+        Command::Remove { identity, reply } => {
+            let _ = reply.send(room.remove_identity(now, &identity));
+        }
+        Command::Mute {
+            identity,
+            track,
+            muted,
+            reply,
+        } => {
+            let _ = reply.send(room.mute(now, &identity, &track, muted));
+        }
+        Command::Close { reply } => {
+            let _ = reply.send(room.close_all(now));
         }
         Command::Leave { session, reply } => {
             let _ = reply.send(room.handle_leave(now, &session));
@@ -90,6 +147,25 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command) {
         Command::Exists { session, reply } => {
             let _ = reply.send(room.has_session(&session));
         }
+    }
+}
+
+/// Hand the room's new events to the event streams they are for. A stream whose
+/// session ended, whose client went away, or that fell `EVENT_QUEUE` behind is dropped
+/// (closing it). Runs only when the room produced events.
+fn fan_out(room: &mut Room, listeners: &mut Listeners) {
+    let events = room.take_events();
+    if events.is_empty() {
+        return;
+    }
+    listeners.retain(|(viewer, tx)| room.has_participant(*viewer) && !tx.is_closed());
+    for (audience, event) in events {
+        listeners.retain(|(viewer, tx)| {
+            if audience != Audience::All && audience != Audience::Viewer(*viewer) {
+                return true;
+            }
+            tx.try_send(event.clone()).is_ok()
+        });
     }
 }
 

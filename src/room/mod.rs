@@ -4,10 +4,15 @@
 //! in [`signaling`].
 
 pub mod actor;
+pub use room::admin;
+pub mod conference;
+pub mod info;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;
 pub mod signaling;
+pub mod slots;
+pub mod speaker;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -102,9 +107,13 @@ pub enum JoinError {
     /// Parseable but not acceptable: direction, codecs, track count (422).
     #[error("unacceptable SDP offer: {0}")]
     Unacceptable(String),
-    /// The room already has a live publisher (409).
-    #[error("room already has a publisher")]
-    PublisherExists,
+    /// Conflicts with the room's state: a second WHIP session of the same identity and
+    /// source (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A room limit is reached (429).
+    #[error("{0}")]
+    RoomFull(String),
 }
 
 /// A request to a room actor. Each carries the channel its answer goes back on.
@@ -116,6 +125,8 @@ pub enum Command {
         kind: SessionKind,
         /// The SDP offer text.
         offer: String,
+        /// Identity, display name, source, who to watch.
+        opts: info::JoinOptions,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Joined, JoinError>>,
     },
@@ -144,6 +155,58 @@ pub enum Command {
         /// The report.
         reply: oneshot::Sender<Option<crate::forwarder::preferences::SubscriberStats>>,
     },
+    /// A WHEP viewer's slot preferences and caps. Replies `None` for an unknown
+    /// session, `Some(Err(why))` when refused (422).
+    Preferences {
+        /// The (subscriber) session.
+        session: SessionId,
+        /// Pins and pauses.
+        prefs: Vec<conference::SlotPreference>,
+        /// Resolution caps.
+        caps: Vec<admin::SlotCap>,
+        /// Outcome.
+        reply: oneshot::Sender<Option<Result<(), String>>>,
+    },
+    /// Open a WHEP session's event stream. Replies `None` for an unknown session.
+    Events {
+        /// The (subscriber) session.
+        session: SessionId,
+        /// The current state and the receiver of later events.
+        reply: oneshot::Sender<Option<EventFeed>>,
+    },
+    /// Room API: the room in one line.
+    Summary {
+        /// The summary.
+        reply: oneshot::Sender<info::RoomSummary>,
+    },
+    /// Room API: the room with its participants.
+    Detail {
+        /// The detail.
+        reply: oneshot::Sender<info::RoomDetail>,
+    },
+    /// Room API: end every session of an identity. Replies whether it had any.
+    Remove {
+        /// The identity.
+        identity: String,
+        /// `true` if it had sessions.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Room API: mute or unmute a published track. Replies whether it exists.
+    Mute {
+        /// The identity.
+        identity: String,
+        /// Track id (`camera-audio`, …).
+        track: String,
+        /// Mute (`true`) or unmute.
+        muted: bool,
+        /// `true` if the track exists.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Room API: end every session. Replies how many ended.
+    Close {
+        /// Sessions ended.
+        reply: oneshot::Sender<usize>,
+    },
     /// Whether a session of this kind exists (for PATCH).
     Exists {
         /// The session.
@@ -151,6 +214,19 @@ pub enum Command {
         /// `true` if it exists.
         reply: oneshot::Sender<bool>,
     },
+}
+
+/// A WHEP session's event stream as the room actor hands it out: the state to start
+/// with, then every later event for the session (the channel closes when the session
+/// ends, or when the client reads too slowly — it then reconnects and starts over).
+#[derive(Debug)]
+pub struct EventFeed {
+    /// The session's identity.
+    pub identity: String,
+    /// `participants`, `slots`, `active-speaker`, `viewers`.
+    pub start: Vec<info::RoomEvent>,
+    /// Later events.
+    pub events: mpsc::Receiver<info::RoomEvent>,
 }
 
 /// Cheap handle to a live room actor.
@@ -179,6 +255,8 @@ pub struct RoomContext {
     pub endpoint: Arc<UdpEndpoint>,
     /// Metric handles.
     pub meters: Meters,
+    /// Per-room limits.
+    pub limits: info::RoomLimits,
 }
 
 /// The registry of live rooms by name. Its lock is held only to look up, insert or

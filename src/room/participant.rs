@@ -76,6 +76,8 @@ pub enum EndReason {
     Error,
     /// The peer closed DTLS.
     Closed,
+    /// Removed by the room API (participant removed or room closed).
+    Removed,
 }
 
 impl EndReason {
@@ -86,6 +88,7 @@ impl EndReason {
             EndReason::Timeout => "timeout",
             EndReason::Error => "error",
             EndReason::Closed => "closed",
+            EndReason::Removed => "removed",
         }
     }
 }

@@ -16,6 +16,8 @@ use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use tracing::info;
 
+use super::conference::Conference;
+use super::info::{Audience, JoinOptions, RoomEvent, RoomLimits};
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
 use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
@@ -40,7 +42,7 @@ pub struct Room {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     by_session: HashMap<SessionId, ParticipantId>,
-    publisher: Option<(ParticipantId, Option<Codec>)>,
+    conference: Conference,
     forwarder: Forwarder,
     out: Outbox,
     commands: Vec<ForwarderOutput>,
@@ -51,7 +53,13 @@ pub struct Room {
 
 impl Room {
     /// An empty room. `candidates` are the host candidates every session advertises.
-    pub fn new(name: String, key: RoomKey, candidates: Vec<SocketAddr>, meters: Meters) -> Self {
+    pub fn new(
+        name: String,
+        key: RoomKey,
+        candidates: Vec<SocketAddr>,
+        limits: RoomLimits,
+        meters: Meters,
+    ) -> Self {
         Room {
             name,
             key,
@@ -60,7 +68,7 @@ impl Room {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_session: HashMap::new(),
-            publisher: None,
+            conference: Conference::new(limits),
             forwarder: Forwarder::new(meters.clone()),
             out: Outbox::default(),
             commands: Vec::new(),
@@ -92,6 +100,11 @@ impl Room {
         self.used
     }
 
+    /// Whether a participant (session) is live here.
+    pub fn has_participant(&self, id: ParticipantId) -> bool {
+        self.participants.contains_key(&id)
+    }
+
     /// Whether `session` is live here.
     pub fn has_session(&self, session: &SessionId) -> bool {
         self.by_session.contains_key(session)
@@ -99,43 +112,32 @@ impl Room {
 
     // ---- inputs ----
 
-    /// Add a publisher (WHIP) or subscriber (WHEP) from its SDP offer.
+    /// Add a publisher (WHIP) or subscriber (WHEP) from its SDP offer, as the identity
+    /// in `opts` (see `docs/conference.md`).
     ///
     /// Errors: `Malformed` (400) for unparseable SDP; `Unacceptable` (422) naming the
-    /// line for a wrong direction, no common codec, or too many tracks;
-    /// `PublisherExists` (409) for a second publisher.
+    /// line for a wrong direction, no common codec, or too many tracks; `Conflict` (409)
+    /// for a second WHIP session of the same identity and source; `RoomFull` (429) past
+    /// a room limit.
     pub fn handle_join(
         &mut self,
         now: Instant,
         kind: SessionKind,
         offer: &str,
+        opts: &JoinOptions,
     ) -> Result<Joined, JoinError> {
         self.used = true;
         let lines = signaling::inspect_offer(offer);
         signaling::validate(kind, &lines)?;
+        let (identity, display) = self.conference.admit(kind, opts)?;
         let video: Vec<Codec> = match kind {
-            SessionKind::Publisher => {
-                if self.publisher.is_some() {
-                    return Err(JoinError::PublisherExists);
-                }
-                signaling::publisher_video_codec(&lines)
-                    .into_iter()
-                    .collect()
+            SessionKind::Publisher => signaling::publisher_video_codec(&lines)
+                .into_iter()
+                .collect(),
+            SessionKind::Subscriber => {
+                self.check_viewer_codecs(&lines)?;
+                VIDEO_CODECS.to_vec()
             }
-            SessionKind::Subscriber => match self.publisher.and_then(|(_, c)| c) {
-                Some(c) => {
-                    if let Some(l) = lines.iter().find(|l| {
-                        l.kind == LineKind::Video && !l.port_zero && !l.codecs.contains(&c)
-                    }) {
-                        return Err(JoinError::Unacceptable(format!(
-                            "line {}: the publisher sends {c}, which this offer does not accept",
-                            l.line
-                        )));
-                    }
-                    vec![c]
-                }
-                None => VIDEO_CODECS.to_vec(),
-            },
         };
         let creds = signaling::ice_creds(&self.key.ufrag_prefix());
         let ufrag = creds.ufrag.clone();
@@ -164,7 +166,8 @@ impl Room {
             })
             .collect();
         let only_mids: Vec<Mid> = mids.iter().map(|(m, _)| *m).collect();
-        for (mid, media_kind) in p.medias(&only_mids) {
+        let medias = p.medias(&only_mids);
+        for &(mid, media_kind) in &medias {
             let rids = mids
                 .iter()
                 .find(|(m, _)| *m == mid)
@@ -189,9 +192,6 @@ impl Room {
                 }
             }
         }
-        if kind == SessionKind::Publisher {
-            self.publisher = Some((id, video.first().copied()));
-        }
         self.by_ufrag.insert(ufrag.clone(), id);
         self.by_session.insert(session.clone(), id);
         self.participants.insert(id, p);
@@ -199,9 +199,18 @@ impl Room {
         self.meters
             .live_sessions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        info!(room = %self.name, session = %session, kind = kind.as_str(), "session joined");
-
-        self.bind_tracks(now);
+        info!(room = %self.name, session = %session, kind = kind.as_str(), identity = %identity, "session joined");
+        self.conference.add(
+            now,
+            &self.forwarder,
+            id,
+            kind,
+            identity,
+            display,
+            opts,
+            medias,
+        );
+        self.reassign(now);
         self.process(now);
         Ok(Joined {
             session,
@@ -293,6 +302,11 @@ impl Room {
         if self.forwarder.poll_timeout().is_some_and(|t| now >= t) {
             self.forwarder.handle_timeout(now, &mut self.commands);
         }
+        if self.conference.poll_timeout().is_some_and(|t| now >= t)
+            && self.conference.handle_timeout(now, &mut self.forwarder)
+        {
+            self.reassign(now);
+        }
         self.process(now);
     }
 
@@ -303,35 +317,75 @@ impl Room {
         self.out.transmits.pop_front()
     }
 
+    /// Room events queued since the last call, in order, with who each is for.
+    pub fn take_events(&mut self) -> Vec<(Audience, RoomEvent)> {
+        self.conference.take_events()
+    }
+
     /// When [`Room::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let p = self.participants.values().map(|p| p.poll_timeout()).min();
-        match (p, self.forwarder.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            p,
+            self.forwarder.poll_timeout(),
+            self.conference.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- internals ----
 
-    /// Feed unbound subscribed tracks from the publisher's track of the same kind.
-    fn bind_tracks(&mut self, now: Instant) {
-        let Some((publisher, _)) = self.publisher else {
-            return;
-        };
-        for (key, sub_track, kind) in self.forwarder.unbound() {
-            let Some((source, params)) = self.forwarder.published_of(publisher, kind) else {
-                continue;
-            };
-            let Some(sub) = self.participants.get(&sub_track.participant) else {
-                continue;
-            };
-            let pt_map = params
-                .iter()
-                .filter_map(|p| sub.matching_pt(sub_track.mid, p).map(|pt| (p.pt(), pt)))
-                .collect();
-            self.forwarder
-                .bind(now, key, source, pt_map, &mut self.commands);
+    /// Re-assign every WHEP session's slots (joins, leaves, speaker changes, pins).
+    fn reassign(&mut self, now: Instant) {
+        let participants = &self.participants;
+        self.conference.reassign(
+            now,
+            &mut self.forwarder,
+            |slot, params| {
+                let Some(sub) = participants.get(&slot.participant) else {
+                    return Vec::new();
+                };
+                params
+                    .iter()
+                    .filter_map(|p| sub.matching_pt(slot.mid, p).map(|pt| (p.pt(), pt)))
+                    .collect()
+            },
+            &mut self.commands,
+        );
+    }
+
+    /// A WHEP offer must accept at least one video codec the room's publishers send, if
+    /// it has video lines and the room has video (422 otherwise, naming the line).
+    fn check_viewer_codecs(&self, lines: &[signaling::OfferLine]) -> Result<(), JoinError> {
+        let sent: Vec<Codec> = self
+            .forwarder
+            .published_tracks()
+            .iter()
+            .filter_map(|(t, _)| self.forwarder.published_params(*t))
+            .flatten()
+            .map(|p| p.spec().codec)
+            .filter(|c| VIDEO_CODECS.contains(c))
+            .collect();
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let refused = lines.iter().find(|l| {
+            l.kind == LineKind::Video && !l.port_zero && !l.codecs.iter().any(|c| sent.contains(c))
+        });
+        match refused {
+            Some(l) => {
+                let mut names: Vec<String> = sent.iter().map(|c| c.to_string()).collect();
+                names.sort();
+                names.dedup();
+                Err(JoinError::Unacceptable(format!(
+                    "line {}: the room's publishers send {}, which this offer does not accept",
+                    l.line,
+                    names.join(", ")
+                )))
+            }
+            None => Ok(()),
         }
     }
 
@@ -349,6 +403,15 @@ impl Room {
                     self.forwarder.handle_connected(now, id, &mut self.commands);
                 }
                 ParticipantEvent::Rtp { mid, rid, packet } => {
+                    if let Some(level) = packet.header.ext_vals.audio_level {
+                        let track = TrackRef {
+                            participant: id,
+                            mid,
+                        };
+                        // str0m gives the RFC 6464 level negated (-dBov).
+                        let level = level.unsigned_abs().min(127);
+                        self.conference.observe_audio(now, track, level);
+                    }
                     self.meters.rtp_in_packets.increment(1);
                     self.meters
                         .rtp_in_bytes
@@ -427,24 +490,25 @@ impl Room {
             let Some(mut p) = self.participants.remove(&id) else {
                 continue;
             };
-            if reason != EndReason::Delete {
+            if !matches!(reason, EndReason::Delete | EndReason::Removed) {
                 p.close(reason, &mut self.out);
             }
             self.by_addr.retain(|_, v| *v != id);
             self.by_ufrag.remove(p.ufrag());
             self.by_session.remove(p.session());
+            self.conference.remove(&self.forwarder, id);
             self.forwarder.remove_participant(id);
-            if self.publisher.is_some_and(|(pid, _)| pid == id) {
-                self.publisher = None;
-            }
             metrics::session_ended(p.kind().as_str(), reason.as_str());
             self.meters
                 .live_sessions
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             info!(room = %self.name, session = %p.session(), reason = reason.as_str(), "session ended");
         }
-        // A subscriber may now be fed by nobody; nothing to bind until a publisher joins.
-        self.bind_tracks(now);
+        // Slots the ended sessions filled (or watched from) are re-assigned.
+        self.reassign(now);
         self.apply_commands(now);
     }
 }
+
+#[path = "admin.rs"]
+pub mod admin;

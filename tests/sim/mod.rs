@@ -95,7 +95,13 @@ impl Sim {
     pub fn new() -> Self {
         let t0 = Instant::now();
         let server: SocketAddr = SERVER_ADDR.parse().expect("server address");
-        let room = Room::new("sim".into(), RoomKey(1), vec![server], Meters::new());
+        let room = Room::new(
+            "sim".into(),
+            RoomKey(1),
+            vec![server],
+            Default::default(),
+            Meters::new(),
+        );
         Sim {
             t0,
             now: t0,
@@ -168,7 +174,7 @@ impl Sim {
         };
         let joined = self
             .room
-            .handle_join(self.now, kind, &offer)
+            .handle_join(self.now, kind, &offer, &join_options(name))
             .unwrap_or_else(|e| panic!("{name}: join refused: {e}"));
         self.last_room_timeout = None;
         self.peers.push(peer);
@@ -347,5 +353,13 @@ impl Sim {
 impl Default for Sim {
     fn default() -> Self {
         Sim::new()
+    }
+}
+
+/// Every simulated peer joins as the identity of its name.
+pub fn join_options(name: &str) -> switchboard::room::info::JoinOptions {
+    switchboard::room::info::JoinOptions {
+        identity: Some(name.to_owned()),
+        ..Default::default()
     }
 }

@@ -1,0 +1,676 @@
+//! The conference layer of a room: who is who (identities over WHIP/WHEP sessions),
+//! each WHEP session's slots and which published track each slot shows, the active
+//! speaker, and the room events that tell clients about all of it.
+//!
+//! Sans-IO and clock-free like the rest of the room: inputs carry `now`; slot changes
+//! are applied to the [`Forwarder`] (re-binding subscribed tracks), events are queued
+//! for the room actor to fan out. Cold path except [`Conference::observe_audio`], which
+//! is O(1) per audio packet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid, Pt};
+
+use super::info::{
+    Audience, JoinOptions, LayerInfo, ParticipantInfo, RoomEvent, RoomLimits, SlotInfo, Source,
+    SpeakerInfo, TrackInfo,
+};
+use super::slots::{self, AudioCandidate, Pin, SlotState, VideoCandidate};
+use super::speaker::{SpeakerConfig, SpeakerDetector};
+use super::{JoinError, ParticipantId, SessionKind};
+use crate::forwarder::{Forwarder, ForwarderOutput, TrackRef};
+
+/// One session's place in the conference.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The participant's identity.
+    pub identity: Arc<str>,
+    /// Display name.
+    pub name: Arc<str>,
+    /// WHIP or WHEP.
+    pub kind: SessionKind,
+    /// What a WHIP session publishes.
+    pub source: Source,
+    /// A WHEP session that watches only this identity.
+    pub watch: Option<Arc<str>>,
+    /// Join order in the room (smaller: earlier).
+    pub order: u64,
+}
+
+/// One slot: a WHEP m-line.
+#[derive(Debug, Clone)]
+struct Slot {
+    mid: Mid,
+    kind: MediaKind,
+    state: SlotState<TrackRef>,
+    /// Last layer reported in a `layer` event: (rid, spatial, temporal, width, height).
+    reported: Option<LayerInfo>,
+}
+
+/// A viewer's preference for one slot (a `PATCH` JSON request).
+#[derive(Debug, Clone, Default)]
+pub struct SlotPreference {
+    /// The slot's MID.
+    pub mid: String,
+    /// `Some(Some(p))`: pin; `Some(None)`: unpin; `None`: leave as is.
+    pub pin: Option<Option<Pin>>,
+    /// Pause (`true`) or resume.
+    pub paused: Option<bool>,
+}
+
+/// Identities, slots and the active speaker of one room.
+pub struct Conference {
+    members: HashMap<ParticipantId, Member>,
+    viewers: HashMap<ParticipantId, Vec<Slot>>,
+    speaker: SpeakerDetector<TrackRef>,
+    active: Option<Arc<str>>,
+    next_order: u64,
+    limits: RoomLimits,
+    events: Vec<(Audience, RoomEvent)>,
+    /// Next check of the layers forwarded into video slots (while there are viewers).
+    next_report: Option<Instant>,
+}
+
+/// How often the layers forwarded into video slots are compared with those last
+/// reported in `layer` events.
+const LAYER_REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Conference {
+    /// An empty conference with per-room `limits`.
+    pub fn new(limits: RoomLimits) -> Self {
+        Conference {
+            members: HashMap::new(),
+            viewers: HashMap::new(),
+            speaker: SpeakerDetector::new(SpeakerConfig::default()),
+            active: None,
+            next_order: 1,
+            limits,
+            events: Vec::new(),
+            next_report: None,
+        }
+    }
+
+    // ---- getters ----
+
+    /// A session's membership.
+    pub fn member(&self, id: ParticipantId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    /// Sessions of an identity.
+    pub fn sessions_of(&self, identity: &str) -> Vec<ParticipantId> {
+        let mut v: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| &*m.identity == identity)
+            .map(|(id, _)| *id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Number of WHEP sessions.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.len()
+    }
+
+    /// Distinct identities, and those with a WHIP session.
+    pub fn counts(&self) -> (usize, usize) {
+        let mut all: Vec<&str> = self.members.values().map(|m| &*m.identity).collect();
+        let mut publishing: Vec<&str> = self
+            .members
+            .values()
+            .filter(|m| m.kind == SessionKind::Publisher)
+            .map(|m| &*m.identity)
+            .collect();
+        for v in [&mut all, &mut publishing] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        (all.len(), publishing.len())
+    }
+
+    /// Everybody in the room, in join order.
+    pub fn participants(&self, fwd: &Forwarder) -> Vec<ParticipantInfo> {
+        let mut first: Vec<(u64, Arc<str>)> = Vec::new();
+        for m in self.members.values() {
+            match first.iter_mut().find(|(_, i)| *i == m.identity) {
+                Some(e) => e.0 = e.0.min(m.order),
+                None => first.push((m.order, m.identity.clone())),
+            }
+        }
+        first.sort();
+        first
+            .iter()
+            .filter_map(|(_, i)| self.participant(fwd, i))
+            .collect()
+    }
+
+    /// One participant, if it has a session here.
+    pub fn participant(&self, fwd: &Forwarder, identity: &str) -> Option<ParticipantInfo> {
+        let sessions = self.sessions_of(identity);
+        let first = self.members.get(sessions.first()?)?;
+        let mut info = ParticipantInfo {
+            identity: identity.to_owned(),
+            name: first.name.to_string(),
+            publishing: false,
+            watching: false,
+            tracks: Vec::new(),
+        };
+        for id in sessions {
+            let m = &self.members[&id];
+            match m.kind {
+                SessionKind::Subscriber => info.watching = true,
+                SessionKind::Publisher => {
+                    info.publishing = true;
+                    for (t, kind) in fwd.published_tracks() {
+                        if t.participant == id {
+                            info.tracks.push(track_info(fwd, t, kind, m.source));
+                        }
+                    }
+                }
+            }
+        }
+        Some(info)
+    }
+
+    /// The published track `track_id` (`{source}-{kind}`) of an identity.
+    pub fn track_of(&self, fwd: &Forwarder, identity: &str, track_id: &str) -> Option<TrackRef> {
+        let (source, kind) = track_id.split_once('-')?;
+        let source = Source::parse(source)?;
+        let pid = self.sessions_of(identity).into_iter().find(|id| {
+            let m = &self.members[id];
+            m.kind == SessionKind::Publisher && m.source == source
+        })?;
+        fwd.published_tracks()
+            .into_iter()
+            .find(|(t, k)| t.participant == pid && kind_str(*k) == kind)
+            .map(|(t, _)| t)
+    }
+
+    // ---- inputs ----
+
+    /// Check a join against the room's state and limits; returns the identity and the
+    /// display name to use. Errors: `Conflict` (409) for a second WHIP session of the
+    /// same identity and source; `RoomFull` (429) past a limit.
+    pub fn admit(
+        &self,
+        kind: SessionKind,
+        opts: &JoinOptions,
+    ) -> Result<(Arc<str>, Arc<str>), JoinError> {
+        let identity: Arc<str> = match &opts.identity {
+            Some(i) => i.as_str().into(),
+            None => format!("anon-{:08x}", rand::random::<u32>()).into(),
+        };
+        let name: Arc<str> = opts.name.as_deref().map_or(identity.clone(), Arc::from);
+        let sessions = self.sessions_of(&identity);
+        let known = !sessions.is_empty();
+        let publishing = sessions
+            .iter()
+            .any(|id| self.members[id].kind == SessionKind::Publisher);
+        if kind == SessionKind::Publisher {
+            let dup = sessions.iter().any(|id| {
+                let m = &self.members[id];
+                m.kind == SessionKind::Publisher && m.source == opts.source
+            });
+            if dup {
+                return Err(JoinError::Conflict(format!(
+                    "{identity} already publishes its {} in this room",
+                    opts.source.as_str()
+                )));
+            }
+        }
+        let (all, publishers) = self.counts();
+        let max_all = self.limits.max_participants as usize;
+        if !known && max_all > 0 && all >= max_all {
+            return Err(JoinError::RoomFull(format!(
+                "the room has its maximum of {max_all} participants"
+            )));
+        }
+        let max_pub = self.limits.max_publishers as usize;
+        if kind == SessionKind::Publisher && !publishing && max_pub > 0 && publishers >= max_pub {
+            return Err(JoinError::RoomFull(format!(
+                "the room has its maximum of {max_pub} publishers"
+            )));
+        }
+        Ok((identity, name))
+    }
+
+    /// A session joined (its published or subscribed tracks are already in `fwd`).
+    /// `slots`: a WHEP session's m-lines in offer order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        now: Instant,
+        fwd: &Forwarder,
+        id: ParticipantId,
+        kind: SessionKind,
+        identity: Arc<str>,
+        name: Arc<str>,
+        opts: &JoinOptions,
+        slots: Vec<(Mid, MediaKind)>,
+    ) {
+        let known = !self.sessions_of(&identity).is_empty();
+        let order = self.next_order;
+        self.next_order += 1;
+        self.members.insert(
+            id,
+            Member {
+                identity: identity.clone(),
+                name,
+                kind,
+                source: opts.source,
+                watch: opts.watch.as_deref().map(Arc::from),
+                order,
+            },
+        );
+        if kind == SessionKind::Subscriber {
+            let slots = slots
+                .into_iter()
+                .map(|(mid, kind)| Slot {
+                    mid,
+                    kind,
+                    state: SlotState::default(),
+                    reported: None,
+                })
+                .collect();
+            self.viewers.insert(id, slots);
+            self.next_report.get_or_insert(now + LAYER_REPORT_EVERY);
+            self.emit_viewers();
+        }
+        if let Some(p) = self.participant(fwd, &identity) {
+            let name = if known {
+                "participant-updated"
+            } else {
+                "participant-joined"
+            };
+            self.emit(Audience::All, RoomEvent::new(name, &p));
+        }
+    }
+
+    /// A session ended (call before its tracks leave `fwd`).
+    pub fn remove(&mut self, fwd: &Forwarder, id: ParticipantId) {
+        let Some(m) = self.members.remove(&id) else {
+            return;
+        };
+        for (t, _) in fwd.published_tracks() {
+            if t.participant == id {
+                self.speaker.remove(t);
+            }
+        }
+        if self.viewers.remove(&id).is_some() {
+            self.emit_viewers();
+        }
+        match self.participant(fwd, &m.identity) {
+            Some(mut p) => {
+                // `fwd` still lists the ended session's tracks: leave them out.
+                if m.kind == SessionKind::Publisher {
+                    p.tracks.retain(|t| t.source != m.source);
+                    p.publishing = self
+                        .sessions_of(&m.identity)
+                        .iter()
+                        .any(|s| self.members[s].kind == SessionKind::Publisher);
+                }
+                self.emit(Audience::All, RoomEvent::new("participant-updated", &p));
+            }
+            None => {
+                let left = serde_json::json!({ "identity": &*m.identity });
+                self.emit(Audience::All, RoomEvent::new("participant-left", &left));
+                if self.active.as_deref() == Some(&*m.identity) {
+                    self.active = None;
+                    self.emit_active_speaker();
+                }
+            }
+        }
+    }
+
+    /// One audio packet of a published track with its RFC 6464 level (-dBov, 0..=127).
+    pub fn observe_audio(&mut self, now: Instant, track: TrackRef, level: u8) {
+        self.speaker.observe(now, track, Some(level));
+    }
+
+    /// When [`Conference::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.speaker.poll_timeout(), self.next_report]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Evaluate the speakers and report layer changes. Returns whether slots must be
+    /// re-assigned.
+    pub fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder) -> bool {
+        if self.viewers.is_empty() {
+            self.next_report = None;
+        } else if self.next_report.is_none_or(|t| now >= t) {
+            self.report_layers(now, fwd);
+            self.next_report = Some(now + LAYER_REPORT_EVERY);
+        }
+        if self.speaker.poll_timeout().is_none_or(|t| now < t) {
+            return false;
+        }
+        let changes = self.speaker.handle_timeout(now);
+        if changes.active {
+            let active = self
+                .speaker
+                .active()
+                .and_then(|t| self.members.get(&t.participant))
+                .map(|m| m.identity.clone());
+            if active != self.active {
+                self.active = active;
+                self.emit_active_speaker();
+            }
+        }
+        changes.active || changes.speaking
+    }
+
+    /// Apply a viewer's slot preferences (validated first: nothing changes on error).
+    /// Errors are for a 422: an unknown MID, or a pin naming nobody in the room.
+    pub fn set_preferences(
+        &mut self,
+        viewer: ParticipantId,
+        prefs: &[SlotPreference],
+    ) -> Result<(), String> {
+        let Some(slots) = self.viewers.get(&viewer) else {
+            return Err("not a WHEP session".into());
+        };
+        for p in prefs {
+            if !slots.iter().any(|s| s.mid.to_string() == p.mid) {
+                return Err(format!("no slot with mid {:?} in this session", p.mid));
+            }
+            if let Some(Some(pin)) = &p.pin {
+                if self.sessions_of(&pin.identity).is_empty() {
+                    return Err(format!(
+                        "pin: no participant {:?} in the room",
+                        pin.identity
+                    ));
+                }
+            }
+        }
+        let slots = self.viewers.get_mut(&viewer).expect("checked above");
+        for p in prefs {
+            let slot = slots
+                .iter_mut()
+                .find(|s| s.mid.to_string() == p.mid)
+                .expect("checked above");
+            if let Some(pin) = &p.pin {
+                slot.state.pin = pin.clone();
+            }
+            if let Some(paused) = p.paused {
+                slot.state.paused = paused;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-assign every viewer's slots and apply the changes to `fwd`. `pt_map(slot,
+    /// params)` maps a source's payload types to the viewer's (empty: incompatible).
+    pub fn reassign(
+        &mut self,
+        now: Instant,
+        fwd: &mut Forwarder,
+        pt_map: impl Fn(TrackRef, &[PayloadParams]) -> Vec<(Pt, Pt)>,
+        out: &mut Vec<ForwarderOutput>,
+    ) {
+        let tracks = fwd.published_tracks();
+        let mut last_spoke: HashMap<Arc<str>, Instant> = HashMap::new();
+        for (t, kind) in &tracks {
+            let (Some(m), MediaKind::Audio) = (self.members.get(&t.participant), kind) else {
+                continue;
+            };
+            if let Some(at) = self.speaker.last_spoke(*t) {
+                let e = last_spoke.entry(m.identity.clone()).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+        let mut viewers: Vec<ParticipantId> = self.viewers.keys().copied().collect();
+        viewers.sort();
+        for viewer in viewers {
+            let me = &self.members[&viewer];
+            let mut video = Vec::new();
+            let mut audio = Vec::new();
+            for (t, kind) in &tracks {
+                let Some(m) = self.members.get(&t.participant) else {
+                    continue;
+                };
+                if m.identity == me.identity || me.watch.as_ref().is_some_and(|w| *w != m.identity)
+                {
+                    continue;
+                }
+                let screen = m.source == Source::Screen;
+                let spoke = last_spoke.get(&m.identity).copied();
+                match kind {
+                    MediaKind::Video => video.push(VideoCandidate {
+                        track: *t,
+                        identity: m.identity.to_string(),
+                        screen,
+                        joined: m.order,
+                        last_spoke: spoke,
+                    }),
+                    MediaKind::Audio => audio.push(AudioCandidate {
+                        track: *t,
+                        identity: m.identity.to_string(),
+                        screen,
+                        joined: m.order,
+                        level: self.speaker.level(*t),
+                        last_spoke: spoke,
+                    }),
+                }
+            }
+            let slots = self.viewers.get_mut(&viewer).expect("listed above");
+            let mut changed = false;
+            for kind in [MediaKind::Video, MediaKind::Audio] {
+                let idx: Vec<usize> = (0..slots.len())
+                    .filter(|i| slots[*i].kind == kind)
+                    .collect();
+                let Some(&first) = idx.first() else {
+                    continue;
+                };
+                // Every slot of a kind negotiates the same codecs: check compatibility once.
+                let probe = TrackRef {
+                    participant: viewer,
+                    mid: slots[first].mid,
+                };
+                let ok = |t: TrackRef| {
+                    fwd.published_params(t)
+                        .is_some_and(|p| !pt_map(probe, p).is_empty())
+                };
+                let states: Vec<SlotState<TrackRef>> =
+                    idx.iter().map(|i| slots[*i].state.clone()).collect();
+                let assigned = match kind {
+                    MediaKind::Video => {
+                        video.retain(|c| ok(c.track));
+                        slots::assign_video(&states, &video)
+                    }
+                    MediaKind::Audio => {
+                        audio.retain(|c| ok(c.track));
+                        slots::assign_audio(&states, &audio)
+                    }
+                };
+                for (i, new) in idx.into_iter().zip(assigned) {
+                    let slot = &mut slots[i];
+                    if slot.state.current == new {
+                        continue;
+                    }
+                    changed = true;
+                    slot.state.current = new;
+                    let sub = TrackRef {
+                        participant: viewer,
+                        mid: slot.mid,
+                    };
+                    let Some(key) = fwd.key_of(sub) else {
+                        continue;
+                    };
+                    let source = new.and_then(|src| {
+                        let map = pt_map(sub, fwd.published_params(src)?);
+                        Some((src, map))
+                    });
+                    fwd.rebind(now, key, source, out);
+                }
+            }
+            if changed {
+                let ev = RoomEvent::new("slots", &self.slot_map(fwd, viewer));
+                self.emit(Audience::Viewer(viewer), ev);
+            }
+        }
+    }
+
+    /// `layer` events for video slots whose forwarded layer changed since last reported.
+    fn report_layers(&mut self, now: Instant, fwd: &mut Forwarder) {
+        let mut events = Vec::new();
+        for (viewer, slots) in self.viewers.iter_mut() {
+            for slot in slots.iter_mut().filter(|s| s.kind == MediaKind::Video) {
+                let sub = TrackRef {
+                    participant: *viewer,
+                    mid: slot.mid,
+                };
+                let view = fwd.key_of(sub).and_then(|k| fwd.current_layer(now, k));
+                let owner = slot.state.current.and_then(|t| {
+                    let m = self.members.get(&t.participant)?;
+                    Some((
+                        m.identity.to_string(),
+                        format!("{}-video", m.source.as_str()),
+                    ))
+                });
+                let info = LayerInfo {
+                    mid: slot.mid.to_string(),
+                    identity: owner.as_ref().map(|o| o.0.clone()),
+                    track: owner.map(|o| o.1),
+                    rid: view.as_ref().and_then(|v| v.encoding_id.clone()),
+                    spatial: view.as_ref().and_then(|v| v.spatial_layer_id),
+                    temporal: view.as_ref().map(|v| v.temporal_layer_id),
+                    width: view.as_ref().and_then(|v| v.width),
+                    height: view.as_ref().and_then(|v| v.height),
+                };
+                if slot.reported.as_ref() != Some(&info) {
+                    if slot.reported.is_some() || view.is_some() {
+                        events.push((*viewer, RoomEvent::new("layer", &info)));
+                    }
+                    slot.reported = Some(info);
+                }
+            }
+        }
+        for (viewer, e) in events {
+            self.emit(Audience::Viewer(viewer), e);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// Events queued since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(Audience, RoomEvent)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The current state for a viewer's (re)connecting event stream: `participants`,
+    /// `slots`, `active-speaker`, `viewers`. `None` when not a WHEP session.
+    pub fn snapshot(&self, fwd: &Forwarder, viewer: ParticipantId) -> Option<Vec<RoomEvent>> {
+        self.viewers.get(&viewer)?;
+        let participants = serde_json::json!({ "participants": self.participants(fwd) });
+        Some(vec![
+            RoomEvent::new("participants", &participants),
+            RoomEvent::new("slots", &self.slot_map(fwd, viewer)),
+            self.active_speaker_event(),
+            RoomEvent::new(
+                "viewers",
+                &serde_json::json!({ "count": self.viewers.len() }),
+            ),
+        ])
+    }
+
+    // ---- internals ----
+
+    fn slot_map(&self, fwd: &Forwarder, viewer: ParticipantId) -> serde_json::Value {
+        let slots: Vec<SlotInfo> = self
+            .viewers
+            .get(&viewer)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|s| {
+                        let owner = s
+                            .state
+                            .current
+                            .and_then(|t| Some((self.members.get(&t.participant)?, t)));
+                        SlotInfo {
+                            mid: s.mid.to_string(),
+                            kind: kind_str(s.kind),
+                            identity: owner.map(|(m, _)| m.identity.to_string()),
+                            track: owner.map(|(m, _)| {
+                                format!("{}-{}", m.source.as_str(), kind_str(s.kind))
+                            }),
+                            source: owner.map(|(m, _)| m.source),
+                            pinned: s.state.pin.is_some(),
+                            paused: s.state.paused,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = fwd;
+        serde_json::json!({ "slots": slots })
+    }
+
+    fn active_speaker_event(&self) -> RoomEvent {
+        let mut speakers: Vec<SpeakerInfo> = Vec::new();
+        for (t, level) in self.speaker.speakers() {
+            let Some(m) = self.members.get(&t.participant) else {
+                continue;
+            };
+            if !speakers.iter().any(|s| *s.identity == *m.identity) {
+                speakers.push(SpeakerInfo {
+                    identity: m.identity.to_string(),
+                    level,
+                });
+            }
+        }
+        let data = serde_json::json!({
+            "identity": self.active.as_deref(),
+            "speakers": speakers,
+        });
+        RoomEvent::new("active-speaker", &data)
+    }
+
+    /// Queue `participant-updated` for everybody (a track was muted or unmuted).
+    pub fn emit_updated(&mut self, p: ParticipantInfo) {
+        self.emit(Audience::All, RoomEvent::new("participant-updated", &p));
+    }
+
+    fn emit_active_speaker(&mut self) {
+        let e = self.active_speaker_event();
+        self.emit(Audience::All, e);
+    }
+
+    fn emit_viewers(&mut self) {
+        let data = serde_json::json!({ "count": self.viewers.len() });
+        self.emit(Audience::All, RoomEvent::new("viewers", &data));
+    }
+
+    fn emit(&mut self, audience: Audience, event: RoomEvent) {
+        self.events.push((audience, event));
+    }
+}
+
+fn kind_str(k: MediaKind) -> &'static str {
+    match k {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+fn track_info(fwd: &Forwarder, t: TrackRef, kind: MediaKind, source: Source) -> TrackInfo {
+    TrackInfo {
+        id: format!("{}-{}", source.as_str(), kind_str(kind)),
+        kind: kind_str(kind),
+        source,
+        muted: fwd.is_muted(t),
+        rids: fwd
+            .published_rids(t)
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+    }
+}
