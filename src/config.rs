@@ -93,6 +93,13 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Keep this pod's `controller.kubernetes.io/pod-deletion-cost` annotation equal to its
+    /// live session count, so a scale-down deletes the emptiest pods first: `auto` (when
+    /// running in Kubernetes with `POD_NAME` and `POD_NAMESPACE` set; needs `patch` on
+    /// pods) or `off`.
+    #[arg(long, env = "SWITCHBOARD_POD_DELETION_COST", value_enum, default_value_t = PodDeletionCost::Auto)]
+    pub pod_deletion_cost: PodDeletionCost,
+
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -183,6 +190,16 @@ pub enum Routing {
     Proxy,
     /// Answer 307 with the owner's public URL.
     Redirect,
+}
+
+/// Whether this pod keeps its `pod-deletion-cost` annotation current
+/// ([`crate::cluster::k8s`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodDeletionCost {
+    /// When running in Kubernetes; nothing elsewhere.
+    Auto,
+    /// Never.
+    Off,
 }
 
 /// Where ICE candidate addresses come from without `--public-ip`.
@@ -331,6 +348,13 @@ impl Config {
         if let Some(u) = &self.public_url {
             out.push(format!("public_url = {u:?}"));
         }
+        out.push(format!(
+            "pod_deletion_cost = \"{}\"",
+            match self.pod_deletion_cost {
+                PodDeletionCost::Auto => "auto",
+                PodDeletionCost::Off => "off",
+            }
+        ));
         out.push(format!(
             "log_format = \"{}\"",
             match self.log_format {

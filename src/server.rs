@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -14,7 +14,7 @@ use tracing::{error, info};
 use crate::api::{internal_router, router, AppState, NodeInfo};
 use crate::cluster::redis::RedisDirectory;
 use crate::cluster::{Cluster, ClusterConfig, Directory, MemoryDirectory};
-use crate::config::Config;
+use crate::config::{Config, PodDeletionCost};
 use crate::metrics::Meters;
 use crate::net::{Demux, RoomTable, UdpEndpoint};
 use crate::room::{RoomContext, Rooms};
@@ -27,6 +27,8 @@ pub struct Server {
     http_addr: SocketAddr,
     udp_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
+    /// The live session count, when this pod keeps its deletion cost current.
+    deletion_cost: Option<Arc<AtomicI64>>,
 }
 
 impl Server {
@@ -50,6 +52,8 @@ impl Server {
         );
         let demux = Demux::new(table);
         let sessions = Arc::clone(&meters.live_sessions);
+        let deletion_cost =
+            (config.pod_deletion_cost == PodDeletionCost::Auto).then(|| Arc::clone(&sessions));
         tokio::spawn(async move {
             if let Err(e) = endpoint.run_recv(demux, meters).await {
                 error!(error = %e, "udp receive loop ended");
@@ -135,6 +139,7 @@ impl Server {
             http_addr,
             udp_addr,
             candidates,
+            deletion_cost,
         })
     }
 
@@ -176,6 +181,13 @@ impl Server {
         let ready = Arc::clone(&self.state.ready);
         let cluster = Arc::clone(&self.state.cluster);
         let membership = tokio::spawn(Arc::clone(&cluster).run());
+        if let Some(sessions) = self.deletion_cost {
+            // Only in Kubernetes; ends when the drain starts (see cluster::k8s).
+            let mut draining = self.state.draining.subscribe();
+            crate::cluster::k8s::spawn_in_cluster(sessions, async move {
+                let _ = draining.wait_for(|d| *d).await;
+            });
+        }
         if let Some(listener) = self.internal {
             let app = internal_router(self.state.clone());
             info!(addr = %listener.local_addr()?, "internal listener for other nodes");

@@ -10,6 +10,7 @@
 //! claims with `SET NX PX` refreshed by a compare-and-refresh script. The directory is
 //! never on a media path; live rooms keep running whatever it does.
 
+pub mod k8s;
 mod node;
 pub mod redis;
 
