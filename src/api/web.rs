@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| page("index.html")))
         .route("/publish", get(|| page("publish.html")))
         .route("/watch", get(|| page("watch.html")))
+        .route("/room/{name}", get(|| page("room.html")))
         .route("/assets/{*path}", get(asset))
 }
 

@@ -4,6 +4,7 @@
 //
 //   const chart = new BandwidthChart(canvas, { seconds: 60 });
 //   chart.push({ estimateBps, receivedBps, layer: 'h' });   // about once a second
+//   new BandwidthChart(canvas, { seconds: 30, keys: ['receivedBps'] });  // one line only
 //
 // Values are bit/s; null means "unknown" and leaves a gap in that line.
 
@@ -31,14 +32,14 @@ function axisLabel(bps) {
 }
 
 export class BandwidthChart {
-  constructor(canvas, { seconds = 60 } = {}) {
+  constructor(canvas, { seconds = 60, keys = null } = {}) {
     this.canvas = canvas;
     this.seconds = seconds;
     this.points = []; // { t (ms, performance.now), estimateBps, receivedBps, layer }
     this.series = [
       { key: 'estimateBps', color: '--warn', fallback: '#b26b00', width: 2 },
       { key: 'receivedBps', color: '--accent', fallback: '#2f6feb', width: 2 },
-    ];
+    ].filter((s) => !keys || keys.includes(s.key));
     this.scheduled = false;
     if ('ResizeObserver' in window) {
       new ResizeObserver(() => this.draw()).observe(canvas);

@@ -1,4 +1,5 @@
-// Per-second sampling of RTCPeerConnection.getStats() for the video stream.
+// Per-second sampling of RTCPeerConnection.getStats() for the video stream
+// (and, for conference sessions, per m-line: sampleInboundByMid at the end).
 //
 // direction 'outbound' reads the outbound-rtp video report (publisher),
 // direction 'inbound' reads the inbound-rtp video report (viewer).
@@ -181,4 +182,62 @@ export function startStats(pc, direction, onSample, intervalMs = 1000) {
     running = false;
     clearTimeout(timer);
   };
+}
+
+/**
+ * Per-m-line receive figures of a peer connection with several recvonly m-lines (a
+ * conference WHEP session: one slot per m-line). `midOf` maps an inbound-rtp report's
+ * trackIdentifier to its mid, for browsers whose reports carry no `mid`.
+ * Returns { sample, state }, state feeding the next call, where sample is
+ *   { at, rttMs, byMid: Map(mid → { kind, frameWidth, frameHeight, fps, bitrateKbps,
+ *     framesDecoded, packetsLost, packetsReceived, lossPercent, jitterMs, freezeCount,
+ *     codec }) }
+ * lossPercent is over the last interval (packets lost / expected since the previous call).
+ */
+export async function sampleInboundByMid(pc, previous = null, midOf = () => undefined) {
+  const report = await pc.getStats();
+  const at = performance.now();
+  const dt = previous ? (at - previous.at) / 1000 : 0;
+  const reports = new Map();
+  const byMid = new Map();
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    const mid = s.mid ?? midOf(s.trackIdentifier);
+    if (mid == null) return;
+    // one report per SSRC: a re-mapped slot keeps its SSRC, so this is one per m-line
+    const seen = reports.get(mid);
+    if (seen && (seen.bytesReceived ?? 0) >= (s.bytesReceived ?? 0)) return;
+    reports.set(mid, s);
+  });
+  for (const [mid, s] of reports) {
+    const prev = previous?.reports.get(mid);
+    const kind = s.kind ?? s.mediaType;
+    const byteRate = rate(s, prev, 'bytesReceived', dt);
+    const frameRate = rate(s, prev, 'framesDecoded', dt);
+    let lossPercent;
+    if (prev) {
+      const lost = Math.max(0, (s.packetsLost ?? 0) - (prev.packetsLost ?? 0));
+      const got = Math.max(0, (s.packetsReceived ?? 0) - (prev.packetsReceived ?? 0));
+      lossPercent = lost + got > 0 ? round1((100 * lost) / (lost + got)) : 0;
+    }
+    const codec = s.codecId ? report.get(s.codecId) : null;
+    byMid.set(mid, {
+      kind,
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      fps: kind === 'video' ? round1(frameRate ?? s.framesPerSecond ?? 0) : undefined,
+      bitrateKbps: byteRate == null ? 0 : Math.round((byteRate * 8) / 1000),
+      framesDecoded: s.framesDecoded ?? 0,
+      packetsLost: s.packetsLost ?? 0,
+      packetsReceived: s.packetsReceived ?? 0,
+      lossPercent,
+      jitterMs: s.jitter == null ? undefined : Math.round(s.jitter * 1000),
+      freezeCount: s.freezeCount ?? 0,
+      codec: codec?.mimeType,
+    });
+  }
+  const pair = selectedPair(report);
+  const sample = { at: Math.round(at), byMid };
+  if (pair?.currentRoundTripTime != null) sample.rttMs = Math.round(pair.currentRoundTripTime * 1000);
+  return { sample, state: { at, reports } };
 }

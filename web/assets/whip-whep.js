@@ -9,6 +9,11 @@
 //   const session = await play('/whep/demo', { token });
 //   await session.setLayer({ encodingId: 'h' });  // WHEP layer extension, when offered
 //   await session.stop();   // DELETE on the session URL, then close the peer connection
+//
+// Conferences (docs/conference.md) use the same two calls with more m-lines:
+//   play('/whep/room?name=me', { audioSlots: 3, videoSlots: 9 })  // one recvonly m-line per slot
+//   session.eventsUrl                         // server-sent events extension, from the Link header
+//   await session.setPreferences({ slots: [{ mid: '4', maxWidth: 640, maxHeight: 360 }] })
 
 const GATHERING_CAP_MS = 2000;
 
@@ -32,6 +37,9 @@ export class ProblemError extends Error {
 
 /** Layer extension of WHEP (draft-ietf-wish-whep): the `Link` relation that names it. */
 export const LAYER_REL = 'urn:ietf:params:whep:ext:core:layer';
+
+/** Server-sent events extension of WHEP: the `Link` relation that names the event stream. */
+export const EVENTS_REL = 'urn:ietf:params:whep:ext:core:server-sent-events';
 
 /**
  * The default simulcast ladder for a 1280×720 camera: 320×180, 640×360 and 1280×720.
@@ -118,7 +126,8 @@ export function findLink(links, rel, base) {
   }
 }
 
-function authHeaders(token) {
+/** `{ Authorization: 'Bearer …' }` for a token, `{}` without one. */
+export function authHeaders(token) {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
@@ -139,7 +148,8 @@ export function waitForIceGathering(pc, capMs = GATHERING_CAP_MS) {
   });
 }
 
-async function problemFromResponse(response) {
+/** A ProblemError from a non-2xx response (RFC 9457 body when there is one). */
+export async function problemFromResponse(response) {
   const fallback = {
     status: response.status,
     title: response.statusText || `HTTP ${response.status}`,
@@ -250,20 +260,45 @@ export async function preferResolution(sender) {
 }
 
 /**
+ * Puts `mimeType` (e.g. 'video/VP8') first in the transceiver's codec preferences,
+ * keeping every other codec after it. False where the browser cannot (no
+ * setCodecPreferences, or no such codec): the browser's own order then applies.
+ */
+export function preferCodec(transceiver, mimeType) {
+  try {
+    const kind = mimeType.split('/')[0];
+    const codecs = RTCRtpReceiver.getCapabilities?.(kind)?.codecs;
+    if (!codecs || !transceiver.setCodecPreferences) return false;
+    const wanted = mimeType.toLowerCase();
+    const first = codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
+    if (!first.length) return false;
+    transceiver.setCodecPreferences([...first, ...codecs.filter((c) => c.mimeType.toLowerCase() !== wanted)]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Publishes `stream` over WHIP.
- * options: { token, rtcConfig, onPeerConnection(pc), simulcast }
+ * options: { token, rtcConfig, onPeerConnection(pc), simulcast, videoCodec, kinds }
  * `simulcast`: false (one encoding), true (SIMULCAST_ENCODINGS) or a list of
  * RTCRtpEncodingParameters for the video sender (RFC 8853 simulcast, one RID each).
+ * `videoCodec`: a mime type to offer first (e.g. 'video/VP8'), see preferCodec.
+ * `kinds`: the m-lines to offer (default both, an m-line without a track where the
+ * stream has none of that kind).
  * Returns a session { pc, location, etag, answeredAt, senders, encodings, stop() }.
  */
 export async function publish(endpointUrl, stream, options = {}) {
-  const { token, rtcConfig = {}, onPeerConnection, simulcast = false } = options;
+  const {
+    token, rtcConfig = {}, onPeerConnection, simulcast = false, videoCodec, kinds = ['audio', 'video'],
+  } = options;
   const pc = new RTCPeerConnection(rtcConfig);
   onPeerConnection?.(pc);
   try {
     const senders = {};
     let encodings = null;
-    for (const kind of ['audio', 'video']) {
+    for (const kind of kinds) {
       const track = stream.getTracks().find((t) => t.kind === kind);
       const init = { direction: 'sendonly', streams: [stream] };
       if (kind === 'video' && track && simulcast) {
@@ -274,6 +309,7 @@ export async function publish(endpointUrl, stream, options = {}) {
         ? pc.addTransceiver(track, init)
         : pc.addTransceiver(kind, { direction: 'sendonly' });
       senders[kind] = transceiver.sender;
+      if (kind === 'video' && videoCodec) preferCodec(transceiver, videoCodec);
     }
     await preferResolution(senders.video);
     const negotiated = await negotiate(pc, endpointUrl, token);
@@ -286,15 +322,18 @@ export async function publish(endpointUrl, stream, options = {}) {
 
 /**
  * Plays a room over WHEP.
- * options: { token, rtcConfig, onPeerConnection(pc), onTrack(event) }
+ * options: { token, rtcConfig, onPeerConnection(pc), onTrack(event), audioSlots, videoSlots }
+ * `audioSlots`/`videoSlots` (default 1 each): how many recvonly m-lines of each kind to
+ * offer; in a conference every one is a slot (docs/conference.md), audio ones first.
  * Returns a session { pc, location, etag, answeredAt, stream, layerUrl, statsUrl,
- * setLayer(request), fetchStats(), stop() }; `stream` gets the remote audio and
- * video tracks as they arrive. `layerUrl` is the layer extension's URL from the
- * `Link` header (null when the server offers none); `statsUrl` is the session's
- * stats resource (`<location>/stats`, a Switchboard extension).
+ * eventsUrl, setLayer(request), setPreferences(body), fetchStats(), stop() };
+ * `stream` gets the remote audio and video tracks as they arrive. `layerUrl` is the
+ * layer extension's URL from the `Link` header (null when the server offers none);
+ * `eventsUrl` likewise for the server-sent events extension; `statsUrl` is the
+ * session's stats resource (`<location>/stats`, a Switchboard extension).
  */
 export async function play(endpointUrl, options = {}) {
-  const { token, rtcConfig = {}, onPeerConnection, onTrack } = options;
+  const { token, rtcConfig = {}, onPeerConnection, onTrack, audioSlots = 1, videoSlots = 1 } = options;
   const pc = new RTCPeerConnection(rtcConfig);
   const stream = new MediaStream();
   pc.addEventListener('track', (event) => {
@@ -303,15 +342,34 @@ export async function play(endpointUrl, options = {}) {
   });
   onPeerConnection?.(pc);
   try {
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    for (let i = 0; i < audioSlots; i++) pc.addTransceiver('audio', { direction: 'recvonly' });
+    for (let i = 0; i < videoSlots; i++) pc.addTransceiver('video', { direction: 'recvonly' });
     const negotiated = await negotiate(pc, endpointUrl, token);
     const layerUrl = findLink(negotiated.links, LAYER_REL, negotiated.location);
+    const eventsUrl = findLink(negotiated.links, EVENTS_REL, negotiated.location);
     const statsUrl = `${negotiated.location.replace(/\/+$/, '')}/stats`;
     return makeSession(pc, token, negotiated, {
       stream,
       layerUrl,
       statsUrl,
+      eventsUrl,
+      /**
+       * PATCHes `body` as JSON onto the session resource (conference preferences:
+       * pin, paused, maxWidth/maxHeight per slot). Resolves on 2xx, throws ProblemError.
+       */
+      async setPreferences(body) {
+        let response;
+        try {
+          response = await fetch(negotiated.location, {
+            method: 'PATCH',
+            headers: { 'Content-Type': 'application/json', ...authHeaders(token) },
+            body: JSON.stringify(body),
+          });
+        } catch (err) {
+          throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+        }
+        if (!response.ok) throw await problemFromResponse(response);
+      },
       /**
        * Asks for a layer: { encodingId: 'h' } | { spatialLayerId: 0 } |
        * { maxSpatialLayerId: 1 } | {} (automatic). Resolves on 2xx, throws ProblemError.
