@@ -132,11 +132,20 @@ async fn whip_obs_offer_created_then_deleted() {
     assert!(body.contains("a=recvonly"));
     assert!(body.contains("typ host"));
 
-    // A room takes many publishers, but one camera session per identity.
-    let (status, _, body) = post(&app, "/whip/obs?name=studio", OBS).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A room takes many publishers, and one camera session per identity: a new one
+    // (a page reload, a reconnect) replaces the old, which ends.
     let (status, h, body) = post(&app, "/whip/obs?name=studio", OBS).await;
-    assert_problem(status, &h, &body, 409);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let old = h[header::LOCATION].to_str().unwrap().to_owned();
+    let (status, h, body) = post(&app, "/whip/obs?name=studio", OBS).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_ne!(h[header::LOCATION].to_str().unwrap(), old);
+    let (status, _, _) = send(&app, req("DELETE", &old).body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the replaced session is gone"
+    );
     let (status, _, body) = post(&app, "/whip/obs?name=studio&source=screen", OBS).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     for bad in [

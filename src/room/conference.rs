@@ -50,6 +50,17 @@ struct Slot {
     reported: Option<LayerInfo>,
 }
 
+/// A join that may go ahead ([`Conference::admit`]).
+#[derive(Debug)]
+pub struct Admission {
+    /// The participant's identity.
+    pub identity: Arc<str>,
+    /// Its display name.
+    pub name: Arc<str>,
+    /// Sessions of the same identity and source that the new one replaces.
+    pub replaces: Vec<ParticipantId>,
+}
+
 /// A viewer's preference for one slot (a `PATCH` JSON request).
 #[derive(Debug, Clone, Default)]
 pub struct SlotPreference {
@@ -193,14 +204,12 @@ impl Conference {
 
     // ---- inputs ----
 
-    /// Check a join against the room's state and limits; returns the identity and the
-    /// display name to use. Errors: `Conflict` (409) for a second WHIP session of the
-    /// same identity and source; `RoomFull` (429) past a limit.
-    pub fn admit(
-        &self,
-        kind: SessionKind,
-        opts: &JoinOptions,
-    ) -> Result<(Arc<str>, Arc<str>), JoinError> {
+    /// Check a join against the room's state and limits; returns the identity, the
+    /// display name to use, and the sessions the new one replaces: a WHIP session of an
+    /// identity that already publishes that source takes over from the old one (a page
+    /// reload or a reconnect must not wait for the old session's ICE timeout).
+    /// Errors: `RoomFull` (429) past a limit.
+    pub fn admit(&self, kind: SessionKind, opts: &JoinOptions) -> Result<Admission, JoinError> {
         let identity: Arc<str> = match &opts.identity {
             Some(i) => i.as_str().into(),
             None => format!("anon-{:08x}", rand::random::<u32>()).into(),
@@ -211,18 +220,17 @@ impl Conference {
         let publishing = sessions
             .iter()
             .any(|id| self.members[id].kind == SessionKind::Publisher);
-        if kind == SessionKind::Publisher {
-            let dup = sessions.iter().any(|id| {
-                let m = &self.members[id];
-                m.kind == SessionKind::Publisher && m.source == opts.source
-            });
-            if dup {
-                return Err(JoinError::Conflict(format!(
-                    "{identity} already publishes its {} in this room",
-                    opts.source.as_str()
-                )));
-            }
-        }
+        let replaces: Vec<ParticipantId> = match kind {
+            SessionKind::Publisher => sessions
+                .iter()
+                .filter(|id| {
+                    let m = &self.members[id];
+                    m.kind == SessionKind::Publisher && m.source == opts.source
+                })
+                .copied()
+                .collect(),
+            SessionKind::Subscriber => Vec::new(),
+        };
         let (all, publishers) = self.counts();
         let max_all = self.limits.max_participants as usize;
         if !known && max_all > 0 && all >= max_all {
@@ -236,7 +244,11 @@ impl Conference {
                 "the room has its maximum of {max_pub} publishers"
             )));
         }
-        Ok((identity, name))
+        Ok(Admission {
+            identity,
+            name,
+            replaces,
+        })
     }
 
     /// A session joined (its published or subscribed tracks are already in `fwd`).
@@ -305,15 +317,8 @@ impl Conference {
             self.emit_viewers();
         }
         match self.participant(fwd, &m.identity) {
-            Some(mut p) => {
-                // `fwd` still lists the ended session's tracks: leave them out.
-                if m.kind == SessionKind::Publisher {
-                    p.tracks.retain(|t| t.source != m.source);
-                    p.publishing = self
-                        .sessions_of(&m.identity)
-                        .iter()
-                        .any(|s| self.members[s].kind == SessionKind::Publisher);
-                }
+            // Built from the remaining sessions: the ended one's tracks are not listed.
+            Some(p) => {
                 self.emit(Audience::All, RoomEvent::new("participant-updated", &p));
             }
             None => {

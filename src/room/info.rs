@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::ParticipantId;
 
 /// Where a publisher's media comes from (`?source=` on the WHIP URL).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Camera and microphone (the default).
@@ -61,11 +61,13 @@ pub struct RoomLimits {
 }
 
 /// One published track.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TrackInfo {
     /// `{source}-{kind}`, e.g. `camera-video`: unique within its participant.
+    #[schema(example = "camera-video")]
     pub id: String,
     /// `audio` or `video`.
+    #[schema(value_type = String, pattern = "^(audio|video)$")]
     pub kind: &'static str,
     /// Camera or screen.
     pub source: Source,
@@ -76,7 +78,7 @@ pub struct TrackInfo {
 }
 
 /// One participant (an identity and its sessions).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ParticipantInfo {
     /// Identity.
     pub identity: String,
@@ -91,11 +93,12 @@ pub struct ParticipantInfo {
 }
 
 /// One slot of a WHEP session (one `recvonly` m-line).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SlotInfo {
     /// The m-line's MID.
     pub mid: String,
     /// `audio` or `video`.
+    #[schema(value_type = String, pattern = "^(audio|video)$")]
     pub kind: &'static str,
     /// Whose track is in it.
     pub identity: Option<String>,
@@ -110,7 +113,7 @@ pub struct SlotInfo {
 }
 
 /// A speaking participant.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SpeakerInfo {
     /// Identity.
     pub identity: String,
@@ -119,7 +122,7 @@ pub struct SpeakerInfo {
 }
 
 /// The layer forwarded into a video slot.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LayerInfo {
     /// The slot's MID.
     pub mid: String,
@@ -170,7 +173,7 @@ impl RoomEvent {
 }
 
 /// A room as the room API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomSummary {
     /// The room's name.
     pub name: String,
@@ -183,7 +186,7 @@ pub struct RoomSummary {
 }
 
 /// A room with its participants (room API).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomDetail {
     /// The room's name.
     pub name: String,

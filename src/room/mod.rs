@@ -107,10 +107,6 @@ pub enum JoinError {
     /// Parseable but not acceptable: direction, codecs, track count (422).
     #[error("unacceptable SDP offer: {0}")]
     Unacceptable(String),
-    /// Conflicts with the room's state: a second WHIP session of the same identity and
-    /// source (409).
-    #[error("{0}")]
-    Conflict(String),
     /// A room limit is reached (429).
     #[error("{0}")]
     RoomFull(String),

@@ -78,6 +78,8 @@ pub enum EndReason {
     Closed,
     /// Removed by the room API (participant removed or room closed).
     Removed,
+    /// A new WHIP session of the same identity and source took over.
+    Replaced,
 }
 
 impl EndReason {
@@ -89,6 +91,7 @@ impl EndReason {
             EndReason::Error => "error",
             EndReason::Closed => "closed",
             EndReason::Removed => "removed",
+            EndReason::Replaced => "replaced",
         }
     }
 }

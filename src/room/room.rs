@@ -116,9 +116,9 @@ impl Room {
     /// in `opts` (see `docs/conference.md`).
     ///
     /// Errors: `Malformed` (400) for unparseable SDP; `Unacceptable` (422) naming the
-    /// line for a wrong direction, no common codec, or too many tracks; `Conflict` (409)
-    /// for a second WHIP session of the same identity and source; `RoomFull` (429) past
-    /// a room limit.
+    /// line for a wrong direction, no common codec, or too many tracks; `RoomFull` (429)
+    /// past a room limit. A WHIP session of an identity that already publishes that
+    /// source replaces the old session, which ends.
     pub fn handle_join(
         &mut self,
         now: Instant,
@@ -129,7 +129,8 @@ impl Room {
         self.used = true;
         let lines = signaling::inspect_offer(offer);
         signaling::validate(kind, &lines)?;
-        let (identity, display) = self.conference.admit(kind, opts)?;
+        let admission = self.conference.admit(kind, opts)?;
+        let (identity, display) = (admission.identity, admission.name);
         let video: Vec<Codec> = match kind {
             SessionKind::Publisher => signaling::publisher_video_codec(&lines)
                 .into_iter()
@@ -210,6 +211,11 @@ impl Room {
             opts,
             medias,
         );
+        for old in admission.replaces {
+            if let Some(p) = self.participants.get_mut(&old) {
+                p.close(EndReason::Replaced, &mut self.out);
+            }
+        }
         self.reassign(now);
         self.process(now);
         Ok(Joined {
@@ -490,7 +496,10 @@ impl Room {
             let Some(mut p) = self.participants.remove(&id) else {
                 continue;
             };
-            if !matches!(reason, EndReason::Delete | EndReason::Removed) {
+            if !matches!(
+                reason,
+                EndReason::Delete | EndReason::Removed | EndReason::Replaced
+            ) {
                 p.close(reason, &mut self.out);
             }
             self.by_addr.retain(|_, v| *v != id);

@@ -8,9 +8,12 @@
 //! call to `Room::handle_join`. While [`trace::capture`] is in force, the server's
 //! bandwidth estimates are kept in [`Sim::estimates`], stamped with virtual time;
 //! [`video`] turns a subscriber's received packets into layers, switches and freezes.
+//! Every room event is kept in [`Sim::events`]; [`conference`] adds WHEP viewers with
+//! several slots and publishers that tag their media and send audio levels.
 
 #![allow(dead_code)]
 
+pub mod conference;
 pub mod link;
 pub mod media;
 pub mod peer;
@@ -20,11 +23,13 @@ pub mod video;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::change::SdpPendingOffer;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
 use switchboard::room::room::Room;
 use switchboard::room::{SessionId, SessionKind};
 
+use conference::SimEvent;
 use link::{LinkConfig, Packet};
 use media::LayerSpec;
 use peer::{Feedback, Peer, Role};
@@ -87,6 +92,9 @@ pub struct Sim {
     pub stats: SimStats,
     /// Bandwidth estimates, while [`trace::capture`] is in force on this thread.
     pub estimates: Vec<Estimate>,
+    /// Every room event, in order, stamped with the virtual time of the step that
+    /// queued it.
+    pub events: Vec<SimEvent>,
     last_room_timeout: Option<Instant>,
 }
 
@@ -111,6 +119,7 @@ impl Sim {
             resources: Vec::new(),
             stats: SimStats::default(),
             estimates: Vec::new(),
+            events: Vec::new(),
             last_room_timeout: None,
         }
     }
@@ -163,18 +172,43 @@ impl Sim {
         up: LinkConfig,
         down: LinkConfig,
     ) -> usize {
-        let index = self.peers.len();
-        let addr: SocketAddr = format!("10.0.0.{}:5000", index + 2).parse().expect("addr");
         let links = (up, down);
-        let (peer, offer, pending) =
-            Peer::offer_with(self.now, name, role, layers, addr, links, feedback);
+        let (peer, offer, pending) = Peer::offer_with(
+            self.now,
+            name,
+            role,
+            layers,
+            self.next_addr(),
+            links,
+            feedback,
+        );
         let kind = match role {
             Role::Publisher => SessionKind::Publisher,
             Role::Subscriber => SessionKind::Subscriber,
         };
+        self.admit(kind, peer, &offer, pending)
+    }
+
+    /// The address of the next peer to join: 10.0.0.(2 + index):5000.
+    fn next_addr(&self) -> SocketAddr {
+        let index = self.peers.len();
+        format!("10.0.0.{}:5000", index + 2).parse().expect("addr")
+    }
+
+    /// Post `peer`'s offer as a `kind` session of the identity of its name and apply the
+    /// answer. Returns its index in [`Sim::peers`].
+    fn admit(
+        &mut self,
+        kind: SessionKind,
+        peer: Peer,
+        offer: &str,
+        pending: SdpPendingOffer,
+    ) -> usize {
+        let index = self.peers.len();
+        let name = peer.name.clone();
         let joined = self
             .room
-            .handle_join(self.now, kind, &offer, &join_options(name))
+            .handle_join(self.now, kind, offer, &join_options(&name))
             .unwrap_or_else(|e| panic!("{name}: join refused: {e}"));
         self.last_room_timeout = None;
         self.peers.push(peer);
@@ -327,8 +361,12 @@ impl Sim {
         }
     }
 
-    /// Put the room's datagrams on the downlink of the peer they are addressed to.
+    /// Keep the room's events, and put its datagrams on the downlink of the peer they
+    /// are addressed to.
     fn flush_room(&mut self) {
+        for (audience, event) in self.room.take_events() {
+            self.events.push(SimEvent::new(self.now, audience, &event));
+        }
         while let Some(t) = self.room.poll_transmit() {
             let found = self
                 .peers

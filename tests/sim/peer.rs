@@ -20,6 +20,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
+use super::conference::Tag;
 use super::link::{Link, LinkConfig, Packet, Sample};
 use super::media::{self, Corrupt, LayerSpec};
 
@@ -112,7 +113,7 @@ struct LayerState {
     force_keyframe: bool,
 }
 
-struct Source {
+pub(super) struct Source {
     audio_pt: Pt,
     video_pt: Pt,
     start: Instant,
@@ -194,12 +195,14 @@ pub struct Peer {
     pub received: Received,
     /// It left: the driver no longer runs it.
     pub gone: bool,
-    rtc: Rtc,
-    timeout: Instant,
-    audio_mid: Mid,
-    video_mid: Mid,
-    layers: Vec<LayerSpec>,
-    source: Option<Source>,
+    /// Publisher: what its payloads and audio headers say about it ([`Tag`]).
+    pub tag: Tag,
+    pub(super) rtc: Rtc,
+    pub(super) timeout: Instant,
+    pub(super) audio_mid: Mid,
+    pub(super) video_mid: Mid,
+    pub(super) layers: Vec<LayerSpec>,
+    pub(super) source: Option<Source>,
 }
 
 impl Peer {
@@ -281,6 +284,7 @@ impl Peer {
             video_mid,
             layers,
             source: None,
+            tag: Tag::default(),
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -408,7 +412,7 @@ impl Peer {
                 self.sent.layer_keyframes.push((now, layer as u8));
             }
             for i in 0..count {
-                let counter = self.sent.video_at.len() as u64;
+                let counter = self.tag.counter(self.sent.video_at.len() as u64);
                 self.sent.video_at.push(now);
                 self.sent.video_layer.push(layer as u8);
                 let payload = media::vp8_layer_payload(&spec, layer as u8, counter, keyframe, i);
@@ -430,13 +434,9 @@ impl Peer {
         let pt = s.audio_pt;
         self.sent.audio_at.push(now);
         let ts = 48_000u32.wrapping_add((counter * 960) as u32);
-        let write = RtpWrite::new(
-            pt,
-            (500 + counter).into(),
-            ts,
-            now,
-            media::opus_payload(counter),
-        );
+        let payload = media::opus_payload(self.tag.counter(counter));
+        let write = RtpWrite::new(pt, (500 + counter).into(), ts, now, payload)
+            .ext_vals(self.tag.ext_vals());
         self.write(now, self.audio_mid, None, write);
     }
 
