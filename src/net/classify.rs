@@ -40,7 +40,7 @@ pub fn stun_username(buf: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let msg_len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    if msg_len % 4 != 0 || HEADER_LEN + msg_len > buf.len() {
+    if !msg_len.is_multiple_of(4) || HEADER_LEN + msg_len > buf.len() {
         return None;
     }
     let mut attrs = &buf[HEADER_LEN..HEADER_LEN + msg_len];

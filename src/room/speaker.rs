@@ -392,7 +392,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = SpeakerDetector::new(SpeakerConfig::default());
         assert_eq!(d.poll_timeout(), None);
-        let beep = |p: u32| vec![(7, Some(if p % 25 > 0 { 127 } else { 10 }))];
+        let beep = |p: u32| vec![(7, Some(if !p.is_multiple_of(25) { 127 } else { 10 }))];
         let changes = run(&mut d, t0, 1..=25, beep);
         assert_eq!(changes[0], BOTH, "active at the first tick");
         assert!(changes[1..].iter().all(|c| *c == NONE));

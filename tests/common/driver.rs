@@ -61,10 +61,10 @@ impl VideoStream {
     /// all on their first frame.
     fn scheduled_keyframe(&self, n: u64) -> bool {
         match self.layer {
-            None => n % media::KEYFRAME_INTERVAL_FRAMES == 0,
+            None => n.is_multiple_of(media::KEYFRAME_INTERVAL_FRAMES),
             Some((layer, _)) => {
                 let stagger = u64::from(layer) * u64::from(media::VIDEO_FPS);
-                n == 0 || (n + stagger) % media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES == 0
+                n == 0 || (n + stagger).is_multiple_of(media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES)
             }
         }
     }

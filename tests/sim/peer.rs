@@ -395,7 +395,7 @@ impl Peer {
         let s = self.source.as_mut().expect("source");
         let frame = s.frame;
         s.frame += 1;
-        let periodic = frame % KEYFRAME_EVERY == 0;
+        let periodic = frame.is_multiple_of(KEYFRAME_EVERY);
         let pt = s.video_pt;
         let ts = 90_000u32.wrapping_add((frame * 3000) as u32);
         let mut any_keyframe = false;
