@@ -55,12 +55,22 @@ pub enum ApiError {
     },
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem details object: the body of every error answer of the API
+/// (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Problem<'a> {
+    /// Always `about:blank`: the status says what went wrong.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     kind: &'a str,
+    /// The status's reason phrase.
+    #[schema(example = "Not Found")]
     title: &'a str,
+    /// The HTTP status code.
+    #[schema(example = 404)]
     status: u16,
+    /// What went wrong, for a person to read.
+    #[schema(example = "no such session")]
     detail: String,
 }
 
@@ -124,7 +134,6 @@ impl From<JoinError> for ApiError {
         match e {
             JoinError::Malformed(_) => ApiError::BadRequest(e.to_string()),
             JoinError::Unacceptable(_) => ApiError::Unprocessable(e.to_string()),
-            JoinError::Conflict(why) => ApiError::Conflict(why),
             JoinError::RoomFull(why) => ApiError::TooMany(why),
         }
     }

@@ -44,6 +44,32 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/whep/{room}/{session}/events", get(events))
 }
 
+/// A WHEP session's room events (server-sent events)
+///
+/// A `text/event-stream` (`retry: 3000`): `session` (`{"room", "session", "node",
+/// "identity"}`), the current state (`participants`, `slots`, `active-speaker`,
+/// `viewers`), then `participant-joined`, `participant-updated`, `participant-left`,
+/// `slots`, `active-speaker`, `layer` and `viewers` as they happen, and `reconnect`
+/// (`{"reason": "draining", "retryAfter": 5}`) when the node starts draining, after
+/// which the stream ends. Each event's `data` is one JSON object: `ParticipantInfo`,
+/// `SlotInfo`, `SpeakerInfo` and `LayerInfo` in the components describe them. Advertised
+/// in the WHEP 201's `Link` with `rel="urn:ietf:params:whep:ext:core:server-sent-events"`.
+#[utoipa::path(
+    get,
+    path = "/whep/{room}/{session}/events",
+    tag = "whep",
+    operation_id = "whepEvents",
+    params(super::openapi::SessionParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Not a valid room name"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 403, description = "The token does not cover the room or lacks the `subscribe` grant"),
+        (status = 404, description = "No such WHEP session"),
+        (status = 503, description = "The room is too busy to answer; retry"),
+    )
+)]
 async fn events(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

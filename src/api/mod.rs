@@ -1,13 +1,16 @@
-//! The HTTP API (axum): WHIP and WHEP endpoints and session resources, operations
-//! endpoints (`/metrics`, `/livez`, `/readyz`) and the embedded web pages. One module per
-//! resource, merged by [`router`]; one error type, [`ApiError`], rendered as RFC 9457
-//! problem+json. Never touches media.
+//! The HTTP API (axum): WHIP and WHEP endpoints and session resources, the room API,
+//! operations endpoints (`/metrics`, `/livez`, `/readyz`), the OpenAPI document
+//! (`/openapi.json`) and the embedded web pages. One module per resource, merged by
+//! [`router`]; one error type, [`ApiError`], rendered as RFC 9457 problem+json. Never
+//! touches media.
 
 pub mod error;
 pub mod events;
+pub mod openapi;
 pub mod ops;
 pub mod preferences;
 pub mod proxy;
+pub mod rooms;
 pub mod sessions;
 pub mod slot_prefs;
 pub mod web;
@@ -110,7 +113,9 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::routes())
         .merge(preferences::routes())
         .merge(events::routes())
+        .merge(rooms::routes())
         .merge(ops::routes())
+        .merge(openapi::routes())
         .merge(proxy::routes())
         .merge(web::routes())
         .with_state(state);

@@ -59,20 +59,28 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A layer request (camelCase JSON).
-#[derive(Debug, Deserialize)]
+/// A layer request (camelCase JSON): `encodingId` or `spatialLayerId` picks a layer,
+/// `maxSpatialLayerId`/`maxWidth`/`maxHeight` cap the automatic choice, `{}` is
+/// automatic.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LayerRequest {
+pub(super) struct LayerRequest {
+    /// The video m-line (MID) it applies to; absent: every video m-line.
     media_id: Option<String>,
+    /// Forward this simulcast layer (its RID).
+    #[schema(example = "h")]
     encoding_id: Option<String>,
+    /// Forward the N-th layer from the lowest bitrate (0 = lowest).
     spatial_layer_id: Option<usize>,
     /// With `encodingId` or `spatialLayerId`: the temporal cap (VP8 TID; 0 = base frame
     /// rate). Absent: every temporal layer.
+    #[schema(maximum = 2)]
     temporal_layer_id: Option<u8>,
+    /// Automatic, at most this layer (0 = lowest).
     max_spatial_layer_id: Option<usize>,
-    /// Cap by frame size, pixels (the tile the video is shown in).
+    /// Cap by frame width, pixels (the tile the video is shown in).
     max_width: Option<u16>,
-    /// See `max_width`.
+    /// Cap by frame height, pixels.
     max_height: Option<u16>,
 }
 

@@ -156,7 +156,7 @@ pub(super) fn action_of(kind: SessionKind) -> Action {
 }
 
 /// Room names: 1 to 64 of `A-Z a-z 0-9 . _ ~ -` (URL-safe without escaping).
-fn room_name(path: &str) -> Result<&str, ApiError> {
+pub(super) fn room_name(path: &str) -> Result<&str, ApiError> {
     let ok = !path.is_empty()
         && path.len() <= 64
         && path
@@ -216,7 +216,7 @@ struct PostRequest {
 
 /// Identities and names from a URL: 1 to 64 characters of `A-Z a-z 0-9 . _ ~ -` and
 /// space.
-fn identity_param(what: &str, v: &str) -> Result<String, ApiError> {
+pub(super) fn identity_param(what: &str, v: &str) -> Result<String, ApiError> {
     let ok = !v.trim().is_empty()
         && v.len() <= 64
         && v.bytes()

@@ -22,24 +22,37 @@ use crate::room::{Command, SessionId};
 const MAX_SLOTS: usize = 64;
 
 /// One slot's request (camelCase JSON).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SlotRequest {
+pub(super) struct SlotRequest {
+    /// The slot's m-line (MID).
+    #[schema(example = "2")]
     mid: String,
     /// Absent: unchanged; `null`: unpin; a string: pin this identity.
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(value_type = Option<String>, example = "bob")]
     pin: Option<Option<String>>,
+    /// With `pin`: `camera` (default) or `screen`, which of the identity's tracks.
+    #[schema(pattern = "^(camera|screen)$")]
     source: Option<String>,
+    /// `true`: stop sending this slot; `false`: resume.
     paused: Option<bool>,
+    /// Widest frame wanted in this (video) slot, pixels: the tile's size.
+    #[schema(minimum = 1)]
     max_width: Option<u16>,
+    /// Tallest frame wanted in this (video) slot, pixels.
+    #[schema(minimum = 1)]
     max_height: Option<u16>,
 }
 
 /// The body: one request or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Body {
+#[schema(as = SlotPreferences)]
+pub(super) enum Body {
+    /// Several slots at once.
     Many { slots: Vec<SlotRequest> },
+    /// One slot.
     One(SlotRequest),
 }
 

@@ -29,7 +29,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  artifactsDir, sleep, Server, startOnLoopback, launchBrowser, instrument,
+  artifactsDir, sleep, Server, startOnLoopback, launchBrowser, instrument, cpuSeconds, round,
 } from './lib.mjs';
 
 const ROOM = 'test';
@@ -175,7 +175,11 @@ test('conference: four participants see each other, the speaker is heard, a leav
       atFirstFrames: framesByIdentity(baseline[n]),
       grown: framesByIdentity(afterWindow[n]),
     }]));
+    const cpuBefore = cpuSeconds(server.proc.pid);
     await sleep(FIGURES_SETTLE_MS);
+    const cpuAfter = cpuSeconds(server.proc.pid);
+    result.figures.serverCpuPercent = cpuBefore == null || cpuAfter == null
+      ? null : round(((cpuAfter - cpuBefore) / (FIGURES_SETTLE_MS / 1000)) * 100);
     const { hooks: settled } = await waitForAll(pages, NAMES, 'pages readable', () => true, 10_000, neverSelf);
     // the server's view of each viewer (its WHEP stats resource, a Switchboard extension)
     for (const name of NAMES) {
@@ -224,6 +228,7 @@ test('conference: four participants see each other, the speaker is heard, a leav
         );
       }
     }
+    lines.push(`server CPU ${result.figures.serverCpuPercent}% of one core over ${FIGURES_SETTLE_MS / 1000} s (4 publishers x 3 layers, 12 forwarded streams)`);
     lines.push(`all ${NAMES.length * (NAMES.length - 1)} streams decoding ${result.figures.allDecodingAfterLastJoinMs} ms after the last join (figures ${FIGURES_SETTLE_MS / 1000} s later)`);
     console.log(lines.map((l) => `  ${l}`).join('\n'));
 
