@@ -1,0 +1,149 @@
+//! The conference's outputs: the room events it queues for event streams (`slots`,
+//! `layer`, `active-speaker`, `viewers`, `participant-updated`) and the state a new
+//! stream starts with. JSON shapes in `docs/conference.md`.
+
+use std::time::Instant;
+
+use str0m::media::MediaKind;
+
+use super::{kind_str, Conference};
+use crate::forwarder::{Forwarder, TrackRef};
+use crate::room::info::{Audience, LayerInfo, ParticipantInfo, RoomEvent, SlotInfo, SpeakerInfo};
+use crate::room::ParticipantId;
+
+impl Conference {
+    /// `layer` events for video slots whose forwarded layer changed since last reported.
+    pub(super) fn report_layers(&mut self, now: Instant, fwd: &mut Forwarder) {
+        let mut events = Vec::new();
+        for (viewer, slots) in self.viewers.iter_mut() {
+            for slot in slots.iter_mut().filter(|s| s.kind == MediaKind::Video) {
+                let sub = TrackRef {
+                    participant: *viewer,
+                    mid: slot.mid,
+                };
+                let view = fwd.key_of(sub).and_then(|k| fwd.current_layer(now, k));
+                let owner = slot.state.current.and_then(|t| {
+                    let m = self.members.get(&t.participant)?;
+                    Some((
+                        m.identity.to_string(),
+                        format!("{}-video", m.source.as_str()),
+                    ))
+                });
+                let info = LayerInfo {
+                    mid: slot.mid.to_string(),
+                    identity: owner.as_ref().map(|o| o.0.clone()),
+                    track: owner.map(|o| o.1),
+                    rid: view.as_ref().and_then(|v| v.encoding_id.clone()),
+                    spatial: view.as_ref().and_then(|v| v.spatial_layer_id),
+                    temporal: view.as_ref().map(|v| v.temporal_layer_id),
+                    width: view.as_ref().and_then(|v| v.width),
+                    height: view.as_ref().and_then(|v| v.height),
+                };
+                if slot.reported.as_ref() != Some(&info) {
+                    if slot.reported.is_some() || view.is_some() {
+                        events.push((*viewer, RoomEvent::new("layer", &info)));
+                    }
+                    slot.reported = Some(info);
+                }
+            }
+        }
+        for (viewer, e) in events {
+            self.emit(Audience::Viewer(viewer), e);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// Events queued since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(Audience, RoomEvent)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The current state for a viewer's (re)connecting event stream: `participants`,
+    /// `slots`, `active-speaker`, `viewers`. `None` when not a WHEP session.
+    pub fn snapshot(&self, fwd: &Forwarder, viewer: ParticipantId) -> Option<Vec<RoomEvent>> {
+        self.viewers.get(&viewer)?;
+        let participants = serde_json::json!({ "participants": self.participants(fwd) });
+        Some(vec![
+            RoomEvent::new("participants", &participants),
+            RoomEvent::new("slots", &self.slot_map(fwd, viewer)),
+            self.active_speaker_event(),
+            RoomEvent::new(
+                "viewers",
+                &serde_json::json!({ "count": self.viewers.len() }),
+            ),
+        ])
+    }
+
+    // ---- internals ----
+
+    pub(super) fn slot_map(&self, fwd: &Forwarder, viewer: ParticipantId) -> serde_json::Value {
+        let slots: Vec<SlotInfo> = self
+            .viewers
+            .get(&viewer)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|s| {
+                        let owner = s
+                            .state
+                            .current
+                            .and_then(|t| Some((self.members.get(&t.participant)?, t)));
+                        SlotInfo {
+                            mid: s.mid.to_string(),
+                            kind: kind_str(s.kind),
+                            identity: owner.map(|(m, _)| m.identity.to_string()),
+                            track: owner.map(|(m, _)| {
+                                format!("{}-{}", m.source.as_str(), kind_str(s.kind))
+                            }),
+                            source: owner.map(|(m, _)| m.source),
+                            pinned: s.state.pin.is_some(),
+                            paused: s.state.paused,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = fwd;
+        serde_json::json!({ "slots": slots })
+    }
+
+    pub(super) fn active_speaker_event(&self) -> RoomEvent {
+        let mut speakers: Vec<SpeakerInfo> = Vec::new();
+        for (t, level) in self.speaker.speakers() {
+            let Some(m) = self.members.get(&t.participant) else {
+                continue;
+            };
+            if !speakers.iter().any(|s| *s.identity == *m.identity) {
+                speakers.push(SpeakerInfo {
+                    identity: m.identity.to_string(),
+                    level,
+                });
+            }
+        }
+        let data = serde_json::json!({
+            "identity": self.active.as_deref(),
+            "speakers": speakers,
+        });
+        RoomEvent::new("active-speaker", &data)
+    }
+
+    /// Queue `participant-updated` for everybody (a track was muted or unmuted).
+    pub fn emit_updated(&mut self, p: ParticipantInfo) {
+        self.emit(Audience::All, RoomEvent::new("participant-updated", &p));
+    }
+
+    pub(super) fn emit_active_speaker(&mut self) {
+        let e = self.active_speaker_event();
+        self.emit(Audience::All, e);
+    }
+
+    pub(super) fn emit_viewers(&mut self) {
+        let data = serde_json::json!({ "count": self.viewers.len() });
+        self.emit(Audience::All, RoomEvent::new("viewers", &data));
+    }
+
+    pub(super) fn emit(&mut self, audience: Audience, event: RoomEvent) {
+        self.events.push((audience, event));
+    }
+}
