@@ -90,8 +90,6 @@ pub mod names {
     pub const UDP_IN: &str = "switchboard_udp_datagrams_in_total";
     /// Counter: UDP datagrams sent.
     pub const UDP_OUT: &str = "switchboard_udp_datagrams_out_total";
-    /// Counter: UDP send calls (one datagram, or a GSO run of several).
-    pub const UDP_SENDS: &str = "switchboard_udp_send_calls_total";
     /// Counter: RTP packets received from publishers (after SRTP).
     pub const RTP_IN_PACKETS: &str = "switchboard_rtp_in_packets_total";
     /// Counter: RTP payload bytes received from publishers.
@@ -137,10 +135,6 @@ fn describe() {
     describe_gauge!(ROOMS, "Live rooms.");
     describe_counter!(UDP_IN, "UDP datagrams received.");
     describe_counter!(UDP_OUT, "UDP datagrams sent.");
-    describe_counter!(
-        UDP_SENDS,
-        "UDP send calls: one datagram each, or a GSO run of several to one destination."
-    );
     describe_counter!(RTP_IN_PACKETS, "RTP packets received from publishers.");
     describe_counter!(RTP_IN_BYTES, "RTP payload bytes received from publishers.");
     describe_counter!(RTP_OUT_PACKETS, "RTP packets forwarded to subscribers.");

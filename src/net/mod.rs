@@ -4,8 +4,7 @@
 //! The receive loop uses `quinn-udp` for batched receives (`recvmmsg`, GRO) and, just as
 //! important, the destination address of every datagram (`IP_PKTINFO`): with one socket
 //! bound to a wildcard address, str0m's ICE agent needs to know which of our host
-//! candidates a check arrived on. Sends go out per room wake-up as a batch, with a
-//! viewer's run of equal-size datagrams in one UDP GSO send ([`UdpEndpoint::send_batch`]).
+//! candidates a check arrived on.
 
 pub mod classify;
 pub mod demux;
@@ -16,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
-use str0m::net::Transmit;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
@@ -75,72 +73,6 @@ impl UdpEndpoint {
                 self.socket.send_to(contents, destination).await.map(|_| ())
             }
             Err(e) => Err(e),
-        }
-    }
-
-    /// Send a batch of datagrams (what a room produced in one wake-up), in place of one
-    /// `sendto` each. The batch is grouped by destination, keeping each destination's
-    /// order (a stable sort; order across destinations does not matter), and a run of
-    /// equal-size datagrams to one destination — a video frame's fragments to one viewer
-    /// — goes out as one UDP GSO send (`UDP_SEGMENT`, through `quinn-udp`; the last
-    /// segment may be shorter), where the kernel supports it. `scratch` is reused for
-    /// the concatenated segments. Returns the number of datagrams that failed to send.
-    pub async fn send_batch(&self, batch: &mut [Transmit], scratch: &mut Vec<u8>) -> usize {
-        batch.sort_by_key(|t| t.destination);
-        let max = self.state.max_gso_segments().max(1);
-        let mut failed = 0;
-        let mut i = 0;
-        let calls = metrics::counter!(crate::metrics::names::UDP_SENDS);
-        while i < batch.len() {
-            let run = gso_run(&batch[i..], max);
-            calls.increment(1);
-            if run == 1 {
-                let t = &batch[i];
-                if let Err(e) = self.send(t.destination, &t.contents).await {
-                    debug!(destination = %t.destination, error = %e, "udp send failed");
-                    failed += 1;
-                }
-            } else {
-                failed += self.send_gso(&batch[i..i + run], scratch).await;
-            }
-            i += run;
-        }
-        failed
-    }
-
-    /// One GSO send of `run` (same destination; all but the last of one size).
-    async fn send_gso(&self, run: &[Transmit], scratch: &mut Vec<u8>) -> usize {
-        scratch.clear();
-        for t in run {
-            scratch.extend_from_slice(&t.contents);
-        }
-        let transmit = quinn_udp::Transmit {
-            destination: run[0].destination,
-            ecn: None,
-            contents: scratch,
-            segment_size: Some(run[0].contents.len()),
-            src_ip: None,
-        };
-        let sent = self
-            .socket
-            .async_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.socket).into(), &transmit)
-            })
-            .await;
-        match sent {
-            Ok(()) => 0,
-            Err(e) => {
-                // GSO refused on this route (e.g. EIO from a device without checksum
-                // offload): send the segments one by one.
-                debug!(destination = %run[0].destination, error = %e, "gso send failed, sending singly");
-                let mut failed = 0;
-                for t in run {
-                    if self.send(t.destination, &t.contents).await.is_err() {
-                        failed += 1;
-                    }
-                }
-                failed
-            }
         }
     }
 
@@ -219,65 +151,5 @@ impl UdpEndpoint {
                 }
             }
         }
-    }
-}
-
-/// Most bytes in one GSO send (the UDP length field and the kernel's limit).
-const GSO_MAX_BYTES: usize = 65_000;
-
-/// How many datagrams from the start of `batch` (sorted by destination) can go in one
-/// GSO send: same destination, every one but the last exactly the first's size, the last
-/// no larger, at most `max` segments and [`GSO_MAX_BYTES`]. At least 1.
-fn gso_run(batch: &[Transmit], max: usize) -> usize {
-    let Some(first) = batch.first() else {
-        return 0;
-    };
-    let size = first.contents.len();
-    let mut n = 1;
-    while n < batch.len()
-        && n < max
-        && (n + 1) * size <= GSO_MAX_BYTES
-        && batch[n].destination == first.destination
-        && batch[n - 1].contents.len() == size
-        && batch[n].contents.len() <= size
-        && !batch[n].contents.is_empty()
-    {
-        n += 1;
-    }
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use str0m::net::Protocol;
-
-    fn t(port: u16, len: usize) -> Transmit {
-        Transmit {
-            proto: Protocol::Udp,
-            source: "127.0.0.1:1".parse().unwrap(),
-            destination: SocketAddr::from(([127, 0, 0, 1], port)),
-            contents: vec![0u8; len].into(),
-        }
-    }
-
-    #[test]
-    fn gso_runs_are_one_destination_of_one_size_with_a_shorter_tail() {
-        let b = [t(5, 1200), t(5, 1200), t(5, 800), t(5, 1200)];
-        assert_eq!(gso_run(&b, 64), 3, "a shorter datagram ends the run");
-        let b = [t(5, 1200), t(6, 1200)];
-        assert_eq!(gso_run(&b, 64), 1, "another destination ends the run");
-        let b = [t(5, 800), t(5, 1200)];
-        assert_eq!(gso_run(&b, 64), 1, "a larger datagram cannot follow");
-        let b: Vec<Transmit> = (0..10).map(|_| t(5, 1200)).collect();
-        assert_eq!(gso_run(&b, 4), 4, "the kernel's segment limit");
-        assert_eq!(gso_run(&b, 1), 1, "no GSO");
-        let b: Vec<Transmit> = (0..80).map(|_| t(5, 1200)).collect();
-        assert_eq!(
-            gso_run(&b, 128),
-            GSO_MAX_BYTES / 1200,
-            "at most 64 KB per send"
-        );
-        assert_eq!(gso_run(&[], 64), 0);
     }
 }

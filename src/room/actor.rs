@@ -42,7 +42,6 @@ pub async fn run(
         ctx.meters.clone(),
     );
     let mut listeners: Listeners = Vec::new();
-    let mut send_buffers = SendBuffers::default();
     metrics::rooms_gauge().increment(1.0);
     info!(room = %name, "room opened");
     let idle_deadline = Instant::now() + IDLE_EXIT;
@@ -65,7 +64,7 @@ pub async fn run(
                 room.handle_timeout(Instant::now());
             }
         }
-        send_all(&mut room, &ctx.endpoint, &ctx.meters, &mut send_buffers).await;
+        send_all(&mut room, &ctx.endpoint, &ctx.meters).await;
         fan_out(&mut room, &mut listeners);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
@@ -170,31 +169,11 @@ fn fan_out(room: &mut Room, listeners: &mut Listeners) {
     }
 }
 
-/// Send what the room produced in this wake-up as one batch (grouped per destination,
-/// GSO where possible: see [`UdpEndpoint::send_batch`]).
-async fn send_all(
-    room: &mut Room,
-    endpoint: &Arc<UdpEndpoint>,
-    meters: &metrics::Meters,
-    out: &mut SendBuffers,
-) {
+async fn send_all(room: &mut Room, endpoint: &Arc<UdpEndpoint>, meters: &metrics::Meters) {
     while let Some(t) = room.poll_transmit() {
-        out.batch.push(t);
+        meters.udp_out.increment(1);
+        if let Err(e) = endpoint.send(t.destination, &t.contents).await {
+            warn!(destination = %t.destination, error = %e, "udp send failed");
+        }
     }
-    if out.batch.is_empty() {
-        return;
-    }
-    meters.udp_out.increment(out.batch.len() as u64);
-    let failed = endpoint.send_batch(&mut out.batch, &mut out.scratch).await;
-    if failed > 0 {
-        warn!(failed, room = %room.name(), "udp sends failed");
-    }
-    out.batch.clear();
-}
-
-/// Buffers reused by every [`send_all`] of a room (no allocation per wake-up).
-#[derive(Default)]
-struct SendBuffers {
-    batch: Vec<str0m::net::Transmit>,
-    scratch: Vec<u8>,
 }
