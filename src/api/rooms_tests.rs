@@ -1,7 +1,6 @@
 //! The room API and the OpenAPI document through the router, no server needed
 //! (`tower::ServiceExt::oneshot`); the room actors behind them are real.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,67 +8,20 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::Value;
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
 use tower::ServiceExt;
 
-use crate::api::{router, AppState};
 use crate::auth::{Authority, Grants};
-use crate::metrics::Meters;
-use crate::net::{RoomTable, UdpEndpoint};
 use crate::room::info::RoomLimits;
-use crate::room::{RoomContext, Rooms};
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
 const KEY: &str = "room-api-test-key";
 
 /// The whole API on a single node with this access policy and these room limits.
 fn app_with(auth: Authority, limits: RoomLimits) -> Router {
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
-    let rooms = Rooms::new(
-        Arc::new(RoomTable::default()),
-        RoomContext {
-            endpoint,
-            meters: Meters::new(),
-            limits,
-        },
-    );
-    let ready = Arc::new(AtomicBool::new(true));
-    let cluster = crate::cluster::Cluster::new(
-        crate::cluster::ClusterConfig {
-            node_id: "test".into(),
-            internal_url: String::new(),
-            public_url: "http://127.0.0.1:8080".into(),
-            ice: vec![],
-            multi_node: false,
-            room_lease: crate::cluster::ClusterConfig::ROOM_LEASE,
-            node_ttl: crate::cluster::ClusterConfig::NODE_TTL,
-        },
-        Arc::new(crate::cluster::MemoryDirectory::new()),
-        Arc::clone(&rooms),
-        Arc::clone(&ready),
-        Default::default(),
-    );
-    router(AppState {
-        rooms,
-        auth: Arc::new(auth),
-        ice_links: Arc::new([]),
-        prometheus: PrometheusBuilder::new().build_recorder().handle(),
-        ready,
-        draining: Arc::new(tokio::sync::watch::channel(false).0),
-        node: Arc::new(crate::api::NodeInfo {
-            node_id: "test".into(),
-            candidates: vec!["127.0.0.1:7880".into()],
-            version: "0",
-        }),
-        cluster,
-        routing: crate::config::Routing::Proxy,
-        internal_secret: None,
-        http: reqwest::Client::new(),
-    })
+    crate::api::sessions::tests::test_app(auth, limits, true, Arc::new([]))
 }
 
 /// An open (development) server without limits.

@@ -470,4 +470,4 @@ async fn patch(
 
 #[cfg(test)]
 #[path = "sessions_tests.rs"]
-mod tests;
+pub(super) mod tests;

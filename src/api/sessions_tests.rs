@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use crate::api::{router, AppState};
 use crate::metrics::Meters;
 use crate::net::{RoomTable, UdpEndpoint};
+use crate::room::info::RoomLimits;
 use crate::room::{RoomContext, Rooms};
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
@@ -26,6 +27,19 @@ fn app(token: Option<&str>) -> Router {
 }
 
 fn app_with(token: Option<&str>, ready: bool) -> Router {
+    let auth = crate::auth::Authority::new(token.map(String::from), None);
+    let ice = vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()];
+    test_app(auth, RoomLimits::default(), ready, ice.into())
+}
+
+/// The whole API of a single node with real room actors, for `oneshot` tests (shared
+/// with the room API's tests).
+pub(in crate::api) fn test_app(
+    auth: crate::auth::Authority,
+    limits: RoomLimits,
+    ready: bool,
+    ice_links: Arc<[String]>,
+) -> Router {
     let addr = "127.0.0.1:0".parse().unwrap();
     let endpoint = UdpEndpoint::bind(addr, vec!["127.0.0.1:0".parse().unwrap()]).unwrap();
     let rooms = Rooms::new(
@@ -33,7 +47,7 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
         RoomContext {
             endpoint,
             meters: Meters::new(),
-            limits: Default::default(),
+            limits,
         },
     );
     let ready = Arc::new(AtomicBool::new(ready));
@@ -54,8 +68,8 @@ fn app_with(token: Option<&str>, ready: bool) -> Router {
     );
     router(AppState {
         rooms,
-        auth: Arc::new(crate::auth::Authority::new(token.map(String::from), None)),
-        ice_links: vec!["<stun:stun.example.org:3478>; rel=\"ice-server\"".to_string()].into(),
+        auth: Arc::new(auth),
+        ice_links,
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
         ready,
         draining: Arc::new(tokio::sync::watch::channel(false).0),
