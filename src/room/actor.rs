@@ -56,9 +56,7 @@ pub async fn run(
             }
             n = datagrams.recv_many(&mut batch, DATAGRAM_BATCH) => {
                 if n == 0 { break; }
-                for d in batch.drain(..) {
-                    room.handle_datagram(Instant::now(), d);
-                }
+                room.handle_datagrams(Instant::now(), batch.drain(..));
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 room.handle_timeout(Instant::now());

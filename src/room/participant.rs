@@ -7,6 +7,13 @@
 //! outside this file touches the `Rtc` mutably. Drained transmits and events go to the
 //! room's [`Outbox`].
 //!
+//! One sanctioned batch: [`Participant::queue_rtp`] only appends to a send stream's queue
+//! (str0m's `StreamTx::write_rtp` pushes onto its send queue and arms nothing), so a room
+//! queues every packet a batch of datagrams produced for this participant and then calls
+//! [`Participant::flush`] once — one `Input::Timeout` and one drain for the batch, as
+//! str0m's own frame writer does for the many packets of one frame. Between the two, any
+//! other mutation (which also advances time and drains) just sends the queue earlier.
+//!
 //! Methods are grouped as in quinn's `Connection`: getters, `handle_*` inputs, mutators,
 //! and `poll_timeout`. Time is always the caller's monotonic `now`; this file never reads
 //! the clock.
@@ -130,6 +137,8 @@ pub struct Participant {
     /// The rate the allocator would like to send (every track's best layer, with its
     /// headroom): the loss fallback may grow that far, and no further.
     probe_bps: u64,
+    /// RTP was queued by [`Participant::queue_rtp`] and not yet flushed.
+    unflushed: bool,
 }
 
 /// Bytes a written RTP packet costs beyond its payload (header, SRTP tag, UDP/IP).
@@ -163,6 +172,7 @@ impl Participant {
             sent: BitrateMeter::new(Duration::from_secs(2)),
             last_write: now,
             probe_bps: 0,
+            unflushed: false,
         };
         p.drain(out);
         p
@@ -278,30 +288,40 @@ impl Participant {
 
     // ---- mutators ----
 
-    /// Queue an RTP packet (`payload_len` bytes of payload) on the send stream of `mid` and
-    /// let str0m packetize, pace and encrypt it. Returns `false` if this session has no
-    /// send stream for `mid`.
-    pub fn write_rtp(
+    /// Queue an RTP packet (`payload_len` bytes of payload) on the send stream of `mid`.
+    /// str0m packetizes, paces and encrypts it on the next [`Participant::flush`]: a room
+    /// queues every packet of a batch first and drives each `Rtc` once, not once per
+    /// packet (str0m's send queue takes any number of writes between time advances).
+    /// Returns `None` if this session has no send stream for `mid`, else whether this
+    /// write made the participant need a flush (the first write since the last one).
+    pub fn queue_rtp(
         &mut self,
         now: Instant,
         mid: Mid,
         write: RtpWrite,
         payload_len: usize,
-        out: &mut Outbox,
-    ) -> bool {
+    ) -> Option<bool> {
         let mut api = self.rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
-            return false;
-        };
+        let stream = api.stream_tx_by_mid(mid, None)?;
         stream.write_rtp(write);
         self.sent.record(now, payload_len + PACKET_OVERHEAD);
         self.last_write = now;
-        // str0m moves written packets to the wire on the next time advance.
+        let first = !self.unflushed;
+        self.unflushed = true;
+        Some(first)
+    }
+
+    /// Move what [`Participant::queue_rtp`] queued to the wire: one time advance
+    /// (str0m marks queued packets as sendable on it) and one drain. No-op when nothing
+    /// is queued.
+    pub fn flush(&mut self, now: Instant, out: &mut Outbox) {
+        if !std::mem::take(&mut self.unflushed) || self.ended.is_some() {
+            return;
+        }
         if self.rtc.handle_input(Input::Timeout(now)).is_err() {
             self.end(EndReason::Error);
         }
         self.drain(out);
-        true
     }
 
     /// Ask this publisher for a keyframe on `mid`/`rid` (RFC 4585 §6.3.1 PLI or

@@ -46,6 +46,8 @@ pub struct Room {
     forwarder: Forwarder,
     out: Outbox,
     commands: Vec<ForwarderOutput>,
+    /// Participants with RTP queued and not yet flushed (see [`Participant::queue_rtp`]).
+    unflushed: Vec<ParticipantId>,
     next_id: u64,
     used: bool,
     meters: Meters,
@@ -72,6 +74,7 @@ impl Room {
             forwarder: Forwarder::new(meters.clone()),
             out: Outbox::default(),
             commands: Vec::new(),
+            unflushed: Vec::new(),
             next_id: 1,
             used: false,
             meters,
@@ -270,8 +273,28 @@ impl Room {
         (p.kind() == SessionKind::Subscriber).then_some(id)
     }
 
-    /// A datagram from the network for this room.
+    /// A datagram from the network for this room: a batch of one.
     pub fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.handle_datagrams(now, std::iter::once(d));
+    }
+
+    /// Datagrams from the network for this room, handled in order. What they produce for
+    /// each subscriber is written to its `Rtc` as one batch at the end (one time advance
+    /// and one drain per subscriber, not per packet). `now` is when the batch is handled;
+    /// each datagram keeps its own receive time.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = Datagram>,
+    ) {
+        for d in datagrams {
+            self.receive(now, d);
+            self.route(now);
+        }
+        self.process(now);
+    }
+
+    fn receive(&mut self, now: Instant, d: Datagram) {
         let id = if classify(&d.contents) == PacketClass::Stun {
             // A check names its session by our ufrag; (re)learn the source address.
             let by_ufrag = stun_username(&d.contents)
@@ -295,7 +318,6 @@ impl Room {
         if !p.handle_receive(now, &d, &mut self.out) {
             self.meters.dropped(DropReason::Rejected);
         }
-        self.process(now);
     }
 
     /// Advance time: participants' timers, keyframe retries, liveness.
@@ -396,8 +418,28 @@ impl Room {
     }
 
     /// Handle participant events and forwarder commands until both queues are empty,
-    /// then remove participants that ended.
+    /// flush the participants that had RTP queued (which may raise more events), then
+    /// remove participants that ended.
     fn process(&mut self, now: Instant) {
+        loop {
+            self.route(now);
+            if !self.unflushed.is_empty() {
+                for id in std::mem::take(&mut self.unflushed) {
+                    if let Some(p) = self.participants.get_mut(&id) {
+                        p.flush(now, &mut self.out);
+                    }
+                }
+                continue;
+            }
+            if !self.reap(now) {
+                break;
+            }
+        }
+    }
+
+    /// Handle participant events and forwarder commands until both queues are empty.
+    /// RTP for subscribers is queued, not yet flushed.
+    fn route(&mut self, now: Instant) {
         loop {
             self.apply_commands(now);
             let Some((id, event)) = self.out.events.pop_front() else {
@@ -436,7 +478,6 @@ impl Room {
                 }
             }
         }
-        self.reap(now);
     }
 
     fn apply_commands(&mut self, now: Instant) {
@@ -454,7 +495,10 @@ impl Room {
                     if let Some(patch) = f.vp8 {
                         write = write.vp8_patch(patch);
                     }
-                    if p.write_rtp(now, f.mid, write, len as usize, &mut self.out) {
+                    if let Some(first) = p.queue_rtp(now, f.mid, write, len as usize) {
+                        if first {
+                            self.unflushed.push(f.subscriber);
+                        }
                         self.meters.rtp_out_packets.increment(1);
                         self.meters.rtp_out_bytes.increment(len);
                     }
@@ -482,15 +526,16 @@ impl Room {
         }
     }
 
-    /// Remove ended participants and everything that points at them.
-    fn reap(&mut self, now: Instant) {
+    /// Remove ended participants and everything that points at them, and re-assign the
+    /// slots they filled. Returns whether any was removed.
+    fn reap(&mut self, now: Instant) -> bool {
         let ended: Vec<(ParticipantId, EndReason)> = self
             .participants
             .values()
             .filter_map(|p| p.ended().map(|r| (p.id(), r)))
             .collect();
         if ended.is_empty() {
-            return;
+            return false;
         }
         for (id, reason) in ended {
             let Some(mut p) = self.participants.remove(&id) else {
@@ -515,7 +560,7 @@ impl Room {
         }
         // Slots the ended sessions filled (or watched from) are re-assigned.
         self.reassign(now);
-        self.apply_commands(now);
+        true
     }
 }
 
