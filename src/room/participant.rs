@@ -141,6 +141,22 @@ pub struct Participant {
     unflushed: bool,
 }
 
+/// How long a subscriber's sent packets stay available for retransmission.
+pub const RTX_HISTORY: Duration = Duration::from_secs(1);
+/// At most this many packets per send stream in the retransmission history (1 s of a
+/// 5 Mbit/s stream of 1,200-byte packets).
+const RTX_HISTORY_PACKETS: usize = 512;
+/// Queued resends are dropped when retransmissions exceed this share of what is sent
+/// (str0m's default).
+const RTX_RATIO_CAP: f32 = 0.15;
+
+/// Time advances per [`Participant::advance`] call: more than a wake-up's batch of
+/// queued packets, few enough that a timeout stuck at `now` cannot stall the room.
+const MAX_ADVANCES: usize = 256;
+/// How far past `now` [`Participant::advance`] may move an `Rtc`'s clock to let the
+/// pacer's 1 µs follow-up timeouts fire in one go (256 packets × 1 µs, rounded up).
+const ADVANCE_HORIZON: Duration = Duration::from_micros(300);
+
 /// Bytes a written RTP packet costs beyond its payload (header, SRTP tag, UDP/IP).
 const PACKET_OVERHEAD: usize = 60;
 
@@ -263,10 +279,7 @@ impl Participant {
             return;
         }
         if now >= self.rtc_timeout {
-            if self.rtc.handle_input(Input::Timeout(now)).is_err() {
-                self.end(EndReason::Error);
-            }
-            self.drain(out);
+            self.advance(now, out);
         }
         if !self.connected && now.saturating_duration_since(self.created) >= CONNECT_TIMEOUT {
             self.end(EndReason::Timeout);
@@ -318,10 +331,28 @@ impl Participant {
         if !std::mem::take(&mut self.unflushed) || self.ended.is_some() {
             return;
         }
-        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
-            self.end(EndReason::Error);
+        self.advance(now, out);
+    }
+
+    /// Set up the send streams of `mids` for forwarding:
+    ///
+    /// - **Unpaced**: sent as soon as written, not through str0m's leaky-bucket pacer. A
+    ///   publisher's packets already arrive paced by its own sender; pacing them again
+    ///   per subscriber adds queueing delay (tens of ms on a keyframe) and timer
+    ///   wake-ups. LiveKit forwards the same way by default (its "no-queue" pacer);
+    ///   mediasoup does not pace forwarded media. Send-side BWE still sees every
+    ///   packet's send time, and probe padding is still paced.
+    /// - **A retransmission history of [`RTX_HISTORY`]** (str0m keeps 3 s): a NACK
+    ///   (RFC 4585 §6.2.1) for an older packet cannot be repaired in time for a real-time
+    ///   playout, and the history is most of a viewer's memory.
+    pub fn prepare_forwarding(&mut self, mids: &[Mid]) {
+        let mut api = self.rtc.direct_api();
+        for &mid in mids {
+            if let Some(stream) = api.stream_tx_by_mid(mid, None) {
+                stream.set_unpaced(true);
+                stream.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, Some(RTX_RATIO_CAP));
+            }
         }
-        self.drain(out);
     }
 
     /// Ask this publisher for a keyframe on `mid`/`rid` (RFC 4585 §6.3.1 PLI or
@@ -339,10 +370,7 @@ impl Participant {
             return false;
         };
         stream.request_keyframe(kind);
-        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
-            self.end(EndReason::Error);
-        }
-        self.drain(out);
+        self.advance(now, out);
         true
     }
 
@@ -353,10 +381,7 @@ impl Participant {
         self.rtc
             .bwe()
             .set_bitrate(Bitrate::from(minimum as f64), Bitrate::from(desired as f64));
-        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
-            self.end(EndReason::Error);
-        }
-        self.drain(out);
+        self.advance(now, out);
     }
 
     /// End the session: send RTCP BYE and DTLS close_notify (revoking consent) and drain.
@@ -375,6 +400,28 @@ impl Participant {
                 "participant ended"
             );
             self.ended = Some(reason);
+        }
+    }
+
+    /// Advance the `Rtc` to `now`: time input and full drain, repeated while the next
+    /// timeout is (all but) due. str0m's pacer hands out one queue per time advance and
+    /// then asks for a timeout 1 µs later, so without the repeat a batch of queued
+    /// packets would leave one per room wake-up. Repeats feed the requested time (at
+    /// most [`ADVANCE_HORIZON`] past `now`, never backwards), each followed by a full
+    /// drain (the single-mutation invariant); at most [`MAX_ADVANCES`] rounds, so a
+    /// timeout stuck in the past cannot spin the room.
+    fn advance(&mut self, now: Instant, out: &mut Outbox) {
+        let horizon = now + ADVANCE_HORIZON;
+        let mut t = now;
+        for _ in 0..MAX_ADVANCES {
+            if self.rtc.handle_input(Input::Timeout(t)).is_err() {
+                self.end(EndReason::Error);
+            }
+            self.drain(out);
+            if self.ended.is_some() || self.rtc_timeout > horizon {
+                return;
+            }
+            t = t.max(self.rtc_timeout);
         }
     }
 

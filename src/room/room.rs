@@ -152,7 +152,7 @@ impl Room {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let session = SessionId::random();
-        let p = Participant::new(
+        let mut p = Participant::new(
             now,
             id,
             session.clone(),
@@ -170,6 +170,9 @@ impl Room {
             })
             .collect();
         let only_mids: Vec<Mid> = mids.iter().map(|(m, _)| *m).collect();
+        if kind == SessionKind::Subscriber {
+            p.prepare_forwarding(&only_mids);
+        }
         let medias = p.medias(&only_mids);
         for &(mid, media_kind) in &medias {
             let rids = mids
