@@ -4,7 +4,9 @@
 //! The receive loop uses `quinn-udp` for batched receives (`recvmmsg`, GRO) and, just as
 //! important, the destination address of every datagram (`IP_PKTINFO`): with one socket
 //! bound to a wildcard address, str0m's ICE agent needs to know which of our host
-//! candidates a check arrived on.
+//! candidates a check arrived on. Rooms send their output batches with `sendmmsg(2)`
+//! (through `rustix`): one system call for up to [`SEND_BATCH`] datagrams to any mix of
+//! destinations.
 
 pub mod classify;
 pub mod demux;
@@ -23,6 +25,30 @@ use tracing::{debug, warn};
 pub use demux::{Datagram, DatagramTx, Demux, RoomKey, RoomTable, Route};
 
 use crate::metrics::{DropReason, Meters};
+
+/// Datagrams per `sendmmsg(2)` call (the kernel takes up to `UIO_MAXIOV`, 1024).
+pub const SEND_BATCH: usize = 64;
+
+/// One `sendmmsg(2)` of up to [`SEND_BATCH`] datagrams, each to its own destination.
+/// Returns how many the kernel took (the first failure ends the call; an error means the
+/// first datagram failed).
+fn sendmmsg_chunk(socket: &UdpSocket, chunk: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    let addrs: Vec<SocketAddrAny> = chunk.iter().map(|(a, _)| SocketAddrAny::from(*a)).collect();
+    let iovs: Vec<[io::IoSlice<'_>; 1]> =
+        chunk.iter().map(|(_, d)| [io::IoSlice::new(d)]).collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut msgs: Vec<MMsgHdr<'_>> = addrs
+        .iter()
+        .zip(&iovs)
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .collect();
+    sendmmsg(socket, &mut msgs, SendFlags::empty()).map_err(io::Error::from)
+}
 
 /// The shared UDP socket and what rooms need to send on it.
 pub struct UdpEndpoint {
@@ -65,15 +91,39 @@ impl UdpEndpoint {
         &self.candidates
     }
 
-    /// Send one datagram. Waits only while the socket buffer is full.
-    pub async fn send(&self, destination: SocketAddr, contents: &[u8]) -> io::Result<()> {
-        match self.socket.try_send_to(contents, destination) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.socket.send_to(contents, destination).await.map(|_| ())
+    /// Send datagrams to (possibly) different destinations with as few system calls as
+    /// possible: `sendmmsg(2)` in chunks of [`SEND_BATCH`], through `rustix`. Waits while
+    /// the socket buffer is full. A datagram the kernel refuses (an unreachable
+    /// destination) is skipped and counted in the returned error count; the rest still go
+    /// out. Returns `(sent, failed)`.
+    pub async fn send_many(&self, datagrams: &[(SocketAddr, &[u8])]) -> (usize, usize) {
+        let (mut sent, mut failed) = (0, 0);
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(SEND_BATCH)];
+            let res = self
+                .socket
+                .try_io(Interest::WRITABLE, || sendmmsg_chunk(&self.socket, chunk));
+            match res {
+                Ok(n) if n > 0 => {
+                    sent += n;
+                    rest = &rest[n..];
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.socket.writable().await.is_err() {
+                        return (sent, failed + rest.len());
+                    }
+                }
+                Err(e) => {
+                    // The first datagram of the chunk failed: skip it, keep the rest.
+                    warn!(destination = %rest[0].0, error = %e, "udp send failed");
+                    failed += 1;
+                    rest = &rest[1..];
+                }
             }
-            Err(e) => Err(e),
         }
+        (sent, failed)
     }
 
     /// Which candidate a datagram arrived on: the destination IP when it is one of our
@@ -151,5 +201,63 @@ impl UdpEndpoint {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn send_many_reaches_every_destination_in_order_across_chunks() {
+        let endpoint = UdpEndpoint::bind(local(), vec![local()]).unwrap();
+        let a = std::net::UdpSocket::bind(local()).unwrap();
+        let b = std::net::UdpSocket::bind(local()).unwrap();
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let payloads: Vec<Vec<u8>> = (0..150u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let datagrams: Vec<(SocketAddr, &[u8])> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (if i % 3 == 0 { to_a } else { to_b }, &p[..]))
+            .collect();
+        assert_eq!(endpoint.send_many(&datagrams).await, (150, 0));
+        for (socket, want) in [(&a, 50), (&b, 100)] {
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            while got.len() < want {
+                let n = socket.recv(&mut buf).unwrap();
+                got.push(u32::from_be_bytes(buf[..n].try_into().unwrap()));
+            }
+            let expected: Vec<u32> = (0..150u32)
+                .filter(|i| (i % 3 == 0) == (want == 50))
+                .collect();
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn send_many_skips_a_refused_datagram_and_sends_the_rest() {
+        let endpoint = UdpEndpoint::bind(local(), vec![local()]).unwrap();
+        let a = std::net::UdpSocket::bind(local()).unwrap();
+        a.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let to_a = a.local_addr().unwrap();
+        // An IPv6 destination on an IPv4 socket: the kernel refuses that one message.
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let datagrams: Vec<(SocketAddr, &[u8])> =
+            vec![(to_a, b"one"), (v6, b"bad"), (to_a, b"two")];
+        assert_eq!(endpoint.send_many(&datagrams).await, (2, 1));
+        let mut buf = [0u8; 8];
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"one");
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"two");
     }
 }

@@ -2,11 +2,13 @@
 //! the clock, awaits commands, datagrams and the room's next timeout, and sends what the
 //! room hands back. It makes no decisions.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::net::Transmit;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::info::{Audience, RoomEvent};
 use super::room::Room;
@@ -46,6 +48,7 @@ pub async fn run(
     info!(room = %name, "room opened");
     let idle_deadline = Instant::now() + IDLE_EXIT;
     let mut batch: Vec<Datagram> = Vec::with_capacity(DATAGRAM_BATCH);
+    let mut outgoing: Vec<Transmit> = Vec::new();
     loop {
         let deadline = room.poll_timeout().unwrap_or(idle_deadline);
         tokio::select! {
@@ -62,7 +65,7 @@ pub async fn run(
                 room.handle_timeout(Instant::now());
             }
         }
-        send_all(&mut room, &ctx.endpoint, &ctx.meters).await;
+        send_all(&mut room, &ctx.endpoint, &ctx.meters, &mut outgoing).await;
         fan_out(&mut room, &mut listeners);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
@@ -167,11 +170,24 @@ fn fan_out(room: &mut Room, listeners: &mut Listeners) {
     }
 }
 
-async fn send_all(room: &mut Room, endpoint: &Arc<UdpEndpoint>, meters: &metrics::Meters) {
-    while let Some(t) = room.poll_transmit() {
-        meters.udp_out.increment(1);
-        if let Err(e) = endpoint.send(t.destination, &t.contents).await {
-            warn!(destination = %t.destination, error = %e, "udp send failed");
-        }
+/// Send what the room produced in this wake-up: one `sendmmsg(2)` per
+/// [`crate::net::SEND_BATCH`] datagrams, whatever their destinations.
+async fn send_all(
+    room: &mut Room,
+    endpoint: &Arc<UdpEndpoint>,
+    meters: &metrics::Meters,
+    batch: &mut Vec<Transmit>,
+) {
+    batch.extend(std::iter::from_fn(|| room.poll_transmit()));
+    if batch.is_empty() {
+        return;
     }
+    let datagrams: Vec<(SocketAddr, &[u8])> = batch
+        .iter()
+        .map(|t| (t.destination, &t.contents[..]))
+        .collect();
+    let (sent, _failed) = endpoint.send_many(&datagrams).await;
+    drop(datagrams);
+    meters.udp_out.increment(sent as u64);
+    batch.clear();
 }

@@ -48,6 +48,9 @@ pub struct Room {
     commands: Vec<ForwarderOutput>,
     /// Participants with RTP queued and not yet flushed (see [`Participant::queue_rtp`]).
     unflushed: Vec<ParticipantId>,
+    /// RTP packets and payload bytes written since the last [`Room::process`] ended:
+    /// the shared counters are touched once per batch, not per packet.
+    rtp_out: (u64, u64),
     next_id: u64,
     used: bool,
     meters: Meters,
@@ -75,6 +78,7 @@ impl Room {
             out: Outbox::default(),
             commands: Vec::new(),
             unflushed: Vec::new(),
+            rtp_out: (0, 0),
             next_id: 1,
             used: false,
             meters,
@@ -438,6 +442,11 @@ impl Room {
                 break;
             }
         }
+        let (packets, bytes) = std::mem::take(&mut self.rtp_out);
+        if packets > 0 {
+            self.meters.rtp_out_packets.increment(packets);
+            self.meters.rtp_out_bytes.increment(bytes);
+        }
     }
 
     /// Handle participant events and forwarder commands until both queues are empty.
@@ -502,8 +511,8 @@ impl Room {
                         if first {
                             self.unflushed.push(f.subscriber);
                         }
-                        self.meters.rtp_out_packets.increment(1);
-                        self.meters.rtp_out_bytes.increment(len);
+                        self.rtp_out.0 += 1;
+                        self.rtp_out.1 += len;
                     }
                 }
                 ForwarderOutput::SetBitrate {
