@@ -32,7 +32,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub url: Option<String>,
 
-    /// Room name (fills `{room}`; the conference scenario appends `-{i}` per participant).
+    /// Room name (fills `{room}`; `conference --mapping rooms` appends `-{i}` per participant).
     #[arg(long, global = true, default_value = "load")]
     pub room: String,
 
@@ -44,7 +44,8 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "{url}/whep/{room}")]
     pub whep_url: String,
 
-    /// Bearer token sent on POST and DELETE.
+    /// Bearer token sent on POST and DELETE (one for every session: a `room` conference
+    /// takes identities from `?name=`, which a server with access tokens ignores).
     #[arg(
         long,
         global = true,
@@ -132,8 +133,8 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         viewers: u32,
     },
-    /// P participants; participant i publishes to room `{room}-{i}` and watches the rooms
-    /// of the K participants after it (one-publisher rooms).
+    /// P participants, each publishing and watching K others: in one conference room
+    /// (`--mapping room`) or in P one-publisher rooms (`--mapping rooms`).
     Conference {
         /// Number of participants (publishers).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
@@ -141,7 +142,24 @@ pub enum Scenario {
         /// How many of the others each participant watches [default: all others].
         #[arg(long)]
         watch: Option<u32>,
+        /// How the conference maps onto the server's rooms.
+        #[arg(long, value_enum, default_value_t = Mapping::Room)]
+        mapping: Mapping,
     },
+}
+
+/// How a conference maps onto rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mapping {
+    /// One conference room `{room}`: participant i publishes with WHIP `?name=p{i}` and
+    /// watches with one WHEP session `?name=p{i}` offering K video and min(K, 3) audio
+    /// slots (servers with multi-publisher rooms, like Switchboard).
+    Room,
+    /// P rooms `{room}-{i}`: participant i publishes to its own room and watches the rooms
+    /// of the K participants after it, one plain WHEP session each (servers with one
+    /// publisher per room).
+    Rooms,
 }
 
 /// Video codecs a publisher can send.
@@ -174,6 +192,7 @@ impl Cli {
         if let Scenario::Conference {
             participants,
             watch: Some(k),
+            ..
         } = &self.scenario
         {
             if *k >= *participants {
@@ -273,5 +292,20 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.validate().is_err());
+    }
+
+    #[test]
+    fn conference_mapping_defaults_to_one_room() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["switchboard-load", "--url", "http://h:1", "conference"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).unwrap().scenario {
+                Scenario::Conference { mapping, .. } => mapping,
+                s => panic!("{s:?}"),
+            }
+        };
+        assert_eq!(parse(&[]), Mapping::Room);
+        assert_eq!(parse(&["--mapping", "rooms"]), Mapping::Rooms);
+        assert_eq!(parse(&["--mapping", "room"]), Mapping::Room);
     }
 }

@@ -4,7 +4,7 @@
 //! followed by a full drain of `poll_output()`, whose transmits go out on the socket.
 //! Publishers write [`Generator`] packets on its clock and keyframe on
 //! `Event::KeyframeRequest`; viewers parse every `Event::RtpPacket` into
-//! [`RecvStats`]. Figures the progress display needs go to the shared [`Live`] atomics;
+//! [`RecvStats`], by SSRC (one stream per WHEP slot). Figures the progress display needs go to the shared [`Live`] atomics;
 //! the rest comes back as a [`PeerReport`] when the task ends. Never does HTTP.
 
 use std::collections::HashMap;
@@ -278,6 +278,7 @@ impl Ready {
                     .and_then(|&c| media::parse(c, &pkt.payload));
                 match parsed {
                     Ok(p) => recv.record(
+                        *pkt.header.ssrc,
                         &p,
                         Arrival {
                             ts: pkt.header.timestamp,

@@ -1,26 +1,30 @@
 //! `switchboard-load`: a WHIP/WHEP load and quality tool.
 //!
 //! It creates sessions against any WHIP/WHEP server — a `broadcast` (one publisher,
-//! N viewers) or a `conference` (P participants, each publishing to its own room and
-//! watching K others) — at a steady ramp, with str0m peers over real UDP, one socket
-//! and one tokio task per peer. Publishers send synthetic but well-formed VP8 simulcast
-//! (q/h/f) or H264, plus Opus, at real rates, with keyframes on schedule and on PLI/FIR.
-//! Every payload carries a per-stream counter and a send timestamp after its codec
-//! header, so viewers measure loss, one-way latency (same host), freezes and layer
-//! switches without trusting RIDs or SSRCs. With `--server-pid` it also reads the
-//! server's CPU time and RSS from `/proc`. At the end every session is DELETEd.
+//! N viewers) or a `conference` (P participants, each publishing and watching K
+//! others: in one room with one multi-slot WHEP session each, or in one room per
+//! participant) — at a steady ramp, with str0m peers over real UDP, one socket and
+//! one tokio task per peer. Publishers send synthetic but well-formed VP8 simulcast
+//! (q/h/f) or H264, plus Opus, at real rates, with keyframes on schedule and on
+//! PLI/FIR. Every payload carries its publisher's id, a per-stream counter and a send
+//! timestamp after its codec header, so viewers measure loss, one-way latency (same
+//! host), freezes, layer switches and slot source changes without trusting RIDs or
+//! SSRCs. With `--server-pid` it also reads the server's CPU time and RSS from
+//! `/proc`. At the end every session is DELETEd.
 //!
 //! Modules: [`cli`] (options), [`scenario`] (plan, ramp, window, teardown), [`peer`]
 //! (one `Rtc`, offer and answer), [`driver`] (the task that runs it), [`publisher`]
-//! (media clock), [`media`] (payloads), [`stats`] (what viewers measure), [`signaling`]
-//! (HTTP), [`procstat`] (`/proc`), [`report`] (figures, JSON), [`table`] (the text
-//! table), [`progress`] (the live display).
+//! (media clock), [`media`] (payloads), [`stats`] and [`slot`] (what viewers measure,
+//! per received stream), [`histogram`] (percentiles), [`signaling`] (HTTP),
+//! [`procstat`] (`/proc`), [`report`] and [`viewers`] (figures, JSON), [`table`] (the
+//! text table), [`progress`] (the live display).
 //! See `docs/load-tool.md`.
 
 #![forbid(unsafe_code)]
 
 mod cli;
 mod driver;
+mod histogram;
 mod media;
 mod peer;
 mod procstat;
@@ -29,8 +33,10 @@ mod publisher;
 mod report;
 mod scenario;
 mod signaling;
+mod slot;
 mod stats;
 mod table;
+mod viewers;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -12,16 +12,18 @@
 //!   sends them; a delta frame is FU-A fragments of a non-IDR slice.
 //! - Opus: one TOC byte (20 ms CELT fullband).
 //!
-//! The [`Body`] (24 bytes) carries a magic byte, the stream byte (spatial layer in the
-//! high nibble, temporal id in the low one; 0xff for audio), a frame number, a
-//! per-stream packet counter and the send time in microseconds since the tool started.
-//! Receivers need neither RID nor SSRC to tell layers apart: the stream byte says it.
+//! The [`Body`] (28 bytes) carries a magic byte, the stream byte (spatial layer in the
+//! high nibble, temporal id in the low one; 0xff for audio), the publisher id, a frame
+//! number, a per-stream packet counter and the send time in microseconds since the tool
+//! started. Receivers need neither RID nor SSRC to tell layers and publishers apart: the
+//! stream byte and the publisher id say it, so a conference slot whose source changes
+//! (another publisher forwarded on the same SSRC) is recognised as such.
 //! Never does I/O, never reads the clock.
 
 /// Magic first byte of every body.
 pub const MAGIC: u8 = 0x5b;
 /// Bytes of the body that follows the codec header.
-pub const BODY_LEN: usize = 24;
+pub const BODY_LEN: usize = 28;
 /// Largest RTP payload the publisher writes, in bytes (fits a 1200-byte MTU with
 /// RTP header, extensions and SRTP tag).
 pub const MAX_PAYLOAD: usize = 1100;
@@ -57,6 +59,8 @@ pub enum PayloadCodec {
 pub struct Body {
     /// Spatial layer << 4 | temporal id for video, [`AUDIO_STREAM`] for audio.
     pub stream: u8,
+    /// The publisher that sent it (its participant index); counters are per publisher.
+    pub publisher: u32,
     /// Frame number within the stream's spatial layer (audio: packet number).
     pub frame: u32,
     /// Packet counter of this stream, +1 per packet, starting at 1.
@@ -70,6 +74,7 @@ impl Body {
         out.push(MAGIC);
         out.push(self.stream);
         out.extend_from_slice(&(total as u16).to_be_bytes());
+        out.extend_from_slice(&self.publisher.to_be_bytes());
         out.extend_from_slice(&self.frame.to_be_bytes());
         out.extend_from_slice(&self.counter.to_be_bytes());
         out.extend_from_slice(&self.send_us.to_be_bytes());
@@ -90,9 +95,10 @@ impl Body {
         let u64_at = |i: usize| (u64::from(u32_at(i)) << 32) | u64::from(u32_at(i + 4));
         Ok(Body {
             stream: b[1],
-            frame: u32_at(4),
-            counter: u64_at(8),
-            send_us: u64_at(16),
+            publisher: u32_at(4),
+            frame: u32_at(8),
+            counter: u64_at(12),
+            send_us: u64_at(20),
         })
     }
 }
@@ -318,6 +324,7 @@ mod tests {
     fn body(i: usize) -> Body {
         Body {
             stream: 0x21,
+            publisher: 3,
             frame: 7,
             counter: 100 + i as u64,
             send_us: 123_456,
@@ -372,6 +379,7 @@ mod tests {
     fn opus_round_trips_and_garbage_is_an_error() {
         let b = Body {
             stream: AUDIO_STREAM,
+            publisher: 0x0102_0304,
             frame: 1,
             counter: 1,
             send_us: 5,

@@ -1,7 +1,8 @@
 //! One WHIP publisher or WHEP viewer up to its answer: its own UDP socket, its str0m
 //! `Rtc` (RTP mode; Opus plus VP8 or H264 for publishers, all three for viewers), the
-//! SDP offer (simulcast `q;h;f` send layers for a VP8 publisher), and accepting the
-//! answer (payload types the server kept). The task that then drives the `Rtc` is in
+//! SDP offer (simulcast `q;h;f` send layers for a VP8 publisher; for a viewer one
+//! `recvonly` m-line per [`Slots`] entry, audio first), and accepting the answer
+//! (payload types the server kept). The task that then drives the `Rtc` is in
 //! [`crate::driver`]; the run-wide [`Live`] counters and [`Phase`] commands are here.
 //! Never does HTTP.
 
@@ -31,6 +32,33 @@ pub enum Role {
     Publisher,
     /// WHEP: receives media.
     Viewer,
+}
+
+/// The m-lines of a session's offer: a publisher sends one of each; a conference
+/// viewer asks for one WHEP slot per m-line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    /// Video m-lines.
+    pub video: u32,
+    /// Audio m-lines.
+    pub audio: u32,
+}
+
+impl Slots {
+    /// One audio and one video m-line: a publisher, or a plain WHEP viewer.
+    pub const ONE: Slots = Slots { video: 1, audio: 1 };
+}
+
+/// What a session is: from the scenario's plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// Publisher or viewer.
+    pub role: Role,
+    /// A publisher's id (written into every payload); a viewer's own publisher, whose
+    /// media it must never receive (`None`: it publishes nothing).
+    pub participant: Option<u32>,
+    /// The m-lines of the offer.
+    pub slots: Slots,
 }
 
 /// The media a publisher sends (from the command line).
@@ -116,7 +144,7 @@ pub struct PeerReport {
 
 /// A peer with its offer made, waiting for the answer.
 pub struct Offered {
-    role: Role,
+    spec: PeerSpec,
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
@@ -127,22 +155,50 @@ pub struct Offered {
     pub offer: String,
 }
 
-/// Bind a socket on `ip`, build the `Rtc` for `role` and make the offer.
-pub async fn offer(role: Role, cfg: &MediaConfig, ip: IpAddr) -> Result<Offered, String> {
+/// Bind a socket on `ip`, build the `Rtc` for `spec` and make the offer.
+pub async fn offer(spec: PeerSpec, cfg: &MediaConfig, ip: IpAddr) -> Result<Offered, String> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .map_err(|e| format!("bind UDP on {ip}: {e}"))?;
     let local = socket
         .local_addr()
         .map_err(|e| format!("local address: {e}"))?;
-    let mut rtc = build_rtc(role, cfg.codec);
+    let made = make_offer(spec, cfg, local)?;
+    Ok(Offered {
+        spec,
+        rtc: made.rtc,
+        socket,
+        local,
+        pending: made.pending,
+        video_mid: made.video_mid,
+        audio_mid: made.audio_mid,
+        offer: made.offer,
+    })
+}
+
+/// An `Rtc` with its offer, before any socket exists.
+struct Made {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    /// The first video and audio m-lines (a publisher's only ones).
+    video_mid: Mid,
+    audio_mid: Mid,
+    offer: String,
+}
+
+/// Build the `Rtc` for `spec` with the host candidate `local` and make the offer.
+fn make_offer(spec: PeerSpec, cfg: &MediaConfig, local: SocketAddr) -> Result<Made, String> {
+    let mut rtc = build_rtc(spec.role, cfg.codec);
     let cand = Candidate::host(local, "udp").map_err(|e| format!("host candidate: {e}"))?;
     rtc.add_local_candidate(cand);
-    let dir = match role {
-        Role::Publisher => Direction::SendOnly,
-        Role::Viewer => Direction::RecvOnly,
+    let (dir, slots) = match spec.role {
+        Role::Publisher => (Direction::SendOnly, Slots::ONE),
+        Role::Viewer => (Direction::RecvOnly, spec.slots),
     };
-    let simulcast = (role == Role::Publisher && cfg.layers.len() > 1).then(|| {
+    if slots.video == 0 && slots.audio == 0 {
+        return Err("an offer needs at least one m-line".into());
+    }
+    let simulcast = (spec.role == Role::Publisher && cfg.layers.len() > 1).then(|| {
         let mut s = Simulcast::new();
         for rid in cfg.layers.iter().filter_map(|l| l.rid) {
             s.add_send_layer(SimulcastLayer::new(&rid));
@@ -150,19 +206,23 @@ pub async fn offer(role: Role, cfg: &MediaConfig, ip: IpAddr) -> Result<Offered,
         s
     });
     let mut api = rtc.sdp_api();
-    let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-    let video_mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
+    let audio: Vec<Mid> = (0..slots.audio)
+        .map(|_| api.add_media(MediaKind::Audio, dir, None, None, None))
+        .collect();
+    let mut simulcast = simulcast;
+    let video: Vec<Mid> = (0..slots.video)
+        .map(|_| api.add_media(MediaKind::Video, dir, None, None, simulcast.take()))
+        .collect();
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| "str0m made no offer".to_string())?;
-    Ok(Offered {
-        role,
+    // A viewer without m-lines of one kind never looks at that kind's mid.
+    let first = |m: &[Mid]| m.first().copied().unwrap_or_else(Mid::new);
+    Ok(Made {
+        video_mid: first(&video),
+        audio_mid: first(&audio),
         rtc,
-        socket,
-        local,
         pending,
-        video_mid,
-        audio_mid,
         offer: offer.to_sdp_string(),
     })
 }
@@ -208,7 +268,7 @@ impl Offered {
                 Some((p.pt(), c))
             })
             .collect();
-        let publisher = match self.role {
+        let publisher = match self.spec.role {
             Role::Viewer => None,
             Role::Publisher => {
                 let want = match cfg.codec {
@@ -219,6 +279,7 @@ impl Offered {
                 let audio_pt =
                     negotiated_pt(&self.rtc, self.audio_mid, &codecs, PayloadCodec::Opus)?;
                 let gen = Generator::new(
+                    self.spec.participant.unwrap_or(0),
                     want,
                     cfg.layers.clone(),
                     cfg.fps,
@@ -242,7 +303,7 @@ impl Offered {
             audio_mid: self.audio_mid,
             codecs,
             publisher,
-            recv: (self.role == Role::Viewer).then(RecvStats::default),
+            recv: (self.spec.role == Role::Viewer).then(|| RecvStats::new(self.spec.participant)),
             freeze_us: 3 * frame_us,
             report: PeerReport::default(),
             ice_at: None,
@@ -266,4 +327,68 @@ fn negotiated_pt(
         .copied()
         .find(|pt| codecs.get(pt) == Some(&want))
         .ok_or_else(|| format!("answer has no {want:?} on m-line {mid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publisher::layer_plan;
+
+    fn cfg() -> MediaConfig {
+        MediaConfig {
+            codec: VideoCodec::Vp8,
+            layers: layer_plan(true, 1_500_000),
+            fps: 30,
+            keyframe_interval: Duration::from_secs(2),
+            temporal_layers: 1,
+        }
+    }
+
+    /// The `m=` lines of an offer, as (kind, direction) in order.
+    fn mlines(sdp: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in sdp.lines() {
+            if let Some(m) = line.strip_prefix("m=") {
+                let kind = m.split(' ').next().unwrap_or_default().to_string();
+                out.push((kind, String::new()));
+            } else if let Some(last) = out.last_mut() {
+                let dir = line.strip_prefix("a=");
+                if let Some(d @ ("recvonly" | "sendonly" | "sendrecv" | "inactive")) = dir {
+                    last.1 = d.to_string();
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn viewer_offer_has_one_recvonly_mline_per_slot() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let spec = PeerSpec {
+            role: Role::Viewer,
+            participant: Some(2),
+            slots: Slots { video: 4, audio: 3 },
+        };
+        let made = make_offer(spec, &cfg(), local).unwrap();
+        let m = mlines(&made.offer);
+        let kinds: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["audio", "audio", "audio", "video", "video", "video", "video"]
+        );
+        assert!(m.iter().all(|(_, d)| d == "recvonly"), "{m:?}");
+        // A publisher offers one of each, sendonly, simulcast on the video.
+        let spec = PeerSpec {
+            role: Role::Publisher,
+            participant: Some(2),
+            slots: Slots { video: 4, audio: 3 },
+        };
+        let made = make_offer(spec, &cfg(), local).unwrap();
+        assert_eq!(mlines(&made.offer).len(), 2);
+        assert!(
+            made.offer.contains("a=simulcast:send q;h;f"),
+            "{}",
+            made.offer
+        );
+    }
 }

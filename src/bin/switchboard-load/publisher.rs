@@ -107,13 +107,17 @@ pub struct Generator {
     start: Option<Instant>,
     stopped: bool,
     epoch: Instant,
+    /// Publisher id written into every payload.
+    publisher: u32,
     /// What was sent.
     pub sent: SentStats,
 }
 
 impl Generator {
-    /// A generator for `plan`, stamping send times relative to `epoch`.
+    /// A generator for `plan`, stamping send times relative to `epoch` and every payload
+    /// with the publisher id `publisher`.
     pub fn new(
+        publisher: u32,
         codec: PayloadCodec,
         plan: Vec<LayerPlan>,
         fps: u32,
@@ -157,6 +161,7 @@ impl Generator {
             start: None,
             stopped: false,
             epoch,
+            publisher,
             sent: SentStats {
                 frames: vec![0; layers],
                 keyframes: vec![0; layers],
@@ -239,6 +244,7 @@ impl Generator {
             let samples = 48_000 / 1000 * media::OPUS_PTIME_MS;
             let payload = media::opus_packet(Body {
                 stream: AUDIO_STREAM,
+                publisher: self.publisher,
                 frame: n as u32,
                 counter,
                 send_us: self.micros(now),
@@ -268,6 +274,7 @@ impl Generator {
     /// Append frame `n` of layer `i`.
     fn frame(&mut self, i: usize, n: u64, wallclock: Instant, now: Instant, out: &mut Vec<Packet>) {
         let send_us = self.micros(now);
+        let publisher = self.publisher;
         let (codec, fps, every, t_layers) = (
             self.codec,
             self.fps,
@@ -324,6 +331,7 @@ impl Generator {
             *counters += 1;
             Body {
                 stream,
+                publisher,
                 frame: n as u32,
                 counter,
                 send_us,
@@ -363,6 +371,7 @@ mod tests {
     fn layers_average_their_bitrate_and_keyframe_on_schedule() {
         let t0 = Instant::now();
         let mut g = Generator::new(
+            0,
             PayloadCodec::Vp8,
             layer_plan(true, 1_500_000),
             30,

@@ -3,14 +3,13 @@
 //! `_kib`, `_bps`, `_percent`); a figure that could not be measured is `null`.
 //! Computes and formats; does no I/O.
 
-use std::time::Instant;
-
 use serde::Serialize;
 
-use crate::cli::{Cli, Scenario, VideoCodec};
+use crate::cli::{Cli, Mapping, Scenario, VideoCodec};
+use crate::histogram::Histogram;
 use crate::peer::{MediaConfig, Role};
-use crate::scenario::{RunResult, SessionResult};
-use crate::stats::Histogram;
+use crate::scenario::{self, RunResult};
+use crate::viewers::{self, pct, us_between, SlotTotals, ViewerEntry};
 
 /// Most failures listed one by one.
 const MAX_LISTED: usize = 50;
@@ -77,31 +76,19 @@ pub struct Sessions {
     pub failures: Vec<FailureEntry>,
 }
 
-/// Per-viewer summary.
+/// The conference's shape (conference scenario only).
 #[derive(Clone, Debug, Serialize)]
-pub struct ViewerEntry {
-    /// Room watched.
-    pub room: String,
-    /// Connected.
-    pub connected: bool,
-    /// RTP packets received in the window.
-    pub window_packets: u64,
-    /// Loss in the window, percent.
-    pub loss_percent: Option<f64>,
-    /// Median one-way latency, ms.
-    pub latency_p50_ms: Option<f64>,
-    /// 99th percentile one-way latency, ms.
-    pub latency_p99_ms: Option<f64>,
-    /// 201 → first complete keyframe, ms.
-    pub first_keyframe_ms: Option<f64>,
-    /// Freezes in the window.
-    pub freezes: u64,
-    /// Spatial layer changes in the window.
-    pub layer_switches: u64,
-    /// Video packets received per spatial layer index (0 = lowest).
-    pub layer_packets: [u64; 4],
-    /// Spatial layer index of the last video packet.
-    pub final_layer: Option<u8>,
+pub struct ConferenceEntry {
+    /// `room` (one conference room) or `rooms` (one room per participant).
+    pub mapping: Mapping,
+    /// Participants (each one publisher).
+    pub participants: u32,
+    /// Others each participant watches.
+    pub watch: u32,
+    /// `room` mapping: video m-lines (slots) of each WHEP session; `null` for `rooms`.
+    pub video_slots: Option<u32>,
+    /// `room` mapping: audio m-lines (slots) of each WHEP session; `null` for `rooms`.
+    pub audio_slots: Option<u32>,
 }
 
 /// One video layer the publishers send.
@@ -139,6 +126,8 @@ pub struct ServerCost {
 pub struct Report {
     /// `broadcast` or `conference`.
     pub scenario: &'static str,
+    /// The conference's mapping and slots; `null` for a broadcast.
+    pub conference: Option<ConferenceEntry>,
     /// WHIP endpoint of the first session.
     pub whip_url: String,
     /// `vp8` or `h264`.
@@ -161,10 +150,12 @@ pub struct Report {
     pub setup_ms: Percentiles,
     /// POST → DTLS connected.
     pub connect_ms: Percentiles,
-    /// 201 → first complete keyframe at a viewer.
+    /// 201 → a complete keyframe at a viewer, in every video slot it offered.
     pub first_keyframe_ms: Percentiles,
-    /// Viewers that received a complete keyframe.
+    /// Viewers that received a complete keyframe in every video slot they offered.
     pub viewers_with_keyframe: u64,
+    /// Video and audio slots offered and received, source changes, own media.
+    pub slots: SlotTotals,
     /// RTP packets received by all viewers in the window.
     pub forwarded_packets: u64,
     /// The same per second.
@@ -195,7 +186,8 @@ pub struct Report {
     pub layer_switches: u64,
     /// Mean per connected viewer.
     pub layer_switches_per_viewer: Option<f64>,
-    /// Viewers by the spatial layer (0 = lowest) they received last.
+    /// Video slots (one per viewer in a broadcast) by the spatial layer (0 = lowest)
+    /// they received last.
     pub viewers_by_final_layer: Vec<u64>,
     /// Payloads viewers could not read (wrong codec header, no body).
     pub unreadable_packets: u64,
@@ -224,14 +216,6 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-fn pct(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
-}
-
-fn us_between(a: Instant, b: Instant) -> u64 {
-    b.saturating_duration_since(a).as_micros() as u64
-}
-
 /// Compute the report of a run.
 pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
     let mut setup = Histogram::default();
@@ -246,7 +230,8 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
     let (mut expected, mut lost, mut worst) = (0, 0, None::<f64>);
     let (mut freezes, mut freeze_us, mut frozen, mut switches) = (0, 0, 0, 0);
     let (mut unreadable, mut keyframes_sent, mut keyframe_requests) = (0, 0, 0);
-    let mut viewers = Vec::new();
+    let mut details: Vec<ViewerEntry> = Vec::new();
+    let mut slots = SlotTotals::default();
     let mut delete_failures = Vec::new();
     let (mut deletes_ok, mut deletes_failed) = (0, 0);
     for r in &run.sessions {
@@ -298,19 +283,22 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
             keyframe_requests += sent.keyframe_requests;
         }
         if r.planned.role == Role::Viewer {
-            viewers.push(viewer_entry(r, run.epoch, &mut first_key));
-            if let Some(v) = r.report.as_ref().and_then(|p| p.recv.as_ref()) {
+            let recv = r.report.as_ref().and_then(|p| p.recv.as_ref());
+            let entry = viewers::viewer_entry(r, run.epoch, &mut first_key);
+            slots.add(&entry, recv);
+            details.push(entry);
+            if let Some(v) = recv {
                 latency.merge(&v.latency_us);
                 audio_latency.merge(&v.audio_latency_us);
-                expected += v.expected;
+                expected += v.expected();
                 lost += v.lost();
-                if let Some(p) = pct(v.lost(), v.expected) {
+                if let Some(p) = pct(v.lost(), v.expected()) {
                     worst = Some(worst.map_or(p, |w| w.max(p)));
                 }
-                freezes += v.freezes;
-                freeze_us += v.freeze_us;
-                frozen += u64::from(v.freezes > 0);
-                switches += v.layer_switches;
+                freezes += v.freezes();
+                freeze_us += v.freeze_us();
+                frozen += u64::from(v.freezes() > 0);
+                switches += v.layer_switches();
                 unreadable += v.unreadable;
             }
         }
@@ -354,6 +342,16 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
             Scenario::Broadcast { .. } => "broadcast",
             Scenario::Conference { .. } => "conference",
         },
+        conference: scenario::conference_shape(cli).map(|c| {
+            let room = c.mapping == Mapping::Room;
+            ConferenceEntry {
+                mapping: c.mapping,
+                participants: c.participants,
+                watch: c.watch,
+                video_slots: room.then_some(c.slots.video),
+                audio_slots: room.then_some(c.slots.audio),
+            }
+        }),
         whip_url: run
             .sessions
             .first()
@@ -377,6 +375,7 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
         connect_ms: Percentiles::of_us(&connect),
         viewers_with_keyframe: first_key.len(),
         first_keyframe_ms: Percentiles::of_us(&first_key),
+        slots,
         forwarded_packets: w.viewer_packets,
         forwarded_packets_per_s: w.viewer_packets as f64 / window_s,
         forwarded_bps: w.viewer_bytes as f64 * 8.0 / window_s,
@@ -393,7 +392,7 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
         layer_switches: switches,
         layer_switches_per_viewer: (connected_viewers > 0)
             .then(|| switches as f64 / connected_viewers as f64),
-        viewers_by_final_layer: final_layers(&viewers, cfg.layers.len()),
+        viewers_by_final_layer: viewers::final_layers(&details, cfg.layers.len()),
         unreadable_packets: unreadable,
         keyframes_sent,
         keyframe_requests,
@@ -403,47 +402,6 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
         deletes_failed,
         delete_failures,
         sessions: s,
-        viewer_details: viewers,
-    }
-}
-
-fn final_layers(viewers: &[ViewerEntry], layers: usize) -> Vec<u64> {
-    let mut out = vec![0; layers.max(1)];
-    for l in viewers.iter().filter_map(|v| v.final_layer) {
-        if let Some(n) = out.get_mut(usize::from(l)) {
-            *n += 1;
-        }
-    }
-    out
-}
-
-fn viewer_entry(r: &SessionResult, epoch: Instant, first_key: &mut Histogram) -> ViewerEntry {
-    let recv = r.report.as_ref().and_then(|p| p.recv.as_ref());
-    let mut first_keyframe_ms = None;
-    if let (Some(v), Some(created)) = (recv, r.created_at) {
-        if let Some(at) = v.first_keyframe_us {
-            // Receive stamps count from the tool's epoch.
-            let created_us = us_between(epoch, created);
-            let us = at.saturating_sub(created_us);
-            first_key.record(us);
-            first_keyframe_ms = Some(us as f64 / 1000.0);
-        }
-    }
-    let q = |p: f64| {
-        recv.and_then(|v| v.latency_us.quantile(p))
-            .map(|us| us as f64 / 1000.0)
-    };
-    ViewerEntry {
-        room: r.planned.room.clone(),
-        connected: r.setup.is_ok(),
-        window_packets: recv.map_or(0, |v| v.window_packets),
-        loss_percent: recv.and_then(|v| pct(v.lost(), v.expected)),
-        latency_p50_ms: q(0.5),
-        latency_p99_ms: q(0.99),
-        first_keyframe_ms,
-        freezes: recv.map_or(0, |v| v.freezes),
-        layer_switches: recv.map_or(0, |v| v.layer_switches),
-        layer_packets: recv.map_or([0; 4], |v| v.layer_packets),
-        final_layer: recv.and_then(|v| v.current_layer()),
+        viewer_details: details,
     }
 }

@@ -52,6 +52,40 @@ pub fn endpoint(template: &str, base_url: &str, room: &str) -> String {
     template.replace("{url}", base_url).replace("{room}", room)
 }
 
+/// Append `key=value` (percent-encoded) to the query of `url`: after `?` when it has no
+/// query yet, else after `&`; a `#fragment` stays at the end.
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, format!("#{f}")),
+        None => (url, String::new()),
+    };
+    let sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with(['?', '&']) {
+        ""
+    } else {
+        "&"
+    };
+    format!(
+        "{base}{sep}{}={}{fragment}",
+        percent_encode(key),
+        percent_encode(value)
+    )
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl Signaling {
     /// A client with a per-request `timeout`, no proxies, and the bearer `token`.
     pub fn new(timeout: Duration, token: Option<String>) -> Result<Self, String> {
@@ -228,6 +262,30 @@ mod tests {
         assert_eq!(
             endpoint("https://x/live/{room}/whep", "", "a"),
             "https://x/live/a/whep"
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_appended() {
+        assert_eq!(
+            with_query("http://h/whip/r", "name", "p1"),
+            "http://h/whip/r?name=p1"
+        );
+        assert_eq!(
+            with_query("http://h/whip/r?a=1", "name", "p1"),
+            "http://h/whip/r?a=1&name=p1"
+        );
+        assert_eq!(
+            with_query("http://h/w?", "name", "p1"),
+            "http://h/w?name=p1"
+        );
+        assert_eq!(
+            with_query("http://h/w?a=1&", "n", "x"),
+            "http://h/w?a=1&n=x"
+        );
+        assert_eq!(
+            with_query("http://h/w#f", "name", "a b&c"),
+            "http://h/w?name=a%20b%26c#f"
         );
     }
 

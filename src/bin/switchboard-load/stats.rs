@@ -1,142 +1,17 @@
-//! What a viewer measures from the packets it receives: loss by per-stream counters,
-//! one-way latency, frame gaps (freezes), layer switches and the first complete
-//! keyframe; plus [`Histogram`], a small log-linear histogram for percentiles.
+//! What a viewer measures from the packets it receives: one [`SlotStats`] per received
+//! SSRC (a WHEP slot; a plain viewer has one video and one audio stream) for loss,
+//! freezes, layer switches, source changes and keyframes, and viewer-wide one-way
+//! latency, packet counts and media of its own identity (which a conference server
+//! must never send back).
 //!
 //! Pure bookkeeping: times come in as microseconds since the tool's start, nothing
 //! here reads the clock or touches a socket.
 
 use std::collections::HashMap;
 
+use crate::histogram::Histogram;
 use crate::media::{Parsed, AUDIO_STREAM};
-
-/// Values below this are counted exactly; above it with 1/128 relative precision.
-const LINEAR_LIMIT: u64 = 1024;
-/// Sub-buckets per power of two above [`LINEAR_LIMIT`].
-const SUB_BUCKETS: u64 = 128;
-/// How far back (in counters) a late packet may still fill a gap.
-const REORDER_WINDOW: u64 = 128;
-
-/// A log-linear histogram of `u64` values (microseconds here): exact below 1024, within
-/// 0.8 % above. Grows only as far as the largest value recorded.
-#[derive(Clone, Debug, Default)]
-pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-    max: u64,
-    sum: u128,
-}
-
-impl Histogram {
-    fn index(v: u64) -> usize {
-        if v < LINEAR_LIMIT {
-            return v as usize;
-        }
-        let exp = 63 - u64::from(v.leading_zeros()); // >= 10
-        let sub = (v >> (exp - 7)) & (SUB_BUCKETS - 1);
-        (LINEAR_LIMIT + (exp - 10) * SUB_BUCKETS + sub) as usize
-    }
-
-    /// The smallest value that falls into bucket `i` (`i` up to one past the last).
-    fn value(i: usize) -> u64 {
-        let i = i as u64;
-        if i < LINEAR_LIMIT {
-            return i;
-        }
-        let exp = (i - LINEAR_LIMIT) / SUB_BUCKETS + 10;
-        let sub = (i - LINEAR_LIMIT) % SUB_BUCKETS;
-        (1 << exp) | (sub << (exp - 7))
-    }
-
-    /// Record one value.
-    pub fn record(&mut self, v: u64) {
-        let i = Self::index(v);
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] += 1;
-        self.total += 1;
-        self.max = self.max.max(v);
-        self.sum += u128::from(v);
-    }
-
-    /// Add every value of `other`.
-    pub fn merge(&mut self, other: &Histogram) {
-        if other.counts.len() > self.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
-        self.max = self.max.max(other.max);
-        self.sum += other.sum;
-    }
-
-    /// Number of values.
-    pub fn len(&self) -> u64 {
-        self.total
-    }
-
-    /// The value at quantile `q` (0..=1), by nearest rank, as the highest value of its
-    /// bucket (never above the largest recorded); `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some((Self::value(i + 1) - 1).min(self.max));
-            }
-        }
-        Some(self.max)
-    }
-
-    /// Largest value recorded.
-    pub fn max(&self) -> Option<u64> {
-        (self.total > 0).then_some(self.max)
-    }
-
-    /// Mean value.
-    pub fn mean(&self) -> Option<f64> {
-        (self.total > 0).then(|| self.sum as f64 / self.total as f64)
-    }
-}
-
-/// Counter bookkeeping of one stream: highest counter, a window of recent ones.
-#[derive(Clone, Debug, Default)]
-struct StreamSeq {
-    highest: u64,
-    /// Bit i: counter `highest - i` was received.
-    window: u128,
-    /// The next packet starts a new run (first packet, or after a layer switch).
-    fresh: bool,
-}
-
-/// Keyframe being reassembled: one RTP timestamp of one stream.
-#[derive(Clone, Copy, Debug)]
-struct KeyframeAssembly {
-    stream: u8,
-    ts: u32,
-    first: u64,
-    last: Option<u64>,
-    packets: u64,
-}
-
-/// RTP header facts and arrival time of one packet.
-#[derive(Clone, Copy, Debug)]
-pub struct Arrival {
-    /// RTP timestamp.
-    pub ts: u32,
-    /// RTP marker bit.
-    pub marker: bool,
-    /// Payload length in bytes.
-    pub len: usize,
-    /// Arrival time, microseconds since the tool's start.
-    pub now_us: u64,
-}
+pub use crate::slot::{Arrival, SlotStats};
 
 /// Everything one viewer measured.
 #[derive(Clone, Debug, Default)]
@@ -151,178 +26,131 @@ pub struct RecvStats {
     pub unreadable: u64,
     /// Packets received in the measurement window.
     pub window_packets: u64,
-    /// Counters expected in the window (sum over streams of each run's span).
-    pub expected: u64,
-    /// Distinct counters received in the window.
-    pub received: u64,
     /// One-way latency of packets in the window, microseconds.
     pub latency_us: Histogram,
     /// The same for audio packets only.
     pub audio_latency_us: Histogram,
-    /// Complete video frames (marker packets) in the window.
-    pub frames: u64,
-    /// Frame gaps longer than the freeze threshold in the window.
-    pub freezes: u64,
-    /// Sum of those gaps, microseconds.
-    pub freeze_us: u64,
-    /// Changes of the spatial layer received, in the window.
-    pub layer_switches: u64,
     /// Video packets per spatial layer (whole session).
     pub layer_packets: [u64; 4],
-    /// Time of the first complete keyframe, microseconds since the tool's start.
-    pub first_keyframe_us: Option<u64>,
-    /// Complete keyframes received (whole session).
-    pub keyframes: u64,
-    streams: HashMap<u8, StreamSeq>,
+    /// Packets of the viewer's own publisher (whole session): a conference server must
+    /// never send a participant its own media.
+    pub own_packets: u64,
+    /// One entry per SSRC received, in order of the first packet.
+    pub slots: Vec<SlotStats>,
+    /// The viewer's own publisher id, if it publishes.
+    own: Option<u32>,
+    by_ssrc: HashMap<u32, usize>,
     current_layer: Option<u8>,
-    last_frame_us: Option<u64>,
-    assembly: Option<KeyframeAssembly>,
 }
 
 impl RecvStats {
-    /// Account for one parsed packet. `in_window` says whether the measurement window
-    /// is open; `freeze_us` is the frame gap (microseconds) above which a freeze counts.
-    pub fn record(&mut self, p: &Parsed, a: Arrival, in_window: bool, freeze_us: u64) {
-        let Arrival {
-            ts,
-            marker,
-            len,
-            now_us,
-        } = a;
+    /// A viewer whose own publisher (if any) has id `own`.
+    pub fn new(own: Option<u32>) -> Self {
+        RecvStats {
+            own,
+            ..Default::default()
+        }
+    }
+
+    /// Account for one parsed packet received on `ssrc`. `in_window` says whether the
+    /// measurement window is open; `freeze_us` is the frame gap (microseconds) above
+    /// which a freeze counts.
+    pub fn record(&mut self, ssrc: u32, p: &Parsed, a: Arrival, in_window: bool, freeze_us: u64) {
         let b = &p.body;
         let audio = b.stream == AUDIO_STREAM;
-        self.bytes += len as u64;
+        self.bytes += a.len as u64;
+        if self.own == Some(b.publisher) {
+            self.own_packets += 1;
+        }
+        let layer = b.stream >> 4;
         if audio {
             self.audio_packets += 1;
         } else {
             self.video_packets += 1;
-            let layer = b.stream >> 4;
             if let Some(n) = self.layer_packets.get_mut(usize::from(layer)) {
                 *n += 1;
             }
-            self.keyframe_progress(p, ts, marker, now_us);
-            if !self.track_layer(layer, b.stream, b.counter, in_window) {
-                // A late packet (a retransmission) of a layer left behind: no switch.
-                return;
-            }
+        }
+        let i = *self.by_ssrc.entry(ssrc).or_insert_with(|| {
+            self.slots.push(SlotStats::new(ssrc, audio));
+            self.slots.len() - 1
+        });
+        if !self.slots[i].record(p, a, in_window, freeze_us) {
+            // A late packet (a retransmission) of a layer or source left behind.
+            return;
+        }
+        if !audio {
+            self.current_layer = Some(layer);
         }
         if !in_window {
             return;
         }
         self.window_packets += 1;
-        let latency = now_us.saturating_sub(b.send_us);
+        let latency = a.now_us.saturating_sub(b.send_us);
         self.latency_us.record(latency);
         if audio {
             self.audio_latency_us.record(latency);
         }
-        self.count(b.stream, b.counter);
-        if !audio && marker {
-            self.frames += 1;
-            if let Some(last) = self.last_frame_us {
-                let gap = now_us.saturating_sub(last);
-                if gap > freeze_us {
-                    self.freezes += 1;
-                    self.freeze_us += gap;
-                }
-            }
-            self.last_frame_us = Some(now_us);
-        }
     }
 
-    /// The spatial layer of the latest video packet.
+    /// The spatial layer of the latest video packet (any slot).
     pub fn current_layer(&self) -> Option<u8> {
         self.current_layer
     }
 
-    /// Lost packets in the window (expected but never received).
+    /// The video streams (slots) received.
+    pub fn video_slots(&self) -> impl Iterator<Item = &SlotStats> {
+        self.slots.iter().filter(|s| !s.audio)
+    }
+
+    /// The audio streams (slots) received.
+    pub fn audio_slots(&self) -> impl Iterator<Item = &SlotStats> {
+        self.slots.iter().filter(|s| s.audio)
+    }
+
+    /// When `n` video slots had each received a complete keyframe (the `n`-th first
+    /// keyframe), microseconds since the tool's start; `None` while fewer had.
+    pub fn keyframes_in(&self, n: usize) -> Option<u64> {
+        let mut at: Vec<u64> = self
+            .video_slots()
+            .filter_map(|s| s.first_keyframe_us)
+            .collect();
+        at.sort_unstable();
+        n.checked_sub(1).and_then(|i| at.get(i).copied())
+    }
+
+    fn sum(&self, f: impl Fn(&SlotStats) -> u64) -> u64 {
+        self.slots.iter().map(f).sum()
+    }
+
+    /// Counters expected in the window, all slots.
+    pub fn expected(&self) -> u64 {
+        self.sum(|s| s.expected)
+    }
+
+    /// Lost packets in the window (expected but never received), all slots.
     pub fn lost(&self) -> u64 {
-        self.expected.saturating_sub(self.received)
+        self.sum(SlotStats::lost)
     }
 
-    /// Follow the spatial layer; returns false for a stale packet of another layer.
-    fn track_layer(&mut self, layer: u8, stream: u8, counter: u64, in_window: bool) -> bool {
-        if self.current_layer == Some(layer) {
-            return true;
-        }
-        if let Some(s) = self.streams.get(&stream) {
-            if !s.fresh && counter <= s.highest && self.current_layer.is_some() {
-                return false;
-            }
-        }
-        if self.current_layer.is_some() && in_window {
-            self.layer_switches += 1;
-        }
-        self.current_layer = Some(layer);
-        // The new layer's counters continue from wherever they are: start new runs.
-        for (k, s) in self.streams.iter_mut() {
-            if *k != AUDIO_STREAM && *k >> 4 == layer {
-                s.fresh = true;
-            }
-        }
-        // A switch is not a freeze of the old layer's frame cadence.
-        true
+    /// Freezes in the window, all video slots.
+    pub fn freezes(&self) -> u64 {
+        self.sum(|s| s.freezes)
     }
 
-    fn count(&mut self, stream: u8, c: u64) {
-        let s = self.streams.entry(stream).or_insert(StreamSeq {
-            fresh: true,
-            ..Default::default()
-        });
-        if s.fresh {
-            s.fresh = false;
-            s.highest = c;
-            s.window = 1;
-            self.expected += 1;
-            self.received += 1;
-            return;
-        }
-        if c > s.highest {
-            let d = c - s.highest;
-            self.expected += d;
-            self.received += 1;
-            s.window = if d >= 128 { 1 } else { (s.window << d) | 1 };
-            s.highest = c;
-        } else {
-            let d = s.highest - c;
-            if d < REORDER_WINDOW && s.window & (1 << d) == 0 {
-                s.window |= 1 << d;
-                self.received += 1;
-            }
-        }
+    /// Sum of the freezes' gaps, microseconds.
+    pub fn freeze_us(&self) -> u64 {
+        self.sum(|s| s.freeze_us)
     }
 
-    fn keyframe_progress(&mut self, p: &Parsed, ts: u32, marker: bool, now_us: u64) {
-        let b = &p.body;
-        if p.starts_keyframe {
-            let same = self
-                .assembly
-                .is_some_and(|a| a.stream == b.stream && a.ts == ts);
-            if !same {
-                self.assembly = Some(KeyframeAssembly {
-                    stream: b.stream,
-                    ts,
-                    first: b.counter,
-                    last: None,
-                    packets: 0,
-                });
-            }
-        }
-        let Some(a) = self.assembly.as_mut() else {
-            return;
-        };
-        if a.stream != b.stream || a.ts != ts {
-            return;
-        }
-        a.first = a.first.min(b.counter);
-        a.packets += 1;
-        if marker {
-            a.last = Some(b.counter);
-        }
-        if a.last.is_some_and(|last| last + 1 == a.first + a.packets) {
-            self.keyframes += 1;
-            self.first_keyframe_us.get_or_insert(now_us);
-            self.assembly = None;
-        }
+    /// Spatial layer changes in the window, all video slots.
+    pub fn layer_switches(&self) -> u64 {
+        self.sum(|s| s.layer_switches)
+    }
+
+    /// Source changes in the window, all slots.
+    pub fn source_switches(&self) -> u64 {
+        self.sum(|s| s.source_switches)
     }
 }
 
@@ -331,16 +159,23 @@ mod tests {
     use super::*;
     use crate::media::Body;
 
-    fn pkt(stream: u8, counter: u64, key: bool) -> Parsed {
+    const SSRC: u32 = 0x1234;
+
+    fn from(publisher: u32, stream: u8, counter: u64, key: bool) -> Parsed {
         Parsed {
             body: Body {
                 stream,
+                publisher,
                 frame: 0,
                 counter,
                 send_us: 1_000,
             },
             starts_keyframe: key,
         }
+    }
+
+    fn pkt(stream: u8, counter: u64, key: bool) -> Parsed {
+        from(0, stream, counter, key)
     }
 
     fn arr(ts: u32, marker: bool, now_us: u64) -> Arrival {
@@ -353,61 +188,167 @@ mod tests {
     }
 
     #[test]
-    fn histogram_quantiles_are_close() {
-        let mut h = Histogram::default();
-        for v in 1..=100_000u64 {
-            h.record(v);
-        }
-        let p50 = h.quantile(0.5).unwrap() as f64;
-        assert!((p50 / 50_000.0 - 1.0).abs() < 0.01, "{p50}");
-        assert_eq!(h.quantile(1.0), Some(100_000));
-        assert_eq!(h.quantile(0.0001), Some(10));
-        let mut g = Histogram::default();
-        g.merge(&h);
-        assert_eq!(g.len(), 100_000);
-        assert!(Histogram::default().quantile(0.5).is_none());
-    }
-
-    #[test]
     fn loss_counts_gaps_and_late_fills_but_not_switches() {
         let mut s = RecvStats::default();
         let rec = |s: &mut RecvStats, stream, c, marker, now| {
-            s.record(&pkt(stream, c, false), arr(1, marker, now), true, 100_000)
+            let ssrc = if stream == AUDIO_STREAM { 1 } else { SSRC };
+            s.record(
+                ssrc,
+                &pkt(stream, c, false),
+                arr(1, marker, now),
+                true,
+                100_000,
+            )
         };
         for c in [1, 2, 4, 5] {
             rec(&mut s, 0x20, c, true, 2_000);
         }
-        assert_eq!((s.expected, s.received, s.lost()), (5, 4, 1));
+        assert_eq!((s.expected(), s.slots[0].received, s.lost()), (5, 4, 1));
         rec(&mut s, 0x20, 3, false, 2_000); // late fill
         assert_eq!(s.lost(), 0);
         rec(&mut s, 0x20, 3, false, 2_000); // duplicate
-        assert_eq!(s.received, 5);
+        assert_eq!(s.slots[0].received, 5);
         // Switch to layer 1 (counters elsewhere), then back to 2 much later.
         rec(&mut s, 0x10, 500, true, 3_000);
         rec(&mut s, 0x10, 501, true, 3_010);
         rec(&mut s, 0x20, 90, true, 3_020);
         assert_eq!(s.lost(), 0);
-        assert_eq!(s.layer_switches, 2);
+        assert_eq!(s.layer_switches(), 2);
         // A stale retransmission of layer 1 does not switch back.
         rec(&mut s, 0x10, 400, false, 3_030);
-        assert_eq!(s.layer_switches, 2);
+        assert_eq!(s.layer_switches(), 2);
+        assert_eq!(s.current_layer(), Some(2));
         // Audio is its own stream.
         rec(&mut s, AUDIO_STREAM, 7, false, 3_040);
         rec(&mut s, AUDIO_STREAM, 9, false, 3_050);
         assert_eq!(s.lost(), 1);
+        assert_eq!((s.video_slots().count(), s.audio_slots().count()), (1, 1));
         // A 200 ms gap between frames is a freeze.
         rec(&mut s, 0x20, 91, true, 203_020);
-        assert_eq!(s.freezes, 1);
+        assert_eq!(s.freezes(), 1);
+        assert_eq!(s.source_switches(), 0);
     }
 
     #[test]
     fn first_keyframe_needs_every_packet() {
         let mut s = RecvStats::default();
-        s.record(&pkt(0, 10, true), arr(7, false, 1), false, 1);
-        s.record(&pkt(0, 12, false), arr(7, true, 2), false, 1);
-        assert_eq!(s.first_keyframe_us, None);
-        s.record(&pkt(0, 11, false), arr(7, false, 3), false, 1);
-        assert_eq!(s.first_keyframe_us, Some(3));
-        assert_eq!(s.keyframes, 1);
+        s.record(SSRC, &pkt(0, 10, true), arr(7, false, 1), false, 1);
+        s.record(SSRC, &pkt(0, 12, false), arr(7, true, 2), false, 1);
+        assert_eq!(s.keyframes_in(1), None);
+        s.record(SSRC, &pkt(0, 11, false), arr(7, false, 3), false, 1);
+        assert_eq!(s.keyframes_in(1), Some(3));
+        assert_eq!(s.slots[0].keyframes, 1);
+    }
+
+    #[test]
+    fn a_source_change_is_neither_loss_nor_freeze_nor_layer_switch() {
+        let mut s = RecvStats::new(Some(9));
+        let freeze = 100_000;
+        // Publisher 1 on layer 2 in the slot, frames every 33 ms.
+        for (i, c) in (1..=3).enumerate() {
+            let now = 10_000 + 33_000 * i as u64;
+            s.record(
+                SSRC,
+                &from(1, 0x20, c, c == 1),
+                arr(c as u32, true, now),
+                true,
+                freeze,
+            );
+        }
+        // The server re-maps the slot to publisher 2 (layer 0, counters far ahead)
+        // after a 500 ms wait for its keyframe.
+        s.record(
+            SSRC,
+            &from(2, 0x00, 700, true),
+            arr(50, false, 600_000),
+            true,
+            freeze,
+        );
+        s.record(
+            SSRC,
+            &from(2, 0x00, 701, false),
+            arr(50, true, 600_100),
+            true,
+            freeze,
+        );
+        s.record(
+            SSRC,
+            &from(2, 0x00, 702, false),
+            arr(51, true, 633_000),
+            true,
+            freeze,
+        );
+        let slot = &s.slots[0];
+        assert_eq!((slot.expected, slot.lost()), (6, 0));
+        assert_eq!((slot.freezes, slot.layer_switches), (0, 0));
+        assert_eq!(slot.source_switches, 1);
+        assert_eq!(slot.sources, vec![1, 2]);
+        assert_eq!(slot.keyframes, 2);
+        // A late retransmission of publisher 1 does not switch back.
+        s.record(
+            SSRC,
+            &from(1, 0x20, 2, false),
+            arr(2, false, 640_000),
+            true,
+            freeze,
+        );
+        assert_eq!(s.source_switches(), 1);
+        assert_eq!(s.window_packets, 6);
+        // Publisher 1 comes back much later: a new run again, no loss for the time away.
+        s.record(
+            SSRC,
+            &from(1, 0x20, 90, false),
+            arr(90, true, 2_000_000),
+            true,
+            freeze,
+        );
+        s.record(
+            SSRC,
+            &from(1, 0x20, 92, false),
+            arr(91, true, 2_033_000),
+            true,
+            freeze,
+        );
+        assert_eq!(s.source_switches(), 2);
+        assert_eq!((s.expected(), s.lost()), (9, 1));
+        assert_eq!(s.freezes(), 0);
+        // Media of the viewer's own publisher is counted.
+        assert_eq!(s.own_packets, 0);
+        s.record(
+            7,
+            &from(9, AUDIO_STREAM, 1, false),
+            arr(1, false, 2_100_000),
+            true,
+            freeze,
+        );
+        assert_eq!(s.own_packets, 1);
+    }
+
+    #[test]
+    fn every_video_slot_needs_its_keyframe() {
+        let mut s = RecvStats::default();
+        for (ssrc, publisher, at) in [(1, 1, 500), (2, 2, 900)] {
+            s.record(
+                ssrc,
+                &from(publisher, 0, 1, true),
+                arr(1, true, at),
+                false,
+                1,
+            );
+        }
+        // An audio slot and a slot with only delta frames.
+        s.record(
+            3,
+            &from(1, AUDIO_STREAM, 1, false),
+            arr(1, true, 100),
+            false,
+            1,
+        );
+        s.record(4, &from(3, 0, 5, false), arr(1, true, 200), false, 1);
+        assert_eq!(s.keyframes_in(1), Some(500));
+        assert_eq!(s.keyframes_in(2), Some(900));
+        assert_eq!(s.keyframes_in(3), None);
+        assert_eq!(s.keyframes_in(0), None);
+        assert_eq!(s.video_slots().count(), 3);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use clap::ValueEnum;
+
 use crate::report::{Percentiles, Report};
 
 fn ms(v: Option<f64>) -> String {
@@ -39,6 +41,37 @@ pub fn table(r: &Report) -> String {
             r.fps
         ),
     );
+    if let Some(c) = &r.conference {
+        let shape = match (c.video_slots, c.audio_slots) {
+            (Some(v), Some(a)) => format!(
+                "one room, {} participants each watching {} with one WHEP session of {v} video + {a} audio slots",
+                c.participants, c.watch
+            ),
+            _ => format!(
+                "one room per participant, {} participants each watching {} (one WHEP session per watched room)",
+                c.participants, c.watch
+            ),
+        };
+        let name = c
+            .mapping
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned());
+        row("mapping", format!("{}: {shape}", name.unwrap_or_default()));
+        let sl = &r.slots;
+        row(
+            "slots",
+            format!(
+                "video {} of {} receiving ({} with a keyframe), audio {} of {}; {} source changes; {} own-media packets",
+                sl.video_receiving,
+                sl.video_offered,
+                sl.video_with_keyframe,
+                sl.audio_receiving,
+                sl.audio_offered,
+                sl.source_switches,
+                sl.own_media_packets
+            ),
+        );
+    }
     row(
         "ramp / window",
         format!("{:.1} s / {:.1} s", r.ramp_s, r.window_s),
@@ -112,9 +145,14 @@ pub fn table(r: &Report) -> String {
     row(
         "layer switches",
         format!(
-            "{} ({} per viewer); viewers ended on {}",
+            "{} ({} per viewer); {} ended on {}",
             r.layer_switches,
             num(r.layer_switches_per_viewer, "", 2),
+            if r.conference.is_some() {
+                "video slots"
+            } else {
+                "viewers"
+            },
             by_layer.join(", ")
         ),
     );
