@@ -15,8 +15,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{sdp_sections, KindReport, LayerSwitch, Peer, PublisherKind, Server};
-use serde_json::Value;
+use common::{
+    check_problem, sdp_sections, set_layer, video_stats, LayerSwitch, Peer, PublisherKind, Server,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `rel` of the WHEP layer extension's `Link`.
@@ -93,41 +94,6 @@ async fn obs_simulcast_offer_is_answered_with_every_rid() {
     publisher.stop().await;
 }
 
-/// A JSON response body.
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-/// `GET stats`: the video track's entry.
-async fn video_stats(url: &str) -> (Value, Value) {
-    let reply = common::get(url).await.expect("GET stats");
-    assert_eq!(reply.status, 200, "GET {url}: {}", reply.body);
-    let ct = reply.header("content-type").unwrap_or("");
-    assert!(
-        ct.starts_with("application/json"),
-        "stats content type {ct}"
-    );
-    let v = json(&reply.body);
-    let track = v["tracks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["kind"] == "video"))
-        .unwrap_or_else(|| panic!("no video track in stats: {v}"))
-        .clone();
-    (v, track)
-}
-
-/// `POST` a layer preference; expects 204.
-async fn set_layer(url: &str, body: &str) {
-    let reply = common::post_body(url, Some("application/json"), body, None)
-        .await
-        .expect("POST layer");
-    assert_eq!(
-        reply.status, 204,
-        "POST {url} {body}: {} {}",
-        reply.status, reply.body
-    );
-}
-
 /// What one step of the switching test measured.
 struct Step {
     name: &'static str,
@@ -179,24 +145,6 @@ fn check_switch(step: &str, s: &LayerSwitch) {
     assert!(
         step_ts > 0 && step_ts <= MAX_SWITCH_TS_STEP,
         "{step}: RTP timestamp step {step_ts} at the switch: {s:#?}"
-    );
-}
-
-/// Whole-run checks of the viewer's video.
-fn check_stream(step: &str, v: &KindReport) {
-    assert_eq!(
-        v.ssrcs.len(),
-        1,
-        "{step}: more than one SSRC: {:?}",
-        v.ssrcs
-    );
-    assert_eq!(v.seq_gaps(), 0, "{step}: sequence gaps");
-    assert_eq!(v.seq_backwards, 0, "{step}: sequence numbers went back");
-    assert_eq!(v.ts_backwards, 0, "{step}: RTP timestamps went back");
-    assert_eq!(
-        v.corrupt, 0,
-        "{step}: corrupt payloads: {:?}",
-        v.first_corruption
     );
 }
 
@@ -277,7 +225,7 @@ async fn step(
     for s in &switches {
         check_switch(name, s);
     }
-    check_stream(name, &after);
+    after.check_contiguous(name);
 
     let (whole, track) = video_stats(stats_url).await;
     let cur = &track["currentLayer"];
@@ -506,7 +454,7 @@ async fn viewer_switches_between_obs_layers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let p = publisher.report().publisher;
     let v = sub.report().subscriber.video;
-    check_stream("whole run", &v);
+    v.check_contiguous("whole run");
     for (i, l) in p.layers.iter().enumerate() {
         println!(
             "publisher RID {}: {} pkts, {} bytes, {} frames, {} keyframes, {} keyframe requests; \
@@ -570,18 +518,6 @@ async fn viewer_switches_between_obs_layers() {
 
     sub.stop().await;
     publisher.stop().await;
-}
-
-/// Checks an error reply: status and problem+json body.
-fn check_problem(what: &str, reply: &common::HttpReply, status: u16) {
-    assert_eq!(reply.status, status, "{what}: {}", reply.body);
-    let ct = reply.header("content-type").unwrap_or("");
-    assert!(
-        ct.starts_with("application/problem+json"),
-        "{what}: content type {ct:?}"
-    );
-    let v = json(&reply.body);
-    assert_eq!(v["status"], status, "{what}: problem body {v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

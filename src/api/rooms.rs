@@ -367,3 +367,7 @@ async fn mute(
 #[cfg(test)]
 #[path = "rooms_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod openapi_tests;

@@ -1,5 +1,6 @@
-//! The room API and the OpenAPI document through the router, no server needed
-//! (`tower::ServiceExt::oneshot`); the room actors behind them are real.
+//! The room API through the router, no server needed (`tower::ServiceExt::oneshot`);
+//! the room actors behind them are real. The OpenAPI document's tests
+//! (`openapi_tests.rs`) share these helpers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ fn app_with(auth: Authority, limits: RoomLimits) -> Router {
 }
 
 /// An open (development) server without limits.
-fn open_app() -> Router {
+pub(super) fn open_app() -> Router {
     app_with(Authority::new(None, None), RoomLimits::default())
 }
 
@@ -55,14 +56,14 @@ fn whep_offer() -> String {
     offer.to_sdp_string()
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
     body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 
@@ -81,7 +82,7 @@ impl Answer {
 }
 
 /// Send `method uri` with an optional bearer token and an optional JSON body.
-async fn call(
+pub(super) async fn call(
     app: &Router,
     method: &str,
     uri: &str,
@@ -124,7 +125,7 @@ async fn join(app: &Router, uri: &str, sdp: &str, token: Option<&str>) -> Answer
 }
 
 /// Publish the OBS fixture as `name` in `room`; returns the session's `Location`.
-async fn publish(app: &Router, room: &str, name: &str) -> String {
+pub(super) async fn publish(app: &Router, room: &str, name: &str) -> String {
     let a = join(app, &format!("/whip/{room}?name={name}"), OBS, None).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     a.headers[header::LOCATION].to_str().unwrap().to_owned()
@@ -510,119 +511,4 @@ async fn room_limits_answer_429() {
     a.assert_problem(429);
     let a = call(&app, "GET", "/api/rooms/small", None, None).await;
     assert_eq!(a.json()["participants"].as_array().unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn openapi_document_lists_the_api() {
-    let app = open_app();
-    let a = call(&app, "GET", "/openapi.json", None, None).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.headers[header::CONTENT_TYPE], "application/json");
-    let doc = a.json();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
-    let paths = doc["paths"].as_object().unwrap();
-    for (path, method) in [
-        ("/api/rooms", "get"),
-        ("/api/rooms/{room}", "get"),
-        ("/api/rooms/{room}", "delete"),
-        ("/api/rooms/{room}/participants/{identity}", "delete"),
-        ("/api/rooms/{room}/participants/{identity}/mute", "post"),
-        ("/whip/{room}", "post"),
-        ("/whip/{room}", "options"),
-        ("/whip/{room}/{session}", "delete"),
-        ("/whip/{room}/{session}", "patch"),
-        ("/whep/{room}", "post"),
-        ("/whep/{room}/{session}", "delete"),
-        ("/whep/{room}/{session}", "patch"),
-        ("/whep/{room}/{session}/layer", "post"),
-        ("/whep/{room}/{session}/stats", "get"),
-        ("/whep/{room}/{session}/events", "get"),
-        ("/metrics", "get"),
-        ("/livez", "get"),
-        ("/readyz", "get"),
-        ("/api/server", "get"),
-        ("/openapi.json", "get"),
-    ] {
-        assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} missing"
-        );
-    }
-    let events = &paths["/whep/{room}/{session}/events"]["get"]["responses"]["200"];
-    assert!(
-        events["content"]["text/event-stream"].is_object(),
-        "{events}"
-    );
-    let patch = &paths["/whep/{room}/{session}"]["patch"]["requestBody"]["content"];
-    assert_eq!(
-        patch["application/json"]["schema"]["$ref"],
-        "#/components/schemas/SlotPreferences"
-    );
-    assert!(
-        patch["application/trickle-ice-sdpfrag"].is_object(),
-        "{patch}"
-    );
-    let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in [
-        "Problem",
-        "RoomList",
-        "RoomDetail",
-        "RoomSummary",
-        "ParticipantInfo",
-        "TrackInfo",
-        "MuteRequest",
-        "SlotPreferences",
-        "SlotRequest",
-        "LayerRequest",
-        "ServerInfo",
-    ] {
-        assert!(schemas.contains_key(name), "schema {name} missing");
-    }
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
-}
-
-/// The property names a schema declares.
-fn properties(doc: &Value, schema: &str) -> Vec<String> {
-    let mut names: Vec<String> = doc["components"]["schemas"][schema]["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no schema {schema}"))
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
-fn keys(v: &Value) -> Vec<String> {
-    let mut names: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-    names.sort();
-    names
-}
-
-/// The schemas say what the answers hold: checked against real answers.
-#[tokio::test]
-async fn schemas_match_real_answers() {
-    let app = open_app();
-    let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
-    publish(&app, "studio", "studio").await;
-
-    let list = call(&app, "GET", "/api/rooms", None, None).await.json();
-    assert_eq!(keys(&list), properties(&doc, "RoomList"));
-    assert_eq!(keys(&list["rooms"][0]), properties(&doc, "RoomSummary"));
-    let detail = call(&app, "GET", "/api/rooms/studio", None, None)
-        .await
-        .json();
-    assert_eq!(keys(&detail), properties(&doc, "RoomDetail"));
-    let p = &detail["participants"][0];
-    assert_eq!(keys(p), properties(&doc, "ParticipantInfo"));
-    assert_eq!(keys(&p["tracks"][0]), properties(&doc, "TrackInfo"));
-    let server = call(&app, "GET", "/api/server", None, None).await.json();
-    assert_eq!(keys(&server), properties(&doc, "ServerInfo"));
-    let problem = call(&app, "GET", "/api/rooms/none", None, None)
-        .await
-        .json();
-    assert_eq!(keys(&problem), properties(&doc, "Problem"));
 }

@@ -14,6 +14,8 @@ pub mod server;
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 pub use peer::{Peer, PublisherKind, Role, SignalError};
 pub use report::{
     KindReport, LayerSent, LayerSwitch, PeerReport, PublisherReport, SubscriberReport,
@@ -191,6 +193,53 @@ where
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// A JSON response body.
+pub fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// `GET stats`: the video track's entry.
+pub async fn video_stats(url: &str) -> (Value, Value) {
+    let reply = get(url).await.expect("GET stats");
+    assert_eq!(reply.status, 200, "GET {url}: {}", reply.body);
+    let ct = reply.header("content-type").unwrap_or("");
+    assert!(
+        ct.starts_with("application/json"),
+        "stats content type {ct}"
+    );
+    let v = json(&reply.body);
+    let track = v["tracks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["kind"] == "video"))
+        .unwrap_or_else(|| panic!("no video track in stats: {v}"))
+        .clone();
+    (v, track)
+}
+
+/// `POST` a layer preference; expects 204.
+pub async fn set_layer(url: &str, body: &str) {
+    let reply = post_body(url, Some("application/json"), body, None)
+        .await
+        .expect("POST layer");
+    assert_eq!(
+        reply.status, 204,
+        "POST {url} {body}: {} {}",
+        reply.status, reply.body
+    );
+}
+
+/// Checks an error reply: status and problem+json body.
+pub fn check_problem(what: &str, reply: &HttpReply, status: u16) {
+    assert_eq!(reply.status, status, "{what}: {}", reply.body);
+    let ct = reply.header("content-type").unwrap_or("");
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "{what}: content type {ct:?}"
+    );
+    let v = json(&reply.body);
+    assert_eq!(v["status"], status, "{what}: problem body {v}");
 }
 
 #[cfg(test)]

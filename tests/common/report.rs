@@ -300,3 +300,25 @@ pub struct PeerReport {
     pub publisher: PublisherReport,
     pub subscriber: SubscriberReport,
 }
+
+impl KindReport {
+    /// Whole-run checks of a viewer's stream: one SSRC, no sequence gaps, nothing
+    /// going backwards, no corrupt payload. `step` names the check in failures.
+    pub fn check_contiguous(&self, step: &str) {
+        let v = self;
+        assert_eq!(
+            v.ssrcs.len(),
+            1,
+            "{step}: more than one SSRC: {:?}",
+            v.ssrcs
+        );
+        assert_eq!(v.seq_gaps(), 0, "{step}: sequence gaps");
+        assert_eq!(v.seq_backwards, 0, "{step}: sequence numbers went back");
+        assert_eq!(v.ts_backwards, 0, "{step}: RTP timestamps went back");
+        assert_eq!(
+            v.corrupt, 0,
+            "{step}: corrupt payloads: {:?}",
+            v.first_corruption
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! The OpenAPI document (`/openapi.json`) through the router: it lists the API, and its
+//! schemas say what real answers hold (a drift test).
+
+use axum::http::{header, StatusCode};
+use serde_json::Value;
+
+use super::tests::{call, open_app, publish};
+
+#[tokio::test]
+async fn openapi_document_lists_the_api() {
+    let app = open_app();
+    let a = call(&app, "GET", "/openapi.json", None, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "application/json");
+    let doc = a.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/rooms", "get"),
+        ("/api/rooms/{room}", "get"),
+        ("/api/rooms/{room}", "delete"),
+        ("/api/rooms/{room}/participants/{identity}", "delete"),
+        ("/api/rooms/{room}/participants/{identity}/mute", "post"),
+        ("/whip/{room}", "post"),
+        ("/whip/{room}", "options"),
+        ("/whip/{room}/{session}", "delete"),
+        ("/whip/{room}/{session}", "patch"),
+        ("/whep/{room}", "post"),
+        ("/whep/{room}/{session}", "delete"),
+        ("/whep/{room}/{session}", "patch"),
+        ("/whep/{room}/{session}/layer", "post"),
+        ("/whep/{room}/{session}/stats", "get"),
+        ("/whep/{room}/{session}/events", "get"),
+        ("/metrics", "get"),
+        ("/livez", "get"),
+        ("/readyz", "get"),
+        ("/api/server", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let events = &paths["/whep/{room}/{session}/events"]["get"]["responses"]["200"];
+    assert!(
+        events["content"]["text/event-stream"].is_object(),
+        "{events}"
+    );
+    let patch = &paths["/whep/{room}/{session}"]["patch"]["requestBody"]["content"];
+    assert_eq!(
+        patch["application/json"]["schema"]["$ref"],
+        "#/components/schemas/SlotPreferences"
+    );
+    assert!(
+        patch["application/trickle-ice-sdpfrag"].is_object(),
+        "{patch}"
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Problem",
+        "RoomList",
+        "RoomDetail",
+        "RoomSummary",
+        "ParticipantInfo",
+        "TrackInfo",
+        "MuteRequest",
+        "SlotPreferences",
+        "SlotRequest",
+        "LayerRequest",
+        "ServerInfo",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+/// The property names a schema declares.
+fn properties(doc: &Value, schema: &str) -> Vec<String> {
+    let mut names: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no schema {schema}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// The schemas say what the answers hold: checked against real answers.
+#[tokio::test]
+async fn schemas_match_real_answers() {
+    let app = open_app();
+    let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
+    publish(&app, "studio", "studio").await;
+
+    let list = call(&app, "GET", "/api/rooms", None, None).await.json();
+    assert_eq!(keys(&list), properties(&doc, "RoomList"));
+    assert_eq!(keys(&list["rooms"][0]), properties(&doc, "RoomSummary"));
+    let detail = call(&app, "GET", "/api/rooms/studio", None, None)
+        .await
+        .json();
+    assert_eq!(keys(&detail), properties(&doc, "RoomDetail"));
+    let p = &detail["participants"][0];
+    assert_eq!(keys(p), properties(&doc, "ParticipantInfo"));
+    assert_eq!(keys(&p["tracks"][0]), properties(&doc, "TrackInfo"));
+    let server = call(&app, "GET", "/api/server", None, None).await.json();
+    assert_eq!(keys(&server), properties(&doc, "ServerInfo"));
+    let problem = call(&app, "GET", "/api/rooms/none", None, None)
+        .await
+        .json();
+    assert_eq!(keys(&problem), properties(&doc, "Problem"));
+}
