@@ -10,9 +10,10 @@
 //! One sanctioned batch: [`Participant::queue_rtp`] only appends to a send stream's queue
 //! (str0m's `StreamTx::write_rtp` pushes onto its send queue and arms nothing), so a room
 //! queues every packet a batch of datagrams produced for this participant and then calls
-//! [`Participant::flush`] once — one `Input::Timeout` and one drain for the batch, as
-//! str0m's own frame writer does for the many packets of one frame. Between the two, any
-//! other mutation (which also advances time and drains) just sends the queue earlier.
+//! [`Participant::flush`] once, as str0m's own frame writer queues the many packets of one
+//! frame. The flush advances time and drains (repeatedly, see [`Participant::advance`]).
+//! Between the two, any other mutation (which also advances time and drains) just sends
+//! the queue earlier.
 //!
 //! Methods are grouped as in quinn's `Connection`: getters, `handle_*` inputs, mutators,
 //! and `poll_timeout`. Time is always the caller's monotonic `now`; this file never reads
@@ -324,9 +325,9 @@ impl Participant {
         Some(first)
     }
 
-    /// Move what [`Participant::queue_rtp`] queued to the wire: one time advance
-    /// (str0m marks queued packets as sendable on it) and one drain. No-op when nothing
-    /// is queued.
+    /// Move what [`Participant::queue_rtp`] queued to the wire: advance time (str0m marks
+    /// queued packets as sendable on it) and drain, see [`Participant::advance`]. No-op
+    /// when nothing is queued.
     pub fn flush(&mut self, now: Instant, out: &mut Outbox) {
         if !std::mem::take(&mut self.unflushed) || self.ended.is_some() {
             return;

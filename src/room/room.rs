@@ -286,9 +286,9 @@ impl Room {
     }
 
     /// Datagrams from the network for this room, handled in order. What they produce for
-    /// each subscriber is written to its `Rtc` as one batch at the end (one time advance
-    /// and one drain per subscriber, not per packet). `now` is when the batch is handled;
-    /// each datagram keeps its own receive time.
+    /// each subscriber is queued on its `Rtc` and flushed once at the end (one
+    /// [`Participant::flush`] per subscriber and batch, not one drive per packet). `now`
+    /// is when the batch is handled; each datagram keeps its own receive time.
     pub fn handle_datagrams(
         &mut self,
         now: Instant,
