@@ -452,9 +452,12 @@ mod doc_only {
         tag = "whep",
         operation_id = "whepStats",
         params(SessionParams),
+        security(("bearer" = [])),
         responses(
             (status = 200, description = "`{\"estimateBps\": number or null, \"tracks\": [...]}`", body = serde_json::Value),
             (status = 400, description = "Not a valid room name"),
+            (status = 401, description = "No valid bearer token"),
+            (status = 403, description = "The token does not cover the room or lacks the `subscribe` grant"),
             (status = 404, description = "No such WHEP session"),
             (status = 405, description = "Another method (`Allow: GET, HEAD`)"),
         )

@@ -49,9 +49,10 @@ pub fn routes() -> Router<AppState> {
             any(
                 |method: axum::http::Method,
                  state: State<AppState>,
-                 path: Result<Path<(String, String)>, PathRejection>| async move {
+                 path: Result<Path<(String, String)>, PathRejection>,
+                 headers: HeaderMap| async move {
                     match method.as_str() {
-                        "GET" | "HEAD" => stats(state, path).await,
+                        "GET" | "HEAD" => stats(state, path, headers).await,
                         _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
                     }
                 },
@@ -165,8 +166,10 @@ async fn set_layer(
 async fn stats(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
+    authorize(&state, &headers, &room, crate::auth::Action::Subscribe)?;
     let stats = state
         .rooms
         .request(&room, false, |reply| Command::Stats {

@@ -369,6 +369,17 @@ async fn bearer_token() {
     let (s, h, _) = send(&app, with("Bearer secret")).await;
     assert_eq!(s, StatusCode::CREATED);
     let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    // A WHEP stats resource needs the token too, checked before the session is looked
+    // up (this id is a WHIP session's, so with the token it is 404).
+    let stats = format!("{}/stats", location.replacen("/whip/", "/whep/", 1));
+    let (s, h, b) = send(&app, req("GET", &stats).body(Body::empty()).unwrap()).await;
+    assert_problem(s, &h, &b, 401);
+    let with_token = req("GET", &stats)
+        .header(header::AUTHORIZATION, "Bearer secret")
+        .body(Body::empty())
+        .unwrap();
+    let (s, h, b) = send(&app, with_token).await;
+    assert_problem(s, &h, &b, 404);
     let (s, h, b) = send(&app, req("DELETE", &location).body(Body::empty()).unwrap()).await;
     assert_problem(s, &h, &b, 401);
     let del = req("DELETE", &location)
