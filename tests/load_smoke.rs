@@ -1,5 +1,5 @@
-//! Smoke test of `switchboard-load` against the real server: a 1 → 10 VP8 simulcast
-//! broadcast for 5 s on loopback. Asserts behaviour from the tool's JSON report (every
+//! Smoke tests of `switchboard-load` against the real server: a 1 → 10 VP8 simulcast
+//! broadcast for 5 s on loopback, and a four-person conference in one room for 4 s. Asserts behaviour from the tool's JSON report (every
 //! session connected, no loss, every viewer saw a keyframe, every session deleted) and
 //! then that the server's `/metrics` drops back to zero live sessions. No timing or
 //! performance assertions: those belong to `docs/load-tool.md`, not to CI.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long the server may take to answer `/livez` (a loaded CI machine is slow).
 const STARTUP: Duration = Duration::from_secs(30);
-/// How long the whole tool run may take: 11 sessions at 20/s, 5 s, teardown.
+/// How long a whole tool run may take: 11 sessions at 20/s, 5 s, teardown.
 const TOOL_DEADLINE: Duration = Duration::from_secs(180);
 /// How long the session gauges may take to return to zero after the tool exits.
 const GAUGE_DEADLINE: Duration = Duration::from_secs(15);
@@ -152,50 +152,91 @@ fn sessions_gauge(metrics: &str, kind: &str) -> Option<f64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
-    let server = start_server().await;
+/// Run the tool with `scenario` (and its options) against `server`, with a JSON report;
+/// asserts it exited 0. Returns the report and a failure context (the tool's output).
+async fn run_report(server: &Server, room: &str, scenario: &[&str]) -> (serde_json::Value, String) {
     let json_path = std::env::temp_dir().join(format!(
-        "switchboard-load-smoke-{}.json",
+        "switchboard-load-smoke-{}-{room}.json",
         std::process::id()
     ));
-    let args: Vec<String> = [
+    let pid = server.child.id().to_string();
+    let json_arg = json_path.to_string_lossy().into_owned();
+    let mut args: Vec<String> = [
         "--url",
         &server.base_url,
         "--room",
-        "smoke",
-        "broadcast",
-        "--viewers",
-        "10",
-        "--duration",
-        "5s",
+        room,
         "--setup-timeout",
         "60s",
         "--http-timeout",
         "30s",
         "--quiet",
         "--json",
-        &json_path.to_string_lossy(),
-        "--server-pid",
-        &server.child.id().to_string(),
+        &json_arg,
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(scenario.iter().map(|s| s.to_string()));
+    args.extend(["--server-pid".to_string(), pid]);
     let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_tool(&args))
         .await
         .expect("tool thread");
     let context = format!("status {status:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(status, Some(0), "{context}");
-
     let text = std::fs::read_to_string(&json_path).expect("JSON report written");
     let _ = std::fs::remove_file(&json_path);
     let r: serde_json::Value = serde_json::from_str(&text).expect("JSON report parses");
-    let num = |path: &str| {
-        r.pointer(path)
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or_else(|| panic!("{path} missing in report:\n{text}\n{context}"))
-    };
+    let context = format!("{context}\nreport:\n{text}");
+    (r, context)
+}
+
+/// A number at a JSON pointer of the report.
+fn num(r: &serde_json::Value, path: &str, context: &str) -> f64 {
+    r.pointer(path)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("{path} missing in report\n{context}"))
+}
+
+/// Wait until the server's `/metrics` shows no live session of either kind.
+async fn assert_no_sessions_left(server: &Server) {
+    let deadline = Instant::now() + GAUGE_DEADLINE;
+    let mut last = String::new();
+    loop {
+        if let Ok(resp) = client()
+            .get(format!("{}/metrics", server.base_url))
+            .send()
+            .await
+        {
+            last = resp.text().await.unwrap_or_default();
+            let p = sessions_gauge(&last, "publisher");
+            let s = sessions_gauge(&last, "subscriber");
+            if p == Some(0.0) && s == Some(0.0) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions still live after {GAUGE_DEADLINE:?}:\n{}",
+            last.lines()
+                .filter(|l| l.starts_with("switchboard_sessions"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
+    let server = start_server().await;
+    let (r, context) = run_report(
+        &server,
+        "smoke",
+        &["broadcast", "--viewers", "10", "--duration", "5s"],
+    )
+    .await;
+    let num = |path: &str| num(&r, path, &context);
     assert_eq!(num("/sessions/planned"), 11.0, "{context}");
     assert_eq!(num("/sessions/connected"), 11.0, "{context}");
     assert_eq!(num("/sessions/failed"), 0.0, "{context}");
@@ -225,29 +266,37 @@ async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
     assert!(r["server"]["rss_end_kib"].is_number(), "{context}");
 
     // The server agrees: no live sessions of either kind.
-    let deadline = Instant::now() + GAUGE_DEADLINE;
-    let mut last = String::new();
-    loop {
-        if let Ok(resp) = client()
-            .get(format!("{}/metrics", server.base_url))
-            .send()
-            .await
-        {
-            last = resp.text().await.unwrap_or_default();
-            let p = sessions_gauge(&last, "publisher");
-            let s = sessions_gauge(&last, "subscriber");
-            if p == Some(0.0) && s == Some(0.0) {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sessions still live after {GAUGE_DEADLINE:?}:\n{}",
-            last.lines()
-                .filter(|l| l.starts_with("switchboard_sessions"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_no_sessions_left(&server).await;
+}
+
+/// A four-person conference in one real room (`--mapping room`, the default): everyone
+/// publishes and watches the three others in one WHEP session with 3 video and 3
+/// audio slots. Every slot receives media and a keyframe, no one receives their own
+/// media, nothing is lost, and everything is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conference_of_four_in_one_room_is_clean_and_cleans_up() {
+    let server = start_server().await;
+    let (r, context) = run_report(
+        &server,
+        "smoke-conf",
+        &["conference", "--participants", "4", "--duration", "4s"],
+    )
+    .await;
+    let num = |path: &str| num(&r, path, &context);
+    assert_eq!(r["conference"]["mapping"], "room", "{context}");
+    assert_eq!(num("/sessions/planned"), 8.0, "{context}");
+    assert_eq!(num("/sessions/connected"), 8.0, "{context}");
+    assert_eq!(num("/sessions/failed"), 0.0, "{context}");
+    assert_eq!(num("/slots/video_offered"), 12.0, "{context}");
+    assert_eq!(num("/slots/video_receiving"), 12.0, "{context}");
+    assert_eq!(num("/slots/video_with_keyframe"), 12.0, "{context}");
+    assert_eq!(num("/slots/audio_offered"), 12.0, "{context}");
+    assert_eq!(num("/slots/audio_receiving"), 12.0, "{context}");
+    assert_eq!(num("/slots/own_media_packets"), 0.0, "{context}");
+    assert!(num("/forwarded_packets") > 0.0, "{context}");
+    assert_eq!(num("/loss_lost"), 0.0, "{context}");
+    assert_eq!(num("/unreadable_packets"), 0.0, "{context}");
+    assert_eq!(num("/deletes_ok"), 8.0, "{context}");
+    assert_eq!(num("/deletes_failed"), 0.0, "{context}");
+    assert_no_sessions_left(&server).await;
 }
