@@ -319,6 +319,15 @@ fn publisher_to_three_subscribers() {
     );
     println!("publisher: keyframes at {:?}", first.keyframes_sent);
     println!("driver: {:?}", sim.stats);
+    // A publisher packet's copies leave in the step that received it: the room is not
+    // woken again for each forwarded packet (str0m's pacer asks for a follow-up timeout
+    // 1 µs after each packet it hands out; one flush runs those before returning).
+    let forwarded: usize = sim.peers[1..].iter().map(|p| p.received.video.len()).sum();
+    assert!(
+        sim.stats.room_timeouts * 2 < forwarded as u64,
+        "{} room timeouts for {forwarded} forwarded video packets: the room is woken per packet",
+        sim.stats.room_timeouts
+    );
 
     let again = summarize(&three_subscribers());
     assert_eq!(first, again, "the scenario did not replay identically");
