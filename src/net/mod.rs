@@ -109,7 +109,11 @@ impl UdpEndpoint {
                     sent += n;
                     rest = &rest[n..];
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // The kernel took none without an error: skip one rather than spin.
+                    failed += 1;
+                    rest = &rest[1..];
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.socket.writable().await.is_err() {
                         return (sent, failed + rest.len());
