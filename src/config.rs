@@ -126,6 +126,17 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_PARTICIPANTS", default_value_t = 0)]
     pub max_participants: u32,
 
+    /// WHEP sessions a room drives on its own task; past that it starts subscriber
+    /// shards (tasks that drive the further viewers' WebRTC sessions on other cores),
+    /// each taking as many before the next starts. 0: never shard.
+    #[arg(long, env = "SWITCHBOARD_SHARD_AFTER", default_value_t = 100)]
+    pub shard_after: u32,
+
+    /// Most subscriber shards per room. Default: one less than the CPUs this process
+    /// may use (the room's own task has the last). 0: never shard.
+    #[arg(long, env = "SWITCHBOARD_MAX_SHARDS")]
+    pub max_shards: Option<u32>,
+
     /// A one-shot action instead of serving.
     #[command(subcommand)]
     pub command: Option<Action>,
@@ -364,6 +375,10 @@ impl Config {
         ));
         out.push(format!("max_publishers = {}", self.max_publishers));
         out.push(format!("max_participants = {}", self.max_participants));
+        out.push(format!("shard_after = {}", self.shard_after));
+        if let Some(n) = self.max_shards {
+            out.push(format!("max_shards = {n}"));
+        }
         if self.token.is_some() {
             out.push("token = \"<redacted>\"".into());
         }
@@ -378,6 +393,16 @@ impl Config {
             out.push("ice_credential = \"<redacted>\"".into());
         }
         out.join("\n") + "\n"
+    }
+
+    /// When rooms spread their viewers over subscriber shards (`--shard-after`,
+    /// `--max-shards`).
+    pub fn shard_policy(&self) -> crate::room::shards::ShardPolicy {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        crate::room::shards::ShardPolicy {
+            after: self.shard_after,
+            max: self.max_shards.unwrap_or(cpus.saturating_sub(1)),
+        }
     }
 
     /// The addresses to advertise as ICE host candidates, with the UDP port.

@@ -36,11 +36,13 @@ pub enum DropReason {
     TemporalFiltered,
     /// The published track is muted (room API).
     Muted,
+    /// A subscriber shard's queue was full: the shard is overloaded.
+    ShardBusy,
 }
 
 impl DropReason {
     /// All reasons, in label order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::UnknownSource,
         DropReason::UnknownRoom,
         DropReason::Malformed,
@@ -54,6 +56,7 @@ impl DropReason {
         DropReason::Paused,
         DropReason::TemporalFiltered,
         DropReason::Muted,
+        DropReason::ShardBusy,
     ];
 
     /// The Prometheus label value.
@@ -72,6 +75,7 @@ impl DropReason {
             DropReason::Paused => "paused",
             DropReason::TemporalFiltered => "temporal_filtered",
             DropReason::Muted => "muted",
+            DropReason::ShardBusy => "shard_busy",
         }
     }
 }
@@ -86,6 +90,10 @@ pub mod names {
     pub const SESSIONS_ENDED: &str = "switchboard_sessions_ended_total";
     /// Gauge: live rooms.
     pub const ROOMS: &str = "switchboard_rooms";
+    /// Gauge: live subscriber shards (tasks that drive part of a big room's viewers).
+    pub const SHARDS: &str = "switchboard_subscriber_shards";
+    /// Counter: WHEP sessions placed on a subscriber shard.
+    pub const SHARDED_SESSIONS: &str = "switchboard_sharded_sessions_total";
     /// Counter: UDP datagrams received.
     pub const UDP_IN: &str = "switchboard_udp_datagrams_in_total";
     /// Counter: UDP datagrams sent.
@@ -133,6 +141,11 @@ fn describe() {
     describe_counter!(SESSIONS_CREATED, "Sessions created by kind.");
     describe_counter!(SESSIONS_ENDED, "Sessions ended by kind and reason.");
     describe_gauge!(ROOMS, "Live rooms.");
+    describe_gauge!(SHARDS, "Live subscriber shards.");
+    describe_counter!(
+        SHARDED_SESSIONS,
+        "WHEP sessions placed on a subscriber shard."
+    );
     describe_counter!(UDP_IN, "UDP datagrams received.");
     describe_counter!(UDP_OUT, "UDP datagrams sent.");
     describe_counter!(RTP_IN_PACKETS, "RTP packets received from publishers.");
@@ -223,6 +236,16 @@ impl Default for Meters {
 /// Gauge of live sessions of one kind (`publisher` or `subscriber`).
 pub fn sessions_gauge(kind: &'static str) -> Gauge {
     gauge!(names::SESSIONS, "kind" => kind)
+}
+
+/// Gauge of live subscriber shards.
+pub fn shards_gauge() -> Gauge {
+    gauge!(names::SHARDS)
+}
+
+/// Count a WHEP session placed on a subscriber shard.
+pub fn session_sharded() {
+    counter!(names::SHARDED_SESSIONS).increment(1);
 }
 
 /// Count a session start.

@@ -47,6 +47,7 @@ impl Server {
                 limits: crate::room::info::RoomLimits {
                     max_publishers: config.max_publishers,
                     max_participants: config.max_participants,
+                    shards: config.shard_policy(),
                 },
             },
         );

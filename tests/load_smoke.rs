@@ -1,7 +1,10 @@
 //! Smoke tests of `switchboard-load` against the real server: a 1 → 10 VP8 simulcast
-//! broadcast for 5 s on loopback, and a four-person conference in one room for 4 s. Asserts behaviour from the tool's JSON report (every
-//! session connected, no loss, every viewer saw a keyframe, every session deleted) and
-//! then that the server's `/metrics` drops back to zero live sessions. No timing or
+//! broadcast for 5 s on loopback, and a four-person conference in one room for 4 s,
+//! each once with the room driving every session and once with its viewers spread
+//! over subscriber shards (`--shard-after`, `--max-shards`). Asserts behaviour from the
+//! tool's JSON report (every session connected, no loss, every viewer saw a keyframe,
+//! every session deleted) and then that the server's `/metrics` drops back to zero
+//! live sessions (and shards). No timing or
 //! performance assertions: those belong to `docs/load-tool.md`, not to CI.
 
 use std::fs::File;
@@ -58,7 +61,8 @@ fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-async fn start_server() -> Server {
+/// Start the server with `extra` flags.
+async fn start_server(extra: &[&str]) -> Server {
     let mut last = String::new();
     // A port seen free may be taken before the server binds it: retry with new ones.
     for attempt in 0..3 {
@@ -77,6 +81,7 @@ async fn start_server() -> Server {
             .arg(format!("127.0.0.1:{udp}"))
             .arg("--public-ip")
             .arg("127.0.0.1")
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
@@ -143,20 +148,33 @@ fn run_tool(args: &[String]) -> (Option<i32>, String, String) {
     )
 }
 
-/// The value of `switchboard_sessions{kind="<kind>"}` in a metrics text.
-fn sessions_gauge(metrics: &str, kind: &str) -> Option<f64> {
-    let label = format!("kind=\"{kind}\"");
+/// The value of the series whose line starts with `series` (name and labels, e.g.
+/// `switchboard_sessions{kind="publisher"}`) in a metrics text.
+fn metric(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
-        .filter(|l| l.starts_with("switchboard_sessions{") && l.contains(&label))
+        .filter(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The server's `/metrics` text.
+async fn scrape(server: &Server) -> Option<String> {
+    let resp = client()
+        .get(format!("{}/metrics", server.base_url))
+        .send()
+        .await
+        .ok()?;
+    resp.text().await.ok()
 }
 
 /// Run the tool with `scenario` (and its options) against `server`, with a JSON report;
 /// asserts it exited 0. Returns the report and a failure context (the tool's output).
 async fn run_report(server: &Server, room: &str, scenario: &[&str]) -> (serde_json::Value, String) {
+    // Tests run in parallel, some with the same room name: the server's port tells
+    // their reports apart.
+    let port = server.base_url.rsplit(':').next().unwrap_or("0");
     let json_path = std::env::temp_dir().join(format!(
-        "switchboard-load-smoke-{}-{room}.json",
+        "switchboard-load-smoke-{}-{room}-{port}.json",
         std::process::id()
     ));
     let pid = server.child.id().to_string();
@@ -198,28 +216,27 @@ fn num(r: &serde_json::Value, path: &str, context: &str) -> f64 {
         .unwrap_or_else(|| panic!("{path} missing in report\n{context}"))
 }
 
-/// Wait until the server's `/metrics` shows no live session of either kind.
-async fn assert_no_sessions_left(server: &Server) {
+/// Wait until the server's `/metrics` shows no live session of either kind and no
+/// live subscriber shard; returns that metrics text.
+async fn assert_no_sessions_left(server: &Server) -> String {
     let deadline = Instant::now() + GAUGE_DEADLINE;
     let mut last = String::new();
     loop {
-        if let Ok(resp) = client()
-            .get(format!("{}/metrics", server.base_url))
-            .send()
-            .await
-        {
-            last = resp.text().await.unwrap_or_default();
-            let p = sessions_gauge(&last, "publisher");
-            let s = sessions_gauge(&last, "subscriber");
-            if p == Some(0.0) && s == Some(0.0) {
-                return;
+        if let Some(text) = scrape(server).await {
+            last = text;
+            let p = metric(&last, "switchboard_sessions{kind=\"publisher\"}");
+            let s = metric(&last, "switchboard_sessions{kind=\"subscriber\"}");
+            let shards = metric(&last, "switchboard_subscriber_shards").unwrap_or(0.0);
+            if p == Some(0.0) && s == Some(0.0) && shards == 0.0 {
+                return last;
             }
         }
         assert!(
             Instant::now() < deadline,
             "sessions still live after {GAUGE_DEADLINE:?}:\n{}",
             last.lines()
-                .filter(|l| l.starts_with("switchboard_sessions"))
+                .filter(|l| l.starts_with("switchboard_sessions")
+                    || l.starts_with("switchboard_subscriber_shards"))
                 .collect::<Vec<_>>()
                 .join("\n")
         );
@@ -227,9 +244,10 @@ async fn assert_no_sessions_left(server: &Server) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
-    let server = start_server().await;
+/// A 1 → 10 broadcast against a server started with `flags`; asserts it is clean and
+/// cleans up, and returns the server's final metrics text.
+async fn broadcast_one_to_ten(flags: &[&str]) -> String {
+    let server = start_server(flags).await;
     let (r, context) = run_report(
         &server,
         "smoke",
@@ -266,16 +284,34 @@ async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
     assert!(r["server"]["rss_end_kib"].is_number(), "{context}");
 
     // The server agrees: no live sessions of either kind.
-    assert_no_sessions_left(&server).await;
+    assert_no_sessions_left(&server).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_one_to_ten_is_clean_and_cleans_up() {
+    let metrics = broadcast_one_to_ten(&[]).await;
+    // Ten viewers are far below the default `--shard-after`.
+    let sharded = metric(&metrics, "switchboard_sharded_sessions_total").unwrap_or(0.0);
+    assert_eq!(sharded, 0.0);
+}
+
+/// The same broadcast with the room keeping 3 viewers and two shards taking 3 each
+/// (then the least loaded: the room): 6 of the 10 WHEP sessions live in shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_over_subscriber_shards_is_clean_and_cleans_up() {
+    let metrics = broadcast_one_to_ten(&["--shard-after", "3", "--max-shards", "2"]).await;
+    assert_eq!(
+        metric(&metrics, "switchboard_sharded_sessions_total"),
+        Some(6.0)
+    );
 }
 
 /// A four-person conference in one real room (`--mapping room`, the default): everyone
 /// publishes and watches the three others in one WHEP session with 3 video and 3
 /// audio slots. Every slot receives media and a keyframe, no one receives their own
 /// media, nothing is lost, and everything is deleted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conference_of_four_in_one_room_is_clean_and_cleans_up() {
-    let server = start_server().await;
+async fn conference_of_four(flags: &[&str]) -> String {
+    let server = start_server(flags).await;
     let (r, context) = run_report(
         &server,
         "smoke-conf",
@@ -298,5 +334,22 @@ async fn conference_of_four_in_one_room_is_clean_and_cleans_up() {
     assert_eq!(num("/unreadable_packets"), 0.0, "{context}");
     assert_eq!(num("/deletes_ok"), 8.0, "{context}");
     assert_eq!(num("/deletes_failed"), 0.0, "{context}");
-    assert_no_sessions_left(&server).await;
+    assert_no_sessions_left(&server).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conference_of_four_in_one_room_is_clean_and_cleans_up() {
+    conference_of_four(&[]).await;
+}
+
+/// The same conference with each WHEP session but the room's first in a shard of its
+/// own (two shards, then the least loaded: the room): slots, payload types and
+/// keyframes work the same when the viewer's `Rtc` lives on another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conference_over_subscriber_shards_is_clean_and_cleans_up() {
+    let metrics = conference_of_four(&["--shard-after", "1", "--max-shards", "2"]).await;
+    assert_eq!(
+        metric(&metrics, "switchboard_sharded_sessions_total"),
+        Some(2.0)
+    );
 }

@@ -12,7 +12,8 @@ use tracing::info;
 
 use super::info::{Audience, RoomEvent};
 use super::room::Room;
-use super::{Command, EventFeed, ParticipantId, RoomContext};
+use super::shard_actor::{ShardFactory, ShardLink};
+use super::{Command, EventFeed, ParticipantId, SessionKind};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, UdpEndpoint};
 
@@ -28,14 +29,16 @@ const EVENT_QUEUE: usize = 256;
 type Listeners = Vec<(ParticipantId, mpsc::Sender<RoomEvent>)>;
 
 /// Run the room until it is empty (after at least one command) or its command channel
-/// closes.
+/// closes. `shards` starts the room's subscriber shards when it asks for them; they
+/// stop when the room does.
 pub async fn run(
     name: String,
     key: RoomKey,
-    ctx: RoomContext,
+    shards: ShardFactory,
     mut commands: mpsc::Receiver<Command>,
     mut datagrams: mpsc::Receiver<Datagram>,
 ) {
+    let ctx = shards.ctx.clone();
     let mut room = Room::new(
         name.clone(),
         key,
@@ -49,23 +52,44 @@ pub async fn run(
     let idle_deadline = Instant::now() + IDLE_EXIT;
     let mut batch: Vec<Datagram> = Vec::with_capacity(DATAGRAM_BATCH);
     let mut outgoing: Vec<Transmit> = Vec::new();
+    let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
+    let mut reports = Vec::with_capacity(DATAGRAM_BATCH);
+    let mut links: Vec<ShardLink> = Vec::new();
     loop {
         let deadline = room.poll_timeout().unwrap_or(idle_deadline);
         tokio::select! {
             biased;
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
+                let viewer = matches!(cmd, Command::Join { kind: SessionKind::Subscriber, .. });
+                if viewer && room.wants_shard() {
+                    let link = shards.spawn(&name, reports_tx.clone());
+                    room.add_shard(link.key());
+                    links.push(link);
+                }
                 handle_command(&mut room, Instant::now(), cmd, &mut listeners);
             }
             n = datagrams.recv_many(&mut batch, DATAGRAM_BATCH) => {
                 if n == 0 { break; }
                 room.handle_datagrams(Instant::now(), batch.drain(..));
             }
+            _ = reports_rx.recv_many(&mut reports, DATAGRAM_BATCH) => {
+                room.handle_shard_reports(Instant::now(), reports.drain(..));
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 room.handle_timeout(Instant::now());
             }
         }
-        send_all(&mut room, &ctx.endpoint, &ctx.meters, &mut outgoing).await;
+        while let Some((i, commands, packets)) = room.poll_shard_delivery() {
+            links[i].deliver(commands, packets, &ctx.meters);
+        }
+        send_all(
+            || room.poll_transmit(),
+            &ctx.endpoint,
+            &ctx.meters,
+            &mut outgoing,
+        )
+        .await;
         fan_out(&mut room, &mut listeners);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
@@ -170,15 +194,15 @@ fn fan_out(room: &mut Room, listeners: &mut Listeners) {
     }
 }
 
-/// Send what the room produced in this wake-up: one `sendmmsg(2)` per
-/// [`crate::net::SEND_BATCH`] datagrams, whatever their destinations.
-async fn send_all(
-    room: &mut Room,
+/// Send what a room or shard produced in this wake-up (`next` until `None`): one
+/// `sendmmsg(2)` per [`crate::net::SEND_BATCH`] datagrams, whatever their destinations.
+pub(super) async fn send_all(
+    next: impl FnMut() -> Option<Transmit>,
     endpoint: &Arc<UdpEndpoint>,
     meters: &metrics::Meters,
     batch: &mut Vec<Transmit>,
 ) {
-    batch.extend(std::iter::from_fn(|| room.poll_transmit()));
+    batch.extend(std::iter::from_fn(next));
     if batch.is_empty() {
         return;
     }

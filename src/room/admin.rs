@@ -12,7 +12,7 @@ use crate::forwarder::TrackRef;
 use crate::room::conference::SlotPreference;
 use crate::room::info::{RoomDetail, RoomEvent, RoomSummary};
 use crate::room::participant::EndReason;
-use crate::room::{ParticipantId, SessionId, SessionKind};
+use crate::room::{ParticipantId, SessionId};
 
 /// A resolution cap on one slot (the tile it is shown in), pixels.
 #[derive(Debug, Clone)]
@@ -119,10 +119,8 @@ impl Room {
     /// End every session of an identity (room API). Returns whether it had any.
     pub fn remove_identity(&mut self, now: Instant, identity: &str) -> bool {
         let sessions = self.conference.sessions_of(identity);
-        for id in &sessions {
-            if let Some(p) = self.participants.get_mut(id) {
-                p.close(EndReason::Removed, &mut self.out);
-            }
+        for &id in &sessions {
+            self.close_member(id, EndReason::Removed);
         }
         self.process(now);
         !sessions.is_empty()
@@ -148,19 +146,17 @@ impl Room {
 
     /// End every session (room API close). Returns how many ended.
     pub fn close_all(&mut self, now: Instant) -> usize {
-        let n = self.participants.len();
-        for p in self.participants.values_mut() {
-            p.close(EndReason::Removed, &mut self.out);
+        let ids = self.member_ids();
+        for &id in &ids {
+            self.close_member(id, EndReason::Removed);
         }
+        let n = ids.len();
         self.process(now);
         n
     }
 
     /// Whether `session` is a live WHEP session here.
     pub fn is_viewer(&self, session: &SessionId) -> bool {
-        self.by_session
-            .get(session)
-            .and_then(|id| self.participants.get(id))
-            .is_some_and(|p| p.kind() == SessionKind::Subscriber)
+        self.subscriber_id(session).is_some()
     }
 }

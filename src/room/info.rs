@@ -51,13 +51,16 @@ pub struct JoinOptions {
     pub watch: Option<String>,
 }
 
-/// Per-room limits (`--max-publishers`, `--max-participants`; 0: none).
+/// Per-room limits (`--max-publishers`, `--max-participants`; 0: none) and when a room
+/// spreads its viewers over subscriber shards (`--shard-after`, `--max-shards`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RoomLimits {
     /// Most identities with a WHIP session.
     pub max_publishers: u32,
     /// Most identities.
     pub max_participants: u32,
+    /// Subscriber shards (default: none).
+    pub shards: super::shards::ShardPolicy,
 }
 
 /// One published track.

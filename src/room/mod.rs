@@ -4,12 +4,16 @@
 //! in [`signaling`].
 
 pub mod actor;
+mod addrs;
 pub use room::admin;
 pub mod conference;
 pub mod info;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;
+pub mod shard;
+pub mod shard_actor;
+pub mod shards;
 pub mod signaling;
 pub mod slots;
 pub mod speaker;
@@ -260,7 +264,8 @@ pub struct RoomContext {
 pub struct Rooms {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     table: Arc<RoomTable>,
-    next_key: AtomicU32,
+    /// Room and shard keys come from one counter: they share the demux table.
+    next_key: Arc<AtomicU32>,
     ctx: RoomContext,
 }
 
@@ -270,7 +275,7 @@ impl Rooms {
         Arc::new(Rooms {
             rooms: Mutex::new(HashMap::new()),
             table,
-            next_key: AtomicU32::new(1),
+            next_key: Arc::new(AtomicU32::new(1)),
             ctx,
         })
     }
@@ -357,9 +362,13 @@ impl Rooms {
         rooms.insert(name.to_owned(), handle.clone());
         let registry = Arc::clone(self);
         let name = name.to_owned();
-        let ctx = self.ctx.clone();
+        let shards = shard_actor::ShardFactory {
+            table: Arc::clone(&self.table),
+            keys: Arc::clone(&self.next_key),
+            ctx: self.ctx.clone(),
+        };
         tokio::spawn(async move {
-            actor::run(name.clone(), key, ctx, cmd_rx, dgram_rx).await;
+            actor::run(name.clone(), key, shards, cmd_rx, dgram_rx).await;
             registry.forget(&name, key);
         });
         Some(handle)

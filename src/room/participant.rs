@@ -23,8 +23,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::format::{CodecConfig, PayloadParams};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -32,6 +32,7 @@ use tracing::debug;
 
 use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
+use crate::forwarder::ForwardRtp;
 
 use super::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
@@ -111,6 +112,23 @@ pub struct Outbox {
     pub transmits: VecDeque<Transmit>,
     /// Events for the room, tagged with the participant.
     pub events: VecDeque<(ParticipantId, ParticipantEvent)>,
+}
+
+/// A subscriber's negotiated payload types, detached from its `Rtc`: see
+/// [`Participant::pt_matcher`].
+#[derive(Debug, Clone)]
+pub struct PtMatcher {
+    config: CodecConfig,
+    remote: Vec<(Mid, Vec<Pt>)>,
+}
+
+impl PtMatcher {
+    /// Same as [`Participant::matching_pt`].
+    pub fn matching_pt(&self, mid: Mid, params: &PayloadParams) -> Option<Pt> {
+        let (_, remote) = self.remote.iter().find(|(m, _)| *m == mid)?;
+        let local = self.config.match_params(*params)?;
+        remote.contains(&local.pt()).then(|| local.pt())
+    }
 }
 
 /// One WHIP or WHEP session.
@@ -251,10 +269,23 @@ impl Participant {
     /// This session's payload type for a stream described by `params` on `mid`
     /// (codec and format parameters matched by str0m's scoring, RFC 8866 §6.6), if the
     /// remote negotiated one.
-    pub fn matching_pt(&self, mid: Mid, params: &PayloadParams) -> Option<str0m::media::Pt> {
+    pub fn matching_pt(&self, mid: Mid, params: &PayloadParams) -> Option<Pt> {
         let media = self.rtc.media(mid)?;
         let local = self.rtc.codec_config().match_params(*params)?;
         media.remote_pts().contains(&local.pt()).then(|| local.pt())
+    }
+
+    /// What [`Participant::matching_pt`] answers, as a value that outlives this
+    /// participant's move to a subscriber shard (a WHEP session is never renegotiated,
+    /// so its payload types are fixed once the offer is accepted).
+    pub fn pt_matcher(&self, mids: &[Mid]) -> PtMatcher {
+        PtMatcher {
+            config: self.rtc.codec_config().clone(),
+            remote: mids
+                .iter()
+                .filter_map(|&mid| Some((mid, self.rtc.media(mid)?.remote_pts().to_vec())))
+                .collect(),
+        }
     }
 
     // ---- inputs ----
@@ -323,6 +354,21 @@ impl Participant {
         let first = !self.unflushed;
         self.unflushed = true;
         Some(first)
+    }
+
+    /// Queue a packet the forwarder routed to this subscriber (see
+    /// [`Participant::queue_rtp`]): the munged header fields and the shared payload
+    /// become one `RtpWrite`. Returns what `queue_rtp` returns.
+    pub fn queue_forward(&mut self, now: Instant, f: ForwardRtp) -> Option<bool> {
+        let len = f.payload.len();
+        let mut write = RtpWrite::new(f.pt, f.seq.into(), f.ts, f.wallclock, f.payload)
+            .marker(f.marker)
+            .nackable(f.nackable)
+            .ext_vals(f.ext);
+        if let Some(patch) = f.vp8 {
+            write = write.vp8_patch(patch);
+        }
+        self.queue_rtp(now, f.mid, write, len)
     }
 
     /// Move what [`Participant::queue_rtp`] queued to the wire: advance time (str0m marks

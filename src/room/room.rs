@@ -13,18 +13,18 @@ use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::RtpWrite;
 use tracing::info;
 
+use super::addrs::AddrBook;
 use super::conference::Conference;
 use super::info::{Audience, JoinOptions, RoomEvent, RoomLimits};
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
+use super::shards::{Placement, Shards};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
 use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
 use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
 use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp, TrackRef};
 use crate::metrics::{self, DropReason, Meters};
-use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
 use crate::net::{Datagram, RoomKey};
 
 /// Where a subscriber's bandwidth estimate starts: enough for a 720p single-layer
@@ -39,8 +39,9 @@ pub struct Room {
     key: RoomKey,
     candidates: Vec<SocketAddr>,
     participants: HashMap<ParticipantId, Participant>,
-    by_addr: HashMap<SocketAddr, ParticipantId>,
-    by_ufrag: HashMap<String, ParticipantId>,
+    /// WHEP sessions driven by subscriber shards (see [`super::shard`]).
+    shards: Shards,
+    addrs: AddrBook,
     by_session: HashMap<SessionId, ParticipantId>,
     conference: Conference,
     forwarder: Forwarder,
@@ -70,8 +71,8 @@ impl Room {
             key,
             candidates,
             participants: HashMap::new(),
-            by_addr: HashMap::new(),
-            by_ufrag: HashMap::new(),
+            shards: Shards::new(limits.shards),
+            addrs: AddrBook::default(),
             by_session: HashMap::new(),
             conference: Conference::new(limits),
             forwarder: Forwarder::new(meters.clone()),
@@ -92,14 +93,14 @@ impl Room {
         &self.name
     }
 
-    /// No participants left.
+    /// No participants left (in the room or its shards).
     pub fn is_empty(&self) -> bool {
-        self.participants.is_empty()
+        self.participants.is_empty() && self.shards.is_empty()
     }
 
-    /// Number of participants.
+    /// Number of participants (in the room or its shards).
     pub fn len(&self) -> usize {
-        self.participants.len()
+        self.participants.len() + self.shards.len()
     }
 
     /// Whether a join was ever attempted here (a used room that empties is closed).
@@ -109,7 +110,7 @@ impl Room {
 
     /// Whether a participant (session) is live here.
     pub fn has_participant(&self, id: ParticipantId) -> bool {
-        self.participants.contains_key(&id)
+        self.participants.contains_key(&id) || self.shards.get(id).is_some()
     }
 
     /// Whether `session` is live here.
@@ -147,7 +148,15 @@ impl Room {
                 VIDEO_CODECS.to_vec()
             }
         };
-        let creds = signaling::ice_creds(&self.key.ufrag_prefix());
+        let placement = match kind {
+            SessionKind::Publisher => Placement::Home,
+            SessionKind::Subscriber => self.shards.place(self.home_subscribers()),
+        };
+        let key = match placement {
+            Placement::Shard(i) => self.shards.key(i).unwrap_or(self.key),
+            _ => self.key,
+        };
+        let creds = signaling::ice_creds(&key.ufrag_prefix());
         let ufrag = creds.ufrag.clone();
         let bwe = (kind == SessionKind::Subscriber).then_some(INITIAL_ESTIMATE);
         let mut rtc = signaling::build_rtc(now, creds, &self.candidates, &video, bwe);
@@ -203,9 +212,15 @@ impl Room {
                 }
             }
         }
-        self.by_ufrag.insert(ufrag.clone(), id);
         self.by_session.insert(session.clone(), id);
-        self.participants.insert(id, p);
+        if let Placement::Shard(i) = placement {
+            let pts = p.pt_matcher(&only_mids);
+            self.shards.insert(i, p, pts);
+            metrics::session_sharded();
+        } else {
+            self.addrs.insert(ufrag.clone(), id);
+            self.participants.insert(id, p);
+        }
         metrics::session_created(kind.as_str());
         self.meters
             .live_sessions
@@ -222,9 +237,7 @@ impl Room {
             medias,
         );
         for old in admission.replaces {
-            if let Some(p) = self.participants.get_mut(&old) {
-                p.close(EndReason::Replaced, &mut self.out);
-            }
+            self.close_member(old, EndReason::Replaced);
         }
         self.reassign(now);
         self.process(now);
@@ -240,9 +253,7 @@ impl Room {
         let Some(id) = self.by_session.get(session).copied() else {
             return false;
         };
-        if let Some(p) = self.participants.get_mut(&id) {
-            p.close(EndReason::Delete, &mut self.out);
-        }
+        self.close_member(id, EndReason::Delete);
         self.process(now);
         true
     }
@@ -274,10 +285,20 @@ impl Room {
         Some(self.forwarder.stats(now, id))
     }
 
-    fn subscriber_id(&self, session: &SessionId) -> Option<ParticipantId> {
+    pub(super) fn subscriber_id(&self, session: &SessionId) -> Option<ParticipantId> {
         let id = *self.by_session.get(session)?;
-        let p = self.participants.get(&id)?;
-        (p.kind() == SessionKind::Subscriber).then_some(id)
+        match self.participants.get(&id) {
+            Some(p) => (p.kind() == SessionKind::Subscriber).then_some(id),
+            None => self.shards.get(id).map(|_| id),
+        }
+    }
+
+    /// WHEP sessions this room drives itself (not in a shard).
+    fn home_subscribers(&self) -> usize {
+        self.participants
+            .values()
+            .filter(|p| p.kind() == SessionKind::Subscriber)
+            .count()
     }
 
     /// A datagram from the network for this room: a batch of one.
@@ -302,22 +323,7 @@ impl Room {
     }
 
     fn receive(&mut self, now: Instant, d: Datagram) {
-        let id = if classify(&d.contents) == PacketClass::Stun {
-            // A check names its session by our ufrag; (re)learn the source address.
-            let by_ufrag = stun_username(&d.contents)
-                .and_then(server_ufrag)
-                .and_then(|u| self.by_ufrag.get(u))
-                .copied();
-            match by_ufrag {
-                Some(id) => {
-                    self.by_addr.insert(d.source, id);
-                    Some(id)
-                }
-                None => self.by_addr.get(&d.source).copied(),
-            }
-        } else {
-            self.by_addr.get(&d.source).copied()
-        };
+        let id = self.addrs.lookup(&d);
         let Some(p) = id.and_then(|id| self.participants.get_mut(&id)) else {
             self.meters.dropped(DropReason::UnknownSource);
             return;
@@ -374,17 +380,25 @@ impl Room {
 
     /// Re-assign every WHEP session's slots (joins, leaves, speaker changes, pins).
     fn reassign(&mut self, now: Instant) {
-        let participants = &self.participants;
+        let (participants, shards) = (&self.participants, &self.shards);
         self.conference.reassign(
             now,
             &mut self.forwarder,
             |slot, params| {
-                let Some(sub) = participants.get(&slot.participant) else {
-                    return Vec::new();
-                };
+                let (local, remote) = (
+                    participants.get(&slot.participant),
+                    shards.get(slot.participant),
+                );
                 params
                     .iter()
-                    .filter_map(|p| sub.matching_pt(slot.mid, p).map(|pt| (p.pt(), pt)))
+                    .filter_map(|p| {
+                        let pt = match (local, remote) {
+                            (Some(sub), _) => sub.matching_pt(slot.mid, p),
+                            (None, Some(r)) => r.pts.matching_pt(slot.mid, p),
+                            (None, None) => None,
+                        };
+                        pt.map(|pt| (p.pt(), pt))
+                    })
                     .collect()
             },
             &mut self.commands,
@@ -497,19 +511,14 @@ impl Room {
             match cmd {
                 ForwarderOutput::Rtp(f) => {
                     let Some(p) = self.participants.get_mut(&f.subscriber) else {
+                        // Counted by the shard that sends it.
+                        self.shards.forward(f);
                         continue;
                     };
-                    let len = f.payload.len() as u64;
-                    let mut write = RtpWrite::new(f.pt, f.seq.into(), f.ts, f.wallclock, f.payload)
-                        .marker(f.marker)
-                        .nackable(f.nackable)
-                        .ext_vals(f.ext);
-                    if let Some(patch) = f.vp8 {
-                        write = write.vp8_patch(patch);
-                    }
-                    if let Some(first) = p.queue_rtp(now, f.mid, write, len as usize) {
+                    let (id, len) = (f.subscriber, f.payload.len() as u64);
+                    if let Some(first) = p.queue_forward(now, f) {
                         if first {
-                            self.unflushed.push(f.subscriber);
+                            self.unflushed.push(id);
                         }
                         self.rtp_out.0 += 1;
                         self.rtp_out.1 += len;
@@ -522,6 +531,8 @@ impl Room {
                 } => {
                     if let Some(p) = self.participants.get_mut(&subscriber) {
                         p.set_bitrate(now, minimum, desired, &mut self.out);
+                    } else {
+                        self.shards.set_bitrate(subscriber, minimum, desired);
                     }
                 }
                 ForwarderOutput::RequestKeyframe {
@@ -541,34 +552,39 @@ impl Room {
     /// Remove ended participants and everything that points at them, and re-assign the
     /// slots they filled. Returns whether any was removed.
     fn reap(&mut self, now: Instant) -> bool {
-        let ended: Vec<(ParticipantId, EndReason)> = self
+        let mut ended: Vec<(ParticipantId, EndReason)> = self
             .participants
             .values()
             .filter_map(|p| p.ended().map(|r| (p.id(), r)))
             .collect();
+        ended.extend(self.shards.ended());
         if ended.is_empty() {
             return false;
         }
         for (id, reason) in ended {
-            let Some(mut p) = self.participants.remove(&id) else {
+            let (session, kind) = if let Some(mut p) = self.participants.remove(&id) {
+                if !matches!(
+                    reason,
+                    EndReason::Delete | EndReason::Removed | EndReason::Replaced
+                ) {
+                    p.close(reason, &mut self.out);
+                }
+                self.addrs.remove(id, p.ufrag());
+                (p.session().clone(), p.kind())
+            } else if let Some(r) = self.shards.remove(id) {
+                // Its shard closed it (or reported it ended) already.
+                (r.session, SessionKind::Subscriber)
+            } else {
                 continue;
             };
-            if !matches!(
-                reason,
-                EndReason::Delete | EndReason::Removed | EndReason::Replaced
-            ) {
-                p.close(reason, &mut self.out);
-            }
-            self.by_addr.retain(|_, v| *v != id);
-            self.by_ufrag.remove(p.ufrag());
-            self.by_session.remove(p.session());
+            self.by_session.remove(&session);
             self.conference.remove(&self.forwarder, id);
             self.forwarder.remove_participant(id);
-            metrics::session_ended(p.kind().as_str(), reason.as_str());
+            metrics::session_ended(kind.as_str(), reason.as_str());
             self.meters
                 .live_sessions
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            info!(room = %self.name, session = %p.session(), reason = reason.as_str(), "session ended");
+            info!(room = %self.name, session = %session, reason = reason.as_str(), "session ended");
         }
         // Slots the ended sessions filled (or watched from) are re-assigned.
         self.reassign(now);
@@ -578,3 +594,5 @@ impl Room {
 
 #[path = "admin.rs"]
 pub mod admin;
+#[path = "room_shards.rs"]
+mod room_shards;

@@ -1,0 +1,66 @@
+//! `Room` and its subscriber shards (see [`crate::room::shard`]): starting one when the
+//! placement asks for it, ending a session wherever it lives, taking the shards'
+//! reports in and handing their deliveries out. Same rules as the rest of the room.
+
+use std::time::Instant;
+
+use super::Room;
+use crate::forwarder::ForwardRtp;
+use crate::net::RoomKey;
+use crate::room::participant::EndReason;
+use crate::room::shard::{FromShard, ToShard};
+use crate::room::shards::Placement;
+use crate::room::ParticipantId;
+
+impl Room {
+    /// Whether the next WHEP session needs a new shard: the room and every shard have
+    /// their share and fewer than the maximum exist. The actor then starts one and
+    /// calls [`Room::add_shard`] before the join.
+    pub fn wants_shard(&self) -> bool {
+        self.shards.place(self.home_subscribers()) == Placement::NewShard
+    }
+
+    /// Register a started shard whose sessions' ufrags start with `key`; returns its
+    /// index (the one [`Room::poll_shard_delivery`] names).
+    pub fn add_shard(&mut self, key: RoomKey) -> usize {
+        self.shards.add_shard(key)
+    }
+
+    /// What shards reported: their subscribers' events, as if raised here, and ends.
+    pub fn handle_shard_reports(
+        &mut self,
+        now: Instant,
+        reports: impl IntoIterator<Item = FromShard>,
+    ) {
+        for report in reports {
+            match report {
+                FromShard::Event(id, event) => self.out.events.push_back((id, event)),
+                FromShard::Ended(id, reason) => self.shards.mark_ended(id, reason),
+            }
+        }
+        self.process(now);
+    }
+
+    /// What is waiting for one shard: its index, commands (to deliver in order, never
+    /// to drop) and routed packets. Call until `None` after every input.
+    pub fn poll_shard_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
+        self.shards.poll_delivery()
+    }
+
+    /// End session `id` wherever it lives (the room or a shard). No-op when unknown.
+    pub(super) fn close_member(&mut self, id: ParticipantId, reason: EndReason) {
+        match self.participants.get_mut(&id) {
+            Some(p) => p.close(reason, &mut self.out),
+            None => {
+                self.shards.close(id, reason);
+            }
+        }
+    }
+
+    /// Every live session, in the room or a shard.
+    pub(super) fn member_ids(&self) -> Vec<ParticipantId> {
+        let mut ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        ids.extend(self.shards.live());
+        ids
+    }
+}

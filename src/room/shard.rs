@@ -1,0 +1,263 @@
+//! A subscriber shard: the sans-IO owner of some of a big room's WHEP sessions
+//! (`docs/design.md` §6, "Threads and scale").
+//!
+//! A room whose viewers outgrow one core keeps its publishers, its forwarder (routing,
+//! munging, layer selection, allocation) and its conference on its own task, and moves
+//! further subscribers' `Rtc`s to shards, each driven by a task of its own
+//! ([`super::shard_actor`]). Per forwarded packet the room only routes and munges;
+//! what costs a core per few hundred viewers — str0m's pacing, SRTP, the RTCP, TWCC and
+//! NACK traffic of each viewer, the send — happens on the shard's core.
+//!
+//! A shard never decides anything: it queues the packets the room routed
+//! ([`Shard::handle_rtp`]), applies the room's [`ToShard`] commands, handles its
+//! sessions' datagrams (the demux sends them here by the shard's ufrag prefix) and
+//! timers, and reports each session's events and end back as [`FromShard`]. Same rules
+//! as the room: `now` comes in, no clock, no socket.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use str0m::net::Transmit;
+use tracing::debug;
+
+use super::addrs::AddrBook;
+use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
+use super::ParticipantId;
+use crate::forwarder::ForwardRtp;
+use crate::metrics::{DropReason, Meters};
+use crate::net::{Datagram, RoomKey};
+
+/// A command from the room to one of its shards. Delivered in order, never dropped.
+pub enum ToShard {
+    /// Take over a subscriber whose offer the room accepted. Its ICE ufrag starts with
+    /// this shard's [`RoomKey`], so its STUN checks reach the shard.
+    Add(Box<Participant>),
+    /// Tell a subscriber's bandwidth estimator what to sustain and probe for, bit/s.
+    SetBitrate {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Rate to sustain with padding, bit/s.
+        minimum: u64,
+        /// Everything it could use, bit/s.
+        desired: u64,
+    },
+    /// End a subscriber (DELETE, room API, replaced): RTCP BYE and DTLS close_notify.
+    Close {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// What a shard reports to its room.
+#[derive(Debug)]
+// The large variant of the event (RTP) is never sent by a shard.
+#[allow(clippy::large_enum_variant)]
+pub enum FromShard {
+    /// A subscriber's event (connected, bandwidth estimate, keyframe request).
+    Event(ParticipantId, ParticipantEvent),
+    /// A subscriber ended here (timeout, error, the peer closed, or a [`ToShard::Close`]).
+    Ended(ParticipantId, EndReason),
+}
+
+/// One shard's subscribers.
+pub struct Shard {
+    key: RoomKey,
+    participants: HashMap<ParticipantId, Participant>,
+    addrs: AddrBook,
+    out: Outbox,
+    unflushed: Vec<ParticipantId>,
+    reports: Vec<FromShard>,
+    meters: Meters,
+}
+
+impl Shard {
+    /// An empty shard whose sessions' ufrags start with `key`.
+    pub fn new(key: RoomKey, meters: Meters) -> Self {
+        Shard {
+            key,
+            participants: HashMap::new(),
+            addrs: AddrBook::default(),
+            out: Outbox::default(),
+            unflushed: Vec::new(),
+            reports: Vec::new(),
+            meters,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The key in its sessions' ufrags.
+    pub fn key(&self) -> RoomKey {
+        self.key
+    }
+
+    /// Live subscribers.
+    pub fn len(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// No live subscriber.
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    // ---- inputs ----
+
+    /// Commands from the room, in order.
+    pub fn handle_commands(&mut self, now: Instant, commands: impl IntoIterator<Item = ToShard>) {
+        for cmd in commands {
+            match cmd {
+                ToShard::Add(p) => {
+                    let id = p.id();
+                    self.addrs.insert(p.ufrag().to_owned(), id);
+                    self.participants.insert(id, *p);
+                }
+                ToShard::SetBitrate {
+                    subscriber,
+                    minimum,
+                    desired,
+                } => {
+                    if let Some(p) = self.participants.get_mut(&subscriber) {
+                        p.set_bitrate(now, minimum, desired, &mut self.out);
+                    }
+                }
+                ToShard::Close { subscriber, reason } => {
+                    if let Some(p) = self.participants.get_mut(&subscriber) {
+                        p.close(reason, &mut self.out);
+                    }
+                }
+            }
+        }
+        self.process(now);
+    }
+
+    /// Packets the room routed to this shard's subscribers: each is queued on its
+    /// subscriber's send stream, then every subscriber that got one is flushed once
+    /// (as the room does for its own, see [`Participant::queue_rtp`]). A packet for a
+    /// subscriber that already ended here is dropped.
+    pub fn handle_rtp(&mut self, now: Instant, packets: impl IntoIterator<Item = ForwardRtp>) {
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for f in packets {
+            let Some(p) = self.participants.get_mut(&f.subscriber) else {
+                continue;
+            };
+            let len = f.payload.len() as u64;
+            let id = f.subscriber;
+            if let Some(first) = p.queue_forward(now, f) {
+                if first {
+                    self.unflushed.push(id);
+                }
+                count += 1;
+                bytes += len;
+            }
+        }
+        if count > 0 {
+            self.meters.rtp_out_packets.increment(count);
+            self.meters.rtp_out_bytes.increment(bytes);
+        }
+        self.process(now);
+    }
+
+    /// Datagrams from the network for this shard's sessions.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = Datagram>,
+    ) {
+        for d in datagrams {
+            let Some(p) = self
+                .addrs
+                .lookup(&d)
+                .and_then(|id| self.participants.get_mut(&id))
+            else {
+                self.meters.dropped(DropReason::UnknownSource);
+                continue;
+            };
+            if !p.handle_receive(now, &d, &mut self.out) {
+                self.meters.dropped(DropReason::Rejected);
+            }
+        }
+        self.process(now);
+    }
+
+    /// Advance time: the subscribers' timers and liveness.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.participants.values_mut() {
+            if now >= p.poll_timeout() {
+                p.handle_timeout(now, &mut self.out);
+            }
+        }
+        self.process(now);
+    }
+
+    /// End every subscriber (the room is gone): each says goodbye to its peer.
+    pub fn close_all(&mut self, now: Instant) {
+        for p in self.participants.values_mut() {
+            p.close(EndReason::Closed, &mut self.out);
+        }
+        self.process(now);
+    }
+
+    // ---- outputs ----
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// Reports for the room since the last call, in order.
+    pub fn take_reports(&mut self) -> Vec<FromShard> {
+        std::mem::take(&mut self.reports)
+    }
+
+    /// When [`Shard::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.participants.values().map(|p| p.poll_timeout()).min()
+    }
+
+    // ---- internals ----
+
+    /// Flush what was queued, pass events on to the room, and remove ended subscribers
+    /// (reporting each).
+    fn process(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.unflushed) {
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.flush(now, &mut self.out);
+            }
+        }
+        for (id, event) in self.out.events.drain(..) {
+            // A WHEP session receives only; RTP from one is ignored, as in the room.
+            if !matches!(event, ParticipantEvent::Rtp { .. }) {
+                self.reports.push(FromShard::Event(id, event));
+            }
+        }
+        let ended: Vec<(ParticipantId, EndReason)> = self
+            .participants
+            .values()
+            .filter_map(|p| p.ended().map(|r| (p.id(), r)))
+            .collect();
+        for (id, reason) in ended {
+            let Some(mut p) = self.participants.remove(&id) else {
+                continue;
+            };
+            if !matches!(
+                reason,
+                EndReason::Delete | EndReason::Removed | EndReason::Replaced
+            ) {
+                p.close(reason, &mut self.out);
+            }
+            self.addrs.remove(id, p.ufrag());
+            debug!(
+                shard = self.key.0,
+                participant = id.0,
+                reason = reason.as_str(),
+                "subscriber left shard"
+            );
+            self.reports.push(FromShard::Ended(id, reason));
+        }
+        // Closing drains; anything it raised is of no use to the room any more.
+        self.out.events.clear();
+    }
+}

@@ -1,0 +1,160 @@
+//! The task that drives one [`Shard`]: it reads the clock, awaits the room's commands
+//! and routed packets, its sessions' datagrams and its next timeout, sends what the
+//! shard hands back and passes the shard's reports to the room. It makes no decisions.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::Transmit;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::actor::send_all;
+use super::shard::{FromShard, Shard, ToShard};
+use super::{RoomContext, DATAGRAM_QUEUE};
+use crate::forwarder::ForwardRtp;
+use crate::metrics::{self, DropReason, Meters};
+use crate::net::{Datagram, RoomKey, RoomTable};
+
+/// Batches of routed packets buffered per shard. A shard this far behind is overloaded:
+/// the room drops (and counts, `shard_busy`) rather than queue without bound.
+const RTP_QUEUE: usize = 1024;
+/// Messages handled per wake-up before looking at the other inputs again.
+const BATCH: usize = 64;
+/// Sleep when no session has a timer (a shard with no session).
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// The room's handle to one of its shards.
+pub struct ShardLink {
+    key: RoomKey,
+    control: mpsc::UnboundedSender<ToShard>,
+    rtp: mpsc::Sender<Vec<ForwardRtp>>,
+}
+
+impl ShardLink {
+    /// The shard's key (the prefix of its sessions' ufrags).
+    pub fn key(&self) -> RoomKey {
+        self.key
+    }
+
+    /// Deliver the room's commands and routed packets. Commands are never dropped;
+    /// packets are dropped and counted when the shard is `RTP_QUEUE` batches behind.
+    pub fn deliver(&self, commands: Vec<ToShard>, packets: Vec<ForwardRtp>, meters: &Meters) {
+        for cmd in commands {
+            // Fails only once the shard task is gone (the process is shutting down).
+            let _ = self.control.send(cmd);
+        }
+        if !packets.is_empty() {
+            if let Err(mpsc::error::TrySendError::Full(lost)) = self.rtp.try_send(packets) {
+                for _ in &lost {
+                    meters.dropped(DropReason::ShardBusy);
+                }
+            }
+        }
+    }
+}
+
+/// What a room needs to start shards: the demux table and the key counter rooms use.
+#[derive(Clone)]
+pub struct ShardFactory {
+    /// The demux's table, where a shard's datagram queue is registered under its key.
+    pub table: Arc<RoomTable>,
+    /// The process-wide key counter (room and shard keys never collide).
+    pub keys: Arc<AtomicU32>,
+    /// Socket and metrics.
+    pub ctx: RoomContext,
+}
+
+impl ShardFactory {
+    /// Start a shard of room `room` whose reports go to `reports`.
+    pub fn spawn(&self, room: &str, reports: mpsc::UnboundedSender<FromShard>) -> ShardLink {
+        let key = RoomKey(self.keys.fetch_add(1, Ordering::Relaxed));
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (rtp_tx, rtp_rx) = mpsc::channel(RTP_QUEUE);
+        let (dgram_tx, dgram_rx) = mpsc::channel(DATAGRAM_QUEUE);
+        self.table.insert(key, dgram_tx);
+        let inputs = Inputs {
+            control: control_rx,
+            rtp: rtp_rx,
+            datagrams: dgram_rx,
+        };
+        let (table, ctx, room) = (Arc::clone(&self.table), self.ctx.clone(), room.to_owned());
+        tokio::spawn(async move {
+            run(&room, key, ctx, inputs, reports).await;
+            table.remove(key);
+        });
+        ShardLink {
+            key,
+            control: control_tx,
+            rtp: rtp_tx,
+        }
+    }
+}
+
+struct Inputs {
+    control: mpsc::UnboundedReceiver<ToShard>,
+    rtp: mpsc::Receiver<Vec<ForwardRtp>>,
+    datagrams: mpsc::Receiver<Datagram>,
+}
+
+/// Run the shard until its room drops the link (the room closed), then end what is
+/// left.
+async fn run(
+    room: &str,
+    key: RoomKey,
+    ctx: RoomContext,
+    mut inputs: Inputs,
+    reports: mpsc::UnboundedSender<FromShard>,
+) {
+    let mut shard = Shard::new(key, ctx.meters.clone());
+    metrics::shards_gauge().increment(1.0);
+    info!(room = %room, shard = key.0, "subscriber shard started");
+    let mut commands = Vec::with_capacity(BATCH);
+    let mut packets = Vec::with_capacity(BATCH);
+    let mut datagrams = Vec::with_capacity(BATCH);
+    let mut outgoing: Vec<Transmit> = Vec::new();
+    loop {
+        let deadline = shard
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + IDLE);
+        tokio::select! {
+            biased;
+            n = inputs.control.recv_many(&mut commands, BATCH) => {
+                if n == 0 { break; }
+                shard.handle_commands(Instant::now(), commands.drain(..));
+            }
+            n = inputs.rtp.recv_many(&mut packets, BATCH) => {
+                if n == 0 { break; }
+                shard.handle_rtp(Instant::now(), packets.drain(..).flatten());
+            }
+            n = inputs.datagrams.recv_many(&mut datagrams, BATCH) => {
+                if n == 0 { break; }
+                shard.handle_datagrams(Instant::now(), datagrams.drain(..));
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                shard.handle_timeout(Instant::now());
+            }
+        }
+        send(&mut shard, &ctx, &mut outgoing).await;
+        for report in shard.take_reports() {
+            // Fails only once the room is gone; the link then closes too.
+            let _ = reports.send(report);
+        }
+    }
+    shard.close_all(Instant::now());
+    send(&mut shard, &ctx, &mut outgoing).await;
+    metrics::shards_gauge().decrement(1.0);
+    info!(room = %room, shard = key.0, "subscriber shard stopped");
+}
+
+/// Send what the shard produced.
+async fn send(shard: &mut Shard, ctx: &RoomContext, outgoing: &mut Vec<Transmit>) {
+    send_all(
+        || shard.poll_transmit(),
+        &ctx.endpoint,
+        &ctx.meters,
+        outgoing,
+    )
+    .await;
+}

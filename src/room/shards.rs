@@ -1,0 +1,276 @@
+//! The room's side of its subscriber shards (see [`super::shard`]): where a new WHEP
+//! session goes, the sessions that live in a shard, and what is waiting to be
+//! delivered to each shard at the end of the room's wake-up.
+
+use std::collections::HashMap;
+
+use super::participant::{EndReason, Participant, PtMatcher};
+use super::shard::ToShard;
+use super::{ParticipantId, SessionId};
+use crate::forwarder::ForwardRtp;
+use crate::net::RoomKey;
+
+/// When a room spreads its viewers over shards (`--shard-after`, `--max-shards`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardPolicy {
+    /// WHEP sessions the room drives itself, and each shard takes before the next one
+    /// starts. 0: never shard.
+    pub after: u32,
+    /// Most shards per room. 0: never shard.
+    pub max: u32,
+}
+
+/// Where a new WHEP session goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The room drives it.
+    Home,
+    /// The shard with this index.
+    Shard(usize),
+    /// A new shard is needed first ([`Shards::add_shard`]).
+    NewShard,
+}
+
+/// Which of `home` (the room's own count) and `shards` (each shard's count) takes the
+/// next WHEP session: the room until it has `policy.after`, then each shard in turn
+/// until it has as many (a new one while fewer than `policy.max` exist), then the
+/// least loaded of all (the room on a tie).
+pub fn place(policy: ShardPolicy, home: usize, shards: &[usize]) -> Placement {
+    let after = policy.after as usize;
+    if after == 0 || policy.max == 0 || home < after {
+        return Placement::Home;
+    }
+    if let Some(i) = shards.iter().position(|&n| n < after) {
+        return Placement::Shard(i);
+    }
+    if shards.len() < policy.max as usize {
+        return Placement::NewShard;
+    }
+    match shards.iter().enumerate().min_by_key(|&(_, n)| *n) {
+        Some((i, &n)) if n < home => Placement::Shard(i),
+        _ => Placement::Home,
+    }
+}
+
+/// A WHEP session that lives in a shard, as the room keeps it.
+#[derive(Debug)]
+pub struct Remote {
+    /// Index of its shard.
+    pub shard: usize,
+    /// Its session id.
+    pub session: SessionId,
+    /// Its negotiated payload types (slot assignment needs them).
+    pub pts: PtMatcher,
+    /// Set once it ended (closed by the room, or reported ended by its shard).
+    pub ended: Option<EndReason>,
+}
+
+/// One shard as the room sees it.
+struct Slot {
+    key: RoomKey,
+    live: usize,
+    commands: Vec<ToShard>,
+    packets: Vec<ForwardRtp>,
+}
+
+/// The room's shards and the sessions in them.
+#[derive(Default)]
+pub struct Shards {
+    policy: ShardPolicy,
+    shards: Vec<Slot>,
+    remotes: HashMap<ParticipantId, Remote>,
+    /// Shards with something to deliver.
+    pending: Vec<usize>,
+}
+
+impl Shards {
+    /// No shard yet.
+    pub fn new(policy: ShardPolicy) -> Self {
+        Shards {
+            policy,
+            ..Default::default()
+        }
+    }
+
+    /// Where the next WHEP session goes, given the room's own WHEP session count.
+    pub fn place(&self, home: usize) -> Placement {
+        let counts: Vec<usize> = self.shards.iter().map(|s| s.live).collect();
+        place(self.policy, home, &counts)
+    }
+
+    /// Register a started shard; returns its index.
+    pub fn add_shard(&mut self, key: RoomKey) -> usize {
+        self.shards.push(Slot {
+            key,
+            live: 0,
+            commands: Vec::new(),
+            packets: Vec::new(),
+        });
+        self.shards.len() - 1
+    }
+
+    /// The key of shard `i` (its sessions' ufrag prefix).
+    pub fn key(&self, i: usize) -> Option<RoomKey> {
+        self.shards.get(i).map(|s| s.key)
+    }
+
+    /// Sessions in shards.
+    pub fn len(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// No session in a shard.
+    pub fn is_empty(&self) -> bool {
+        self.remotes.is_empty()
+    }
+
+    /// The session `id`, if it lives in a shard.
+    pub fn get(&self, id: ParticipantId) -> Option<&Remote> {
+        self.remotes.get(&id)
+    }
+
+    /// Hand `p` to shard `shard`.
+    pub fn insert(&mut self, shard: usize, p: Participant, pts: PtMatcher) {
+        let id = p.id();
+        let remote = Remote {
+            shard,
+            session: p.session().clone(),
+            pts,
+            ended: None,
+        };
+        self.remotes.insert(id, remote);
+        self.shards[shard].live += 1;
+        self.command(shard, ToShard::Add(Box::new(p)));
+    }
+
+    /// Queue a routed packet for its subscriber's shard; `false` (and the packet
+    /// dropped) if the subscriber is not in a shard or already ended.
+    pub fn forward(&mut self, f: ForwardRtp) -> bool {
+        let Some(i) = self.live_shard_of(f.subscriber) else {
+            return false;
+        };
+        let slot = &mut self.shards[i];
+        if slot.packets.is_empty() && slot.commands.is_empty() {
+            self.pending.push(i);
+        }
+        slot.packets.push(f);
+        true
+    }
+
+    /// Pass a bitrate request on; `false` if `subscriber` is not in a shard.
+    pub fn set_bitrate(&mut self, subscriber: ParticipantId, minimum: u64, desired: u64) -> bool {
+        let Some(i) = self.live_shard_of(subscriber) else {
+            return false;
+        };
+        let cmd = ToShard::SetBitrate {
+            subscriber,
+            minimum,
+            desired,
+        };
+        self.command(i, cmd);
+        true
+    }
+
+    /// End a session that lives in a shard; `false` if it does not.
+    pub fn close(&mut self, subscriber: ParticipantId, reason: EndReason) -> bool {
+        let Some(i) = self.live_shard_of(subscriber) else {
+            return self.remotes.contains_key(&subscriber);
+        };
+        if let Some(r) = self.remotes.get_mut(&subscriber) {
+            r.ended = Some(reason);
+        }
+        self.command(i, ToShard::Close { subscriber, reason });
+        true
+    }
+
+    /// The shard reported that `id` ended.
+    pub fn mark_ended(&mut self, id: ParticipantId, reason: EndReason) {
+        if let Some(r) = self.remotes.get_mut(&id) {
+            r.ended.get_or_insert(reason);
+        }
+    }
+
+    /// Sessions that ended and are still listed.
+    pub fn ended(&self) -> Vec<(ParticipantId, EndReason)> {
+        self.remotes
+            .iter()
+            .filter_map(|(id, r)| r.ended.map(|e| (*id, e)))
+            .collect()
+    }
+
+    /// Forget an ended session.
+    pub fn remove(&mut self, id: ParticipantId) -> Option<Remote> {
+        let r = self.remotes.remove(&id)?;
+        self.shards[r.shard].live -= 1;
+        Some(r)
+    }
+
+    /// Ids of every live session in a shard.
+    pub fn live(&self) -> Vec<ParticipantId> {
+        self.remotes
+            .iter()
+            .filter(|(_, r)| r.ended.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// What is waiting for one shard: (index, commands, packets), commands first.
+    pub fn poll_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
+        let i = self.pending.pop()?;
+        let slot = &mut self.shards[i];
+        Some((
+            i,
+            std::mem::take(&mut slot.commands),
+            std::mem::take(&mut slot.packets),
+        ))
+    }
+
+    fn live_shard_of(&self, id: ParticipantId) -> Option<usize> {
+        self.remotes
+            .get(&id)
+            .filter(|r| r.ended.is_none())
+            .map(|r| r.shard)
+    }
+
+    fn command(&mut self, i: usize, cmd: ToShard) {
+        let slot = &mut self.shards[i];
+        if slot.packets.is_empty() && slot.commands.is_empty() {
+            self.pending.push(i);
+        }
+        slot.commands.push(cmd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: ShardPolicy = ShardPolicy { after: 3, max: 2 };
+
+    #[test]
+    fn the_room_fills_first_then_each_shard_then_the_least_loaded() {
+        assert_eq!(place(POLICY, 0, &[]), Placement::Home);
+        assert_eq!(place(POLICY, 2, &[]), Placement::Home);
+        assert_eq!(place(POLICY, 3, &[]), Placement::NewShard);
+        assert_eq!(place(POLICY, 3, &[2]), Placement::Shard(0));
+        assert_eq!(place(POLICY, 3, &[3]), Placement::NewShard);
+        assert_eq!(place(POLICY, 3, &[3, 1]), Placement::Shard(1));
+        // All full and no more shards allowed: the least loaded, the room on a tie.
+        assert_eq!(place(POLICY, 3, &[3, 3]), Placement::Home);
+        assert_eq!(place(POLICY, 4, &[3, 4]), Placement::Shard(0));
+        assert_eq!(place(POLICY, 5, &[4, 4]), Placement::Shard(0));
+        // A viewer leaving the room brings the next one back to it.
+        assert_eq!(place(POLICY, 2, &[5, 5]), Placement::Home);
+    }
+
+    #[test]
+    fn no_shards_unless_both_limits_are_set() {
+        let off = [
+            ShardPolicy { after: 0, max: 4 },
+            ShardPolicy { after: 3, max: 0 },
+        ];
+        for policy in off {
+            assert_eq!(place(policy, 1000, &[]), Placement::Home);
+        }
+    }
+}
