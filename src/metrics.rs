@@ -92,6 +92,10 @@ pub mod names {
     pub const ROOMS: &str = "switchboard_rooms";
     /// Gauge: live subscriber shards (tasks that drive part of a big room's viewers).
     pub const SHARDS: &str = "switchboard_subscriber_shards";
+    /// Counter: CPU time room and shard tasks spent handling their inputs, µs, label
+    /// `task` = `room` | `shard`: how busy the cores that drive rooms are, and how a big
+    /// broadcast's work divides between the room (ingress, routing) and its shards.
+    pub const TASK_CPU: &str = "switchboard_task_cpu_microseconds_total";
     /// Counter: WHEP sessions placed on a subscriber shard.
     pub const SHARDED_SESSIONS: &str = "switchboard_sharded_sessions_total";
     /// Counter: UDP datagrams received.
@@ -143,6 +147,10 @@ fn describe() {
     describe_gauge!(ROOMS, "Live rooms.");
     describe_gauge!(SHARDS, "Live subscriber shards.");
     describe_counter!(
+        TASK_CPU,
+        "CPU microseconds room and shard tasks spent on their inputs."
+    );
+    describe_counter!(
         SHARDED_SESSIONS,
         "WHEP sessions placed on a subscriber shard."
     );
@@ -193,6 +201,10 @@ pub struct Meters {
     pub pauses: Counter,
     /// Estimates received.
     pub estimates: Counter,
+    /// CPU µs spent by room tasks.
+    pub room_cpu: Counter,
+    /// CPU µs spent by subscriber shard tasks.
+    pub shard_cpu: Counter,
     /// Live sessions of every kind (what the `switchboard_sessions` gauges sum to), for
     /// this node's load in the cluster directory.
     pub live_sessions: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -216,6 +228,8 @@ impl Meters {
             switches_down: counter!(LAYER_SWITCHES, "direction" => "down"),
             pauses: counter!(TRACK_PAUSES),
             estimates: counter!(ESTIMATES),
+            room_cpu: counter!(TASK_CPU, "task" => "room"),
+            shard_cpu: counter!(TASK_CPU, "task" => "shard"),
             live_sessions: Default::default(),
             dropped: DropReason::ALL.map(|r| counter!(DROPPED, "reason" => r.as_str())),
         }
@@ -236,6 +250,29 @@ impl Default for Meters {
 /// Gauge of live sessions of one kind (`publisher` or `subscriber`).
 pub fn sessions_gauge(kind: &'static str) -> Gauge {
     gauge!(names::SESSIONS, "kind" => kind)
+}
+
+/// Measures the CPU time of one stretch of a task's work on its thread
+/// (`CLOCK_THREAD_CPUTIME_ID`, clock_gettime(2)): start it when the task wakes up and
+/// stop it before it awaits again, so no other task's time is in it (a send that has
+/// to wait for socket space, rare, counts what the thread did meanwhile). One pair of
+/// clock reads per wake-up, never per packet; each stretch is rounded to the µs.
+pub struct TaskTimer(rustix::time::Timespec);
+
+impl TaskTimer {
+    /// Start measuring.
+    pub fn start() -> Self {
+        TaskTimer(rustix::time::clock_gettime(
+            rustix::time::ClockId::ThreadCPUTime,
+        ))
+    }
+
+    /// Add the CPU µs since [`TaskTimer::start`] to `counter`.
+    pub fn stop(self, counter: &Counter) {
+        let end = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let ns = (end.tv_sec - self.0.tv_sec) * 1_000_000_000 + (end.tv_nsec - self.0.tv_nsec);
+        counter.increment(((ns.max(0) + 500) / 1_000) as u64);
+    }
 }
 
 /// Gauge of live subscriber shards.

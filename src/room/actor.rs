@@ -25,6 +25,16 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// closed (its client reconnects and starts from the current state).
 const EVENT_QUEUE: usize = 256;
 
+/// What woke the room up.
+// Boxing the command would allocate per command; there is one `Wake` at a time.
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    Command(Command),
+    Datagrams,
+    Reports,
+    Timeout,
+}
+
 /// The open event streams of a room's WHEP sessions.
 type Listeners = Vec<(ParticipantId, mpsc::Sender<RoomEvent>)>;
 
@@ -57,28 +67,41 @@ pub async fn run(
     let mut links: Vec<ShardLink> = Vec::new();
     loop {
         let deadline = room.poll_timeout().unwrap_or(idle_deadline);
-        tokio::select! {
+        let wake = tokio::select! {
             biased;
-            cmd = commands.recv() => {
-                let Some(cmd) = cmd else { break };
-                let viewer = matches!(cmd, Command::Join { kind: SessionKind::Subscriber, .. });
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => Wake::Command(cmd),
+                None => break,
+            },
+            n = datagrams.recv_many(&mut batch, DATAGRAM_BATCH) => {
+                if n == 0 { break; }
+                Wake::Datagrams
+            }
+            _ = reports_rx.recv_many(&mut reports, DATAGRAM_BATCH) => Wake::Reports,
+            _ = tokio::time::sleep_until(deadline.into()) => Wake::Timeout,
+        };
+        // From here to the end of the iteration this task has the thread.
+        let busy = metrics::TaskTimer::start();
+        let now = Instant::now();
+        match wake {
+            Wake::Command(cmd) => {
+                let viewer = matches!(
+                    cmd,
+                    Command::Join {
+                        kind: SessionKind::Subscriber,
+                        ..
+                    }
+                );
                 if viewer && room.wants_shard() {
                     let link = shards.spawn(&name, reports_tx.clone());
                     room.add_shard(link.key());
                     links.push(link);
                 }
-                handle_command(&mut room, Instant::now(), cmd, &mut listeners);
+                handle_command(&mut room, now, cmd, &mut listeners);
             }
-            n = datagrams.recv_many(&mut batch, DATAGRAM_BATCH) => {
-                if n == 0 { break; }
-                room.handle_datagrams(Instant::now(), batch.drain(..));
-            }
-            _ = reports_rx.recv_many(&mut reports, DATAGRAM_BATCH) => {
-                room.handle_shard_reports(Instant::now(), reports.drain(..));
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                room.handle_timeout(Instant::now());
-            }
+            Wake::Datagrams => room.handle_datagrams(now, batch.drain(..)),
+            Wake::Reports => room.handle_shard_reports(now, reports.drain(..)),
+            Wake::Timeout => room.handle_timeout(now),
         }
         while let Some((i, commands, packets)) = room.poll_shard_delivery() {
             links[i].deliver(commands, packets, &ctx.meters);
@@ -91,6 +114,7 @@ pub async fn run(
         )
         .await;
         fan_out(&mut room, &mut listeners);
+        busy.stop(&ctx.meters.room_cpu);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
         let done = room.ever_joined() || Instant::now() >= idle_deadline;

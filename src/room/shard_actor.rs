@@ -92,6 +92,14 @@ impl ShardFactory {
     }
 }
 
+/// What woke the shard up.
+enum Wake {
+    Commands,
+    Packets,
+    Datagrams,
+    Timeout,
+}
+
 struct Inputs {
     control: mpsc::UnboundedReceiver<ToShard>,
     rtp: mpsc::Receiver<Vec<ForwardRtp>>,
@@ -118,29 +126,31 @@ async fn run(
         let deadline = shard
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + IDLE);
-        tokio::select! {
+        let wake = tokio::select! {
             biased;
-            n = inputs.control.recv_many(&mut commands, BATCH) => {
-                if n == 0 { break; }
-                shard.handle_commands(Instant::now(), commands.drain(..));
-            }
-            n = inputs.rtp.recv_many(&mut packets, BATCH) => {
-                if n == 0 { break; }
-                shard.handle_rtp(Instant::now(), packets.drain(..).flatten());
-            }
-            n = inputs.datagrams.recv_many(&mut datagrams, BATCH) => {
-                if n == 0 { break; }
-                shard.handle_datagrams(Instant::now(), datagrams.drain(..));
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                shard.handle_timeout(Instant::now());
-            }
+            n = inputs.control.recv_many(&mut commands, BATCH) => (n, Wake::Commands),
+            n = inputs.rtp.recv_many(&mut packets, BATCH) => (n, Wake::Packets),
+            n = inputs.datagrams.recv_many(&mut datagrams, BATCH) => (n, Wake::Datagrams),
+            _ = tokio::time::sleep_until(deadline.into()) => (1, Wake::Timeout),
+        };
+        if wake.0 == 0 {
+            break;
+        }
+        // From here to the end of the iteration this task has the thread.
+        let busy = metrics::TaskTimer::start();
+        let now = Instant::now();
+        match wake.1 {
+            Wake::Commands => shard.handle_commands(now, commands.drain(..)),
+            Wake::Packets => shard.handle_rtp(now, packets.drain(..).flatten()),
+            Wake::Datagrams => shard.handle_datagrams(now, datagrams.drain(..)),
+            Wake::Timeout => shard.handle_timeout(now),
         }
         send(&mut shard, &ctx, &mut outgoing).await;
         for report in shard.take_reports() {
             // Fails only once the room is gone; the link then closes too.
             let _ = reports.send(report);
         }
+        busy.stop(&ctx.meters.shard_cpu);
     }
     shard.close_all(Instant::now());
     send(&mut shard, &ctx, &mut outgoing).await;

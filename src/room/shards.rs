@@ -34,7 +34,8 @@ pub enum Placement {
 /// Which of `home` (the room's own count) and `shards` (each shard's count) takes the
 /// next WHEP session: the room until it has `policy.after`, then each shard in turn
 /// until it has as many (a new one while fewer than `policy.max` exist), then the
-/// least loaded of all (the room on a tie).
+/// least loaded shard. The room takes no more than `policy.after` itself: its core
+/// also receives and routes every packet for every viewer, so it is the first to fill.
 pub fn place(policy: ShardPolicy, home: usize, shards: &[usize]) -> Placement {
     let after = policy.after as usize;
     if after == 0 || policy.max == 0 || home < after {
@@ -47,8 +48,8 @@ pub fn place(policy: ShardPolicy, home: usize, shards: &[usize]) -> Placement {
         return Placement::NewShard;
     }
     match shards.iter().enumerate().min_by_key(|&(_, n)| *n) {
-        Some((i, &n)) if n < home => Placement::Shard(i),
-        _ => Placement::Home,
+        Some((i, _)) => Placement::Shard(i),
+        None => Placement::Home,
     }
 }
 
@@ -255,10 +256,9 @@ mod tests {
         assert_eq!(place(POLICY, 3, &[2]), Placement::Shard(0));
         assert_eq!(place(POLICY, 3, &[3]), Placement::NewShard);
         assert_eq!(place(POLICY, 3, &[3, 1]), Placement::Shard(1));
-        // All full and no more shards allowed: the least loaded, the room on a tie.
-        assert_eq!(place(POLICY, 3, &[3, 3]), Placement::Home);
-        assert_eq!(place(POLICY, 4, &[3, 4]), Placement::Shard(0));
-        assert_eq!(place(POLICY, 5, &[4, 4]), Placement::Shard(0));
+        // All full and no more shards allowed: the least loaded shard, never the room.
+        assert_eq!(place(POLICY, 3, &[3, 3]), Placement::Shard(0));
+        assert_eq!(place(POLICY, 3, &[5, 4]), Placement::Shard(1));
         // A viewer leaving the room brings the next one back to it.
         assert_eq!(place(POLICY, 2, &[5, 5]), Placement::Home);
     }
