@@ -1,7 +1,8 @@
 //! Rooms: the registry of live rooms (cold path: touched on join and leave only), the
 //! commands the API sends a room, and the room's parts — the actor that does its I/O
-//! ([`actor`]), the sans-IO [`Room`](room::Room), its [`participant`]s and the SDP glue
-//! in [`signaling`].
+//! ([`actor`]), the sans-IO [`Room`](room::Room), its [`participant`]s, the SDP glue
+//! in [`signaling`], and the subscriber shards a big room spreads its viewers over
+//! ([`shard`], [`shards`], [`shard_actor`]).
 
 pub mod actor;
 mod addrs;
