@@ -14,6 +14,11 @@
 // - every page's resolution caps (PATCH /whep/{room}/{session}, JSON) were accepted;
 // - p4 leaves (#leave: DELETE of its sessions): within 5 s no page shows a tile of p4.
 //
+// The server runs with `--shard-after 2 --max-shards 1`: p1's and p2's WHEP sessions are
+// driven by the room, p3's and p4's by a subscriber shard (the server's
+// switchboard_sharded_sessions_total says 2), so every assertion holds for browsers on
+// both paths.
+//
 // Capture is 640x360 at 15 fps (see CAPTURE). It prints per page and tile the decoded
 // resolution, received bitrate and frame rate (getStats of the slot's inbound-rtp), the
 // layer (`layer` events), the tile's cap and the time to the first decoded frame, and
@@ -50,6 +55,15 @@ const GROWTH_TIMEOUT_MS = 20_000;
 const FIGURES_SETTLE_MS = 8_000;
 const SPEAKER_TIMEOUT_MS = 30_000;
 const LEAVE_LIMIT_MS = 5_000;
+/** Two viewers on the room's own task, the next ones on one subscriber shard. */
+const SHARDING = ['--shard-after', '2', '--max-shards', '1'];
+
+/** The value of an unlabelled series in the server's /metrics, or null. */
+async function metric(name) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ').pop()) : null;
+}
 
 const server = new Server();
 const pageEvents = [];
@@ -58,7 +72,7 @@ const browsers = [];
 before(async () => {
   // the first participant's browser comes with the server; the others get their own
   // profiles (a fresh user-data dir per page)
-  browsers.push(await startOnLoopback(server, { prefix: 'switchboard-e2e-conf-p1-' }));
+  browsers.push(await startOnLoopback(server, { prefix: 'switchboard-e2e-conf-p1-' }, SHARDING));
   for (const name of NAMES.slice(1)) browsers.push(await launchBrowser({ prefix: `switchboard-e2e-conf-${name}-` }));
 }, { timeout: 90_000 });
 
@@ -157,6 +171,8 @@ test('conference: four participants see each other, the speaker is heard, a leav
     }
     const allJoinedAt = performance.now();
     result.browser = await pages.p1.evaluate(() => navigator.userAgent);
+    result.figures.shardedSessions = await metric('switchboard_sharded_sessions_total');
+    assert.ok(result.figures.shardedSessions >= 2, `p3's and p4's WHEP sessions are on a shard, counted ${result.figures.shardedSessions}${await info()}`);
 
     // everybody decodes everybody else
     const decoding = await waitForAll(

@@ -101,14 +101,15 @@ export const round = (x, digits = 1) => (x == null ? null : Math.round(x * 10 **
 // server
 
 /**
- * Starts `server` on free loopback ports (advertising 127.0.0.1 only), waits for /livez,
- * and launches Chromium: what a single-machine test needs before its first page.
+ * Starts `server` on free loopback ports (advertising 127.0.0.1 only) with `serverArgs`
+ * added, waits for /livez, and launches Chromium: what a single-machine test needs
+ * before its first page.
  */
-export async function startOnLoopback(server, browserOptions = {}) {
+export async function startOnLoopback(server, browserOptions = {}, serverArgs = []) {
   checkPrerequisites();
   const { httpPort, udpPort } = await freePorts();
   server.start(
-    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `127.0.0.1:${udpPort}`, '--public-ip', '127.0.0.1'],
+    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `127.0.0.1:${udpPort}`, '--public-ip', '127.0.0.1', ...serverArgs],
     `http://127.0.0.1:${httpPort}`,
   );
   await server.waitForLivez();
