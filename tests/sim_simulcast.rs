@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use sim::link::{Fate, LinkConfig, LinkStats};
 use sim::media::SIMULCAST;
-use sim::peer::{Role, Traffic};
+use sim::peer::Traffic;
 use sim::video::Video;
-use sim::{trace, Sim};
+use sim::{check_intact, secs, trace, Sim};
 
 const S: Duration = Duration::from_secs(1);
 /// One-way delay of every link.
@@ -34,10 +34,6 @@ fn link() -> LinkConfig {
     LinkConfig::ideal(DELAY)
 }
 
-fn secs(t: Duration) -> String {
-    format!("{:.2} s", t.as_secs_f64())
-}
-
 /// Packets per second of each layer over `[from, to)`.
 fn rates(v: &Video, from: Instant, to: Instant) -> Vec<f64> {
     let secs = to.saturating_duration_since(from).as_secs_f64();
@@ -45,21 +41,6 @@ fn rates(v: &Video, from: Instant, to: Instant) -> Vec<f64> {
         .iter()
         .map(|n| *n as f64 / secs)
         .collect()
-}
-
-/// The estimates for `peer`, one per second (the last one logged in each second), kbit/s.
-fn estimates_per_second(sim: &Sim, peer: usize, end: Duration) -> Vec<u64> {
-    let mut out = vec![0; end.as_secs() as usize];
-    let mut last = 0;
-    let mut it = sim.estimates.iter().filter(|e| e.peer == peer).peekable();
-    for (s, slot) in out.iter_mut().enumerate() {
-        let until = sim.at(S * (s as u32 + 1));
-        while let Some(e) = it.next_if(|e| e.at < until) {
-            last = e.bps / 1000;
-        }
-        *slot = last;
-    }
-    out
 }
 
 fn print_run(sim: &Sim, peer: usize, end: Duration) {
@@ -73,7 +54,7 @@ fn print_run(sim: &Sim, peer: usize, end: Duration) {
     println!(
         "{}: estimate per second (kbit/s): {:?}",
         sub.name,
-        estimates_per_second(sim, peer, end)
+        sim.estimates_per_second(peer, end)
     );
     let switches: Vec<String> = v
         .switches()
@@ -197,61 +178,6 @@ impl Failures {
     }
 }
 
-/// Common checks: intact payloads, one SSRC per kind, video present.
-fn check_intact(sim: &Sim, peer: usize) {
-    let sub = &sim.peers[peer];
-    let r = &sub.received;
-    assert!(
-        r.corrupt.is_empty(),
-        "{}: corrupt payloads {:?}",
-        sub.name,
-        r.corrupt
-    );
-    assert_eq!(
-        r.unknown, 0,
-        "{}: packets of unknown payload type",
-        sub.name
-    );
-    assert!(!r.video.is_empty(), "{}: no video", sub.name);
-    assert!(!r.audio.is_empty(), "{}: no audio", sub.name);
-    for (kind, got) in [("video", &r.video), ("audio", &r.audio)] {
-        let first = got[0].ssrc;
-        assert!(
-            got.iter().all(|g| g.ssrc == first),
-            "{}: {kind} arrived on more than one SSRC",
-            sub.name
-        );
-    }
-    // Every payload came from the layer the publisher wrote it for.
-    let sent = &sim.peers[0].sent;
-    for g in &r.video {
-        assert_eq!(
-            sent.video_layer.get(g.counter as usize),
-            Some(&g.layer),
-            "{}: packet {} claims layer {}",
-            sub.name,
-            g.counter,
-            g.layer
-        );
-    }
-}
-
-/// Join a subscriber now whose downlink is limited to `bps` from the moment it connects.
-///
-/// The handshake itself crosses an unlimited downlink: DTLS records carry ECDSA
-/// signatures of random length (a byte or two either way), and serialized at a finite
-/// rate those bytes would shift every later event by microseconds, enough for the
-/// estimator to take other decisions; the run would not replay. Media only starts as the
-/// handshake completes, so this changes nothing else.
-fn subscribe(sim: &mut Sim, name: &str, bps: u64) -> usize {
-    let index = sim.join(name, Role::Subscriber, link(), link());
-    let deadline = sim.now + 5 * S;
-    let at = sim.run_until_connected(index, deadline);
-    sim.peers[index].downlink.set_capacity(at, Some(bps));
-    sim.peers[index].downlink.set_recording(true);
-    index
-}
-
 /// Everything a run produced that must replay identically, times relative to the start:
 /// per subscriber (arrival, payload counter, layer) of every video packet and the
 /// estimates; the publisher's keyframe requests.
@@ -313,7 +239,8 @@ fn drop_and_recovery() -> DropRun {
     let mut sim = Sim::new();
     sim.join_publisher("publisher", &SIMULCAST, link(), link());
     sim.run_until(sim.at(SUBSCRIBE_AT));
-    let viewer = subscribe(&mut sim, "viewer", WIDE_BPS);
+    let viewer = sim.subscribe_limited("viewer", link(), WIDE_BPS);
+    sim.peers[viewer].downlink.set_recording(true);
     sim.run_until(sim.at(DROP_AT));
     let now = sim.now;
     sim.peers[viewer]
@@ -463,8 +390,10 @@ fn two_subscribers() -> Sim {
     let mut sim = Sim::new();
     sim.join_publisher("publisher", &SIMULCAST, link(), link());
     sim.run_until(sim.at(SUBSCRIBE_AT));
-    subscribe(&mut sim, "wide", WIDE_BPS);
-    subscribe(&mut sim, "narrow", NARROW_BPS);
+    for (name, bps) in [("wide", WIDE_BPS), ("narrow", NARROW_BPS)] {
+        let index = sim.subscribe_limited(name, link(), bps);
+        sim.peers[index].downlink.set_recording(true);
+    }
     sim.run_until(sim.at(TWO_END));
     sim
 }

@@ -572,7 +572,8 @@ impl Room {
                 self.addrs.remove(id, p.ufrag());
                 (p.session().clone(), p.kind())
             } else if let Some(r) = self.shards.remove(id) {
-                // Its shard closed it (or reported it ended) already.
+                // Closed by its shard (which reported the end) or by this room (a Close
+                // is on its way to the shard); nothing is left to close here.
                 (r.session, SessionKind::Subscriber)
             } else {
                 continue;

@@ -27,6 +27,8 @@ impl Room {
     }
 
     /// What shards reported: their subscribers' events, as if raised here, and ends.
+    /// Reports about a session this room already removed (a shard can report before
+    /// it sees the room's Close) are dropped.
     pub fn handle_shard_reports(
         &mut self,
         now: Instant,
@@ -34,7 +36,10 @@ impl Room {
     ) {
         for report in reports {
             match report {
-                FromShard::Event(id, event) => self.out.events.push_back((id, event)),
+                FromShard::Event(id, event) if self.shards.get(id).is_some() => {
+                    self.out.events.push_back((id, event));
+                }
+                FromShard::Event(..) => {}
                 FromShard::Ended(id, reason) => self.shards.mark_ended(id, reason),
             }
         }

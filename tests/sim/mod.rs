@@ -2,14 +2,16 @@
 //!
 //! [`Sim`] owns one sans-IO `Room`, the simulated peers ([`peer`]) and their links
 //! ([`link`]). [`Sim::run_until`] repeatedly takes the earliest due event — the room's
-//! timeout, a peer's `Rtc` timeout, a link delivery, a publisher's next media write —
-//! and processes exactly that one. Time starts at one `Instant` taken at construction
+//! timeout, a shard's timeout, a peer's `Rtc` timeout, a link delivery, a publisher's
+//! next media write — and processes exactly that one. Time starts at one `Instant` taken at construction
 //! and only moves by adding durations to it; nothing sleeps. Signaling is an in-process
 //! call to `Room::handle_join`. While [`trace::capture`] is in force, the server's
 //! bandwidth estimates are kept in [`Sim::estimates`], stamped with virtual time;
 //! [`video`] turns a subscriber's received packets into layers, switches and freezes.
 //! Every room event is kept in [`Sim::events`]; [`conference`] adds WHEP viewers with
 //! several slots and publishers that tag their media and send audio levels.
+//! [`Sim::with_shards`] lets the room move WHEP sessions to subscriber shards, which the
+//! driver runs alongside the room ([`shards`]).
 
 #![allow(dead_code)]
 
@@ -17,6 +19,7 @@ pub mod conference;
 pub mod link;
 pub mod media;
 pub mod peer;
+pub mod shards;
 pub mod trace;
 pub mod video;
 
@@ -24,9 +27,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
+use str0m::net::Transmit;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
+use switchboard::room::info::RoomLimits;
 use switchboard::room::room::Room;
+use switchboard::room::shard::Shard;
+use switchboard::room::shards::ShardPolicy;
 use switchboard::room::{SessionId, SessionKind};
 
 use conference::SimEvent;
@@ -44,6 +51,7 @@ const STEP_CAP: u64 = 5_000_000;
 #[derive(Debug, Clone, Copy)]
 enum Due {
     Room,
+    Shard(usize),
     Uplink(usize),
     Downlink(usize),
     Rtc(usize),
@@ -61,6 +69,12 @@ pub struct SimStats {
     pub room_stalls: u64,
     /// Server datagrams to an address no peer has.
     pub stray: u64,
+    /// Shard timeouts handled.
+    pub shard_timeouts: u64,
+    /// Shard timeouts whose deadline was not after the previous one (pushed 1 ms on).
+    pub shard_stalls: u64,
+    /// Peer datagrams handed to a shard rather than the room.
+    pub shard_datagrams: u64,
 }
 
 /// A bandwidth estimate the server's forwarder received for a subscriber.
@@ -95,19 +109,35 @@ pub struct Sim {
     /// Every room event, in order, stamped with the virtual time of the step that
     /// queued it.
     pub events: Vec<SimEvent>,
+    /// Subscriber shards, by index (empty without a shard policy).
+    pub shards: Vec<Shard>,
+    /// The shard driving each peer's session, by peer index (see [`Sim::shard_of`]).
+    shard_of: Vec<Option<usize>>,
     last_room_timeout: Option<Instant>,
+    /// Per shard, as `last_room_timeout` for the room.
+    last_shard_timeouts: Vec<Option<Instant>>,
 }
 
 impl Sim {
-    /// An empty room at virtual time zero.
+    /// An empty room at virtual time zero, without subscriber shards.
     pub fn new() -> Self {
+        Sim::with_shards(ShardPolicy::default())
+    }
+
+    /// An empty room at virtual time zero that spreads its WHEP sessions over
+    /// subscriber shards as `policy` says (the default policy: never).
+    pub fn with_shards(policy: ShardPolicy) -> Self {
         let t0 = Instant::now();
         let server: SocketAddr = SERVER_ADDR.parse().expect("server address");
+        let limits = RoomLimits {
+            shards: policy,
+            ..Default::default()
+        };
         let room = Room::new(
             "sim".into(),
             RoomKey(1),
             vec![server],
-            Default::default(),
+            limits,
             Meters::new(),
         );
         Sim {
@@ -120,7 +150,10 @@ impl Sim {
             stats: SimStats::default(),
             estimates: Vec::new(),
             events: Vec::new(),
+            shards: Vec::new(),
+            shard_of: Vec::new(),
             last_room_timeout: None,
+            last_shard_timeouts: Vec::new(),
         }
     }
 
@@ -196,7 +229,8 @@ impl Sim {
     }
 
     /// Post `peer`'s offer as a `kind` session of the identity of its name and apply the
-    /// answer. Returns its index in [`Sim::peers`].
+    /// answer (a WHEP session may go to a subscriber shard, started first if the room
+    /// wants one). Returns its index in [`Sim::peers`].
     fn admit(
         &mut self,
         kind: SessionKind,
@@ -206,6 +240,9 @@ impl Sim {
     ) -> usize {
         let index = self.peers.len();
         let name = peer.name.clone();
+        if kind == SessionKind::Subscriber {
+            self.start_shard_if_wanted();
+        }
         let joined = self
             .room
             .handle_join(self.now, kind, offer, &join_options(&name))
@@ -213,18 +250,19 @@ impl Sim {
         self.last_room_timeout = None;
         self.peers.push(peer);
         self.resources.push(joined.session);
-        self.flush_room();
+        self.pump();
         self.peers[index].accept_answer(self.now, pending, &joined.answer);
         index
     }
 
-    /// Peer `index` leaves: the room gets a DELETE for its resource and the peer stops
-    /// (its `Rtc` is dropped from the run; datagrams still on its links are discarded).
+    /// Peer `index` leaves: the room gets a DELETE for its resource (a sharded session's
+    /// shard is told to close it) and the peer stops (its `Rtc` is dropped from the run;
+    /// datagrams still on its links are discarded).
     pub fn leave(&mut self, index: usize) -> bool {
         let existed = self.room.handle_leave(self.now, &self.resources[index]);
         self.last_room_timeout = None;
         self.peers[index].gone = true;
-        self.flush_room();
+        self.pump();
         existed
     }
 
@@ -291,7 +329,8 @@ impl Sim {
     }
 
     /// The earliest due event. Ties go to the first in a fixed order (the room, then
-    /// each peer's uplink, downlink, `Rtc` and media), so runs are reproducible.
+    /// each shard, then each peer's uplink, downlink, `Rtc` and media), so runs are
+    /// reproducible.
     fn next_due(&self) -> Option<(Instant, Due)> {
         let mut best: Option<(Instant, Due)> = None;
         let mut consider = |t: Option<Instant>, d: Due| {
@@ -311,6 +350,9 @@ impl Sim {
                 _ => t,
             });
         consider(room, Due::Room);
+        for (i, t) in self.shard_deadlines() {
+            consider(Some(t), Due::Shard(i));
+        }
         for (i, p) in self.peers.iter().enumerate().filter(|(_, p)| !p.gone) {
             consider(p.uplink.poll_timeout(), Due::Uplink(i));
             consider(p.downlink.poll_timeout(), Due::Downlink(i));
@@ -333,22 +375,25 @@ impl Sim {
                 self.last_room_timeout = Some(now);
                 self.stats.room_timeouts += 1;
                 self.room.handle_timeout(now);
-                self.flush_room();
+                self.pump();
             }
+            Due::Shard(i) => self.shard_timeout(i),
             Due::Uplink(i) => {
                 if let Some(p) = self.peers[i].uplink.pop_due(now) {
-                    // New input: a deadline at `now` is fresh, not a repeat.
-                    self.last_room_timeout = None;
-                    self.room.handle_datagram(
-                        now,
-                        Datagram {
-                            source: p.source,
-                            destination: p.destination,
-                            received: now,
-                            contents: p.contents,
-                        },
-                    );
-                    self.flush_room();
+                    let d = Datagram {
+                        source: p.source,
+                        destination: p.destination,
+                        received: now,
+                        contents: p.contents,
+                    };
+                    if let Some(s) = self.shard_of(i) {
+                        self.shard_datagram(s, d);
+                    } else {
+                        // New input: a deadline at `now` is fresh, not a repeat.
+                        self.last_room_timeout = None;
+                        self.room.handle_datagram(now, d);
+                    }
+                    self.pump();
                 }
             }
             Due::Downlink(i) => {
@@ -361,30 +406,104 @@ impl Sim {
         }
     }
 
-    /// Keep the room's events, and put its datagrams on the downlink of the peer they
-    /// are addressed to.
-    fn flush_room(&mut self) {
-        for (audience, event) in self.room.take_events() {
-            self.events.push(SimEvent::new(self.now, audience, &event));
+    /// Put a datagram of the room or a shard on the downlink of the peer it is
+    /// addressed to (counted as stray if no peer still running has that address).
+    fn send_down(&mut self, t: Transmit) {
+        let found = self
+            .peers
+            .iter_mut()
+            .find(|p| p.addr == t.destination && !p.gone);
+        let Some(peer) = found else {
+            self.stats.stray += 1;
+            return;
+        };
+        peer.downlink.push(
+            self.now,
+            Packet {
+                source: t.source,
+                destination: t.destination,
+                contents: t.contents.to_vec(),
+            },
+        );
+    }
+}
+
+/// Common checks of what subscriber `peer` received: intact payloads, no unknown
+/// payload type, audio and video each on one SSRC, and every video payload from the
+/// layer the publisher (peer 0) wrote it for.
+pub fn check_intact(sim: &Sim, peer: usize) {
+    let sub = &sim.peers[peer];
+    let r = &sub.received;
+    assert!(
+        r.corrupt.is_empty(),
+        "{}: corrupt payloads {:?}",
+        sub.name,
+        r.corrupt
+    );
+    assert_eq!(
+        r.unknown, 0,
+        "{}: packets of unknown payload type",
+        sub.name
+    );
+    assert!(!r.video.is_empty(), "{}: no video", sub.name);
+    assert!(!r.audio.is_empty(), "{}: no audio", sub.name);
+    for (kind, got) in [("video", &r.video), ("audio", &r.audio)] {
+        let first = got[0].ssrc;
+        assert!(
+            got.iter().all(|g| g.ssrc == first),
+            "{}: {kind} arrived on more than one SSRC",
+            sub.name
+        );
+    }
+    // Every payload came from the layer the publisher wrote it for.
+    let sent = &sim.peers[0].sent;
+    for g in &r.video {
+        assert_eq!(
+            sent.video_layer.get(g.counter as usize),
+            Some(&g.layer),
+            "{}: packet {} claims layer {}",
+            sub.name,
+            g.counter,
+            g.layer
+        );
+    }
+}
+
+/// `t` in seconds with two decimals, for printed figures.
+pub fn secs(t: Duration) -> String {
+    format!("{:.2} s", t.as_secs_f64())
+}
+
+impl Sim {
+    /// Join a subscriber now over `link` both ways and, once it is connected (within
+    /// 5 s), limit its downlink to `bps`. The handshake crosses an unlimited downlink:
+    /// DTLS records carry ECDSA signatures of random length (a byte or two either way),
+    /// and serialized at a finite rate those bytes would shift every later event by
+    /// microseconds, enough for the estimator to take other decisions; the run would
+    /// not replay. Media only starts as the handshake completes, so this changes nothing
+    /// else. Returns its index in [`Sim::peers`].
+    pub fn subscribe_limited(&mut self, name: &str, link: LinkConfig, bps: u64) -> usize {
+        let index = self.join(name, Role::Subscriber, link, link);
+        let deadline = self.now + Duration::from_secs(5);
+        let at = self.run_until_connected(index, deadline);
+        self.peers[index].downlink.set_capacity(at, Some(bps));
+        index
+    }
+
+    /// The last estimate for `peer` logged in each whole second up to `end`, kbit/s
+    /// (0 before the first).
+    pub fn estimates_per_second(&self, peer: usize, end: Duration) -> Vec<u64> {
+        let mut out = vec![0; end.as_secs() as usize];
+        let mut last = 0;
+        let mut it = self.estimates.iter().filter(|e| e.peer == peer).peekable();
+        for (s, slot) in out.iter_mut().enumerate() {
+            let until = self.at(Duration::from_secs(s as u64 + 1));
+            while let Some(e) = it.next_if(|e| e.at < until) {
+                last = e.bps / 1000;
+            }
+            *slot = last;
         }
-        while let Some(t) = self.room.poll_transmit() {
-            let found = self
-                .peers
-                .iter_mut()
-                .find(|p| p.addr == t.destination && !p.gone);
-            let Some(peer) = found else {
-                self.stats.stray += 1;
-                continue;
-            };
-            peer.downlink.push(
-                self.now,
-                Packet {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.to_vec(),
-                },
-            );
-        }
+        out
     }
 }
 
