@@ -466,13 +466,7 @@ fn a_sharded_viewer_leaves_cleanly() {
     check_stream(&sim, HOME);
 
     // The next viewer takes the free place in the shard and gets video.
-    let next = sim.subscribe_limited("next", link(), WIDE_BPS);
-    sim.run_until(sim.at(LEAVE_END));
-    println!(
-        "next: in shard {:?}, {} video packets",
-        sim.shard_of(next),
-        sim.peers[next].received.video.len()
-    );
+    let next = next_viewer(&mut sim);
     assert_eq!(sim.shards.len(), 1, "a second shard was started");
     assert_eq!(
         sim.shard_of(next),
@@ -481,6 +475,48 @@ fn a_sharded_viewer_leaves_cleanly() {
     );
     assert_eq!(sim.shards[0].len(), 1, "subscribers in the shard");
     assert_eq!(sim.room.len(), 3, "participants with the next viewer");
+    check_stream(&sim, next);
+    check_stream(&sim, HOME);
+}
+
+/// A viewer "next" joins now; run until `LEAVE_END`. Returns its index.
+fn next_viewer(sim: &mut Sim) -> usize {
+    let next = sim.subscribe_limited("next", link(), WIDE_BPS);
+    sim.run_until(sim.at(LEAVE_END));
+    println!(
+        "next: in shard {:?}, {} video packets",
+        sim.shard_of(next),
+        sim.peers[next].received.video.len()
+    );
+    next
+}
+
+/// A shard that dies (its task panicked) ends its sessions in the room, the room's own
+/// viewer goes on without a gap, and the next viewer gets a new shard and video.
+#[test]
+fn a_lost_shard_ends_its_sessions_and_the_next_viewer_gets_a_new_one() {
+    let mut sim = room_with_viewers(ONE_SHARD);
+    sim.run_until(sim.at(LEAVE_AT));
+    let before = sim.peers[HOME].received.video.len();
+    sim.lose_shard(0);
+    assert_eq!(sim.room.len(), 2, "participants after the shard was lost");
+    assert!(
+        !sim.room.has_session(&sim.resources[SHARDED]),
+        "the room still lists the lost shard's session"
+    );
+    assert!(!sim.leave(SHARDED), "a DELETE found the lost session");
+
+    sim.run_until(sim.at(NEXT_AT));
+    let (missing, sent) = missing_top(&sim, HOME, sim.at(LEAVE_AT), sim.now - TAIL);
+    let after = sim.peers[HOME].received.video.len() - before;
+    println!("home: {after} video packets after the loss, {missing} of {sent} missing");
+    assert!(sent > 0, "the publisher sent no top-layer packet");
+    assert_eq!(missing, 0, "home: top-layer packets missing after the loss");
+
+    let next = next_viewer(&mut sim);
+    assert_eq!(sim.shards.len(), 2, "no new shard replaced the lost one");
+    assert_eq!(sim.shard_of(next), Some(1), "the next viewer's shard");
+    assert_eq!(sim.shards[1].len(), 1, "subscribers in the new shard");
     check_stream(&sim, next);
     check_stream(&sim, HOME);
 }

@@ -64,7 +64,8 @@ pub async fn run(
     let mut outgoing: Vec<Transmit> = Vec::new();
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
     let mut reports = Vec::with_capacity(DATAGRAM_BATCH);
-    let mut links: Vec<ShardLink> = Vec::new();
+    // `None` once a shard is lost (its task panicked).
+    let mut links: Vec<Option<ShardLink>> = Vec::new();
     loop {
         let deadline = room.poll_timeout().unwrap_or(idle_deadline);
         let wake = tokio::select! {
@@ -95,7 +96,7 @@ pub async fn run(
                 if viewer && room.wants_shard() {
                     let link = shards.spawn(&name, reports_tx.clone());
                     room.add_shard(link.key());
-                    links.push(link);
+                    links.push(Some(link));
                 }
                 handle_command(&mut room, now, cmd, &mut listeners);
             }
@@ -103,8 +104,16 @@ pub async fn run(
             Wake::Reports => room.handle_shard_reports(now, reports.drain(..)),
             Wake::Timeout => room.handle_timeout(now),
         }
+        for (i, slot) in links.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(ShardLink::is_lost) {
+                *slot = None;
+                room.handle_shard_lost(now, i);
+            }
+        }
         while let Some((i, commands, packets)) = room.poll_shard_delivery() {
-            links[i].deliver(commands, packets, &ctx.meters);
+            if let Some(link) = &links[i] {
+                link.deliver(commands, packets, &ctx.meters);
+            }
         }
         send_all(
             || room.poll_transmit(),

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use tracing::warn;
+
 use super::Room;
 use crate::forwarder::ForwardRtp;
 use crate::net::RoomKey;
@@ -43,6 +45,15 @@ impl Room {
                 FromShard::Ended(id, reason) => self.shards.mark_ended(id, reason),
             }
         }
+        self.process(now);
+    }
+
+    /// Shard `i`'s task is gone (it panicked): its sessions end (`error`) and are
+    /// removed like any other, so their clients, the room API and the metrics see them
+    /// go; later viewers are placed elsewhere.
+    pub fn handle_shard_lost(&mut self, now: Instant, i: usize) {
+        let n = self.shards.lost(i);
+        warn!(room = %self.name, shard = i, sessions = n, "subscriber shard lost");
         self.process(now);
     }
 

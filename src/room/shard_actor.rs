@@ -38,6 +38,11 @@ impl ShardLink {
         self.key
     }
 
+    /// Whether the shard's task is gone while its room still holds this link: it panicked.
+    pub fn is_lost(&self) -> bool {
+        self.control.is_closed()
+    }
+
     /// Deliver the room's commands and routed packets. Commands are never dropped;
     /// packets are dropped and counted when the shard is `RTP_QUEUE` batches behind.
     pub fn deliver(&self, commands: Vec<ToShard>, packets: Vec<ForwardRtp>, meters: &Meters) {
@@ -79,10 +84,14 @@ impl ShardFactory {
             rtp: rtp_rx,
             datagrams: dgram_rx,
         };
-        let (table, ctx, room) = (Arc::clone(&self.table), self.ctx.clone(), room.to_owned());
+        let live = Live {
+            table: Arc::clone(&self.table),
+            key,
+        };
+        let (ctx, room) = (self.ctx.clone(), room.to_owned());
         tokio::spawn(async move {
+            let _live = live;
             run(&room, key, ctx, inputs, reports).await;
-            table.remove(key);
         });
         ShardLink {
             key,
@@ -98,6 +107,20 @@ enum Wake {
     Packets,
     Datagrams,
     Timeout,
+}
+
+/// A running shard task's registrations: its key in the demux table and its count in
+/// the shards gauge, undone when the task ends, however it ends.
+struct Live {
+    table: Arc<RoomTable>,
+    key: RoomKey,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.table.remove(self.key);
+        metrics::shards_gauge().decrement(1.0);
+    }
 }
 
 struct Inputs {
@@ -154,7 +177,6 @@ async fn run(
     }
     shard.close_all(Instant::now());
     send(&mut shard, &ctx, &mut outgoing).await;
-    metrics::shards_gauge().decrement(1.0);
     info!(room = %room, shard = key.0, "subscriber shard stopped");
 }
 

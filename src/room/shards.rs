@@ -36,18 +36,26 @@ pub enum Placement {
 /// until it has as many (a new one while fewer than `policy.max` exist), then the
 /// least loaded shard. The room takes no more than `policy.after` itself: its core
 /// also receives and routes every packet for every viewer, so it is the first to fill.
-pub fn place(policy: ShardPolicy, home: usize, shards: &[usize]) -> Placement {
+/// A lost shard (`None`: its task is gone) takes nobody and does not count towards
+/// `policy.max`.
+pub fn place(policy: ShardPolicy, home: usize, shards: &[Option<usize>]) -> Placement {
     let after = policy.after as usize;
     if after == 0 || policy.max == 0 || home < after {
         return Placement::Home;
     }
-    if let Some(i) = shards.iter().position(|&n| n < after) {
+    let live = || {
+        shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, (*n)?)))
+    };
+    if let Some((i, _)) = live().find(|&(_, n)| n < after) {
         return Placement::Shard(i);
     }
-    if shards.len() < policy.max as usize {
+    if live().count() < policy.max as usize {
         return Placement::NewShard;
     }
-    match shards.iter().enumerate().min_by_key(|&(_, n)| *n) {
+    match live().min_by_key(|&(_, n)| n) {
         Some((i, _)) => Placement::Shard(i),
         None => Placement::Home,
     }
@@ -70,6 +78,8 @@ pub struct Remote {
 struct Slot {
     key: RoomKey,
     live: usize,
+    /// Its task is gone (see [`Shards::lost`]).
+    lost: bool,
     commands: Vec<ToShard>,
     packets: Vec<ForwardRtp>,
 }
@@ -95,7 +105,11 @@ impl Shards {
 
     /// Where the next WHEP session goes, given the room's own WHEP session count.
     pub fn place(&self, home: usize) -> Placement {
-        let counts: Vec<usize> = self.shards.iter().map(|s| s.live).collect();
+        let counts: Vec<Option<usize>> = self
+            .shards
+            .iter()
+            .map(|s| (!s.lost).then_some(s.live))
+            .collect();
         place(self.policy, home, &counts)
     }
 
@@ -104,6 +118,7 @@ impl Shards {
         self.shards.push(Slot {
             key,
             live: 0,
+            lost: false,
             commands: Vec::new(),
             packets: Vec::new(),
         });
@@ -215,6 +230,24 @@ impl Shards {
             .collect()
     }
 
+    /// Shard `i`'s task is gone (it panicked): every session in it ends with
+    /// `EndReason::Error`, nothing more is delivered to it, and new viewers go elsewhere.
+    /// Returns how many sessions it had.
+    pub fn lost(&mut self, i: usize) -> usize {
+        let Some(slot) = self.shards.get_mut(i) else {
+            return 0;
+        };
+        slot.lost = true;
+        slot.commands.clear();
+        slot.packets.clear();
+        let mut n = 0;
+        for r in self.remotes.values_mut().filter(|r| r.shard == i) {
+            r.ended.get_or_insert(EndReason::Error);
+            n += 1;
+        }
+        n
+    }
+
     /// What is waiting for one shard: (index, commands, packets), commands first.
     pub fn poll_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
         let i = self.pending.pop()?;
@@ -235,6 +268,9 @@ impl Shards {
 
     fn command(&mut self, i: usize, cmd: ToShard) {
         let slot = &mut self.shards[i];
+        if slot.lost {
+            return;
+        }
         if slot.packets.is_empty() && slot.commands.is_empty() {
             self.pending.push(i);
         }
@@ -253,14 +289,26 @@ mod tests {
         assert_eq!(place(POLICY, 0, &[]), Placement::Home);
         assert_eq!(place(POLICY, 2, &[]), Placement::Home);
         assert_eq!(place(POLICY, 3, &[]), Placement::NewShard);
-        assert_eq!(place(POLICY, 3, &[2]), Placement::Shard(0));
-        assert_eq!(place(POLICY, 3, &[3]), Placement::NewShard);
-        assert_eq!(place(POLICY, 3, &[3, 1]), Placement::Shard(1));
+        assert_eq!(place(POLICY, 3, &[Some(2)]), Placement::Shard(0));
+        assert_eq!(place(POLICY, 3, &[Some(3)]), Placement::NewShard);
+        assert_eq!(place(POLICY, 3, &[Some(3), Some(1)]), Placement::Shard(1));
         // All full and no more shards allowed: the least loaded shard, never the room.
-        assert_eq!(place(POLICY, 3, &[3, 3]), Placement::Shard(0));
-        assert_eq!(place(POLICY, 3, &[5, 4]), Placement::Shard(1));
+        assert_eq!(place(POLICY, 3, &[Some(3), Some(3)]), Placement::Shard(0));
+        assert_eq!(place(POLICY, 3, &[Some(5), Some(4)]), Placement::Shard(1));
         // A viewer leaving the room brings the next one back to it.
-        assert_eq!(place(POLICY, 2, &[5, 5]), Placement::Home);
+        assert_eq!(place(POLICY, 2, &[Some(5), Some(5)]), Placement::Home);
+    }
+
+    #[test]
+    fn a_lost_shard_takes_nobody_and_frees_its_place() {
+        // The lost one had room to spare; a new shard replaces it.
+        assert_eq!(place(POLICY, 3, &[None, Some(3)]), Placement::NewShard);
+        assert_eq!(place(POLICY, 3, &[None, Some(2)]), Placement::Shard(1));
+        assert_eq!(
+            place(POLICY, 3, &[None, Some(4), Some(3)]),
+            Placement::Shard(2)
+        );
+        assert_eq!(place(POLICY, 3, &[None]), Placement::NewShard);
     }
 
     #[test]

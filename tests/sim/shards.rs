@@ -31,6 +31,18 @@ impl Sim {
         self.shard_of.get(index).copied().flatten()
     }
 
+    /// Shard `i` dies as a panicking task would: its sessions' `Rtc`s vanish without a
+    /// word to their peers, and the room learns that the shard is lost (what the room
+    /// actor does when the shard's channel closes). Datagrams still routed to it are
+    /// dropped as from an unknown source.
+    pub fn lose_shard(&mut self, i: usize) {
+        let key = self.shards[i].key();
+        self.shards[i] = Shard::new(key, Meters::new());
+        self.room.handle_shard_lost(self.now, i);
+        self.last_room_timeout = None;
+        self.pump();
+    }
+
     /// Before a WHEP join: if the room wants a new shard, start one and register it
     /// (what the room actor does before handing the room a subscriber's join).
     pub(super) fn start_shard_if_wanted(&mut self) {
