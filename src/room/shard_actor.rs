@@ -84,6 +84,7 @@ impl ShardFactory {
             rtp: rtp_rx,
             datagrams: dgram_rx,
         };
+        metrics::shards_gauge().increment(1.0);
         let live = Live {
             table: Arc::clone(&self.table),
             key,
@@ -109,8 +110,8 @@ enum Wake {
     Timeout,
 }
 
-/// A running shard task's registrations: its key in the demux table and its count in
-/// the shards gauge, undone when the task ends, however it ends.
+/// A shard task's registrations, made when it is spawned: its key in the demux table
+/// and its count in the shards gauge, undone when the task ends, however it ends.
 struct Live {
     table: Arc<RoomTable>,
     key: RoomKey,
@@ -139,7 +140,6 @@ async fn run(
     reports: mpsc::UnboundedSender<FromShard>,
 ) {
     let mut shard = Shard::new(key, ctx.meters.clone());
-    metrics::shards_gauge().increment(1.0);
     info!(room = %room, shard = key.0, "subscriber shard started");
     let mut commands = Vec::with_capacity(BATCH);
     let mut packets = Vec::with_capacity(BATCH);
