@@ -237,7 +237,12 @@ impl Meters {
 
     /// Count one drop.
     pub fn dropped(&self, reason: DropReason) {
-        self.dropped[reason as usize].increment(1);
+        self.dropped_many(reason, 1);
+    }
+
+    /// Count `n` drops for the same reason at once.
+    pub fn dropped_many(&self, reason: DropReason, n: u64) {
+        self.dropped[reason as usize].increment(n);
     }
 }
 

@@ -52,9 +52,7 @@ impl ShardLink {
         }
         if !packets.is_empty() {
             if let Err(mpsc::error::TrySendError::Full(lost)) = self.rtp.try_send(packets) {
-                for _ in &lost {
-                    meters.dropped(DropReason::ShardBusy);
-                }
+                meters.dropped_many(DropReason::ShardBusy, lost.len() as u64);
             }
         }
     }
