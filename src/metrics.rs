@@ -38,11 +38,17 @@ pub enum DropReason {
     Muted,
     /// A subscriber shard's queue was full: the shard is overloaded.
     ShardBusy,
+    /// A publisher's RTP payload larger than a subscriber's send path can carry
+    /// ([`crate::room::room::MAX_FORWARD_PAYLOAD`]); dropped before any subscriber.
+    Oversize,
+    /// A STUN message whose integrity (RFC 8489 §14.5) did not verify with the session's
+    /// password: it neither reaches the session nor binds its source address.
+    StunUnverified,
 }
 
 impl DropReason {
     /// All reasons, in label order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::UnknownSource,
         DropReason::UnknownRoom,
         DropReason::Malformed,
@@ -57,6 +63,8 @@ impl DropReason {
         DropReason::TemporalFiltered,
         DropReason::Muted,
         DropReason::ShardBusy,
+        DropReason::Oversize,
+        DropReason::StunUnverified,
     ];
 
     /// The Prometheus label value.
@@ -76,6 +84,8 @@ impl DropReason {
             DropReason::TemporalFiltered => "temporal_filtered",
             DropReason::Muted => "muted",
             DropReason::ShardBusy => "shard_busy",
+            DropReason::Oversize => "oversize",
+            DropReason::StunUnverified => "stun_unverified",
         }
     }
 }
@@ -90,6 +100,8 @@ pub mod names {
     pub const SESSIONS_ENDED: &str = "switchboard_sessions_ended_total";
     /// Gauge: live rooms.
     pub const ROOMS: &str = "switchboard_rooms";
+    /// Counter: rooms whose task failed (a panic); only that room's sessions ended.
+    pub const ROOM_FAILURES: &str = "switchboard_room_failures_total";
     /// Gauge: live subscriber shards (tasks that drive part of a big room's viewers).
     pub const SHARDS: &str = "switchboard_subscriber_shards";
     /// Counter: CPU time room and shard tasks spent handling their inputs, µs, label
@@ -145,6 +157,10 @@ fn describe() {
     describe_counter!(SESSIONS_CREATED, "Sessions created by kind.");
     describe_counter!(SESSIONS_ENDED, "Sessions ended by kind and reason.");
     describe_gauge!(ROOMS, "Live rooms.");
+    describe_counter!(
+        ROOM_FAILURES,
+        "Rooms whose task failed (panicked); only their sessions ended."
+    );
     describe_gauge!(SHARDS, "Live subscriber shards.");
     describe_counter!(
         TASK_CPU,
@@ -300,6 +316,12 @@ pub fn session_created(kind: &'static str) {
 pub fn session_ended(kind: &'static str, reason: &'static str) {
     counter!(names::SESSIONS_ENDED, "kind" => kind, "reason" => reason).increment(1);
     sessions_gauge(kind).decrement(1.0);
+}
+
+/// Count a room whose task failed (panicked); its sessions are counted as ended with
+/// reason `room_failed`.
+pub fn room_failed() {
+    counter!(names::ROOM_FAILURES).increment(1);
 }
 
 /// Gauge of live rooms.

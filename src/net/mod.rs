@@ -57,6 +57,13 @@ pub struct UdpEndpoint {
     candidates: Vec<SocketAddr>,
 }
 
+/// The largest datagram handed to a room, in bytes. str0m 0.25 sizes its packet and
+/// SRTP scratch buffers at 2,000 bytes; WebRTC peers stay under the path MTU (about
+/// 1,200–1,500 bytes, DTLS handshakes fragment to it), so anything larger is hostile or
+/// broken (or was truncated by the 2,048-byte receive slot) and is dropped here, counted
+/// as `oversize`, before any parser sees it.
+pub const MAX_DATAGRAM: usize = 2_000;
+
 impl UdpEndpoint {
     /// Bind `addr` and remember the ICE host candidate addresses (with the bound port).
     ///
@@ -159,6 +166,7 @@ impl UdpEndpoint {
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         loop {
             self.socket.readable().await?;
+            demux.apply_bindings();
             let res = {
                 let mut bufs: Vec<IoSliceMut<'_>> =
                     storage.chunks_mut(slot).map(IoSliceMut::new).collect();
@@ -181,6 +189,10 @@ impl UdpEndpoint {
                 let stride = m.stride.max(1);
                 for datagram in buf[..m.len].chunks(stride) {
                     meters.udp_in.increment(1);
+                    if datagram.len() > MAX_DATAGRAM {
+                        meters.dropped(DropReason::Oversize);
+                        continue;
+                    }
                     match demux.route(m.addr, datagram) {
                         Route::Room(tx) => {
                             let d = Datagram {

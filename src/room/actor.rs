@@ -57,7 +57,6 @@ pub async fn run(
         ctx.meters.clone(),
     );
     let mut listeners: Listeners = Vec::new();
-    metrics::rooms_gauge().increment(1.0);
     info!(room = %name, "room opened");
     let idle_deadline = Instant::now() + IDLE_EXIT;
     let mut batch: Vec<Datagram> = Vec::with_capacity(DATAGRAM_BATCH);
@@ -110,6 +109,9 @@ pub async fn run(
                 room.handle_shard_lost(now, i);
             }
         }
+        for source in room.take_bindings() {
+            shards.table.bind(source, key);
+        }
         while let Some((i, commands, packets)) = room.poll_shard_delivery() {
             if let Some(link) = &links[i] {
                 link.deliver(commands, packets, &ctx.meters);
@@ -131,7 +133,6 @@ pub async fn run(
             break;
         }
     }
-    metrics::rooms_gauge().decrement(1.0);
     info!(room = %name, "room closed");
 }
 
@@ -201,6 +202,11 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut L
         }
         Command::Stats { session, reply } => {
             let _ = reply.send(room.subscriber_stats(now, &session));
+        }
+        #[cfg(test)]
+        Command::InjectPanic { reply } => {
+            let _unanswered = reply;
+            panic!("injected room failure (test)");
         }
         Command::Exists { session, reply } => {
             let _ = reply.send(room.has_session(&session));

@@ -2,6 +2,12 @@
 //! connectivity checks name the session by the server's ICE ufrag (RFC 8445 §7.2.2)
 //! and teach its source address; everything else (DTLS, SRTP, SRTCP) is matched by
 //! source address (RFC 8445 §7.3: media flows only on a checked pair).
+//!
+//! An address is bound to a session only by a STUN message whose integrity the
+//! session's own `Rtc` verified (RFC 8489 §14.5, with the session's ICE password): a
+//! stranger who knows or guesses a ufrag can neither reach the session nor move its
+//! media. Each new binding is also reported ([`AddrBook::take_bindings`]) so the
+//! receive loop's demux learns the address only once it is verified.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +21,19 @@ use crate::net::Datagram;
 pub struct AddrBook {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
+    /// Addresses verified since the last [`AddrBook::take_bindings`].
+    verified: Vec<SocketAddr>,
+}
+
+/// Where a datagram goes within one room or shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// To this participant.
+    Found(ParticipantId),
+    /// Nobody here: not STUN naming a known ufrag, and from no bound address.
+    Unknown,
+    /// A STUN message naming a session whose integrity did not verify: dropped.
+    Unverified,
 }
 
 impl AddrBook {
@@ -29,19 +48,32 @@ impl AddrBook {
         self.by_ufrag.remove(ufrag);
     }
 
-    /// The participant `d` is for, if any. A STUN check naming a known ufrag (re)learns
-    /// its source address, so a peer whose address changed is followed.
-    pub fn lookup(&mut self, d: &Datagram) -> Option<ParticipantId> {
+    /// The participant `d` is for. A STUN message naming a known ufrag goes to that
+    /// session only if `verify(id)` (the session's `Rtc` checked its integrity); then it
+    /// (re)binds its source address, so a peer whose address changed is followed.
+    pub fn lookup(&mut self, d: &Datagram, verify: impl FnOnce(ParticipantId) -> bool) -> Lookup {
         if classify(&d.contents) == PacketClass::Stun {
             let by_ufrag = stun_username(&d.contents)
                 .and_then(server_ufrag)
                 .and_then(|u| self.by_ufrag.get(u))
                 .copied();
             if let Some(id) = by_ufrag {
+                if !verify(id) {
+                    return Lookup::Unverified;
+                }
                 self.by_addr.insert(d.source, id);
-                return Some(id);
+                self.verified.push(d.source);
+                return Lookup::Found(id);
             }
         }
-        self.by_addr.get(&d.source).copied()
+        match self.by_addr.get(&d.source) {
+            Some(id) => Lookup::Found(*id),
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Addresses bound by a verified STUN message since the last call.
+    pub fn take_bindings(&mut self) -> Vec<SocketAddr> {
+        std::mem::take(&mut self.verified)
     }
 }

@@ -9,6 +9,7 @@ mod addrs;
 pub use room::admin;
 pub mod conference;
 pub mod info;
+pub mod ledger;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;
@@ -21,7 +22,6 @@ pub mod speaker;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -208,6 +208,12 @@ pub enum Command {
         /// Sessions ended.
         reply: oneshot::Sender<usize>,
     },
+    /// Tests only: make the room's task panic, as a bug would.
+    #[cfg(test)]
+    InjectPanic {
+        /// Never answered.
+        reply: oneshot::Sender<()>,
+    },
     /// Whether a session of this kind exists (for PATCH).
     Exists {
         /// The session.
@@ -235,6 +241,22 @@ pub struct EventFeed {
 pub struct RoomHandle {
     key: RoomKey,
     commands: mpsc::Sender<Command>,
+    /// How the room's task ended, once it has: see [`ledger::RoomGuard`].
+    ended: tokio::sync::watch::Receiver<Option<bool>>,
+}
+
+impl RoomHandle {
+    /// Whether the room's task failed (panicked). Called once its reply channel was
+    /// dropped: waits (briefly) for the task's end to be published.
+    async fn failed(&self) -> bool {
+        let mut ended = self.ended.clone();
+        let end = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            ended.wait_for(Option::is_some),
+        )
+        .await;
+        matches!(end, Ok(Ok(v)) if *v == Some(true))
+    }
 }
 
 /// The room actor is gone (it emptied and exited) or overloaded; the caller may retry
@@ -247,6 +269,10 @@ pub enum RoomError {
     /// The room's command queue is full.
     #[error("room busy")]
     Busy,
+    /// The room's task failed (a bug, logged): its sessions ended. Not retried: a new
+    /// request opens a fresh room.
+    #[error("room failed")]
+    Failed,
 }
 
 /// Shared context every room needs: the socket and the metric handles.
@@ -265,8 +291,6 @@ pub struct RoomContext {
 pub struct Rooms {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     table: Arc<RoomTable>,
-    /// Room and shard keys come from one counter: they share the demux table.
-    next_key: Arc<AtomicU32>,
     ctx: RoomContext,
 }
 
@@ -276,7 +300,6 @@ impl Rooms {
         Arc::new(Rooms {
             rooms: Mutex::new(HashMap::new()),
             table,
-            next_key: Arc::new(AtomicU32::new(1)),
             ctx,
         })
     }
@@ -332,6 +355,7 @@ impl Rooms {
             }
             match rx.await {
                 Ok(v) => return Ok(Some(v)),
+                Err(_) if handle.failed().await => return Err(RoomError::Failed),
                 Err(_) => {
                     self.forget(name, handle.key);
                     last = RoomError::Closed;
@@ -352,25 +376,29 @@ impl Rooms {
         if !create {
             return None;
         }
-        let key = RoomKey(self.next_key.fetch_add(1, Ordering::Relaxed));
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (dgram_tx, dgram_rx): (DatagramTx, _) = mpsc::channel(DATAGRAM_QUEUE);
-        self.table.insert(key, dgram_tx);
+        let key = self.table.register(dgram_tx);
+        let (end, ended) = tokio::sync::watch::channel(None);
         let handle = RoomHandle {
             key,
             commands: cmd_tx,
+            ended,
         };
         rooms.insert(name.to_owned(), handle.clone());
         let registry = Arc::clone(self);
         let name = name.to_owned();
         let shards = shard_actor::ShardFactory {
             table: Arc::clone(&self.table),
-            keys: Arc::clone(&self.next_key),
             ctx: self.ctx.clone(),
         };
+        let gone = name.clone();
         tokio::spawn(async move {
-            actor::run(name.clone(), key, shards, cmd_rx, dgram_rx).await;
-            registry.forget(&name, key);
+            // Undoes the registry entry, the demux key and the rooms gauge however the
+            // task ends; a panic drops it unfinished (the room failed).
+            let guard = ledger::RoomGuard::new(end, move || registry.forget(&gone, key));
+            actor::run(name, key, shards, cmd_rx, dgram_rx).await;
+            guard.finish();
         });
         Some(handle)
     }
@@ -384,6 +412,10 @@ impl Rooms {
         self.table.remove(key);
     }
 }
+
+#[cfg(test)]
+#[path = "failure_tests.rs"]
+mod failure_tests;
 
 #[cfg(test)]
 mod tests {

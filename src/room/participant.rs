@@ -44,6 +44,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// ~5 s (RFC 7675 §5.1) and RTCP about every second, so this only fires for a peer that
 /// vanished.
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
+/// SSRCs whose (mid, rid) a session caches: a publisher's audio, up to four simulcast
+/// layers of two video sources and their RTX, with room to spare. Past it, SSRCs that
+/// str0m no longer receives are evicted; an SSRC that still does not fit is looked up in
+/// str0m per packet (correct, only slower).
+const MAX_SSRCS: usize = 32;
 /// Where the receiver-report loss fallback estimate starts, bit/s.
 const INITIAL_LOSS_ESTIMATE: u64 = 2_000_000;
 
@@ -305,6 +310,16 @@ impl Participant {
         ok
     }
 
+    /// Whether this session's `Rtc` accepts `d` as a STUN message of its own: the
+    /// USERNAME names its ICE session and MESSAGE-INTEGRITY verifies with its password
+    /// (RFC 8445 §7.3, RFC 8489 §14.5). Reads the `Rtc`, never mutates it.
+    pub fn verifies(&self, d: &Datagram) -> bool {
+        match Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) {
+            Ok(recv) => self.rtc.accepts(&Input::Receive(d.received, recv)),
+            Err(_) => false,
+        }
+    }
+
     /// Advance time. Cheap when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
         if self.ended.is_some() {
@@ -510,7 +525,15 @@ impl Participant {
                             .stream_rx(&ssrc)
                             .map(|s| (s.mid(), s.rid()));
                         if let Some(v) = v {
-                            self.ssrcs.insert(ssrc, v);
+                            if self.ssrcs.len() >= MAX_SSRCS {
+                                // Keep the SSRCs str0m still receives; a publisher that
+                                // rotates SSRCs cannot grow this cache without bound.
+                                let mut api = self.rtc.direct_api();
+                                self.ssrcs.retain(|s, _| api.stream_rx(s).is_some());
+                            }
+                            if self.ssrcs.len() < MAX_SSRCS {
+                                self.ssrcs.insert(ssrc, v);
+                            }
                         }
                         v
                     }

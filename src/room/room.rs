@@ -15,9 +15,10 @@ use str0m::media::{Mid, Rid};
 use str0m::net::Transmit;
 use tracing::info;
 
-use super::addrs::AddrBook;
+use super::addrs::{AddrBook, Lookup};
 use super::conference::Conference;
 use super::info::{Audience, JoinOptions, RoomEvent, RoomLimits};
+use super::ledger::SessionLedger;
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::shards::{Placement, Shards};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
@@ -33,6 +34,17 @@ use crate::net::{Datagram, RoomKey};
 /// starting low and climbing for seconds.
 pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_000);
 
+/// The largest publisher RTP payload forwarded, in bytes. str0m 0.25 builds each
+/// outgoing packet in a 2,000-byte buffer (its `DATAGRAM_MAX_PACKET_SIZE`) and panics if
+/// header and payload do not fit, while its receive path takes larger datagrams. What we
+/// write in front of a payload: the 12-byte fixed header, a one-byte-form extension
+/// block (4 bytes plus mid, abs-send-time, transport-cc, audio level, orientation and
+/// their padding: under 64 bytes), and on a retransmission the 2-byte original sequence
+/// number of RTX (RFC 4588 §4). 1,800 leaves more than twice that. Real senders stay far
+/// below: browsers packetize at about 1,200 bytes of payload, GStreamer's default MTU is
+/// 1,400, some encoders use up to 1,450; nothing a real sender produces is dropped.
+pub const MAX_FORWARD_PAYLOAD: usize = 1_800;
+
 /// One room.
 pub struct Room {
     name: String,
@@ -43,6 +55,9 @@ pub struct Room {
     shards: Shards,
     addrs: AddrBook,
     by_session: HashMap<SessionId, ParticipantId>,
+    /// Each live session's gauges and counts: given back when it ends, or when the
+    /// room is dropped by a panic (see [`SessionLedger`]).
+    ledgers: HashMap<ParticipantId, SessionLedger>,
     conference: Conference,
     forwarder: Forwarder,
     out: Outbox,
@@ -74,6 +89,7 @@ impl Room {
             shards: Shards::new(limits.shards),
             addrs: AddrBook::default(),
             by_session: HashMap::new(),
+            ledgers: HashMap::new(),
             conference: Conference::new(limits),
             forwarder: Forwarder::new(meters.clone()),
             out: Outbox::default(),
@@ -221,10 +237,8 @@ impl Room {
             self.addrs.insert(ufrag.clone(), id);
             self.participants.insert(id, p);
         }
-        metrics::session_created(kind.as_str());
-        self.meters
-            .live_sessions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ledgers
+            .insert(id, SessionLedger::open(kind, &self.meters.live_sessions));
         info!(room = %self.name, session = %session, kind = kind.as_str(), identity = %identity, "session joined");
         self.conference.add(
             now,
@@ -323,8 +337,21 @@ impl Room {
     }
 
     fn receive(&mut self, now: Instant, d: Datagram) {
-        let id = self.addrs.lookup(&d);
-        let Some(p) = id.and_then(|id| self.participants.get_mut(&id)) else {
+        let participants = &self.participants;
+        let id = match self.addrs.lookup(&d, |id| {
+            participants.get(&id).is_some_and(|p| p.verifies(&d))
+        }) {
+            Lookup::Found(id) => id,
+            Lookup::Unknown => {
+                self.meters.dropped(DropReason::UnknownSource);
+                return;
+            }
+            Lookup::Unverified => {
+                self.meters.dropped(DropReason::StunUnverified);
+                return;
+            }
+        };
+        let Some(p) = self.participants.get_mut(&id) else {
             self.meters.dropped(DropReason::UnknownSource);
             return;
         };
@@ -356,6 +383,12 @@ impl Room {
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.transmits.pop_front()
+    }
+
+    /// Source addresses that a verified STUN message bound to a session since the last
+    /// call: the receive loop's demux routes them to this room from now on.
+    pub fn take_bindings(&mut self) -> Vec<SocketAddr> {
+        self.addrs.take_bindings()
     }
 
     /// Room events queued since the last call, in order, with who each is for.
@@ -477,6 +510,11 @@ impl Room {
                     self.forwarder.handle_connected(now, id, &mut self.commands);
                 }
                 ParticipantEvent::Rtp { mid, rid, packet } => {
+                    if packet.payload.len() > MAX_FORWARD_PAYLOAD {
+                        // Before any subscriber's send path (in this room or a shard).
+                        self.meters.dropped(DropReason::Oversize);
+                        continue;
+                    }
                     if let Some(level) = packet.header.ext_vals.audio_level {
                         let track = TrackRef {
                             participant: id,
@@ -562,7 +600,7 @@ impl Room {
             return false;
         }
         for (id, reason) in ended {
-            let (session, kind) = if let Some(mut p) = self.participants.remove(&id) {
+            let session = if let Some(mut p) = self.participants.remove(&id) {
                 if !matches!(
                     reason,
                     EndReason::Delete | EndReason::Removed | EndReason::Replaced
@@ -570,21 +608,20 @@ impl Room {
                     p.close(reason, &mut self.out);
                 }
                 self.addrs.remove(id, p.ufrag());
-                (p.session().clone(), p.kind())
+                p.session().clone()
             } else if let Some(r) = self.shards.remove(id) {
                 // Closed by its shard (which reported the end) or by this room (a Close
                 // is on its way to the shard); nothing is left to close here.
-                (r.session, SessionKind::Subscriber)
+                r.session
             } else {
                 continue;
             };
             self.by_session.remove(&session);
             self.conference.remove(&self.forwarder, id);
             self.forwarder.remove_participant(id);
-            metrics::session_ended(kind.as_str(), reason.as_str());
-            self.meters
-                .live_sessions
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(ledger) = self.ledgers.remove(&id) {
+                ledger.end(reason.as_str());
+            }
             info!(room = %self.name, session = %session, reason = reason.as_str(), "session ended");
         }
         // Slots the ended sessions filled (or watched from) are re-assigned.

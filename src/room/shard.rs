@@ -20,7 +20,7 @@ use std::time::Instant;
 use str0m::net::Transmit;
 use tracing::debug;
 
-use super::addrs::AddrBook;
+use super::addrs::{AddrBook, Lookup};
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::ParticipantId;
 use crate::forwarder::ForwardRtp;
@@ -167,11 +167,21 @@ impl Shard {
         datagrams: impl IntoIterator<Item = Datagram>,
     ) {
         for d in datagrams {
-            let Some(p) = self
-                .addrs
-                .lookup(&d)
-                .and_then(|id| self.participants.get_mut(&id))
-            else {
+            let participants = &self.participants;
+            let id = match self.addrs.lookup(&d, |id| {
+                participants.get(&id).is_some_and(|p| p.verifies(&d))
+            }) {
+                Lookup::Found(id) => id,
+                Lookup::Unknown => {
+                    self.meters.dropped(DropReason::UnknownSource);
+                    continue;
+                }
+                Lookup::Unverified => {
+                    self.meters.dropped(DropReason::StunUnverified);
+                    continue;
+                }
+            };
+            let Some(p) = self.participants.get_mut(&id) else {
                 self.meters.dropped(DropReason::UnknownSource);
                 continue;
             };
@@ -205,6 +215,12 @@ impl Shard {
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.transmits.pop_front()
+    }
+
+    /// Source addresses bound by a verified STUN message since the last call (see
+    /// [`super::room::Room::take_bindings`]).
+    pub fn take_bindings(&mut self) -> Vec<std::net::SocketAddr> {
+        self.addrs.take_bindings()
     }
 
     /// Reports for the room since the last call, in order.

@@ -2,7 +2,6 @@
 //! and routed packets, its sessions' datagrams and its next timeout, sends what the
 //! shard hands back and passes the shard's reports to the room. It makes no decisions.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,13 +57,11 @@ impl ShardLink {
     }
 }
 
-/// What a room needs to start shards: the demux table and the key counter rooms use.
+/// What a room needs to start shards: the demux table (which hands out their keys).
 #[derive(Clone)]
 pub struct ShardFactory {
     /// The demux's table, where a shard's datagram queue is registered under its key.
     pub table: Arc<RoomTable>,
-    /// The process-wide key counter (room and shard keys never collide).
-    pub keys: Arc<AtomicU32>,
     /// Socket and metrics.
     pub ctx: RoomContext,
 }
@@ -72,11 +69,10 @@ pub struct ShardFactory {
 impl ShardFactory {
     /// Start a shard of room `room` whose reports go to `reports`.
     pub fn spawn(&self, room: &str, reports: mpsc::UnboundedSender<FromShard>) -> ShardLink {
-        let key = RoomKey(self.keys.fetch_add(1, Ordering::Relaxed));
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (rtp_tx, rtp_rx) = mpsc::channel(RTP_QUEUE);
         let (dgram_tx, dgram_rx) = mpsc::channel(DATAGRAM_QUEUE);
-        self.table.insert(key, dgram_tx);
+        let key = self.table.register(dgram_tx);
         let inputs = Inputs {
             control: control_rx,
             rtp: rtp_rx,
@@ -88,9 +84,10 @@ impl ShardFactory {
             key,
         };
         let (ctx, room) = (self.ctx.clone(), room.to_owned());
+        let table = Arc::clone(&self.table);
         tokio::spawn(async move {
             let _live = live;
-            run(&room, key, ctx, inputs, reports).await;
+            run(&room, key, (ctx, table), inputs, reports).await;
         });
         ShardLink {
             key,
@@ -133,7 +130,7 @@ struct Inputs {
 async fn run(
     room: &str,
     key: RoomKey,
-    ctx: RoomContext,
+    (ctx, table): (RoomContext, Arc<RoomTable>),
     mut inputs: Inputs,
     reports: mpsc::UnboundedSender<FromShard>,
 ) {
@@ -165,6 +162,9 @@ async fn run(
             Wake::Packets => shard.handle_rtp(now, packets.drain(..).flatten()),
             Wake::Datagrams => shard.handle_datagrams(now, datagrams.drain(..)),
             Wake::Timeout => shard.handle_timeout(now),
+        }
+        for source in shard.take_bindings() {
+            table.bind(source, key);
         }
         send(&mut shard, &ctx, &mut outgoing).await;
         for report in shard.take_reports() {
