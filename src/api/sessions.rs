@@ -299,6 +299,9 @@ async fn post(
     if offer.trim().is_empty() {
         return Err(ApiError::BadRequest("the body must be an SDP offer".into()));
     }
+    // Count limits before the offer reaches any room task (docs/security.md).
+    crate::room::offer_limits::check(&offer)
+        .map_err(|e| ApiError::Unprocessable(format!("unacceptable SDP offer: {e}")))?;
     match state.cluster.place(room, forwarded).await {
         Placement::Local => {}
         Placement::Remote(node) => {

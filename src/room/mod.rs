@@ -10,6 +10,7 @@ pub use room::admin;
 pub mod conference;
 pub mod info;
 pub mod ledger;
+pub mod offer_limits;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;

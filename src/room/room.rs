@@ -151,6 +151,8 @@ impl Room {
         opts: &JoinOptions,
     ) -> Result<Joined, JoinError> {
         self.used = true;
+        // The API checked already; this keeps every other caller (tests, tools) bounded.
+        super::offer_limits::check(offer).map_err(|e| JoinError::Unacceptable(e.to_string()))?;
         let lines = signaling::inspect_offer(offer);
         signaling::validate(kind, &lines)?;
         let admission = self.conference.admit(kind, opts)?;

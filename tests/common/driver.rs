@@ -29,6 +29,12 @@ pub(super) enum Cmd {
     PauseMedia,
     /// Send a datagram from the peer's own socket, outside of str0m.
     SendRaw(SocketAddr, Vec<u8>),
+    /// Publisher: write this many video RTP packets of this many payload bytes (a
+    /// payload no generator made), next in the first video stream's sequence.
+    Oversize {
+        len: usize,
+        count: usize,
+    },
     Close,
 }
 
@@ -258,6 +264,7 @@ impl Driver {
                     Some(Cmd::SendRaw(to, bytes)) => {
                         let _ = self.socket.send_to(&bytes, to).await;
                     }
+                    Some(Cmd::Oversize { len, count }) => self.write_oversize(len, count),
                     Some(Cmd::Close) | None => {
                         closing = true;
                         close_deadline = Some(Instant::now() + Duration::from_millis(500));
@@ -513,6 +520,35 @@ impl Driver {
             self.write(w, now).await?;
         }
         Ok(())
+    }
+
+    /// Write `count` video packets of `len` zero bytes on the first video stream,
+    /// outside the media generator's accounting (see [`Cmd::Oversize`]); they go out
+    /// with the next drain.
+    fn write_oversize(&mut self, len: usize, count: usize) {
+        let Some(gen) = self.gen.as_mut() else {
+            return;
+        };
+        let (mid, pt) = (gen.video_mid, gen.video_pt);
+        let Some(v) = gen.video.first_mut() else {
+            return;
+        };
+        let rid = v.layer.map(|(_, rid)| rid);
+        let now = Instant::now();
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
+            return;
+        };
+        for _ in 0..count {
+            v.seq += 1;
+            tx.write_rtp(RtpWrite::new(
+                pt,
+                v.seq.into(),
+                v.ts_base,
+                now,
+                vec![0; len],
+            ));
+        }
     }
 
     /// Write one packet, hand str0m a timeout so it moves it to the wire,

@@ -445,6 +445,12 @@ impl Peer {
         let _ = self.cmd.send(Cmd::PauseMedia);
     }
 
+    /// Publishers: write `count` video RTP packets of `len` payload bytes each (a
+    /// payload no generator made), in sequence with the real ones.
+    pub fn send_oversize(&self, len: usize, count: usize) {
+        let _ = self.cmd.send(Cmd::Oversize { len, count });
+    }
+
     /// Send `bytes` to `to` from this peer's socket, bypassing str0m (to
     /// inject junk from an address the server knows).
     pub fn send_raw(&self, to: SocketAddr, bytes: Vec<u8>) {

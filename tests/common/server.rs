@@ -188,6 +188,11 @@ impl Server {
         self.http_addr
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The single UDP port all media goes to.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr

@@ -427,6 +427,19 @@ impl Peer {
         }
     }
 
+    /// Publisher: write one RTP packet with `len` bytes of payload on the lowest video
+    /// layer, next in that layer's sequence, as a broken or hostile sender would (a
+    /// payload no generator made: a subscriber that receives it counts it corrupt).
+    pub fn write_raw_video(&mut self, now: Instant, len: usize) {
+        let s = self.source.as_mut().expect("a publisher");
+        let (pt, ts) = (s.video_pt, 90_000u32.wrapping_add((s.frame * 3000) as u32));
+        let l = &mut s.layers[0];
+        let (seq, rid) = (1000 + l.packets, l.rid);
+        l.packets += 1;
+        let write = RtpWrite::new(pt, seq.into(), ts, now, vec![0x5a; len]);
+        self.write(now, self.video_mid, rid, write);
+    }
+
     fn write_audio(&mut self, now: Instant) {
         let s = self.source.as_mut().expect("source");
         let counter = s.audio;

@@ -1,0 +1,366 @@
+//! Hostile peers against the real `switchboard` binary over real UDP on loopback: a
+//! publisher that sends oversized RTP mid-stream, a stranger who sends STUN naming a
+//! live session's ufrag with a forged integrity, and a flood of garbage datagrams while
+//! a broadcast runs. Each must cost the attacker's own session or nothing; everyone
+//! else's media goes on.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{KindReport, Peer, PublisherKind, PublisherReport, Role, Server};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// More than the server forwards (1,800 bytes), less than a str0m publisher can send.
+const OVERSIZE: usize = 1_900;
+
+async fn connect(server: &Server, path: &str, role: Role) -> Peer {
+    let p = Peer::connect(server.base_url(), path, server.token(), role)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        p.wait_connected(CONNECT_TIMEOUT).await,
+        "{path}: not connected"
+    );
+    p
+}
+
+/// A counter's value in the server's `/metrics`, 0 when absent.
+async fn metric(server: &Server, name_and_labels: &str) -> f64 {
+    let text = server.metrics().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Video packets a subscriber received of those the publisher wrote with counters in
+/// `sent_since..`: (received, written).
+fn video_delivery(got: &KindReport, publisher: &PublisherReport, from: u64) -> (usize, usize) {
+    let got: BTreeSet<u64> = got.distinct_counters();
+    let sent: Vec<u64> = publisher
+        .video_counters
+        .iter()
+        .copied()
+        .filter(|c| *c >= from)
+        .collect();
+    (sent.iter().filter(|c| got.contains(c)).count(), sent.len())
+}
+
+fn last_counter(p: &Peer) -> u64 {
+    p.report()
+        .publisher
+        .video_counters
+        .last()
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_rtp_mid_stream_is_dropped_and_the_room_goes_on() {
+    let server = Server::start(&[]).await;
+    let browser = Role::Publisher(PublisherKind::BrowserVp8);
+    let good = connect(&server, "/whip/hostile?name=good", browser).await;
+    let bad = connect(&server, "/whip/hostile?name=bad", browser).await;
+    let viewer = connect(
+        &server,
+        "/whep/hostile?name=v&participant=good",
+        Role::Subscriber,
+    )
+    .await;
+    let bad_viewer = connect(
+        &server,
+        "/whep/hostile?name=w&participant=bad",
+        Role::Subscriber,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let from = last_counter(&good);
+    let started = Instant::now();
+    for _ in 0..10 {
+        bad.send_oversize(OVERSIZE, 5);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = started.elapsed();
+
+    assert_eq!(server.livez().await, Some(200), "the server is alive");
+    let r = viewer.report();
+    let (got, sent) = video_delivery(&r.subscriber.video, &good.report().publisher, from);
+    let fps = got as f64 / sent.max(1) as f64 * f64::from(common::media::VIDEO_FPS);
+    println!(
+        "good publisher's viewer: {got}/{sent} video packets over {window:?} \
+         (about {fps:.1} fps of {}), corrupt {}",
+        common::media::VIDEO_FPS,
+        r.subscriber.video.corrupt
+    );
+    assert!(
+        fps >= 25.0,
+        "the other publisher's viewer fell to {fps:.1} fps"
+    );
+    assert_eq!(r.subscriber.video.corrupt, 0);
+    // The bad publisher's own viewer never receives the oversized payloads and keeps
+    // its regular ones.
+    let w = bad_viewer.report();
+    assert_eq!(
+        w.subscriber.video.corrupt, 0,
+        "an oversized payload was forwarded"
+    );
+    let (got_bad, sent_bad) = video_delivery(&w.subscriber.video, &bad.report().publisher, from);
+    assert!(
+        got_bad * 10 >= sent_bad * 8,
+        "bad publisher's viewer: {got_bad}/{sent_bad}"
+    );
+    let dropped = metric(
+        &server,
+        "switchboard_packets_dropped_total{reason=\"oversize\"}",
+    )
+    .await;
+    assert!(dropped >= 50.0, "oversize drops counted: {dropped}");
+    // The room is still listed with its four sessions.
+    let rooms = common::get(&format!("{}/api/rooms", server.base_url()))
+        .await
+        .expect("room API");
+    let v = common::json(&rooms.body);
+    let room = v["rooms"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "hostile"))
+        .unwrap_or_else(|| panic!("room gone: {v}"));
+    assert_eq!(room["participants"], 4, "{room}");
+}
+
+/// A STUN binding request with `username` and a MESSAGE-INTEGRITY that is not an HMAC
+/// of anything (RFC 8489 §14.5), then FINGERPRINT-less: what a stranger can forge.
+fn forged_binding_request(username: &str) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    // PRIORITY, USE-CANDIDATE, then MESSAGE-INTEGRITY.
+    attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff]);
+    attrs.extend_from_slice(&[0x00, 0x25, 0x00, 0x00]);
+    attrs.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+    attrs.extend_from_slice(&[0xab; 20]);
+    let mut msg = vec![0x00, 0x01];
+    msg.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    msg.extend_from_slice(&rand::random::<[u8; 12]>());
+    msg.extend_from_slice(&attrs);
+    msg
+}
+
+fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .expect("answer has an ice-ufrag")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_stun_does_not_move_a_live_sessions_media() {
+    let server = Server::start(&[]).await;
+    let publisher = connect(
+        &server,
+        "/whip/spoof",
+        Role::Publisher(PublisherKind::BrowserVp8),
+    )
+    .await;
+    let viewer = connect(&server, "/whep/spoof", Role::Subscriber).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let victim = ice_ufrag(viewer.answer());
+
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let from = last_counter(&publisher);
+    for _ in 0..50 {
+        let check = forged_binding_request(&format!("{victim}:evil"));
+        stranger.send_to(&check, server.udp_addr()).unwrap();
+        // Media-looking bytes after it, as if the forged check had bound this address.
+        stranger
+            .send_to(&[0x80, 96, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4], server.udp_addr())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut buf = [0u8; 2048];
+    let mut to_stranger = 0;
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        if stranger.recv_from(&mut buf).is_ok() {
+            to_stranger += 1;
+        }
+    }
+    assert_eq!(
+        to_stranger, 0,
+        "the server sent the stranger {to_stranger} datagrams"
+    );
+    let (got, sent) = video_delivery(
+        &viewer.report().subscriber.video,
+        &publisher.report().publisher,
+        from,
+    );
+    println!("viewer during the spoofing: {got}/{sent} video packets");
+    assert!(
+        sent > 0 && got * 100 >= sent * 95,
+        "viewer lost media: {got}/{sent}"
+    );
+    let unverified = metric(
+        &server,
+        "switchboard_packets_dropped_total{reason=\"stun_unverified\"}",
+    )
+    .await;
+    assert!(unverified >= 50.0, "forged checks counted: {unverified}");
+}
+
+/// Resident set size of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Send garbage to `to` at `per_second` datagrams a second until `stop`: random bytes,
+/// STUN with random usernames (some naming a real room's key prefix), RTP- and
+/// DTLS-looking bytes, oversized datagrams, from `sockets` source ports.
+fn flood(
+    to: SocketAddr,
+    prefix: String,
+    per_second: u64,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) {
+    let sockets: Vec<UdpSocket> = (0..8)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let due = start.elapsed().as_micros() as u64 * per_second / 1_000_000;
+        if n >= due {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let kind = n % 6;
+        let mut d: Vec<u8> = match kind {
+            0 => forged_binding_request(&format!("{prefix}{:08x}:x", rand::random::<u32>())),
+            1 => forged_binding_request(&format!("{:016x}:y", rand::random::<u64>())),
+            2 => {
+                let mut v = vec![0x80, 96];
+                v.extend((0..rand::random_range(10..1200)).map(|_| rand::random::<u8>()));
+                v
+            }
+            3 => {
+                let mut v = vec![22, 0xfe, 0xfd];
+                v.extend((0..rand::random_range(10..300)).map(|_| rand::random::<u8>()));
+                v
+            }
+            4 => vec![0xff; 2_500],
+            _ => (0..rand::random_range(1..200))
+                .map(|_| rand::random::<u8>())
+                .collect(),
+        };
+        if kind == 5 && d.first() == Some(&0) {
+            d[0] = 0x40;
+        }
+        let _ = sockets[(n % 8) as usize].send_to(&d, to);
+        n += 1;
+    }
+    sent.store(n, Ordering::Relaxed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_flood_does_not_hurt_a_broadcast() {
+    const VIEWERS: usize = 10;
+    const FLOOD_PER_SECOND: u64 = 50_000;
+    const FLOOD_FOR: Duration = Duration::from_secs(10);
+    let server = Server::start(&[]).await;
+    let publisher = connect(
+        &server,
+        "/whip/flood",
+        Role::Publisher(PublisherKind::BrowserVp8),
+    )
+    .await;
+    let mut viewers = Vec::new();
+    for _ in 0..VIEWERS {
+        viewers.push(connect(&server, "/whep/flood", Role::Subscriber).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let prefix = ice_ufrag(publisher.answer())[..8].to_owned();
+    let rss_before = rss_kib(server.pid());
+    let from = last_counter(&publisher);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let to = server.udp_addr();
+    let flood_thread = {
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+        std::thread::spawn(move || flood(to, prefix, FLOOD_PER_SECOND, stop, sent))
+    };
+    let started = Instant::now();
+    let mut worst_livez = Duration::ZERO;
+    while started.elapsed() < FLOOD_FOR {
+        let t = Instant::now();
+        assert_eq!(
+            server.livez().await,
+            Some(200),
+            "the server stopped answering"
+        );
+        worst_livez = worst_livez.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood_thread.join().unwrap();
+    let flooded = sent.load(Ordering::Relaxed);
+    let rate = flooded as f64 / started.elapsed().as_secs_f64();
+    // Packets in flight when the flood stops still arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = rss_kib(server.pid());
+    let until = last_counter(&publisher);
+
+    let publisher_report = publisher.report().publisher;
+    let mut worst = 1.0f64;
+    for (i, v) in viewers.iter().enumerate() {
+        let r = v.report();
+        assert!(r.error.is_none(), "viewer {i}: {:?}", r.error);
+        let got = r.subscriber.video.distinct_counters();
+        let sent: Vec<u64> = publisher_report
+            .video_counters
+            .iter()
+            .copied()
+            .filter(|c| *c >= from && *c < until)
+            .collect();
+        let delivered = sent.iter().filter(|c| got.contains(c)).count() as f64 / sent.len() as f64;
+        worst = worst.min(delivered);
+        assert_eq!(r.subscriber.video.corrupt, 0, "viewer {i}: corrupt video");
+    }
+    println!(
+        "flood: {flooded} datagrams at {rate:.0}/s for {FLOOD_FOR:?}; worst viewer got \
+         {:.2} % of video packets; /livez worst {worst_livez:?}; server RSS {rss_before} -> \
+         {rss_after} KiB",
+        worst * 100.0
+    );
+    assert!(
+        rate >= FLOOD_PER_SECOND as f64 * 0.9,
+        "flood too slow: {rate:.0}/s"
+    );
+    assert!(
+        worst >= 0.99,
+        "a viewer lost {:.2} % of video packets",
+        (1.0 - worst) * 100.0
+    );
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "server memory grew from {rss_before} to {rss_after} KiB"
+    );
+}
