@@ -203,7 +203,7 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut L
             let _ = reply.send(room.subscriber_stats(now, &session));
         }
         Command::Exists { session, reply } => {
-            let _ = reply.send(room.has_session(&session));
+            let _ = reply.send(room.session_tags(&session));
         }
     }
 }
