@@ -4,7 +4,9 @@
 //! * **JWT** (`--auth-key`): every WHIP/WHEP request carries `Authorization: Bearer <JWT>`
 //!   (RFC 6750 §2.1), HS256-signed with the key (RFC 7519, RFC 7518 §3.2), with [`Claims`]:
 //!   the room (or `*`), the identity (`sub`), a display name, grants and an expiry. A
-//!   missing, malformed, tampered or expired token is 401; a valid token for another room,
+//!   missing, malformed, tampered or expired token, or one not valid yet (`nbf`,
+//!   RFC 7519 §4.1.5), is 401; a token whose `sub` or `name` is not a usable identity
+//!   ([`valid_identity`]) is 422 (the API says so); a valid token for another room,
 //!   or without the grant for the action (WHIP needs `publish`, WHEP `subscribe`), is 403.
 //! * **Static token** (`--token`): one shared bearer token, full access.
 //! * **Open** (neither): development mode, said at startup and on `/`.
@@ -123,6 +125,8 @@ impl Authority {
         };
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = LEEWAY_SECS;
+        // `nbf` is optional; when present it must have passed (RFC 7519 §4.1.5).
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "sub"]);
         let claims = jsonwebtoken::decode::<Claims>(token, key, &v)
             .map_err(|e| AuthError::Unauthenticated(e.to_string()))?
@@ -152,6 +156,18 @@ impl Authority {
         }
         Ok(Some(claims))
     }
+}
+
+/// Longest identity or display name, in characters.
+pub const MAX_IDENTITY_CHARS: usize = 64;
+
+/// Whether `s` can be an identity (`sub`) or display name from a token: 1 to
+/// [`MAX_IDENTITY_CHARS`] characters, not only spaces, and no control characters (they
+/// would end up in logs, event streams and the room API).
+pub fn valid_identity(s: &str) -> bool {
+    !s.trim().is_empty()
+        && s.chars().count() <= MAX_IDENTITY_CHARS
+        && !s.chars().any(char::is_control)
 }
 
 /// Sign a token for `room` and `identity` with `key`, valid for `ttl` from now.

@@ -118,6 +118,44 @@ fn each_refusal_has_its_status() {
 }
 
 #[test]
+fn nbf_in_the_future_is_refused() {
+    let a = Authority::new(None, Some(KEY));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |nbf: u64| {
+        let claims = serde_json::json!({
+            "room": "r1", "sub": "alice", "grants": {"publish": true},
+            "exp": now + 3600, "nbf": nbf,
+        });
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(KEY.as_bytes()),
+        )
+        .unwrap()
+    };
+    assert!(matches!(
+        a.check(Some(&token(now + 600)), "r1", Action::Publish),
+        Err(AuthError::Unauthenticated(_))
+    ));
+    assert!(a
+        .check(Some(&token(now - 10)), "r1", Action::Publish)
+        .is_ok());
+}
+
+#[test]
+fn identities_from_tokens_are_checked() {
+    assert!(super::valid_identity("alice"));
+    assert!(super::valid_identity("José Núñez"));
+    assert!(!super::valid_identity(""));
+    assert!(!super::valid_identity("   "));
+    assert!(!super::valid_identity("a\nb"));
+    assert!(!super::valid_identity(&"x".repeat(65)));
+}
+
+#[test]
 fn modes() {
     assert_eq!(Authority::new(None, None).mode(), "open");
     assert!(Authority::new(None, None)

@@ -137,6 +137,48 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_SHARDS")]
     pub max_shards: Option<u32>,
 
+    /// Most sessions of one identity per room (an identity counts once for
+    /// `--max-participants`, so this bounds what one token or `?name=` can open); a WHIP
+    /// or WHEP request beyond it is answered 429. 0: no limit.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_SESSIONS_PER_IDENTITY",
+        default_value_t = 8
+    )]
+    pub max_sessions_per_identity: u32,
+
+    /// Most live sessions on this server; a WHIP or WHEP POST beyond it is answered 503
+    /// with `Retry-After`. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS", default_value_t = 1000)]
+    pub max_sessions: u32,
+
+    /// Most sessions that were created and have not connected (ICE + DTLS) yet; each
+    /// holds a WebRTC state for up to 10 s. A POST beyond it is answered 503 with
+    /// `Retry-After`. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_PENDING", default_value_t = 200)]
+    pub max_pending: u32,
+
+    /// WHIP/WHEP POSTs per second per client address (an IPv4 address or an IPv6 /64);
+    /// beyond it (after `--post-burst`) a POST is answered 429 with `Retry-After`. Behind
+    /// a reverse proxy every client shares its address: raise it or set 0 (no limit).
+    #[arg(long, env = "SWITCHBOARD_POST_RATE", default_value_t = 5)]
+    pub post_rate: u32,
+
+    /// POSTs a client address may send at once before `--post-rate` applies.
+    #[arg(long, env = "SWITCHBOARD_POST_BURST", default_value_t = 20)]
+    pub post_burst: u32,
+
+    /// Most open HTTP connections; further clients wait in the listen backlog until one
+    /// closes. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: u32,
+
+    /// How long a client may take to send a request's headers, counted from when the
+    /// connection opens or its previous response is sent (so it is also the keep-alive
+    /// idle timeout); the connection is closed after it. E.g. `10s`.
+    #[arg(long, env = "SWITCHBOARD_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
+
     /// A one-shot action instead of serving.
     #[command(subcommand)]
     pub command: Option<Action>,
@@ -290,6 +332,33 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(t) = &self.token {
+            if t.len() < MIN_TOKEN_LEN {
+                return Err(ConfigError::Invalid(format!(
+                    "--token must be at least {MIN_TOKEN_LEN} characters (a short shared token \
+                     can be guessed); generate one with e.g. `openssl rand -hex 16`"
+                )));
+            }
+        }
+        let secrets = [
+            ("--token", &self.token),
+            ("--auth-key", &self.auth_key),
+            ("--internal-secret", &self.internal_secret),
+            ("--ice-credential", &self.ice_credential),
+        ];
+        for (flag, value) in secrets {
+            if value.as_deref().is_some_and(is_placeholder) {
+                return Err(ConfigError::Invalid(format!(
+                    "{flag} is still the placeholder from the example manifests; \
+                     set a random secret (e.g. `openssl rand -hex 32`)"
+                )));
+            }
+        }
+        if self.http_header_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--http-header-timeout must be more than zero".into(),
+            ));
+        }
         if self.drain_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "--drain-timeout must be more than zero".into(),
@@ -379,6 +448,19 @@ impl Config {
         if let Some(n) = self.max_shards {
             out.push(format!("max_shards = {n}"));
         }
+        out.push(format!(
+            "max_sessions_per_identity = {}",
+            self.max_sessions_per_identity
+        ));
+        out.push(format!("max_sessions = {}", self.max_sessions));
+        out.push(format!("max_pending = {}", self.max_pending));
+        out.push(format!("post_rate = {}", self.post_rate));
+        out.push(format!("post_burst = {}", self.post_burst));
+        out.push(format!("max_connections = {}", self.max_connections));
+        out.push(format!(
+            "http_header_timeout = \"{}\"",
+            humantime::format_duration(self.http_header_timeout)
+        ));
         if self.token.is_some() {
             out.push("token = \"<redacted>\"".into());
         }
@@ -445,6 +527,16 @@ impl Config {
             .collect()
     }
 
+    /// `Link` header values for the ICE servers that need no credentials (STUN), for
+    /// callers that are not authorized (RFC 9725 §4.6).
+    pub fn ice_server_links_public(&self) -> Vec<String> {
+        self.ice_servers
+            .iter()
+            .filter(|url| !(url.starts_with("turn:") || url.starts_with("turns:")))
+            .map(|url| format!("<{url}>; rel=\"ice-server\""))
+            .collect()
+    }
+
     /// `Link` header values for the configured ICE servers (RFC 9725 §4.6), in order.
     pub fn ice_server_links(&self) -> Vec<String> {
         self.ice_servers
@@ -463,6 +555,24 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Shortest `--token` accepted: 16 characters of a random token are 64+ bits.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Whether `secret` is a placeholder from the example manifests (`k8s/`:
+/// `REPLACE-ME-with-...`) or a well-known stand-in, which must never guard a server.
+fn is_placeholder(secret: &str) -> bool {
+    let s = secret.to_ascii_lowercase();
+    [
+        "replace-me",
+        "replace_me",
+        "changeme",
+        "change-me",
+        "change_me",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
 }
 
 fn quote_escape(s: &str) -> String {
@@ -515,6 +625,41 @@ mod tests {
         assert!(Config::try_parse_from(["switchboard", "--public-ip", "1.2.3"]).is_err());
     }
 
+    fn invalid(args: &[&str]) -> String {
+        match parse(args).validate() {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("{args:?} must be refused"),
+        }
+    }
+
+    #[test]
+    fn short_tokens_and_placeholder_secrets_are_refused() {
+        assert!(invalid(&["--token", "s3cret"]).contains("at least 16 characters"));
+        let placeholder = "REPLACE-ME-with-a-random-secret-of-at-least-32-bytes";
+        assert!(invalid(&["--auth-key", placeholder]).contains("placeholder"));
+        assert!(invalid(&["--token", placeholder]).contains("--token"));
+        let internal = "REPLACE-ME-with-another-random-secret-of-at-least-32-bytes";
+        assert!(invalid(&[
+            "--internal-addr",
+            "127.0.0.1:0",
+            "--internal-secret",
+            internal
+        ])
+        .contains("--internal-secret"));
+        assert!(parse(&["--token", "0123456789abcdef"]).validate().is_ok());
+    }
+
+    #[test]
+    fn admission_defaults() {
+        let c = parse(&[]);
+        assert_eq!(c.max_sessions, 1000);
+        assert_eq!(c.max_pending, 200);
+        assert_eq!((c.post_rate, c.post_burst), (5, 20));
+        assert_eq!(c.max_sessions_per_identity, 8);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+    }
+
     #[test]
     fn ice_server_links() {
         let c = parse(&[
@@ -532,5 +677,7 @@ mod tests {
         assert!(links[1].contains("username=\"u\""));
         assert!(links[1].contains("credential=\"p\\\"w\""));
         assert!(links[1].contains("credential-type=\"password\""));
+        let public = c.ice_server_links_public();
+        assert_eq!(public, vec![links[0].clone()]);
     }
 }

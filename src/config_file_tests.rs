@@ -152,7 +152,11 @@ fn print_config_round_trips_through_the_file() {
         "--drain-timeout",
         "90s",
         "--token",
-        "s3cret",
+        "s3cret-0123456789abcdef",
+        "--max-pending",
+        "50",
+        "--http-header-timeout",
+        "5s",
     ])
     .unwrap();
     let text = c.to_toml();
@@ -168,5 +172,7 @@ fn print_config_round_trips_through_the_file() {
     assert_eq!(back.http_addr, c.http_addr);
     assert_eq!(back.drain_timeout, c.drain_timeout);
     assert_eq!(back.node_id(), c.node_id());
+    assert_eq!(back.max_pending, 50);
+    assert_eq!(back.http_header_timeout, std::time::Duration::from_secs(5));
     let _ = std::fs::remove_file(path);
 }

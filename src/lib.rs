@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod forwarder;
+pub mod http_serve;
 pub mod metrics;
 pub mod net;
 pub mod room;

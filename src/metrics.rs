@@ -94,6 +94,8 @@ impl DropReason {
 pub mod names {
     /// Gauge: live WHIP/WHEP sessions, label `kind` = `publisher` | `subscriber`.
     pub const SESSIONS: &str = "switchboard_sessions";
+    /// Gauge: sessions that joined and have not connected (ICE + DTLS) yet.
+    pub const SESSIONS_PENDING: &str = "switchboard_sessions_pending";
     /// Counter: sessions created, label `kind`.
     pub const SESSIONS_CREATED: &str = "switchboard_sessions_created_total";
     /// Counter: sessions ended, labels `kind` and `reason` (`delete`, `timeout`, `error`).
@@ -154,6 +156,10 @@ pub fn install() -> Result<PrometheusHandle, metrics::SetRecorderError<impl Size
 fn describe() {
     use names::*;
     describe_gauge!(SESSIONS, "Live WHIP/WHEP sessions by kind.");
+    describe_gauge!(
+        SESSIONS_PENDING,
+        "Sessions that joined and have not connected (ICE + DTLS) yet."
+    );
     describe_counter!(SESSIONS_CREATED, "Sessions created by kind.");
     describe_counter!(SESSIONS_ENDED, "Sessions ended by kind and reason.");
     describe_gauge!(ROOMS, "Live rooms.");
@@ -224,6 +230,9 @@ pub struct Meters {
     /// Live sessions of every kind (what the `switchboard_sessions` gauges sum to), for
     /// this node's load in the cluster directory.
     pub live_sessions: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Sessions that joined and have not connected yet (the `switchboard_sessions_pending`
+    /// gauge), for the server's pending limit; see [`PendingSession`].
+    pub pending_sessions: std::sync::Arc<std::sync::atomic::AtomicI64>,
     dropped: [Counter; DropReason::ALL.len()],
 }
 
@@ -247,6 +256,7 @@ impl Meters {
             room_cpu: counter!(TASK_CPU, "task" => "room"),
             shard_cpu: counter!(TASK_CPU, "task" => "shard"),
             live_sessions: Default::default(),
+            pending_sessions: Default::default(),
             dropped: DropReason::ALL.map(|r| counter!(DROPPED, "reason" => r.as_str())),
         }
     }
@@ -259,6 +269,33 @@ impl Meters {
     /// Count `n` drops for the same reason at once.
     pub fn dropped_many(&self, reason: DropReason, n: u64) {
         self.dropped[reason as usize].increment(n);
+    }
+}
+
+impl Meters {
+    /// Count one pending session until the returned guard is dropped (the session
+    /// connected or ended, or its room is gone).
+    pub fn pending_session(&self) -> PendingSession {
+        PendingSession::new(std::sync::Arc::clone(&self.pending_sessions))
+    }
+}
+
+/// One count of [`Meters::pending_sessions`], given back on drop. Join and connect
+/// path only.
+pub struct PendingSession(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl PendingSession {
+    fn new(counter: std::sync::Arc<std::sync::atomic::AtomicI64>) -> Self {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        gauge!(names::SESSIONS_PENDING).set(n as f64);
+        PendingSession(counter)
+    }
+}
+
+impl Drop for PendingSession {
+    fn drop(&mut self) {
+        let n = self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) - 1;
+        gauge!(names::SESSIONS_PENDING).set(n as f64);
     }
 }
 

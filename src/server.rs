@@ -15,6 +15,7 @@ use crate::api::{internal_router, router, AppState, NodeInfo};
 use crate::cluster::redis::RedisDirectory;
 use crate::cluster::{Cluster, ClusterConfig, Directory, MemoryDirectory};
 use crate::config::{Config, PodDeletionCost};
+use crate::http_serve::HttpLimits;
 use crate::metrics::Meters;
 use crate::net::{Demux, RoomTable, UdpEndpoint};
 use crate::room::{RoomContext, Rooms};
@@ -29,6 +30,7 @@ pub struct Server {
     candidates: Vec<SocketAddr>,
     /// The live session count, when this pod keeps its deletion cost current.
     deletion_cost: Option<Arc<AtomicI64>>,
+    http_limits: HttpLimits,
 }
 
 impl Server {
@@ -47,12 +49,23 @@ impl Server {
                 limits: crate::room::info::RoomLimits {
                     max_publishers: config.max_publishers,
                     max_participants: config.max_participants,
+                    max_sessions_per_identity: config.max_sessions_per_identity,
                     shards: config.shard_policy(),
                 },
             },
         );
         let demux = Demux::new(table);
         let sessions = Arc::clone(&meters.live_sessions);
+        let admission = crate::api::admission::Admission::new(
+            crate::api::admission::AdmissionLimits {
+                max_sessions: config.max_sessions,
+                max_pending: config.max_pending,
+                post_rate: config.post_rate,
+                post_burst: config.post_burst,
+            },
+            Arc::clone(&meters.live_sessions),
+            Arc::clone(&meters.pending_sessions),
+        );
         let deletion_cost =
             (config.pod_deletion_cost == PodDeletionCost::Auto).then(|| Arc::clone(&sessions));
         tokio::spawn(async move {
@@ -113,6 +126,9 @@ impl Server {
                 config.auth_key.as_deref(),
             )),
             ice_links: config.ice_server_links().into(),
+            ice_links_public: config.ice_server_links_public().into(),
+            admission: Arc::new(admission),
+            event_streams: Default::default(),
             prometheus,
             ready,
             draining: Arc::new(tokio::sync::watch::channel(false).0),
@@ -141,6 +157,10 @@ impl Server {
             udp_addr,
             candidates,
             deletion_cost,
+            http_limits: HttpLimits {
+                max_connections: config.max_connections,
+                header_timeout: config.http_header_timeout,
+            },
         })
     }
 
@@ -193,20 +213,21 @@ impl Server {
             let app = internal_router(self.state.clone());
             info!(addr = %listener.local_addr()?, "internal listener for other nodes");
             // Lives as long as the process: proxied sessions end with their rooms.
+            let limits = self.http_limits;
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
+                let forever = std::future::pending();
+                if let Err(e) = crate::http_serve::serve(listener, app, limits, forever).await {
                     error!(error = %e, "internal listener ended");
                 }
             });
         }
         let app = router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                ready.store(false, Ordering::Relaxed);
-                info!("shutting down");
-            })
-            .await;
+        let result = crate::http_serve::serve(self.listener, app, self.http_limits, async move {
+            shutdown.await;
+            ready.store(false, Ordering::Relaxed);
+            info!("shutting down");
+        })
+        .await;
         membership.abort();
         cluster.leave().await;
         result

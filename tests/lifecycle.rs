@@ -188,7 +188,7 @@ async fn obs_fixture_offer_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_is_enforced() {
-    let server = Server::start(&["--token", "s3cret"]).await;
+    let server = Server::start(&["--token", "s3cret-token-0123456789"]).await;
     let anon = post_sdp(server.base_url(), "/whip/locked", OBS_OFFER, None)
         .await
         .expect("POST");

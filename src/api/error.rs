@@ -53,6 +53,37 @@ pub enum ApiError {
         /// Seconds until a retry makes sense.
         retry_after: u32,
     },
+    /// 503 naming the limit that refused the request (the room did not answer in time,
+    /// the server's session or pending-session limit); `Retry-After` in seconds.
+    #[error("{detail}")]
+    Overloaded {
+        /// Seconds until a retry makes sense.
+        retry_after: u32,
+        /// Which limit.
+        detail: String,
+    },
+    /// 429 with `Retry-After`: a rate limit (POSTs per client address) or a per-session
+    /// limit (event streams).
+    #[error("{detail}")]
+    RateLimited {
+        /// Seconds until a retry makes sense.
+        retry_after: u32,
+        /// Which limit.
+        detail: String,
+    },
+    /// 408: the body did not arrive in time (RFC 9110 §15.5.9).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 412: `If-Match` does not match the session's entity tag (RFC 9110 §13.1.1,
+    /// RFC 9725 §4.3.1).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413: the body is larger than its limit (RFC 9110 §15.5.14).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 428: an ICE restart without `If-Match` (RFC 6585 §3, RFC 9725 §4.3.1).
+    #[error("{0}")]
+    PreconditionRequired(String),
 }
 
 /// An RFC 9457 problem details object: the body of every error answer of the API
@@ -89,6 +120,12 @@ impl ApiError {
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
         }
     }
 }
@@ -120,7 +157,9 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType { header, accept } => {
                 h.insert(header, HeaderValue::from_static(accept));
             }
-            ApiError::Unavailable { retry_after } => {
+            ApiError::Unavailable { retry_after }
+            | ApiError::Overloaded { retry_after, .. }
+            | ApiError::RateLimited { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}

@@ -8,9 +8,12 @@
 //! comments, and a `reconnect` event (`{"reason": "draining", "retryAfter": 5}`) when
 //! this node starts draining, after which the stream ends so the client can set up a
 //! new session (which lands on a node that is ready) before this one goes away. The
-//! stream also ends when the session does. Unknown session: 404.
+//! stream also ends when the session does. Unknown session: 404. At most
+//! [`MAX_STREAMS_PER_SESSION`] streams per session at once: 429 beyond.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
@@ -27,7 +30,7 @@ use super::sessions::{authorize, session_path};
 use super::{ApiError, AppState};
 use crate::auth::Action;
 use crate::room::info::RoomEvent;
-use crate::room::Command;
+use crate::room::{Command, SessionId};
 
 /// The `rel` of the extension's `Link`.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
@@ -38,6 +41,51 @@ participant-left,slots,active-speaker,layer,viewers,reconnect";
 const RETRY_MS: u64 = 3000;
 /// Seconds a client should wait before its new session after `reconnect`.
 const RECONNECT_AFTER_S: u64 = 5;
+/// Most open event streams per WHEP session: one page needs one, a reconnect briefly
+/// two; each holds a connection, a task and a room event queue.
+pub const MAX_STREAMS_PER_SESSION: u8 = 2;
+/// `Retry-After` (seconds) past [`MAX_STREAMS_PER_SESSION`]: an old stream of a
+/// reloaded page ends within a keep-alive interval.
+const STREAMS_RETRY_AFTER_S: u32 = 15;
+
+/// Open event streams per session (entries leave with their last stream).
+#[derive(Default)]
+pub struct EventStreams(parking_lot::Mutex<HashMap<SessionId, u8>>);
+
+impl EventStreams {
+    /// Count one more stream of `session`, or `None` at the limit.
+    fn open(self: &Arc<Self>, session: &SessionId) -> Option<StreamSlot> {
+        let mut open = self.0.lock();
+        let n = open.entry(session.clone()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_SESSION {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            streams: Arc::clone(self),
+            session: session.clone(),
+        })
+    }
+}
+
+/// One open stream of a session; given back on drop (the stream ended or its client
+/// went away).
+struct StreamSlot {
+    streams: Arc<EventStreams>,
+    session: SessionId,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock();
+        if let Some(n) = open.get_mut(&self.session) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
+}
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -67,6 +115,7 @@ pub fn routes() -> Router<AppState> {
         (status = 401, description = "No valid bearer token"),
         (status = 403, description = "The token does not cover the room or lacks the `subscribe` grant"),
         (status = 404, description = "No such WHEP session"),
+        (status = 429, description = "The session has its maximum of 2 open event streams"),
         (status = 503, description = "The room is too busy to answer; retry"),
     )
 )]
@@ -77,15 +126,20 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, Action::Subscribe)?;
-    let feed = state
-        .rooms
-        .request(&room, false, |reply| Command::Events {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .flatten()
-        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    let slot = state
+        .event_streams
+        .open(&session)
+        .ok_or_else(|| ApiError::RateLimited {
+            retry_after: STREAMS_RETRY_AFTER_S,
+            detail: format!("a session has at most {MAX_STREAMS_PER_SESSION} open event streams"),
+        })?;
+    let feed = super::limits::ask(&state, &room, false, |reply| Command::Events {
+        session: session.clone(),
+        reply,
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
     let hello = Event::default()
         .event("session")
         .retry(Duration::from_millis(RETRY_MS))
@@ -105,6 +159,7 @@ async fn events(
         first,
         events: Some(feed.events),
         draining: state.draining.subscribe(),
+        _slot: slot,
     };
     let events = stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
@@ -125,6 +180,8 @@ struct Stream {
     first: Vec<Event>,
     events: Option<mpsc::Receiver<RoomEvent>>,
     draining: watch::Receiver<bool>,
+    /// Held as long as the stream is open.
+    _slot: StreamSlot,
 }
 
 impl Stream {

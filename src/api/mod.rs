@@ -4,8 +4,10 @@
 //! [`router`]; one error type, [`ApiError`], rendered as RFC 9457 problem+json. Never
 //! touches media.
 
+pub mod admission;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod preferences;
@@ -38,8 +40,15 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Who may publish and play (JWT, static token, or open).
     pub auth: Arc<crate::auth::Authority>,
-    /// `Link` header values for ICE servers (RFC 9725 §4.6).
+    /// `Link` header values for ICE servers (RFC 9725 §4.6), TURN credentials included:
+    /// only for authorized callers.
     pub ice_links: Arc<[String]>,
+    /// The same without credentials (STUN servers only), for anyone.
+    pub ice_links_public: Arc<[String]>,
+    /// Admission of new sessions: rate, session and pending limits.
+    pub admission: Arc<admission::Admission>,
+    /// Open event streams per session.
+    pub event_streams: Arc<events::EventStreams>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// `false` once the server drains (SIGTERM): `/readyz` answers 503 and no new room is
@@ -124,8 +133,19 @@ pub fn router(state: AppState) -> Router {
     // Access-Control-Request-Method) must reach the handler, which advertises
     // `Accept-Post` and ICE servers (RFC 9725 §4.6).
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        // This node's own sessions, named `/n/{node}/...` in a cluster, route as usual.
-        let req = proxy::strip_own_prefix(&node_id, req);
+        // This node's own sessions, named `/n/{node}/...` in a cluster, route as usual;
+        // a nested `/n/.../n/...` is refused at once (it could only loop).
+        let req = match proxy::strip_own_prefix(&node_id, req) {
+            Ok(req) => req,
+            Err(refused) => {
+                return futures_util::future::Either::Left(std::future::ready(Ok::<
+                    _,
+                    std::convert::Infallible,
+                >(
+                    refused
+                )))
+            }
+        };
         let plain_options = req.method() == Method::OPTIONS
             && !req
                 .headers()
@@ -135,6 +155,6 @@ pub fn router(state: AppState) -> Router {
         } else {
             with_cors.clone()
         };
-        svc.oneshot(req)
+        futures_util::future::Either::Right(svc.oneshot(req))
     }))
 }

@@ -11,8 +11,7 @@
 //! N-th layer from the lowest bitrate), `{"maxSpatialLayerId": 1}` (automatic, capped),
 //! `{}` (automatic); optional `"mediaId"` names one video m-line (default: all).
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +25,11 @@ use crate::forwarder::preferences::LayerPreference;
 use crate::forwarder::published::MAX_TID;
 use crate::room::Command;
 
+/// Largest `spatialLayerId`/`maxSpatialLayerId` accepted: simulcast has at most a few
+/// layers (RFC 8853 offers rarely carry more than 3 RIDs), so anything past 15 is a
+/// mistake, answered 422 before it reaches arithmetic.
+const MAX_SPATIAL_LAYER_ID: usize = 15;
+
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,7 +40,7 @@ pub fn routes() -> Router<AppState> {
                  state: State<AppState>,
                  path: Result<Path<(String, String)>, PathRejection>,
                  headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
+                 body: axum::body::Body| async move {
                     match method.as_str() {
                         "POST" => set_layer(state, path, headers, body).await,
                         _ => Err(ApiError::MethodNotAllowed("POST")),
@@ -110,7 +114,7 @@ async fn set_layer(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, crate::auth::Action::Subscribe)?;
@@ -120,7 +124,7 @@ async fn set_layer(
             accept: "application/json",
         });
     }
-    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+    let body = super::limits::read_body(body, super::limits::MAX_JSON_BODY, "JSON").await?;
     let req: LayerRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid layer request: {e}")))?;
     if req
@@ -129,6 +133,12 @@ async fn set_layer(
         .is_some_and(|r| r.is_empty() || r.len() > 16)
     {
         return Err(ApiError::Unprocessable("encodingId must be a RID".into()));
+    }
+    let layers = [req.spatial_layer_id, req.max_spatial_layer_id];
+    if layers.iter().flatten().any(|&n| n > MAX_SPATIAL_LAYER_ID) {
+        return Err(ApiError::Unprocessable(format!(
+            "spatialLayerId and maxSpatialLayerId must be at most {MAX_SPATIAL_LAYER_ID}"
+        )));
     }
     if req.max_width == Some(0) || req.max_height == Some(0) {
         return Err(ApiError::Unprocessable(
@@ -148,17 +158,15 @@ async fn set_layer(
         }
     }
     let pref = req.preference();
-    let outcome = state
-        .rooms
-        .request(&room, false, |reply| Command::SetLayer {
-            session: session.clone(),
-            mid: req.media_id.clone(),
-            pref: pref.clone(),
-            reply,
-        })
-        .await?
-        .flatten()
-        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    let outcome = super::limits::ask(&state, &room, false, |reply| Command::SetLayer {
+        session: session.clone(),
+        mid: req.media_id.clone(),
+        pref: pref.clone(),
+        reply,
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
     outcome.map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -170,14 +178,12 @@ async fn stats(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, crate::auth::Action::Subscribe)?;
-    let stats = state
-        .rooms
-        .request(&room, false, |reply| Command::Stats {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .flatten()
-        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    let stats = super::limits::ask(&state, &room, false, |reply| Command::Stats {
+        session: session.clone(),
+        reply,
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(stats)).into_response())
 }

@@ -7,8 +7,13 @@
 //!   On its own node the prefix is stripped before routing ([`strip_own_prefix`]); on any
 //!   other node, the `/n/{node}/{*rest}` route forwards PATCH, DELETE and the session's
 //!   sub-resources the same way, with no directory lookup beyond the node's record.
+//!   Only session resources (`/n/{node}/whip|whep/{room}/{session}[/...]`) go this way,
+//!   authorized here first; a nested `/n/.../n/...` path or this node's own id is
+//!   refused at once (400), never proxied (it could only loop).
 //! * The internal listener accepts only requests with the shared secret
-//!   ([`internal_only`]) and marks them [`Forwarded`]: already placed, serve here.
+//!   ([`internal_only`]); it marks [`Forwarded`] (already placed, serve here) only a
+//!   POST this node placed there itself ([`PLACED_HEADER`]), never a session request
+//!   that arrived at a public `/n/` route.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -18,12 +23,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 
+use super::limits::{read_body, MAX_JSON_BODY};
+use super::sessions::{action_of, authorize, room_name};
 use super::{ApiError, AppState};
 use crate::cluster::NodeRecord;
 use crate::config::Routing;
+use crate::room::{SessionId, SessionKind};
 
 /// Header carrying `--internal-secret` between nodes.
 pub const SECRET_HEADER: &str = "x-switchboard-internal-secret";
+/// Header that marks a proxied POST as placed by the sending node (room placement is
+/// done: serve it here, even while draining). Set only by [`to_node`] for a POST this
+/// node placed; a public request can never carry it (only [`FORWARD_REQUEST`] headers
+/// are copied).
+pub const PLACED_HEADER: &str = "x-switchboard-placed";
 /// Request headers a proxied request keeps.
 const FORWARD_REQUEST: [header::HeaderName; 5] = [
     header::CONTENT_TYPE,
@@ -56,24 +69,55 @@ pub fn routes() -> Router<AppState> {
 
 async fn to_session_node(
     State(state): State<AppState>,
-    Path((node, _rest)): Path<(String, String)>,
+    Path((node, rest)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     // Our own prefix was stripped before routing; this is another node's session.
+    if node == state.cluster.node_id() || rest.starts_with("n/") {
+        return Err(nested());
+    }
+    let (kind, room) = session_resource(&rest)?;
+    authorize(&state, &headers, room, action_of(kind))?;
     let record = state
         .cluster
         .node(&node)
         .await
         .ok_or_else(|| ApiError::NotFound(format!("node {node} is gone, and its sessions")))?;
+    let body = read_body(body, MAX_JSON_BODY, "proxied").await?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    to_node(&state, &record, method, path, &headers, body).await
+    to_node(&state, &record, method, path, &headers, body, false).await
+}
+
+/// What the `/n/{node}/` route may carry: a session resource,
+/// `whip|whep/{room}/{session}[/...]`. Returns its kind and room; 404 otherwise.
+fn session_resource(rest: &str) -> Result<(SessionKind, &str), ApiError> {
+    let mut parts = rest.split('/');
+    let kind = match parts.next() {
+        Some("whip") => SessionKind::Publisher,
+        Some("whep") => SessionKind::Subscriber,
+        _ => {
+            return Err(ApiError::NotFound(
+                "only session resources live under /n/".into(),
+            ))
+        }
+    };
+    let room = room_name(parts.next().unwrap_or(""))?;
+    if parts.next().and_then(SessionId::parse).is_none() {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    Ok((kind, room))
+}
+
+fn nested() -> ApiError {
+    ApiError::BadRequest("nested /n/ paths and this node's own id are not proxied".into())
 }
 
 /// Serve a request on `node`: proxy or redirect per `--routing`. `path` is the path and
-/// query to use there.
+/// query to use there; `placed`: a POST this node placed on `node` (see
+/// [`PLACED_HEADER`]).
 pub async fn to_node(
     state: &AppState,
     node: &NodeRecord,
@@ -81,6 +125,7 @@ pub async fn to_node(
     path: &str,
     headers: &HeaderMap,
     body: Bytes,
+    placed: bool,
 ) -> Result<Response, ApiError> {
     if state.routing == Routing::Redirect {
         let target = format!("{}{path}", node.public_url.trim_end_matches('/'));
@@ -102,6 +147,9 @@ pub async fn to_node(
         .request(method, &url)
         .header(SECRET_HEADER, secret.as_ref())
         .body(body);
+    if placed {
+        req = req.header(PLACED_HEADER, "1");
+    }
     for name in FORWARD_REQUEST {
         for v in headers.get_all(&name) {
             req = req.header(&name, v);
@@ -129,10 +177,20 @@ pub async fn to_node(
 }
 
 /// Rewrite `/n/{own id}/rest` to `/rest` so this node's own sessions route as usual.
-pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Request {
+/// A nested `/n/{a}/n/{b}/...` (whoever `a` is) is refused with a 400 response: a
+/// session URL never nests, and proxying it would loop through nodes.
+pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, Response> {
+    let path = req.uri().path();
+    let Some(after_n) = path.strip_prefix("/n/") else {
+        return Ok(req);
+    };
+    let rest = after_n.split_once('/').map_or("", |(_, r)| r);
+    if rest.starts_with("n/") || rest == "n" {
+        return Err(nested().into_response());
+    }
     let prefix = format!("/n/{node_id}/");
-    let Some(rest) = req.uri().path().strip_prefix(prefix.as_str()) else {
-        return req;
+    let Some(rest) = path.strip_prefix(prefix.as_str()) else {
+        return Ok(req);
     };
     let mut pq = format!("/{rest}");
     if let Some(q) = req.uri().query() {
@@ -146,11 +204,11 @@ pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Request {
             *req.uri_mut() = uri;
         }
     }
-    req
+    Ok(req)
 }
 
-/// Middleware of the internal listener: only requests with the shared secret pass, and
-/// they are marked [`Forwarded`].
+/// Middleware of the internal listener: only requests with the shared secret pass; a
+/// POST placed by the sending node ([`PLACED_HEADER`]) is marked [`Forwarded`].
 pub async fn internal_only(
     State(state): State<AppState>,
     mut req: Request,
@@ -166,6 +224,8 @@ pub async fn internal_only(
         ));
     }
     req.headers_mut().remove(SECRET_HEADER);
-    req.extensions_mut().insert(Forwarded);
+    if req.headers_mut().remove(PLACED_HEADER).is_some() {
+        req.extensions_mut().insert(Forwarded);
+    }
     Ok(next.run(req).await)
 }

@@ -24,8 +24,7 @@
 //! This module only asks room actors ([`Command::Summary`], [`Command::Detail`],
 //! [`Command::Remove`], [`Command::Mute`], [`Command::Close`]); it never touches media.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -100,7 +99,7 @@ pub fn routes() -> Router<AppState> {
                  State(state): State<AppState>,
                  path: Result<Path<(String, String)>, PathRejection>,
                  headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
+                 body: axum::body::Body| async move {
                     if method != Method::POST {
                         return Err(ApiError::MethodNotAllowed(MUTE_ALLOW));
                     }
@@ -166,11 +165,9 @@ async fn list(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiErro
     authorize(state, headers, "*", Action::Admin)?;
     let mut names = state.rooms.names();
     names.sort();
-    let asks = names.iter().map(|name| {
-        state
-            .rooms
-            .request(name, false, |reply| Command::Summary { reply })
-    });
+    let asks = names
+        .iter()
+        .map(|name| super::limits::ask(state, name, false, |reply| Command::Summary { reply }));
     let mut rooms = Vec::with_capacity(names.len());
     for summary in futures_util::future::join_all(asks).await {
         // `None`: the room ended since `names()`.
@@ -205,12 +202,11 @@ async fn list(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiErro
 )]
 async fn detail(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Response, ApiError> {
     authorize(state, headers, room, Action::Admin)?;
-    let detail: RoomDetail = state
-        .rooms
-        .request(room, false, |reply| Command::Detail { reply })
-        .await?
-        .filter(|d| !d.participants.is_empty() || d.viewers > 0)
-        .ok_or_else(|| no_room(room))?;
+    let detail: RoomDetail =
+        super::limits::ask(state, room, false, |reply| Command::Detail { reply })
+            .await?
+            .filter(|d| !d.participants.is_empty() || d.viewers > 0)
+            .ok_or_else(|| no_room(room))?;
     Ok(fresh(detail))
 }
 
@@ -236,9 +232,7 @@ async fn detail(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Res
 )]
 async fn close(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Response, ApiError> {
     authorize(state, headers, room, Action::Admin)?;
-    let ended = state
-        .rooms
-        .request(room, false, |reply| Command::Close { reply })
+    let ended = super::limits::ask(state, room, false, |reply| Command::Close { reply })
         .await?
         .unwrap_or(0);
     if ended == 0 {
@@ -274,14 +268,12 @@ async fn remove(
     identity: &str,
 ) -> Result<Response, ApiError> {
     authorize(state, headers, room, Action::Admin)?;
-    let had = state
-        .rooms
-        .request(room, false, |reply| Command::Remove {
-            identity: identity.to_owned(),
-            reply,
-        })
-        .await?
-        .ok_or_else(|| no_room(room))?;
+    let had = super::limits::ask(state, room, false, |reply| Command::Remove {
+        identity: identity.to_owned(),
+        reply,
+    })
+    .await?
+    .ok_or_else(|| no_room(room))?;
     if !had {
         return Err(ApiError::NotFound(format!(
             "no participant {identity:?} in room {room:?}"
@@ -330,7 +322,7 @@ async fn mute(
     headers: &HeaderMap,
     room: &str,
     identity: &str,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     authorize(state, headers, room, Action::Admin)?;
     if !has_content_type(headers, JSON) {
@@ -339,22 +331,20 @@ async fn mute(
             accept: JSON,
         });
     }
-    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+    let body = super::limits::read_body(body, super::limits::MAX_JSON_BODY, "JSON").await?;
     let req: MuteRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "invalid mute request: {e} (expected {{\"track\": \"camera-audio\", \"muted\": true}})"
         ))
     })?;
-    let found = state
-        .rooms
-        .request(room, false, |reply| Command::Mute {
-            identity: identity.to_owned(),
-            track: req.track.clone(),
-            muted: req.muted,
-            reply,
-        })
-        .await?
-        .ok_or_else(|| no_room(room))?;
+    let found = super::limits::ask(state, room, false, |reply| Command::Mute {
+        identity: identity.to_owned(),
+        track: req.track.clone(),
+        muted: req.muted,
+        reply,
+    })
+    .await?
+    .ok_or_else(|| no_room(room))?;
     if !found {
         return Err(ApiError::NotFound(format!(
             "{identity:?} publishes no track {:?} in room {room:?}",

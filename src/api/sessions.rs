@@ -9,21 +9,24 @@
 //! A WHEP viewer may arrive before the room has a publisher: it is accepted (201) and
 //! starts receiving when a publisher arrives, instead of being answered 409.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
 use axum::Extension;
 use axum::Router;
 
+use super::limits::{read_body, MAX_JSON_BODY, MAX_SDPFRAG_BODY, MAX_SDP_BODY};
 use super::proxy::{self, Forwarded};
 use super::{ApiError, AppState};
 use crate::auth::{Action, AuthError, Claims};
 use crate::cluster::Placement;
 use crate::room::info::{JoinOptions, Source};
-use crate::room::{Command, SessionId, SessionKind};
+use crate::room::{Command, SessionId, SessionKind, SessionTags};
 
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -56,14 +59,16 @@ fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
               state: State<AppState>,
               path: Result<Path<String>, PathRejection>,
               forwarded: Option<Extension<Forwarded>>,
+              peer: Option<Extension<ConnectInfo<SocketAddr>>>,
               uri: axum::http::Uri,
               query: Result<Query<JoinQuery>, QueryRejection>,
               headers: HeaderMap,
-              body: Result<Bytes, BytesRejection>| async move {
+              body: Body| async move {
             match method.as_str() {
                 "POST" => {
                     let req = PostRequest {
                         forwarded: forwarded.is_some(),
+                        peer: peer.map(|Extension(ConnectInfo(a))| a),
                         raw_query: uri.query().map(str::to_owned),
                         query,
                         headers,
@@ -71,7 +76,7 @@ fn endpoint(kind: SessionKind) -> MethodRouter<AppState> {
                     };
                     post(kind, state, path, req).await
                 }
-                "OPTIONS" => Ok(options(&state, allow, true)),
+                "OPTIONS" => Ok(options(&state, allow, Some((kind, &headers, path)))),
                 "HEAD" | "GET" if kind == SessionKind::Subscriber => {
                     Ok(([(header::CONTENT_TYPE, SDP)], StatusCode::OK).into_response())
                 }
@@ -87,11 +92,11 @@ fn session_resource(kind: SessionKind) -> MethodRouter<AppState> {
               state: State<AppState>,
               path: Result<Path<(String, String)>, PathRejection>,
               headers: HeaderMap,
-              body: Result<Bytes, BytesRejection>| async move {
+              body: Body| async move {
             match method.as_str() {
                 "DELETE" => delete(kind, state, path, headers).await,
                 "PATCH" => patch(kind, state, path, headers, body).await,
-                "OPTIONS" => Ok(options(&state, SESSION_ALLOW, false)),
+                "OPTIONS" => Ok(options(&state, SESSION_ALLOW, None)),
                 _ => Err(ApiError::MethodNotAllowed(SESSION_ALLOW)),
             }
         },
@@ -100,7 +105,14 @@ fn session_resource(kind: SessionKind) -> MethodRouter<AppState> {
 
 /// OPTIONS: `Accept-Post` and, on an endpoint, the ICE servers (RFC 9725 §4.6 allows
 /// them on a non-preflight OPTIONS; preflights never reach here, the CORS layer answers).
-fn options(state: &AppState, allow: &'static str, is_endpoint: bool) -> Response {
+/// TURN credentials only go to a caller whose token would be allowed to POST here; any
+/// other caller gets the servers without credentials (`endpoint`: the endpoint's kind,
+/// the request's headers and room; `None` on a session resource).
+fn options(
+    state: &AppState,
+    allow: &'static str,
+    endpoint: Option<(SessionKind, &HeaderMap, Result<Path<String>, PathRejection>)>,
+) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
     h.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -108,9 +120,20 @@ fn options(state: &AppState, allow: &'static str, is_endpoint: bool) -> Response
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    if is_endpoint {
+    if let Some((kind, headers, path)) = endpoint {
         h.insert("accept-post", HeaderValue::from_static(SDP));
-        add_ice_links(h, state);
+        let authorized = path.ok().is_some_and(|Path(room)| {
+            room_name(&room).is_ok() && authorize(state, headers, &room, action_of(kind)).is_ok()
+        });
+        if authorized {
+            add_ice_links(h, state);
+        } else {
+            for link in state.ice_links_public.iter() {
+                if let Ok(v) = HeaderValue::from_str(link) {
+                    h.append(header::LINK, v);
+                }
+            }
+        }
     } else {
         h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     }
@@ -180,8 +203,9 @@ pub(super) fn has_content_type(headers: &HeaderMap, want: &str) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(want))
 }
 
-fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
-    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+/// Read a text body of at most `limit` bytes (see [`read_body`]).
+async fn body_text(body: Body, limit: usize, what: &str) -> Result<String, ApiError> {
+    let body = read_body(body, limit, what).await?;
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))
 }
@@ -208,10 +232,12 @@ pub(super) struct JoinQuery {
 /// What a POST carries besides its room.
 struct PostRequest {
     forwarded: bool,
+    /// The client's address (absent in router tests).
+    peer: Option<SocketAddr>,
     raw_query: Option<String>,
     query: Result<Query<JoinQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 }
 
 /// Identities and names from a URL: 1 to 64 characters of `A-Z a-z 0-9 . _ ~ -` and
@@ -244,6 +270,15 @@ fn join_options(
         opts.name = Some(n);
     }
     if let Some(c) = claims {
+        let usable = crate::auth::valid_identity(&c.sub)
+            && c.name.as_deref().is_none_or(crate::auth::valid_identity);
+        if !usable {
+            return Err(ApiError::Unprocessable(format!(
+                "the token's sub and name must be 1 to {} characters without control \
+                 characters",
+                crate::auth::MAX_IDENTITY_CHARS
+            )));
+        }
         opts.name = c.name.or_else(|| Some(c.sub.clone()));
         opts.identity = Some(c.sub);
     }
@@ -280,11 +315,16 @@ async fn post(
 ) -> Result<Response, ApiError> {
     let PostRequest {
         forwarded,
+        peer,
         raw_query,
         query,
         headers,
         body,
     } = req;
+    // Cheapest first, and nothing read from the body until the caller is known.
+    state
+        .admission
+        .check_rate(peer.filter(|_| !forwarded).map(|a| a.ip()))?;
     let Path(room) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let room = room_name(&room)?;
     let claims = authorize(&state, &headers, room, action_of(kind))?;
@@ -295,7 +335,12 @@ async fn post(
             accept: SDP,
         });
     }
-    let offer = body_text(body)?;
+    // A single node refuses at capacity before reading the offer; in a cluster the room
+    // may live elsewhere, and the node that serves it checks after placement.
+    if !state.cluster.multi_node() {
+        state.admission.check_capacity()?;
+    }
+    let offer = body_text(body, MAX_SDP_BODY, "SDP offer").await?;
     if offer.trim().is_empty() {
         return Err(ApiError::BadRequest("the body must be an SDP offer".into()));
     }
@@ -315,6 +360,7 @@ async fn post(
                 &path,
                 &headers,
                 body,
+                true,
             )
             .await;
         }
@@ -322,21 +368,20 @@ async fn post(
             return Err(ApiError::Unavailable { retry_after })
         }
     }
+    state.admission.check_capacity()?;
     // A draining server keeps serving the rooms it has but opens no new one: the client
     // retries, and a load balancer (or another node) places it where it is ready.
     let create = forwarded || state.ready.load(std::sync::atomic::Ordering::Relaxed);
-    let joined = state
-        .rooms
-        .request(room, create, |reply| Command::Join {
-            kind,
-            offer: offer.clone(),
-            opts: opts.clone(),
-            reply,
-        })
-        .await?
-        .ok_or(ApiError::Unavailable {
-            retry_after: if create { 1 } else { 5 },
-        })??;
+    let joined = super::limits::ask(&state, room, create, |reply| Command::Join {
+        kind,
+        offer: offer.clone(),
+        opts: opts.clone(),
+        reply,
+    })
+    .await?
+    .ok_or(ApiError::Unavailable {
+        retry_after: if create { 1 } else { 5 },
+    })??;
     // In a cluster the URL names its node, so PATCH and DELETE reach it from any node.
     let location = if state.cluster.multi_node() {
         format!(
@@ -374,25 +419,20 @@ async fn post(
     Ok(res)
 }
 
-/// 404 unless `session` is live in `room` (asked of the room actor).
+/// The session's ICE tags, or 404 unless `session` is live in `room` (asked of the
+/// room actor).
 pub(super) async fn require_session(
     state: &AppState,
     room: &str,
     session: &SessionId,
-) -> Result<(), ApiError> {
-    let exists = state
-        .rooms
-        .request(room, false, |reply| Command::Exists {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .unwrap_or(false);
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound("no such session".into()))
-    }
+) -> Result<SessionTags, ApiError> {
+    super::limits::ask(state, room, false, |reply| Command::Exists {
+        session: session.clone(),
+        reply,
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| ApiError::NotFound("no such session".into()))
 }
 
 pub(super) fn session_path(
@@ -414,14 +454,12 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, action_of(kind))?;
-    let existed = state
-        .rooms
-        .request(&room, false, |reply| Command::Leave {
-            session: session.clone(),
-            reply,
-        })
-        .await?
-        .unwrap_or(false);
+    let existed = super::limits::ask(&state, &room, false, |reply| Command::Leave {
+        session: session.clone(),
+        reply,
+    })
+    .await?
+    .unwrap_or(false);
     if existed {
         Ok(StatusCode::OK.into_response())
     } else {
@@ -430,19 +468,23 @@ async fn delete(
 }
 
 /// PATCH (RFC 9725 §4.3): trickle ICE is accepted (204) — the server is ICE-lite and
-/// learns client addresses from their checks, so remote candidates need no action; an
-/// ICE restart (`If-Match: *`) is not supported → 422.
+/// learns client addresses from their checks, so remote candidates need no action.
+///
+/// `If-Match` (RFC 9725 §4.3.1, RFC 9110 §13.1.1): `*` or the session's entity tag
+/// passes; any other value is 412. An ICE restart (a fragment whose `a=ice-ufrag`
+/// differs from the offer's) needs `If-Match` (428 without) and is not supported yet
+/// (422 with it: DELETE the session and POST a new offer).
 async fn patch(
     kind: SessionKind,
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (room, session) = session_path(path)?;
     authorize(&state, &headers, &room, action_of(kind))?;
     if kind == SessionKind::Subscriber && has_content_type(&headers, "application/json") {
-        let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        let body = read_body(body, MAX_JSON_BODY, "JSON").await?;
         return super::slot_prefs::patch(&state, &room, &session, &body).await;
     }
     if !has_content_type(&headers, SDPFRAG) {
@@ -451,8 +493,8 @@ async fn patch(
             accept: SDPFRAG,
         });
     }
-    let frag = body_text(body)?;
-    require_session(&state, &room, &session).await?;
+    let frag = body_text(body, MAX_SDPFRAG_BODY, "trickle ICE fragment").await?;
+    let tags = require_session(&state, &room, &session).await?;
     let well_formed = frag
         .lines()
         .map(str::trim)
@@ -463,12 +505,45 @@ async fn patch(
             "malformed SDP fragment (RFC 8840 §9)".into(),
         ));
     }
-    if headers.get(header::IF_MATCH).is_some_and(|v| v == "*") {
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(if_match_passes(v, &tags.etag)?),
+    };
+    if if_match == Some(false) {
+        return Err(ApiError::PreconditionFailed(
+            "If-Match does not match the session's entity tag".into(),
+        ));
+    }
+    if is_ice_restart(&frag, tags.client_ufrag.as_deref()) {
+        if if_match.is_none() {
+            return Err(ApiError::PreconditionRequired(
+                "an ICE restart needs If-Match with the session's entity tag or *".into(),
+            ));
+        }
         return Err(ApiError::Unprocessable(
             "ICE restart is not supported; DELETE this session and POST a new offer".into(),
         ));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Whether an `If-Match` value (`*` or a list of entity tags, RFC 9110 §13.1.1) matches
+/// `etag` with the strong comparison (a weak tag never matches). 400 when it is not
+/// text.
+fn if_match_passes(v: &HeaderValue, etag: &str) -> Result<bool, ApiError> {
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-Match is not text".into()))?
+        .trim();
+    Ok(v == "*" || v.split(',').any(|t| t.trim() == etag))
+}
+
+/// Whether a trickle fragment asks for an ICE restart: it carries an `a=ice-ufrag`
+/// other than the client's current one (RFC 8840 §4.4, RFC 9725 §4.3.2).
+fn is_ice_restart(frag: &str, client_ufrag: Option<&str>) -> bool {
+    frag.lines()
+        .filter_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .any(|u| client_ufrag.is_some_and(|c| c != u.trim()))
 }
 
 #[cfg(test)]

@@ -69,7 +69,14 @@ pub(in crate::api) fn test_app(
     router(AppState {
         rooms,
         auth: Arc::new(auth),
+        ice_links_public: ice_links
+            .iter()
+            .filter(|l| !l.contains("credential="))
+            .cloned()
+            .collect(),
         ice_links,
+        admission: Arc::new(crate::api::admission::Admission::unlimited()),
+        event_streams: Default::default(),
         prometheus: PrometheusBuilder::new().build_recorder().handle(),
         ready,
         draining: Arc::new(tokio::sync::watch::channel(false).0),
@@ -242,7 +249,11 @@ async fn patch_trickle_and_restart() {
     let app = app(None);
     let (_, h, _) = post(&app, "/whip/p", OBS).await;
     let location = h[header::LOCATION].to_str().unwrap().to_owned();
-    let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n";
+    let etag = h[header::ETAG].to_str().unwrap().to_owned();
+    // Trickle: the offer's own ufrag and pwd (tests/fixtures/obs-offer.sdp).
+    let frag = "a=ice-ufrag:Wq8r\r\na=ice-pwd:u3TbLk9fP0xZc2NvYd7Hm1Qa\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n";
+    // ICE restart: a new ufrag and pwd.
+    let restart = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n";
     let patch = |ct: &str, if_match: Option<&str>, uri: &str, body: &str| {
         let mut r = req("PATCH", uri).header(header::CONTENT_TYPE, ct);
         if let Some(m) = if_match {
@@ -259,16 +270,30 @@ async fn patch_trickle_and_restart() {
     )
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, h, b) = send(
-        &app,
-        patch(
-            "application/trickle-ice-sdpfrag",
-            Some("*"),
-            &location,
-            frag,
-        ),
-    )
-    .await;
+    // If-Match (RFC 9725 §4.3.1): `*` or the session's tag pass, anything else is 412;
+    // an ICE restart needs it (428) and is not supported (422).
+    let sdpfrag = "application/trickle-ice-sdpfrag";
+    let weak = format!("W/{etag}");
+    let listed = format!("\"other\", {etag}");
+    let matrix: [(Option<&str>, &str, u16); 8] = [
+        (Some("*"), frag, 204),
+        (Some(etag.as_str()), frag, 204),
+        (Some(listed.as_str()), frag, 204),
+        (Some("\"bogus\""), frag, 412),
+        (Some(weak.as_str()), frag, 412),
+        (None, restart, 428),
+        (Some("*"), restart, 422),
+        (Some("\"bogus\""), restart, 412),
+    ];
+    for (if_match, body, want) in matrix {
+        let (s, h, b) = send(&app, patch(sdpfrag, if_match, &location, body)).await;
+        if want == 204 {
+            assert_eq!(s, StatusCode::NO_CONTENT, "{if_match:?}: {b}");
+        } else {
+            assert_problem(s, &h, &b, want);
+        }
+    }
+    let (s, h, b) = send(&app, patch(sdpfrag, Some(&etag), &location, restart)).await;
     assert_problem(s, &h, &b, 422);
     let (s, h, b) = send(
         &app,

@@ -86,17 +86,15 @@ pub(super) async fn patch(
         )));
     }
     let (prefs, caps) = split(requests)?;
-    let outcome = state
-        .rooms
-        .request(room, false, |reply| Command::Preferences {
-            session: session.clone(),
-            prefs: prefs.clone(),
-            caps: caps.clone(),
-            reply,
-        })
-        .await?
-        .flatten()
-        .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
+    let outcome = super::limits::ask(state, room, false, |reply| Command::Preferences {
+        session: session.clone(),
+        prefs: prefs.clone(),
+        caps: caps.clone(),
+        reply,
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
     outcome.map_err(ApiError::Unprocessable)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -209,7 +209,7 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut L
             panic!("injected room failure (test)");
         }
         Command::Exists { session, reply } => {
-            let _ = reply.send(room.has_session(&session));
+            let _ = reply.send(room.session_tags(&session));
         }
     }
 }

@@ -237,6 +237,12 @@ impl Conference {
                 "the room has its maximum of {max_all} participants"
             )));
         }
+        let max_own = self.limits.max_sessions_per_identity as usize;
+        if max_own > 0 && sessions.len() >= max_own + replaces.len() {
+            return Err(JoinError::RoomFull(format!(
+                "{identity:?} has its maximum of {max_own} sessions in this room"
+            )));
+        }
         let max_pub = self.limits.max_publishers as usize;
         if kind == SessionKind::Publisher && !publishing && max_pub > 0 && publishers >= max_pub {
             return Err(JoinError::RoomFull(format!(

@@ -59,6 +59,10 @@ pub struct RoomLimits {
     pub max_publishers: u32,
     /// Most identities.
     pub max_participants: u32,
+    /// Most sessions of one identity (`--max-sessions-per-identity`): one identity is
+    /// one participant for `max_participants`, so without this it could open any
+    /// number of sessions.
+    pub max_sessions_per_identity: u32,
     /// Subscriber shards (default: none).
     pub shards: super::shards::ShardPolicy,
 }

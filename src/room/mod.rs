@@ -104,6 +104,16 @@ pub struct Joined {
     pub etag: String,
 }
 
+/// What a session resource's conditional requests compare against (RFC 9725 §4.3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTags {
+    /// The session's strong entity tag, quotes included: `"<server ufrag>"`.
+    pub etag: String,
+    /// The client's `a=ice-ufrag` from its offer; a trickle fragment with another one
+    /// asks for an ICE restart.
+    pub client_ufrag: Option<String>,
+}
+
 /// Why a join was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -215,12 +225,12 @@ pub enum Command {
         /// Never answered.
         reply: oneshot::Sender<()>,
     },
-    /// Whether a session of this kind exists (for PATCH).
+    /// Whether a session exists (for PATCH), with its ICE tags.
     Exists {
         /// The session.
         session: SessionId,
-        /// `true` if it exists.
-        reply: oneshot::Sender<bool>,
+        /// Its tags if it exists.
+        reply: oneshot::Sender<Option<SessionTags>>,
     },
 }
 

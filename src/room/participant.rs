@@ -37,8 +37,11 @@ use crate::forwarder::ForwardRtp;
 use super::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
 
-/// How long a new session may take to connect (ICE + DTLS) before it is dropped.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new session may take to connect (ICE + DTLS) before it is dropped: the
+/// pending-session timeout. Clients connect in well under a second on a LAN and a few
+/// seconds through TURN; a POST that never does ICE holds an `Rtc` (and a count of the
+/// server's pending limit) this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connected session may stay silent (no datagram at all: no STUN consent
 /// check, no RTCP, no media) before it is dropped. Browsers send consent checks every
 /// ~5 s (RFC 7675 §5.1) and RTCP about every second, so this only fires for a peer that

@@ -22,10 +22,10 @@ use super::ledger::SessionLedger;
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::shards::{Placement, Shards};
 use super::signaling::{self, LineKind, VIDEO_CODECS};
-use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind};
+use super::{JoinError, Joined, ParticipantId, SessionId, SessionKind, SessionTags};
 use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
 use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp, TrackRef};
-use crate::metrics::{self, DropReason, Meters};
+use crate::metrics::{self, DropReason, Meters, PendingSession};
 use crate::net::{Datagram, RoomKey};
 
 /// Where a subscriber's bandwidth estimate starts: enough for a 720p single-layer
@@ -58,6 +58,11 @@ pub struct Room {
     /// Each live session's gauges and counts: given back when it ends, or when the
     /// room is dropped by a panic (see [`SessionLedger`]).
     ledgers: HashMap<ParticipantId, SessionLedger>,
+    /// Each session's ICE tags, for PATCH's `If-Match` (RFC 9725 §4.3.1).
+    tags: HashMap<SessionId, SessionTags>,
+    /// Sessions not connected yet: each holds one count of the server's pending limit
+    /// until it connects or ends (see `src/api/admission.rs`).
+    pending: HashMap<ParticipantId, PendingSession>,
     conference: Conference,
     forwarder: Forwarder,
     out: Outbox,
@@ -90,6 +95,8 @@ impl Room {
             addrs: AddrBook::default(),
             by_session: HashMap::new(),
             ledgers: HashMap::new(),
+            tags: HashMap::new(),
+            pending: HashMap::new(),
             conference: Conference::new(limits),
             forwarder: Forwarder::new(meters.clone()),
             out: Outbox::default(),
@@ -129,9 +136,9 @@ impl Room {
         self.participants.contains_key(&id) || self.shards.get(id).is_some()
     }
 
-    /// Whether `session` is live here.
-    pub fn has_session(&self, session: &SessionId) -> bool {
-        self.by_session.contains_key(session)
+    /// `session`'s ICE tags, when it is live here.
+    pub fn session_tags(&self, session: &SessionId) -> Option<SessionTags> {
+        self.tags.get(session).cloned()
     }
 
     // ---- inputs ----
@@ -231,6 +238,17 @@ impl Room {
             }
         }
         self.by_session.insert(session.clone(), id);
+        let client_ufrag = offer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(|u| u.trim().to_owned());
+        let etag = format!("\"{ufrag}\"");
+        let tags = SessionTags {
+            etag: etag.clone(),
+            client_ufrag,
+        };
+        self.tags.insert(session.clone(), tags);
+        self.pending.insert(id, self.meters.pending_session());
         if let Placement::Shard(i) = placement {
             let pts = p.pt_matcher(&only_mids);
             self.shards.insert(i, p, pts);
@@ -260,7 +278,7 @@ impl Room {
         Ok(Joined {
             session,
             answer,
-            etag: format!("\"{ufrag}\""),
+            etag,
         })
     }
 
@@ -509,6 +527,7 @@ impl Room {
             match event {
                 ParticipantEvent::Connected => {
                     info!(room = %self.name, participant = id.0, "connected");
+                    self.pending.remove(&id);
                     self.forwarder.handle_connected(now, id, &mut self.commands);
                 }
                 ParticipantEvent::Rtp { mid, rid, packet } => {
@@ -619,6 +638,8 @@ impl Room {
                 continue;
             };
             self.by_session.remove(&session);
+            self.tags.remove(&session);
+            self.pending.remove(&id);
             self.conference.remove(&self.forwarder, id);
             self.forwarder.remove_participant(id);
             if let Some(ledger) = self.ledgers.remove(&id) {
