@@ -192,7 +192,10 @@ fn describe() {
         TRACK_PAUSES,
         "Subscribed video tracks paused for lack of bandwidth."
     );
-    describe_counter!(ESTIMATES, "Bandwidth estimates received from subscribers.");
+    describe_counter!(
+        ESTIMATES,
+        "Bandwidth estimates received for subscribers' downlinks, by kind (twcc, remb, loss)."
+    );
     describe_counter!(API_ERRORS, "HTTP API error responses by status.");
 }
 
@@ -221,8 +224,8 @@ pub struct Meters {
     pub switches_down: Counter,
     /// Tracks paused for bandwidth.
     pub pauses: Counter,
-    /// Estimates received.
-    pub estimates: Counter,
+    /// Estimates received, by kind (in [`crate::bwe::EstimateKind::ALL`] order).
+    estimates: [Counter; 3],
     /// CPU µs spent by room tasks.
     pub room_cpu: Counter,
     /// CPU µs spent by subscriber shard tasks.
@@ -252,7 +255,8 @@ impl Meters {
             switches_up: counter!(LAYER_SWITCHES, "direction" => "up"),
             switches_down: counter!(LAYER_SWITCHES, "direction" => "down"),
             pauses: counter!(TRACK_PAUSES),
-            estimates: counter!(ESTIMATES),
+            estimates: crate::bwe::EstimateKind::ALL
+                .map(|k| counter!(ESTIMATES, "kind" => k.as_str())),
             room_cpu: counter!(TASK_CPU, "task" => "room"),
             shard_cpu: counter!(TASK_CPU, "task" => "shard"),
             live_sessions: Default::default(),
@@ -264,6 +268,11 @@ impl Meters {
     /// Count one drop.
     pub fn dropped(&self, reason: DropReason) {
         self.dropped_many(reason, 1);
+    }
+
+    /// Count one bandwidth estimate of `kind` (one per estimate event, never per packet).
+    pub fn estimate(&self, kind: crate::bwe::EstimateKind) {
+        self.estimates[kind as usize].increment(1);
     }
 
     /// Count `n` drops for the same reason at once.

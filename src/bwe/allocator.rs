@@ -247,6 +247,32 @@ impl Allocator {
         &self.allocation
     }
 
+    /// [`Allocator::update`], then every track with a ladder that would be paused gets its
+    /// lowest layer at once (no hold, no headroom). For a caller that keeps the lowest layers
+    /// although the estimate is below them (`bwe::pause`): a paused track comes back now,
+    /// not after the estimate has shown headroom it cannot show while nothing is sent.
+    pub fn update_keeping_lowest(
+        &mut self,
+        now: Instant,
+        estimate_bps: u64,
+        tracks: &[TrackDemand],
+    ) -> &[Option<usize>] {
+        self.update(now, estimate_bps, tracks);
+        for (t, applied) in tracks.iter().zip(self.allocation.iter_mut()) {
+            if applied.is_none() && !t.layers.is_empty() {
+                *applied = Some(0);
+                self.tracks.insert(
+                    t.id,
+                    TrackState {
+                        applied: Some(0),
+                        climb: None,
+                    },
+                );
+            }
+        }
+        &self.allocation
+    }
+
     /// The next state of a known track whose ceiling is `ceiling` and whose allowed climb target
     /// is `allowed` (≤ `ceiling`).
     fn step(

@@ -196,6 +196,26 @@ fn a_paused_track_resumes_only_after_the_hold() {
 }
 
 #[test]
+fn keeping_the_lowest_layers_resumes_at_once() {
+    let (mut a, t0) = allocator();
+    let tracks = [audio(1, 40 * K), video(2, 0, &LADDER), video(3, 0, &[])];
+    assert_eq!(a.update(t0, 100 * K, &tracks), &[Some(0), None, None]);
+    // Exactly the lowest layers, no headroom, no hold: resumed now; an empty ladder stays
+    // unallocatable.
+    let floor = 190 * K;
+    let kept = a.update_keeping_lowest(t0 + MS, floor, &tracks);
+    assert_eq!(kept, &[Some(0), Some(0), None]);
+    // And it stays there under the same budget with plain updates.
+    assert_eq!(
+        a.update(t0 + SEC, floor, &tracks),
+        &[Some(0), Some(0), None]
+    );
+    // Above the floor it is the plain rule.
+    let kept = a.update_keeping_lowest(t0 + 2 * SEC, 5_000 * K, &tracks);
+    assert_eq!(kept, &[Some(0), Some(0), None]);
+}
+
+#[test]
 fn a_rise_needs_headroom() {
     let (mut a, t0) = allocator();
     let tracks = [video(1, 0, &LADDER)];

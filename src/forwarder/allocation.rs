@@ -9,16 +9,19 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use super::selector::Layer;
 use super::{request_keyframe, Forwarder, ForwarderOutput};
 use crate::bwe::allocator::{Allocator, TrackDemand};
+use crate::bwe::pause::PauseGate;
+use crate::bwe::EstimateKind;
 use crate::room::ParticipantId;
 
 /// Bandwidth state of one subscriber.
 pub(super) struct SubscriberBwe {
     pub(super) allocator: Allocator,
-    /// Latest estimate in bit/s; `None` until the estimator reports (then every track
-    /// gets its top layer).
-    pub(super) estimate: Option<u64>,
-    /// Since when the estimate has been below what the lowest layers need.
-    pub(super) starved_since: Option<Instant>,
+    /// Latest estimate in bit/s and where it came from; `None` until the estimator
+    /// reports (then every track gets its top layer).
+    pub(super) estimate: Option<(u64, EstimateKind)>,
+    /// Whether the lowest layers are kept while the estimate is below them
+    /// (`bwe::pause`).
+    pub(super) pause: PauseGate,
     /// Padding toward the next layer up is allowed until then (a probe window).
     pub(super) probe_until: Option<Instant>,
     /// When the next probe window may open.
@@ -37,11 +40,7 @@ pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
 /// Longest pause between probe windows.
 pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
-/// A subscriber's tracks are paused only after its estimate has stayed below their
-/// lowest layers this long. GCC estimates dip hard and briefly (at startup, on a
-/// scheduling hiccup); pausing on a dip would freeze video for the seconds it takes to
-/// climb back, while a link that really cannot carry the lowest layer stays low.
-pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
+pub use crate::bwe::pause::PAUSE_AFTER;
 
 /// Share of a subscriber's estimate that media may fill, in percent. GCC estimates the
 /// link's capacity; retransmissions (NACK/RTX), RTCP, probing and keyframe bursts into a
@@ -115,21 +114,20 @@ impl Forwarder {
             return;
         };
         let choice: Vec<Option<usize>> = match bwe.estimate {
-            Some(estimate) => {
+            Some((estimate, kind)) => {
                 let usable = estimate / 100 * USABLE_PERCENT;
                 let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
-                let usable = if usable >= floor {
-                    bwe.starved_since = None;
-                    usable
-                } else {
-                    let since = *bwe.starved_since.get_or_insert(now);
-                    if now.saturating_duration_since(since) >= PAUSE_AFTER {
-                        usable
-                    } else {
-                        floor
-                    }
-                };
-                bwe.allocator.update(now, usable, &demands).to_vec()
+                // Below the lowest layers: keep them for a while, or for good where the
+                // estimate cannot probe and no loss shows congestion (`bwe::pause`).
+                let hold = bwe.pause.hold_floor(now, kind, usable < floor);
+                let a = &mut bwe.allocator;
+                match (hold, kind.can_probe()) {
+                    // A grace period: what runs keeps its lowest layer.
+                    (true, true) => a.update(now, floor, &demands).to_vec(),
+                    // No way to probe: the lowest layers run, a paused track resumes now.
+                    (true, false) => a.update_keeping_lowest(now, floor, &demands).to_vec(),
+                    (false, _) => a.update(now, usable, &demands).to_vec(),
+                }
             }
             None => demands
                 .iter()

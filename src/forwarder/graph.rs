@@ -51,7 +51,7 @@ impl Forwarder {
             .or_insert_with(|| SubscriberBwe {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 estimate: None,
-                starved_since: None,
+                pause: Default::default(),
                 probe_until: None,
                 next_probe: None,
                 probe_backoff: PROBE_BACKOFF_MIN,

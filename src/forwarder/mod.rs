@@ -214,25 +214,39 @@ impl Forwarder {
         self.reallocate(now, participant, out);
     }
 
-    /// A new bandwidth estimate for a subscriber's downlink, in bit/s (str0m's GCC over
-    /// TWCC feedback, else REMB, else the receiver-report loss fallback of
-    /// `bwe::loss`): recompute its layers.
+    /// A new bandwidth estimate for a subscriber's downlink, in bit/s, and where it came
+    /// from (str0m's GCC over TWCC feedback, else the receiver's REMB, else the
+    /// receiver-report loss fallback of `bwe::loss`): count it and recompute the
+    /// subscriber's layers. The kind decides whether a low estimate may pause video
+    /// (`bwe::pause`).
     pub fn handle_estimate(
         &mut self,
         now: Instant,
         subscriber: ParticipantId,
         estimate_bps: u64,
+        kind: crate::bwe::EstimateKind,
         out: &mut Vec<ForwarderOutput>,
     ) {
         tracing::debug!(
             subscriber = subscriber.0,
             estimate_bps,
+            kind = kind.as_str(),
             "bandwidth estimate"
         );
+        self.meters.estimate(kind);
         if let Some(b) = self.bwe.get_mut(&subscriber) {
-            b.estimate = Some(estimate_bps);
+            b.estimate = Some((estimate_bps, kind));
         }
         self.reallocate(now, subscriber, out);
+    }
+
+    /// A receiver report's fraction lost (0.0–1.0, RFC 3550 §6.4.1) for one of a
+    /// subscriber's video streams: evidence of congestion for the pause rule of estimates
+    /// that cannot probe (`bwe::pause`). Takes effect at the next reallocation.
+    pub fn handle_loss_report(&mut self, now: Instant, subscriber: ParticipantId, fraction: f32) {
+        if let Some(b) = self.bwe.get_mut(&subscriber) {
+            b.pause.on_loss_report(now, fraction);
+        }
     }
 
     /// A subscriber asked for a keyframe (PLI/FIR) on its m-line `mid`: ask the layer it
@@ -428,7 +442,10 @@ impl Forwarder {
         }
         tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
         preferences::SubscriberStats {
-            estimate_bps: self.bwe.get(&subscriber).and_then(|b| b.estimate),
+            estimate_bps: self
+                .bwe
+                .get(&subscriber)
+                .and_then(|b| b.estimate.map(|(bps, _)| bps)),
             tracks,
         }
     }

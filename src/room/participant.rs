@@ -32,6 +32,7 @@ use tracing::debug;
 
 use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
+use crate::bwe::EstimateKind;
 use crate::forwarder::ForwardRtp;
 
 use super::{ParticipantId, SessionId, SessionKind};
@@ -71,8 +72,12 @@ pub enum ParticipantEvent {
         /// The packet (payload shared, never copied).
         packet: RtpPacket,
     },
-    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, else REMB, else receiver-report loss).
-    Estimate(u64),
+    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, else REMB, else
+    /// receiver-report loss), and which of them it is.
+    Estimate(u64, crate::bwe::EstimateKind),
+    /// A receiver report's fraction lost (0.0–1.0) for one of this subscriber's video
+    /// streams (str0m averages the reports since its last stats event).
+    LossReport(f32),
     /// A subscriber asked for a keyframe (PLI/FIR) on one of its tracks.
     KeyframeRequest {
         /// The subscriber's m-line.
@@ -549,22 +554,30 @@ impl Participant {
             Event::EgressBitrateEstimate(BweKind::Twcc {
                 estimate,
                 can_probe: true,
-            })
-            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+            }) => {
                 self.feedback_estimates = true;
-                out.events
-                    .push_back((self.id, ParticipantEvent::Estimate(estimate.as_u64())));
+                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Twcc);
+                out.events.push_back((self.id, e));
             }
-            Event::MediaEgressStats(stats) if !self.feedback_estimates => {
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                self.feedback_estimates = true;
+                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Remb);
+                out.events.push_back((self.id, e));
+            }
+            Event::MediaEgressStats(stats) => {
                 let is_video = self
                     .rtc
                     .media(stats.mid)
                     .is_some_and(|m| m.kind() == MediaKind::Video);
                 if let (true, Some(loss)) = (is_video, stats.loss) {
-                    let sent = self.sent.bitrate(self.last_write);
-                    let bps = self.loss.on_report(loss, sent, self.probe_bps);
                     out.events
-                        .push_back((self.id, ParticipantEvent::Estimate(bps)));
+                        .push_back((self.id, ParticipantEvent::LossReport(loss)));
+                    if !self.feedback_estimates {
+                        let sent = self.sent.bitrate(self.last_write);
+                        let bps = self.loss.on_report(loss, sent, self.probe_bps);
+                        let e = ParticipantEvent::Estimate(bps, EstimateKind::Loss);
+                        out.events.push_back((self.id, e));
+                    }
                 }
             }
             Event::KeyframeRequest(req) => out.events.push_back((

@@ -553,9 +553,12 @@ impl Room {
                     self.forwarder
                         .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
                 }
-                ParticipantEvent::Estimate(bps) => {
+                ParticipantEvent::Estimate(bps, kind) => {
                     self.forwarder
-                        .handle_estimate(now, id, bps, &mut self.commands);
+                        .handle_estimate(now, id, bps, kind, &mut self.commands);
+                }
+                ParticipantEvent::LossReport(fraction) => {
+                    self.forwarder.handle_loss_report(now, id, fraction);
                 }
                 ParticipantEvent::KeyframeRequest { mid, kind } => {
                     self.forwarder

@@ -175,6 +175,17 @@ impl Link {
         }
     }
 
+    /// How long a packet offered now would wait in the bottleneck queue (zero without a
+    /// capacity limit).
+    pub fn queue_delay(&self) -> Duration {
+        match self.cfg.capacity_bps {
+            Some(bps) if bps > 0 => {
+                Duration::from_nanos((self.waiting_bytes * 8).saturating_mul(1_000_000_000) / bps)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> LinkStats {
         self.stats

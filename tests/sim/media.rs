@@ -69,6 +69,17 @@ pub const SINGLE: LayerSpec = LayerSpec {
     size: (640, 360),
 };
 
+/// A single stream of about 1.2 Mbit/s at 30 fps (payload bytes; an aiortc VP8 publisher
+/// sends 1–1.4 Mbit/s): four 1200-byte packets per delta frame, eight per keyframe, 640x480.
+pub const SINGLE_1200K: LayerSpec = LayerSpec {
+    rid: None,
+    delta_packets: 4,
+    delta_body: 1200,
+    key_packets: 8,
+    key_body: 1200,
+    size: (640, 480),
+};
+
 /// Three simulcast layers, lowest first, of about 150 kbit/s, 500 kbit/s and 1.5 Mbit/s
 /// at 30 fps (payload bytes; the RTP header and SRTP tag add about 4 %). Keyframes are
 /// two to three times the size of a delta frame.

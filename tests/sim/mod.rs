@@ -19,6 +19,7 @@ pub mod conference;
 pub mod link;
 pub mod media;
 pub mod peer;
+pub mod remb;
 pub mod shards;
 pub mod trace;
 pub mod video;
