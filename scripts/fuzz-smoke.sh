@@ -13,6 +13,7 @@
 #
 #   scripts/fuzz-smoke.sh               every target, 25 s each
 #   FUZZ_SECONDS=60 scripts/fuzz-smoke.sh offer rtp
+#   FUZZ_TARGET_DIR=/tmp/fuzz-build scripts/fuzz-smoke.sh     build elsewhere
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
@@ -20,6 +21,9 @@ root="$PWD"
 seconds="${FUZZ_SECONDS:-25}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 flags=(--sanitizer none --debug-assertions)
+if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
+  flags+=(--target-dir "${FUZZ_TARGET_DIR}")
+fi
 
 log() { printf '[fuzz-smoke] %s\n' "$*"; }
 

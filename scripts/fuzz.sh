@@ -10,6 +10,7 @@
 # found to the committed seeds, minimize first:
 #   cargo +nightly fuzz cmin -s none -a TARGET fuzz/corpus-new/TARGET
 # Targets: cargo +nightly fuzz list (run in fuzz/). Installs cargo-fuzz when missing.
+# FUZZ_TARGET_DIR: build there instead of fuzz/target.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
@@ -32,7 +33,11 @@ fi
 
 mkdir -p "fuzz/corpus-new/${target}" "fuzz/artifacts/${target}"
 cd fuzz
-exec cargo "+${toolchain}" fuzz run --sanitizer none --debug-assertions "${target}" \
+flags=(--sanitizer none --debug-assertions)
+if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
+  flags+=(--target-dir "${FUZZ_TARGET_DIR}")
+fi
+exec cargo "+${toolchain}" fuzz run "${flags[@]}" "${target}" \
   "${root}/fuzz/corpus-new/${target}" "${root}/fuzz/corpus/${target}" -- \
   -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
   -print_final_stats=1 -artifact_prefix="${root}/fuzz/artifacts/${target}/" "$@"
