@@ -43,6 +43,60 @@ fn replay_seeds(target: &str, run: fn(&[u8])) -> usize {
     seeds.len()
 }
 
+/// The `rtp` harness is live: a viewer connected in memory receives what the publisher
+/// sends, and RTCP the viewer sends with raw bytes (a PLI) reaches the publisher as a
+/// keyframe request. Without this, a harness that never connects would fuzz nothing.
+#[test]
+fn rtp_harness_forwards_media_and_raw_rtcp() {
+    use std::time::Duration;
+    use str0m::format::Codec;
+    use switchboard::room::SessionKind;
+
+    let mut w = fuzz::world::World::new();
+    let publisher = w.join(SessionKind::Publisher, Codec::Vp8, &[]).unwrap();
+    let viewer = w.join(SessionKind::Subscriber, Codec::Vp8, &[]).unwrap();
+    assert!(w.connect(Duration::from_secs(5)), "the peers connect");
+    w.run_for(Duration::from_millis(100));
+    // A VP8 keyframe (640x360), then audio.
+    let key = vec![
+        0x90, 0x80, 0x01, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01,
+    ];
+    for (i, video) in [true, false, true].into_iter().enumerate() {
+        let mut payload = key.clone();
+        payload.resize(800, 0x55);
+        let fields = fuzz::world::RtpFields {
+            seq: 1000 + i as u64,
+            timestamp: 90_000 + 3000 * i as u32,
+            marker: true,
+            payload,
+        };
+        w.write_rtp(publisher, video, None, fields);
+        w.run_for(Duration::from_millis(30));
+    }
+    assert!(w.peers[viewer].received > 0, "the viewer received nothing");
+    // The viewer's video SSRC as the room sends it.
+    let mid = w.peers[viewer].mids.1;
+    let ssrc = *w.peers[viewer]
+        .rtc
+        .direct_api()
+        .stream_rx_by_mid(mid, None)
+        .expect("the viewer receives video")
+        .ssrc();
+    let before = w.peers[publisher].keyframe_requests;
+    // After the first 8 bytes of the compound (its first packet's header and sender
+    // SSRC): a PLI (RFC 4585 §6.3.1) for that SSRC, written by hand.
+    let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0, 1];
+    pli.extend_from_slice(&ssrc.to_be_bytes());
+    w.run_for(Duration::from_secs(2));
+    w.inject_rtcp(viewer, pli);
+    assert!(!fuzz::inject::armed(), "the raw bytes were not sent");
+    w.run_for(Duration::from_millis(300));
+    assert!(
+        w.peers[publisher].keyframe_requests > before,
+        "the viewer's keyframe request did not reach the publisher"
+    );
+}
+
 #[test]
 fn offer_seeds() {
     assert!(replay_seeds("offer", fuzz::offer::run) > 0);

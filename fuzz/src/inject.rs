@@ -1,10 +1,10 @@
 //! Raw RTCP from a str0m peer: an SRTP provider that wraps str0m's own and, when armed
 //! with [`next_rtcp`], encrypts the armed bytes instead of the plaintext str0m hands it
-//! (resized to that plaintext's length). Installed on a viewer, which sends no RTP, every
-//! encryption it makes is of an SRTCP packet (RFC 3711 §3.4): the bytes after the first
-//! RTCP header and SSRC (the 8 bytes SRTCP leaves in the clear) are then the fuzzer's,
-//! correctly encrypted and authenticated, so they reach the room's RTCP parsing and
-//! feedback handling, not only its decryption failure.
+//! (see [`take`]). Installed on a viewer, which sends no RTP, every encryption it makes
+//! is of an SRTCP packet (RFC 3711 §3.4): after str0m's first RTCP packet of the
+//! compound the bytes are then the fuzzer's, correctly encrypted and authenticated, so
+//! they reach the room's RTCP parsing and feedback handling, not only its decryption
+//! failure.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -23,14 +23,31 @@ pub fn next_rtcp(bytes: Vec<u8>) {
     NEXT.with(|n| *n.borrow_mut() = Some(bytes));
 }
 
+/// Whether bytes are armed and not yet sent.
+pub fn armed() -> bool {
+    NEXT.with(|n| n.borrow().is_some())
+}
+
 /// Disarm (a world that ends with bytes still armed must not leak them into the next).
 pub fn clear() {
     NEXT.with(|n| n.borrow_mut().take());
 }
 
-fn take(len: usize) -> Option<Vec<u8>> {
-    let mut b = NEXT.with(|n| n.borrow_mut().take())?;
-    b.resize(len, 0);
+/// The plaintext to encrypt instead of `input`, when armed. With the SRTCP header at
+/// hand (`aad`: the AEAD profiles' associated data starts with the first RTCP header and
+/// SSRC, RFC 7714 §9.3), the rest of str0m's first packet is kept and the armed bytes
+/// follow it, at a packet boundary; else they start right after the first 8 bytes.
+/// Either way the result has `input`'s length (truncated or padded with zeros).
+fn take(input: &[u8], aad: Option<&[u8]>) -> Option<Vec<u8>> {
+    let armed = NEXT.with(|n| n.borrow_mut().take())?;
+    let first = aad
+        .and_then(|a| a.get(2..4))
+        .map(|l| (usize::from(u16::from_be_bytes([l[0], l[1]])) + 1) * 4)
+        .unwrap_or(8);
+    let keep = first.saturating_sub(8).min(input.len());
+    let mut b = input[..keep].to_vec();
+    b.extend_from_slice(&armed);
+    b.resize(input.len(), 0);
     Some(b)
 }
 
@@ -111,7 +128,7 @@ impl Aes128CmSha1_80Cipher for Cm {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<(), CryptoError> {
-        match take(input.len()) {
+        match take(input, None) {
             Some(b) => self.0.encrypt(iv, &b, output),
             None => self.0.encrypt(iv, input, output),
         }
@@ -137,7 +154,7 @@ impl AeadAes128GcmCipher for Gcm128 {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<(), CryptoError> {
-        match take(input.len()) {
+        match take(input, Some(aad)) {
             Some(b) => self.0.encrypt(iv, aad, &b, output),
             None => self.0.encrypt(iv, aad, input, output),
         }
@@ -164,7 +181,7 @@ impl AeadAes256GcmCipher for Gcm256 {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<(), CryptoError> {
-        match take(input.len()) {
+        match take(input, Some(aad)) {
             Some(b) => self.0.encrypt(iv, aad, &b, output),
             None => self.0.encrypt(iv, aad, input, output),
         }
