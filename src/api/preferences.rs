@@ -69,7 +69,7 @@ pub fn routes() -> Router<AppState> {
 /// automatic.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct LayerRequest {
+pub struct LayerRequest {
     /// The video m-line (MID) it applies to; absent: every video m-line.
     media_id: Option<String>,
     /// Forward this simulcast layer (its RID).
@@ -90,7 +90,8 @@ pub(super) struct LayerRequest {
 }
 
 impl LayerRequest {
-    fn preference(&self) -> LayerPreference {
+    /// The preference this request asks for (the fields' validation is the handler's).
+    pub fn preference(&self) -> LayerPreference {
         if let Some(rid) = &self.encoding_id {
             LayerPreference::Encoding(rid.as_str().into(), self.temporal_layer_id)
         } else if let Some(n) = self.spatial_layer_id {

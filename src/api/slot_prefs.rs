@@ -24,7 +24,7 @@ const MAX_SLOTS: usize = 64;
 /// One slot's request (camelCase JSON).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct SlotRequest {
+pub struct SlotRequest {
     /// The slot's m-line (MID).
     #[schema(example = "2")]
     mid: String,
@@ -49,9 +49,12 @@ pub(super) struct SlotRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 #[schema(as = SlotPreferences)]
-pub(super) enum Body {
+pub enum Body {
     /// Several slots at once.
-    Many { slots: Vec<SlotRequest> },
+    Many {
+        /// The slots' requests.
+        slots: Vec<SlotRequest>,
+    },
     /// One slot.
     One(SlotRequest),
 }
@@ -100,7 +103,10 @@ pub(super) async fn patch(
 }
 
 /// Validate field by field and split into slot preferences and resolution caps.
-fn split(requests: Vec<SlotRequest>) -> Result<(Vec<SlotPreference>, Vec<SlotCap>), ApiError> {
+///
+/// Errors: `ApiError::Unprocessable` (422) naming the field. Public for the fuzz
+/// target `json`.
+pub fn split(requests: Vec<SlotRequest>) -> Result<(Vec<SlotPreference>, Vec<SlotCap>), ApiError> {
     let mut prefs = Vec::new();
     let mut caps = Vec::new();
     for r in requests {

@@ -225,7 +225,7 @@ impl PublishedTrack {
             }
         }
         if let Some(max) = max_spatial_rank {
-            ranked.truncate(max + 1);
+            ranked.truncate(max.saturating_add(1));
         }
         if max_size != (None, None) {
             let fits = |r: Option<Resolution>| {
