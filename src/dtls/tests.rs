@@ -156,3 +156,67 @@ fn failure_classes() {
     );
     assert!(name("error:0A0000C1:SSL routines::no shared cipher").starts_with("security error"));
 }
+
+/// Cost of one handshake (both sides, in memory, one thread), per pairing: run with
+/// `cargo test --lib dtls::tests::handshake_cost -- --ignored --nocapture`. Prints
+/// figures (docs/interop.md), asserts only that every handshake completed.
+#[test]
+#[ignore]
+fn handshake_cost() {
+    const N: u32 = 40;
+    let rsa = rsa_cert();
+    type Pair = (
+        &'static str,
+        &'static dyn DtlsProvider,
+        &'static dyn DtlsProvider,
+        bool,
+    );
+    let pairs: [Pair; 4] = [
+        (
+            "dimpl client -> dimpl server (str0m default)",
+            dimpl(),
+            dimpl(),
+            false,
+        ),
+        ("dimpl client -> OpenSSL server", dimpl(), &PROVIDER, false),
+        (
+            "OpenSSL ECDSA client -> OpenSSL server",
+            &PROVIDER,
+            &PROVIDER,
+            false,
+        ),
+        (
+            "OpenSSL RSA-2048 client -> OpenSSL server",
+            &PROVIDER,
+            &PROVIDER,
+            true,
+        ),
+    ];
+    for (name, cp, sp, use_rsa) in pairs {
+        let start = Instant::now();
+        for _ in 0..N {
+            // Certificates per session, as the server makes one per Rtc.
+            let ccert = if use_rsa {
+                rsa.clone()
+            } else {
+                cp.generate_certificate().unwrap()
+            };
+            let scert = sp.generate_certificate().unwrap();
+            let mut c = session(cp, &ccert);
+            let mut s = session(sp, &scert);
+            let (a, b) = handshake(c.as_mut(), s.as_mut());
+            assert!(
+                a.connected && b.connected,
+                "{name}: {:?} {:?}",
+                a.error,
+                b.error
+            );
+        }
+        let per = start.elapsed() / N;
+        println!(
+            "{name}: {:.2} ms per handshake incl. server cert generation ({:.0} setups/s on one core)",
+            per.as_secs_f64() * 1e3,
+            1.0 / per.as_secs_f64()
+        );
+    }
+}

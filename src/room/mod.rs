@@ -12,6 +12,7 @@ pub mod info;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;
+pub mod session_end;
 pub mod shard;
 pub mod shard_actor;
 pub mod shards;

@@ -363,7 +363,7 @@ pub fn candidates_on_every_line(answer: &str) -> String {
             .first()
             .is_some_and(|m| m.starts_with("m=audio") || m.starts_with("m=video"));
         let has_cands = section.iter().any(|l| l.starts_with("a=candidate:"));
-        let has_end = section.iter().any(|l| *l == "a=end-of-candidates");
+        let has_end = section.contains(&"a=end-of-candidates");
         for l in section.iter() {
             out.push_str(l);
             out.push_str(eol);
