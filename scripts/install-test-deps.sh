@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the browser end-to-end tests (tests/e2e) need on a Debian machine:
+# Installs what the build and the tests need on a Debian machine:
+#   - libssl-dev and pkg-config: the server's DTLS runs on the system OpenSSL (src/dtls)
+#   - the interop stacks (tests/interop): GStreamer 1.22 with webrtcbin and its Python
+#     bindings, Firefox ESR, and aiortc from PyPI in tests/interop/.venv (made with the
+#     system python3 and --system-site-packages, so GObject bindings are seen)
 #   - Chromium from the distribution (used by playwright-core via executablePath,
 #     so no browser download is ever attempted)
 #   - iproute2 (ip, tc) for the network-namespace simulcast test
@@ -24,6 +28,35 @@ else
   apt-get install -y --no-install-recommends chromium chromium-driver
   log "installed: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 fi
+
+# apt_install PKG...: installs the packages not installed yet, one apt-get update first.
+apt_updated=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "already installed: $*"
+    return
+  fi
+  log "installing with apt-get: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ $apt_updated -eq 0 ]]; then
+    apt-get update
+    apt_updated=1
+  fi
+  apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# OpenSSL headers for the build (openssl-sys finds them with pkg-config)
+apt_install libssl-dev pkg-config
+
+# interop stacks: GStreamer webrtcbin (+ libnice, codecs, Python GObject bindings),
+# Firefox ESR, python3-venv for the aiortc virtualenv
+apt_install gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+  gstreamer1.0-nice gstreamer1.0-libav python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 \
+  firefox-esr python3-venv python3-pip
 
 # ip and tc (iproute2): the simulcast test puts a viewer in a network namespace
 # behind a shaped veth pair; without them that test is skipped
@@ -62,4 +95,21 @@ else
   npm install --no-audit --no-fund
 fi
 
-log "done. Run the tests with: (cd tests/e2e && npm test)"
+# interop: aiortc in a virtualenv of the system python3 (which has the GStreamer
+# bindings); puppeteer-core drives the system Firefox, nothing is downloaded
+interop_dir="${repo_root}/tests/interop"
+venv="${interop_dir}/.venv"
+if [[ ! -x "${venv}/bin/python" ]]; then
+  log "creating ${venv}"
+  /usr/bin/python3 -m venv --system-site-packages "${venv}"
+fi
+if "${venv}/bin/python" -c 'import aiortc, sys; sys.exit(tuple(map(int, aiortc.__version__.split(".")[:2])) < (1, 16))' 2>/dev/null; then
+  log "aiortc already installed: $("${venv}/bin/python" -c 'import aiortc; print(aiortc.__version__)')"
+else
+  log "installing aiortc 1.16 into ${venv}"
+  "${venv}/bin/pip" install --no-input 'aiortc>=1.16,<1.17'
+fi
+log "installing Node.js dev dependencies in tests/interop"
+(cd "${interop_dir}" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund)
+
+log "done. Run the tests with: scripts/test.sh (or scripts/interop.sh for the interop suite)"

@@ -7,6 +7,8 @@
 #      tests (benchmarks compile and run once in test mode)
 #   3. deployment manifests: every kustomize overlay rendered and validated
 #   4. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
+#   5. interop (tests/interop): GStreamer webrtcbin, aiortc, Firefox ESR and Chromium
+#      publish and play through the server (scripts/interop.sh)
 #
 # One target directory, debug profile with optimized dependencies: built once, used by
 # every step (the end-to-end test runs target/debug/switchboard).
@@ -41,5 +43,8 @@ cargo test --all-targets
 step "browser end-to-end tests (headless Chromium)"
 cargo build --bin switchboard
 (cd tests/e2e && SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test)
+
+step "interop: GStreamer, aiortc, Firefox ESR and Chromium through the server"
+SWITCHBOARD_BIN="$PWD/target/debug/switchboard" scripts/interop.sh
 
 step "all tests passed"

@@ -35,6 +35,7 @@ pub mod bwe;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
+pub mod dtls;
 pub mod forwarder;
 pub mod http_serve;
 pub mod metrics;

@@ -139,6 +139,9 @@ pub mod names {
     pub const ESTIMATES: &str = "switchboard_bandwidth_estimates_total";
     /// Counter: HTTP API errors returned, label `status`.
     pub const API_ERRORS: &str = "switchboard_api_errors_total";
+    /// Counter: DTLS handshakes that failed (each ends its session), label `cause`
+    /// (see `room::participant::DtlsFailure`).
+    pub const DTLS_FAILURES: &str = "switchboard_dtls_failures_total";
 }
 
 /// Install the Prometheus recorder for this process and describe every metric.
@@ -197,6 +200,10 @@ fn describe() {
         "Bandwidth estimates received for subscribers' downlinks, by kind (twcc, remb, loss)."
     );
     describe_counter!(API_ERRORS, "HTTP API error responses by status.");
+    describe_counter!(
+        DTLS_FAILURES,
+        "DTLS handshakes that failed, by cause; each ends its session."
+    );
 }
 
 /// Handles the per-packet paths increment. Cheap to clone (each is an `Arc`).

@@ -14,6 +14,7 @@ pub mod offer_limits;
 pub mod participant;
 #[allow(clippy::module_inception)]
 pub mod room;
+pub mod session_end;
 pub mod shard;
 pub mod shard_actor;
 pub mod shards;

@@ -27,8 +27,8 @@ use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use tracing::debug;
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use tracing::{debug, info};
 
 use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
@@ -87,36 +87,7 @@ pub enum ParticipantEvent {
     },
 }
 
-/// Why a participant ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// DELETE on the session resource.
-    Delete,
-    /// ICE/DTLS never completed, ICE disconnected, or the peer went silent.
-    Timeout,
-    /// str0m reported an error; only this participant is affected.
-    Error,
-    /// The peer closed DTLS.
-    Closed,
-    /// Removed by the room API (participant removed or room closed).
-    Removed,
-    /// A new WHIP session of the same identity and source took over.
-    Replaced,
-}
-
-impl EndReason {
-    /// Metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Delete => "delete",
-            EndReason::Timeout => "timeout",
-            EndReason::Error => "error",
-            EndReason::Closed => "closed",
-            EndReason::Removed => "removed",
-            EndReason::Replaced => "replaced",
-        }
-    }
-}
+pub use super::session_end::{DtlsFailure, EndReason};
 
 /// Where drained output goes: the room's queues.
 #[derive(Default)]
@@ -155,6 +126,10 @@ pub struct Participant {
     created: Instant,
     last_rx: Instant,
     connected: bool,
+    /// ICE connected at this time (the DTLS handshake starts then).
+    ice_connected: Option<Instant>,
+    /// The latest `now` this participant was given (for event timestamps).
+    last_now: Instant,
     ended: Option<EndReason>,
     /// Receive stream SSRC → (mid, rid): str0m's event has the SSRC only.
     ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
@@ -213,6 +188,8 @@ impl Participant {
             created: now,
             last_rx: now,
             connected: false,
+            ice_connected: None,
+            last_now: now,
             ended: None,
             ssrcs: HashMap::new(),
             feedback_estimates: false,
@@ -307,15 +284,16 @@ impl Participant {
     /// by the caller; the session lives on unless the `Rtc` died).
     pub fn handle_receive(&mut self, now: Instant, d: &Datagram, out: &mut Outbox) -> bool {
         self.last_rx = now.max(self.last_rx);
+        self.last_now = now.max(self.last_now);
         let Ok(recv) = Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) else {
             return false;
         };
-        let ok = self
-            .rtc
-            .handle_input(Input::Receive(d.received, recv))
-            .is_ok();
+        let result = self.rtc.handle_input(Input::Receive(d.received, recv));
+        if let Err(e) = &result {
+            self.on_error(e);
+        }
         self.drain(out);
-        ok
+        result.is_ok()
     }
 
     /// Whether this session's `Rtc` accepts `d` as a STUN message of its own: the
@@ -333,10 +311,17 @@ impl Participant {
         if self.ended.is_some() {
             return;
         }
+        self.last_now = now.max(self.last_now);
         if now >= self.rtc_timeout {
             self.advance(now, out);
         }
         if !self.connected && now.saturating_duration_since(self.created) >= CONNECT_TIMEOUT {
+            if self.ice_connected.is_some() {
+                self.dtls_failed(
+                    DtlsFailure::Timeout,
+                    "no DTLS handshake after ICE connected",
+                );
+            }
             self.end(EndReason::Timeout);
         }
         if self.connected && now.saturating_duration_since(self.last_rx) >= SILENCE_TIMEOUT {
@@ -459,6 +444,36 @@ impl Participant {
         self.end(reason);
     }
 
+    /// An error from the `Rtc`: a DTLS one before the session connected is a failed
+    /// handshake, which ends the session; others are the caller's to count.
+    fn on_error(&mut self, e: &RtcError) {
+        if self.connected || self.ended.is_some() {
+            return;
+        }
+        if let Some(cause) = DtlsFailure::of(e) {
+            self.dtls_failed(cause, &e.to_string());
+            self.rtc.disconnect();
+        }
+    }
+
+    /// Log (once, at info), count and end: a failed DTLS handshake.
+    fn dtls_failed(&mut self, cause: DtlsFailure, error: &str) {
+        if self.ended.is_some() {
+            return;
+        }
+        info!(
+            participant = self.id.0,
+            session = %self.session,
+            kind = self.kind.as_str(),
+            cause = cause.as_str(),
+            error,
+            "DTLS handshake failed: session ended"
+        );
+        metrics::counter!(crate::metrics::names::DTLS_FAILURES, "cause" => cause.as_str())
+            .increment(1);
+        self.end(EndReason::DtlsFailed);
+    }
+
     fn end(&mut self, reason: EndReason) {
         if self.ended.is_none() {
             debug!(
@@ -478,10 +493,12 @@ impl Participant {
     /// drain (the single-mutation invariant); at most [`MAX_ADVANCES`] rounds, so a
     /// timeout stuck in the past cannot spin the room.
     fn advance(&mut self, now: Instant, out: &mut Outbox) {
+        self.last_now = now.max(self.last_now);
         let horizon = now + ADVANCE_HORIZON;
         let mut t = now;
         for _ in 0..MAX_ADVANCES {
-            if self.rtc.handle_input(Input::Timeout(t)).is_err() {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(t)) {
+                self.on_error(&e);
                 self.end(EndReason::Error);
             }
             self.drain(out);
@@ -504,6 +521,7 @@ impl Participant {
                 Ok(Output::Event(e)) => self.on_event(e, out),
                 Err(e) => {
                     debug!(participant = self.id.0, error = %e, "rtc failed");
+                    self.on_error(&e);
                     self.end(EndReason::Error);
                     self.rtc.disconnect();
                     return;
@@ -514,8 +532,22 @@ impl Participant {
 
     fn on_event(&mut self, event: Event, out: &mut Outbox) {
         match event {
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => {
+                self.ice_connected.get_or_insert(self.last_now);
+            }
             Event::Connected => {
                 self.connected = true;
+                let ice = self.ice_connected.unwrap_or(self.last_now);
+                debug!(
+                    participant = self.id.0,
+                    session = %self.session,
+                    kind = self.kind.as_str(),
+                    ice_ms = ice.saturating_duration_since(self.created).as_millis() as u64,
+                    dtls_ms = self.last_now.saturating_duration_since(ice).as_millis() as u64,
+                    "transport connected"
+                );
                 out.events.push_back((self.id, ParticipantEvent::Connected));
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {

@@ -276,6 +276,8 @@ pub fn build_rtc(
         .set_stats_interval(bwe.map(|_| Duration::from_secs(1)))
         .set_rtp_mode(true)
         .set_ice_lite(true)
+        // OpenSSL's DTLS: RSA client certificates (GStreamer) as well as ECDSA.
+        .set_crypto_provider(crate::dtls::crypto_provider())
         .set_local_ice_credentials(creds)
         .clear_codecs()
         .enable_opus(true, false);
@@ -312,7 +314,82 @@ pub fn accept_offer(rtc: &mut Rtc, offer: &str) -> Result<String, JoinError> {
         .sdp_api()
         .accept_offer(offer)
         .map_err(|e| JoinError::Unacceptable(e.to_string()))?;
-    Ok(answer.to_sdp_string())
+    Ok(candidates_on_every_line(&answer.to_sdp_string()))
+}
+
+/// The answer with the server's host candidates and `a=end-of-candidates` in **every**
+/// audio/video m-section, as aiortc and Janus write theirs, instead of in the first one
+/// only (str0m's answer).
+///
+/// Why: a client may read the bundled transport's candidates from any m-section of the
+/// BUNDLE group. aiortc (1.16, `bundlePolicy` balanced or max-bundle) takes them from
+/// the **last** m-section that used each of its transports; with two or more video
+/// slots that one had none, so it never sent a connectivity check (ICE-lite: the server
+/// never checks first). RFC 8843 §7.3.1 has the answerer's transport attributes in the
+/// tagged m-section; RFC 8839 §5.1 lets every m-section carry candidates, and browsers
+/// ignore those of bundled m-sections. `a=end-of-candidates` (RFC 8840 §4.1): the server
+/// never trickles, its candidates are all there is.
+///
+/// An answer with no candidates at all (none configured) is returned unchanged; an
+/// m-section that has candidates of its own keeps them.
+pub fn candidates_on_every_line(answer: &str) -> String {
+    let eol = if answer.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let lines: Vec<&str> = answer.lines().collect();
+    // The candidate lines of the first m-section that has any.
+    let mut candidates: Vec<&str> = Vec::new();
+    let mut in_media = false;
+    for l in &lines {
+        if l.starts_with("m=") {
+            if !candidates.is_empty() {
+                break;
+            }
+            in_media = true;
+        } else if in_media && l.starts_with("a=candidate:") {
+            candidates.push(l);
+        }
+    }
+    if candidates.is_empty() {
+        return answer.to_owned();
+    }
+    // Split into the session part and m-sections; complete each audio/video section.
+    let mut out = String::with_capacity(answer.len() * 2);
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let media = section
+            .first()
+            .is_some_and(|m| m.starts_with("m=audio") || m.starts_with("m=video"));
+        let has_cands = section.iter().any(|l| l.starts_with("a=candidate:"));
+        let has_end = section.contains(&"a=end-of-candidates");
+        for l in section.iter() {
+            out.push_str(l);
+            out.push_str(eol);
+        }
+        if media {
+            if !has_cands {
+                for c in &candidates {
+                    out.push_str(c);
+                    out.push_str(eol);
+                }
+            }
+            if !has_end {
+                out.push_str("a=end-of-candidates");
+                out.push_str(eol);
+            }
+        }
+        section.clear();
+    };
+    for l in lines {
+        if l.starts_with("m=") {
+            flush(&mut section, &mut out);
+        }
+        section.push(l);
+    }
+    flush(&mut section, &mut out);
+    out
 }
 
 /// Fresh server ICE credentials whose ufrag starts with the room's key prefix

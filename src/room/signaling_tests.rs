@@ -3,6 +3,9 @@
 use super::*;
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
+/// aiortc 1.16's WHEP offer with 3 video and 2 audio recvonly m-lines (balanced bundle
+/// policy: its video m-lines share one transport, its audio ones another).
+const AIORTC_3V2A: &str = include_str!("../../tests/fixtures/aiortc-whep-3v2a-offer.sdp");
 
 fn offer(lines: &[&str]) -> String {
     let mut s = String::from("v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
@@ -175,4 +178,64 @@ fn reads_simulcast_rids_in_offer_order() {
         "a=simulcast:send 0;1,x;~2",
     ]);
     assert_eq!(inspect_offer(&o)[0].rids, vec!["0", "1", "2"]);
+}
+
+/// Every audio/video m-section of an answer (its lines), in order.
+fn sections(answer: &str) -> Vec<Vec<&str>> {
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    for l in answer.lines() {
+        if l.starts_with("m=") {
+            out.push(Vec::new());
+        }
+        if let Some(s) = out.last_mut() {
+            s.push(l);
+        }
+    }
+    out
+}
+
+/// aiortc reads a bundled transport's candidates from the last m-section that used it:
+/// every m-section of the answer must carry the server's candidates and say there are
+/// no more, or an aiortc viewer with 2+ video slots never sends a check (issue: it sat
+/// in ICE "checking" with the server receiving nothing).
+#[test]
+fn every_answer_m_section_carries_the_candidates_and_their_end() {
+    let now = Instant::now();
+    let addrs: Vec<SocketAddr> = vec![
+        "127.0.0.1:7880".parse().unwrap(),
+        "192.0.2.10:7880".parse().unwrap(),
+    ];
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &addrs, &VIDEO_CODECS, None);
+    let answer = accept_offer(&mut rtc, AIORTC_3V2A).expect("aiortc offer accepted");
+    let secs = sections(&answer);
+    assert_eq!(secs.len(), 5, "{answer}");
+    let first: Vec<&str> = secs[0]
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert_eq!(first.len(), 2, "{answer}");
+    for (i, s) in secs.iter().enumerate() {
+        let cands: Vec<&str> = s
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        assert_eq!(cands, first, "m-section {i} candidates:\n{answer}");
+        assert_eq!(
+            s.iter().filter(|l| **l == "a=end-of-candidates").count(),
+            1,
+            "m-section {i} end-of-candidates:\n{answer}"
+        );
+    }
+    // Still one BUNDLE group with every mid, ICE-lite, one ufrag.
+    assert!(answer.contains("a=group:BUNDLE 0 1 2 3 4"));
+    assert!(answer.contains("a=ice-lite"));
+    assert!(answer.ends_with("\r\n"));
+}
+
+#[test]
+fn an_answer_without_candidates_is_left_alone() {
+    let a = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n";
+    assert_eq!(candidates_on_every_line(a), a);
 }
