@@ -9,6 +9,8 @@
 #   4. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
 #   5. interop (tests/interop): GStreamer webrtcbin, aiortc, Firefox ESR and Chromium
 #      publish and play through the server (scripts/interop.sh)
+#   6. fuzzing smoke run (scripts/fuzz-smoke.sh): every cargo-fuzz target of fuzz/ for
+#      FUZZ_SECONDS (default 25) from its committed seeds; fails on any crash
 #
 # One target directory, debug profile with optimized dependencies: built once, used by
 # every step (the end-to-end test runs target/debug/switchboard).
@@ -46,5 +48,8 @@ cargo build --bin switchboard
 
 step "interop: GStreamer, aiortc, Firefox ESR and Chromium through the server"
 SWITCHBOARD_BIN="$PWD/target/debug/switchboard" scripts/interop.sh
+
+step "fuzzing smoke run (every target of fuzz/, ${FUZZ_SECONDS:-25} s each)"
+scripts/fuzz-smoke.sh
 
 step "all tests passed"

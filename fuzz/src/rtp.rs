@@ -34,14 +34,14 @@ use switchboard::room::SessionKind;
 
 use super::world::{RtpFields, World, PUBLISHER_MAX_PAYLOAD};
 
-/// Largest payload [`run`] writes. A publisher can write up to
-/// [`PUBLISHER_MAX_PAYLOAD`] (1,984 bytes), but str0m 0.25 panics forwarding a payload
-/// of more than 1,972 bytes to a viewer (its send buffer is 2,000 bytes; the viewer's
-/// header takes 28): found by this target, kept in `tests/fuzz_regressions.rs`
-/// (`rtp_oversize_payload_does_not_kill_the_room`, replayed with [`run_with_max`] at
-/// the publisher's limit). Until the room drops oversize payloads the fuzzer stays
-/// below, with room for an RTX header; then this goes back to the publisher's limit.
-pub const MAX_PAYLOAD: usize = 1_900;
+/// Largest payload [`run`] writes: the publisher's own limit, [`PUBLISHER_MAX_PAYLOAD`]
+/// (1,984 bytes). str0m 0.25 panics forwarding a payload of more than 1,972 bytes to a
+/// viewer (its send buffer is 2,000 bytes; the viewer's header takes 28): found by this
+/// target and kept in `tests/fuzz_regressions.rs`
+/// (`rtp_oversize_payload_does_not_kill_the_room`); the room now drops any payload over
+/// `MAX_FORWARD_PAYLOAD` (1,800 bytes) before a subscriber sees it, so the whole range
+/// is fuzzed.
+pub const MAX_PAYLOAD: usize = PUBLISHER_MAX_PAYLOAD;
 
 struct Reader<'a>(&'a [u8]);
 

@@ -142,7 +142,7 @@ pub fn router(state: AppState) -> Router {
                     _,
                     std::convert::Infallible,
                 >(
-                    refused
+                    axum::response::IntoResponse::into_response(refused),
                 )))
             }
         };

@@ -179,14 +179,14 @@ pub async fn to_node(
 /// Rewrite `/n/{own id}/rest` to `/rest` so this node's own sessions route as usual.
 /// A nested `/n/{a}/n/{b}/...` (whoever `a` is) is refused with a 400 response: a
 /// session URL never nests, and proxying it would loop through nodes.
-pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, Response> {
+pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, ApiError> {
     let path = req.uri().path();
     let Some(after_n) = path.strip_prefix("/n/") else {
         return Ok(req);
     };
     let rest = after_n.split_once('/').map_or("", |(_, r)| r);
     if rest.starts_with("n/") || rest == "n" {
-        return Err(nested().into_response());
+        return Err(nested());
     }
     let prefix = format!("/n/{node_id}/");
     let Some(rest) = path.strip_prefix(prefix.as_str()) else {

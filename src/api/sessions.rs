@@ -103,16 +103,19 @@ fn session_resource(kind: SessionKind) -> MethodRouter<AppState> {
     )
 }
 
+/// An OPTIONS on an endpoint: its kind, the request's headers and its room.
+type Endpoint<'a> = (
+    SessionKind,
+    &'a HeaderMap,
+    Result<Path<String>, PathRejection>,
+);
+
 /// OPTIONS: `Accept-Post` and, on an endpoint, the ICE servers (RFC 9725 §4.6 allows
 /// them on a non-preflight OPTIONS; preflights never reach here, the CORS layer answers).
 /// TURN credentials only go to a caller whose token would be allowed to POST here; any
 /// other caller gets the servers without credentials (`endpoint`: the endpoint's kind,
 /// the request's headers and room; `None` on a session resource).
-fn options(
-    state: &AppState,
-    allow: &'static str,
-    endpoint: Option<(SessionKind, &HeaderMap, Result<Path<String>, PathRejection>)>,
-) -> Response {
+fn options(state: &AppState, allow: &'static str, endpoint: Option<Endpoint<'_>>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
     h.insert(header::ALLOW, HeaderValue::from_static(allow));
