@@ -80,7 +80,7 @@ pub struct Authority {
     jwt: Option<DecodingKey>,
 }
 
-/// Seconds of clock skew tolerated on `exp`.
+/// Seconds of clock skew tolerated on `exp` and `nbf` (RFC 7519 §4.1.4, §4.1.5).
 const LEEWAY_SECS: u64 = 5;
 
 impl Authority {

@@ -6,7 +6,8 @@
 use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Why a packet or datagram was not forwarded. Every drop is counted, never logged.
+/// Why a packet or datagram was not forwarded. Every drop is counted; none is logged
+/// above `debug`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// A UDP datagram from an address no session has used, that is not STUN.
@@ -98,7 +99,8 @@ pub mod names {
     pub const SESSIONS_PENDING: &str = "switchboard_sessions_pending";
     /// Counter: sessions created, label `kind`.
     pub const SESSIONS_CREATED: &str = "switchboard_sessions_created_total";
-    /// Counter: sessions ended, labels `kind` and `reason` (`delete`, `timeout`, `error`).
+    /// Counter: sessions ended, labels `kind` and `reason` (`delete`, `timeout`, `error`,
+    /// `closed`, `removed`, `replaced`, `room_failed`, `dtls_failed`).
     pub const SESSIONS_ENDED: &str = "switchboard_sessions_ended_total";
     /// Gauge: live rooms.
     pub const ROOMS: &str = "switchboard_rooms";
@@ -140,7 +142,7 @@ pub mod names {
     /// Counter: HTTP API errors returned, label `status`.
     pub const API_ERRORS: &str = "switchboard_api_errors_total";
     /// Counter: DTLS handshakes that failed (each ends its session), label `cause`
-    /// (see `room::participant::DtlsFailure`).
+    /// (see `room::session_end::DtlsFailure`).
     pub const DTLS_FAILURES: &str = "switchboard_dtls_failures_total";
 }
 

@@ -178,9 +178,15 @@ impl From<JoinError> for ApiError {
     }
 }
 
+/// 503 with `Retry-After: 1` whose detail names the cause: "room closed", "room busy"
+/// (its command queue is full) or "room failed" (its task ended on a bug; the sessions
+/// it held ended, the next request opens a fresh room).
 impl From<RoomError> for ApiError {
     fn from(e: RoomError) -> Self {
         tracing::warn!(error = %e, "room unavailable");
-        ApiError::Unavailable { retry_after: 1 }
+        ApiError::Overloaded {
+            retry_after: 1,
+            detail: e.to_string(),
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! A session or room that ends normally says why ([`SessionLedger::end`]). One that is
 //! dropped without ending — its room task panicked and unwound — is counted as ended
 //! with reason `room_failed`, so a fault in one room leaves no gauge, count or demux
-//! entry behind for the rest of the process (design.md §7: isolate faults).
+//! entry behind for the rest of the process.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

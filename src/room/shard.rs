@@ -1,5 +1,4 @@
-//! A subscriber shard: the sans-IO owner of some of a big room's WHEP sessions
-//! (`docs/design.md` §6, "Threads and scale").
+//! A subscriber shard: the sans-IO owner of some of a big room's WHEP sessions.
 //!
 //! A room whose viewers outgrow one core keeps its publishers, its forwarder (routing,
 //! munging, layer selection, allocation) and its conference on its own task, and moves
