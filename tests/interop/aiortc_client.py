@@ -30,6 +30,9 @@ from aiortc.mediastreams import MediaStreamError
 
 import whip
 
+# Seconds at the end of a player's window whose frame rate is reported on its own.
+TAIL_SECONDS = 5
+
 
 def watch_payload_types(pc, seen):
     """Count received video RTP packets per codec name: each receiver's negotiated
@@ -84,6 +87,7 @@ async def run(args):
 
     seen_pts = {}  # video codec name -> packets received with its payload type
     video = {}  # slot index -> frames in window
+    tail = {}  # slot index -> frames in the window's last TAIL_SECONDS
     audio = {"seconds": 0.0}
     first = {}
     done = asyncio.Event()
@@ -103,6 +107,8 @@ async def run(args):
                     asyncio.get_running_loop().call_later(args.seconds + 0.05, done.set)
                 elif now <= first["end"]:
                     video[slot] = video.get(slot, 0) + 1
+                    if now > first["end"] - TAIL_SECONDS * 1000:
+                        tail[slot] = tail.get(slot, 0) + 1
             elif "ms" in first and now <= first["end"]:
                 audio["seconds"] += frame.samples / frame.sample_rate
 
@@ -168,6 +174,10 @@ async def run(args):
             result["video_frames"] = frames
             result["video_tracks"] = [video.get(i, 0) for i in range(slots)]
             result["fps"] = round(frames / args.seconds, 1)
+            # The window's end: a viewer that loses its video late (a REMB-only viewer
+            # whose only layer was paused) shows here, not in the average.
+            tail_seconds = min(TAIL_SECONDS, args.seconds)
+            result["fps_tail"] = round(max(tail.values(), default=0) / tail_seconds, 1)
             result["audio_seconds"] = round(audio["seconds"], 2)
             # The codec of the video packets that arrived (by payload type).
             result["codec"] = max(seen_pts, key=seen_pts.get) if seen_pts else None
