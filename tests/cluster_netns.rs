@@ -169,15 +169,23 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// The `ip:port` of every `a=candidate` line.
+/// The distinct `ip:port`s of the `a=candidate` lines, in order.
 fn candidates(sdp: &str) -> Vec<String> {
-    sdp.lines()
+    let mut out: Vec<String> = Vec::new();
+    let found = sdp
+        .lines()
         .filter(|l| l.starts_with("a=candidate:"))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             Some(format!("{}:{}", f.get(4)?, f.get(5)?))
-        })
-        .collect()
+        });
+    // Every audio/video m-section repeats the candidates: each address once.
+    for c in found {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 async fn wait_livez(base: &str) {
