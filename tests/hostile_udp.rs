@@ -3,6 +3,11 @@
 //! live session's ufrag with a forged integrity, and a flood of garbage datagrams while
 //! a broadcast runs. Each must cost the attacker's own session or nothing; everyone
 //! else's media goes on.
+//!
+//! The tests run one at a time ([`ONE_AT_A_TIME`]): the flood's sender, the server and
+//! eleven peers already fill a 2-core machine, and GCC rightly reads a CPU-starved
+//! receiver's delay as congestion (a viewer paused for bandwidth would fail the test
+//! for a reason that is not the server's).
 
 mod common;
 
@@ -15,6 +20,9 @@ use std::time::{Duration, Instant};
 use common::{KindReport, Peer, PublisherKind, PublisherReport, Role, Server};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Held by each test for its whole run.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// More than the server forwards (1,800 bytes), less than a str0m publisher can send.
 const OVERSIZE: usize = 1_900;
 
@@ -61,6 +69,7 @@ fn last_counter(p: &Peer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_rtp_mid_stream_is_dropped_and_the_room_goes_on() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = Server::start(&[]).await;
     let browser = Role::Publisher(PublisherKind::BrowserVp8);
     let good = connect(&server, "/whip/hostile?name=good", browser).await;
@@ -165,6 +174,7 @@ fn ice_ufrag(sdp: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoofed_stun_does_not_move_a_live_sessions_media() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = Server::start(&[]).await;
     let publisher = connect(
         &server,
@@ -230,6 +240,38 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Distinct garbage datagrams the flood cycles through.
+const FLOOD_POOL: usize = 8_192;
+
+/// The `n`th kind of garbage: STUN naming the room's key `prefix` with a random rest and
+/// a forged integrity, STUN naming no room, RTP-, DTLS-looking bytes, an oversized
+/// datagram, random bytes.
+fn garbage(n: u64, prefix: &str) -> Vec<u8> {
+    let kind = n % 6;
+    let mut d: Vec<u8> = match kind {
+        0 => forged_binding_request(&format!("{prefix}{:08x}:x", rand::random::<u32>())),
+        1 => forged_binding_request(&format!("{:016x}:y", rand::random::<u64>())),
+        2 => {
+            let mut v = vec![0x80, 96];
+            v.extend((0..rand::random_range(10..1200)).map(|_| rand::random::<u8>()));
+            v
+        }
+        3 => {
+            let mut v = vec![22, 0xfe, 0xfd];
+            v.extend((0..rand::random_range(10..300)).map(|_| rand::random::<u8>()));
+            v
+        }
+        4 => vec![0xff; 2_500],
+        _ => (0..rand::random_range(1..200))
+            .map(|_| rand::random::<u8>())
+            .collect(),
+    };
+    if kind == 5 && d.first() == Some(&0) {
+        d[0] = 0x40;
+    }
+    d
+}
+
 /// Send garbage to `to` at `per_second` datagrams a second until `stop`: random bytes,
 /// STUN with random usernames (some naming a real room's key prefix), RTP- and
 /// DTLS-looking bytes, oversized datagrams, from `sockets` source ports.
@@ -243,6 +285,11 @@ fn flood(
     let sockets: Vec<UdpSocket> = (0..8)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
+    // Made before the flood starts: the attacker's own CPU is not what is measured, and on
+    // a 2-core machine it would be taken from the server and the viewers.
+    let pool: Vec<Vec<u8>> = (0..FLOOD_POOL as u64)
+        .map(|n| garbage(n, &prefix))
+        .collect();
     let start = Instant::now();
     let mut n: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -251,29 +298,8 @@ fn flood(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        let kind = n % 6;
-        let mut d: Vec<u8> = match kind {
-            0 => forged_binding_request(&format!("{prefix}{:08x}:x", rand::random::<u32>())),
-            1 => forged_binding_request(&format!("{:016x}:y", rand::random::<u64>())),
-            2 => {
-                let mut v = vec![0x80, 96];
-                v.extend((0..rand::random_range(10..1200)).map(|_| rand::random::<u8>()));
-                v
-            }
-            3 => {
-                let mut v = vec![22, 0xfe, 0xfd];
-                v.extend((0..rand::random_range(10..300)).map(|_| rand::random::<u8>()));
-                v
-            }
-            4 => vec![0xff; 2_500],
-            _ => (0..rand::random_range(1..200))
-                .map(|_| rand::random::<u8>())
-                .collect(),
-        };
-        if kind == 5 && d.first() == Some(&0) {
-            d[0] = 0x40;
-        }
-        let _ = sockets[(n % 8) as usize].send_to(&d, to);
+        let d = &pool[(n % FLOOD_POOL as u64) as usize];
+        let _ = sockets[(n % 8) as usize].send_to(d, to);
         n += 1;
     }
     sent.store(n, Ordering::Relaxed);
@@ -281,6 +307,7 @@ fn flood(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_flood_does_not_hurt_a_broadcast() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const VIEWERS: usize = 10;
     const FLOOD_PER_SECOND: u64 = 50_000;
     const FLOOD_FOR: Duration = Duration::from_secs(10);
@@ -330,6 +357,7 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
 
     let publisher_report = publisher.report().publisher;
     let mut worst = 1.0f64;
+    let mut per_viewer = Vec::new();
     for (i, v) in viewers.iter().enumerate() {
         let r = v.report();
         assert!(r.error.is_none(), "viewer {i}: {:?}", r.error);
@@ -342,6 +370,7 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
             .collect();
         let delivered = sent.iter().filter(|c| got.contains(c)).count() as f64 / sent.len() as f64;
         worst = worst.min(delivered);
+        per_viewer.push((delivered * 1000.0).round() / 10.0);
         assert_eq!(r.subscriber.video.corrupt, 0, "viewer {i}: corrupt video");
     }
     println!(
@@ -354,9 +383,17 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
         rate >= FLOOD_PER_SECOND as f64 * 0.9,
         "flood too slow: {rate:.0}/s"
     );
+    let drops: Vec<String> = server
+        .metrics()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("switchboard_packets_dropped_total") || l.contains("estimate"))
+        .map(str::to_string)
+        .collect();
     assert!(
         worst >= 0.99,
-        "a viewer lost {:.2} % of video packets",
+        "a viewer lost {:.2} % of video packets; per viewer {per_viewer:?}; {drops:#?}",
         (1.0 - worst) * 100.0
     );
     assert!(

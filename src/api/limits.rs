@@ -33,30 +33,49 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// few milliseconds; one that takes longer is stuck or overloaded, and the client is
 /// answered 503 with `Retry-After` instead of waiting forever.
 pub const ROOM_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes of a body over its limit that are read and thrown away before the 413 is
+/// sent. A server that answers while the client still sends, and closes, makes the kernel
+/// reset the connection: the client sees the reset, not the 413. Reading the rest (as
+/// nginx's lingering close does) lets it read the answer; past this many bytes (by
+/// `Content-Length`, or as they arrive) the 413 is sent at once and the connection closed.
+pub const MAX_DISCARD: usize = 4 * 1024 * 1024;
 /// `Retry-After` (seconds) after [`ROOM_REQUEST_TIMEOUT`].
 const ROOM_RETRY_AFTER_S: u32 = 5;
 
 /// Read a request body of at most `limit` bytes within [`BODY_READ_TIMEOUT`].
 ///
-/// Errors: 413 when `Content-Length` or the bytes received exceed `limit` (reading stops
-/// there); 408 when the body is slower than the timeout; 400 when the connection fails.
+/// Errors: 413 when `Content-Length` or the bytes received exceed `limit` (the rest of
+/// the body, up to [`MAX_DISCARD`] bytes, is read and dropped first so the client can
+/// read the answer); 408 when the body is slower than the timeout; 400 when the
+/// connection fails.
 pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
     let too_large =
         || ApiError::PayloadTooLarge(format!("{what} bodies are limited to {limit} bytes"));
-    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+    let declared = axum::body::HttpBody::size_hint(&body).lower();
+    if declared > MAX_DISCARD as u64 {
         return Err(too_large());
     }
     let read = async {
         let mut body = body;
         let mut buf = BytesMut::new();
+        let mut over = declared > limit as u64;
+        let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(too_large());
-                }
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(data.len());
+            if seen > MAX_DISCARD {
+                return Err(too_large());
+            }
+            over |= seen > limit;
+            if !over {
                 buf.extend_from_slice(&data);
             }
+        }
+        if over {
+            return Err(too_large());
         }
         Ok(buf.freeze())
     };
@@ -92,5 +111,30 @@ pub async fn ask<T>(
                 ),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(r: &Result<Bytes, ApiError>) -> Option<u16> {
+        r.as_ref().err().map(|e| e.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_body_within_its_limit_is_read_whole() {
+        let r = read_body(Body::from(vec![b'x'; 64]), 64, "test").await;
+        assert_eq!(r.expect("read").len(), 64);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_its_limit_is_413_after_reading_it() {
+        // Within MAX_DISCARD: read to the end (so the client can read the 413), kept none.
+        let r = read_body(Body::from(vec![b'x'; 1_000_000]), 64, "test").await;
+        assert_eq!(status(&r), Some(413));
+        // Past MAX_DISCARD by Content-Length: refused before reading.
+        let r = read_body(Body::from(vec![b'x'; MAX_DISCARD + 1]), 64, "test").await;
+        assert_eq!(status(&r), Some(413));
     }
 }
