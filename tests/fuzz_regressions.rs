@@ -152,3 +152,17 @@ fn rtp_oversize_payload_does_not_kill_the_room() {
         fuzz::world::PUBLISHER_MAX_PAYLOAD,
     );
 }
+
+/// Found by the `offer` target in its first seconds: a WHEP offer whose payload type 102
+/// is H.264 with `packetization-mode=1;profile-level-id=42e01f` on one m-line and, one
+/// byte changed, `packetization-mode=1?profile-level-id=42e01f` on the next. str0m 0.25
+/// locked 102 to the first configuration and panicked on the second ("Pt locked multiple
+/// times: 102", `format/payload_params.rs:41`) inside the room's task: any client could
+/// end any room. Fixed: the offer check refuses a payload type with two configurations
+/// (RFC 8843 §9.1) before str0m sees the offer.
+#[test]
+fn offer_payload_type_with_two_configurations_is_refused() {
+    fuzz::offer::run(include_bytes!(
+        "../fuzz/regressions/offer/pt-two-configurations"
+    ));
+}

@@ -8,6 +8,12 @@
 //! the first m-line; OBS sends 2 m-lines with up to 4 RIDs — and far below what makes
 //! str0m's parser or our inspection slow (tried: 400k payload types, 40k `a=rtpmap`,
 //! 30k candidates, 5,000 m-lines, 20k RIDs all took seconds or were accepted).
+//!
+//! The same pass refuses an offer that gives one payload type two codec configurations
+//! on different m-lines (RFC 8843 §9.1 forbids it within a BUNDLE group, and every
+//! offer to this server is bundled): str0m 0.25 locks a payload type to the first and
+//! then panics ("Pt locked multiple times") on the second, inside the room's task.
+//! Found by the `offer` fuzz target.
 //! Pure; never panics.
 
 /// Most lines in an offer: 64 KiB of body at 16 bytes a line.
@@ -53,6 +59,99 @@ pub enum OfferLimit {
     /// An m-line (or the session part) with more than [`MAX_ATTRIBUTES`] attributes.
     #[error("line {0}: more than {MAX_ATTRIBUTES} attribute lines in one section")]
     Attributes(usize),
+    /// A payload type whose `a=rtpmap`/`a=fmtp` differ from an earlier m-line's (RFC 8843
+    /// §9.1): the m-line ending at `line`, and the payload type.
+    #[error(
+        "line {line}: payload type {pt} has another codec configuration (a=rtpmap, a=fmtp) \
+         than on an earlier m-line (RFC 8843 §9.1)"
+    )]
+    PayloadTypeConflict {
+        /// The line where the conflicting m-line ends.
+        line: usize,
+        /// The payload type.
+        pt: u8,
+    },
+}
+
+/// A payload type's codec configuration on one m-line: its `a=rtpmap` and `a=fmtp`
+/// values (trimmed), when present.
+type PtConfig<'a> = (Option<&'a str>, Option<&'a str>);
+
+/// The payload types of the m-line being read and their configurations, checked against
+/// those of earlier m-lines when it ends.
+struct PayloadTypes<'a> {
+    /// Payload types (0..=127) listed on the current m-line.
+    listed: u128,
+    current: [PtConfig<'a>; 128],
+    /// The configuration each payload type had on the first m-line that listed it.
+    first: [Option<PtConfig<'a>>; 128],
+}
+
+impl<'a> PayloadTypes<'a> {
+    fn new() -> Self {
+        PayloadTypes {
+            listed: 0,
+            current: [(None, None); 128],
+            first: [None; 128],
+        }
+    }
+
+    /// A new m-line whose format tokens are `formats`.
+    fn start<'f>(&mut self, formats: impl Iterator<Item = &'f str>) {
+        self.listed = 0;
+        self.current = [(None, None); 128];
+        for pt in formats.filter_map(pt_of) {
+            self.listed |= 1 << pt;
+        }
+    }
+
+    /// An attribute line of the current m-line.
+    fn attribute(&mut self, line: &'a str) {
+        let (value, is_rtpmap) = if let Some(v) = line.strip_prefix("a=rtpmap:") {
+            (v, true)
+        } else if let Some(v) = line.strip_prefix("a=fmtp:") {
+            (v, false)
+        } else {
+            return;
+        };
+        let (pt, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let Some(pt) = pt_of(pt) else {
+            return;
+        };
+        let slot = &mut self.current[pt as usize];
+        if is_rtpmap {
+            slot.0 = Some(rest.trim());
+        } else {
+            slot.1 = Some(rest.trim());
+        }
+    }
+
+    /// The current m-line ended at `line`: each listed payload type must have the
+    /// configuration it had on the first m-line that listed it.
+    fn end(&mut self, line: usize) -> Result<(), OfferLimit> {
+        let same = |a: Option<&str>, b: Option<&str>| match (a, b) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        for pt in 0..128u8 {
+            if self.listed & (1 << pt) == 0 {
+                continue;
+            }
+            let now = self.current[pt as usize];
+            match self.first[pt as usize] {
+                None => self.first[pt as usize] = Some(now),
+                Some(was) if same(was.0, now.0) && same(was.1, now.1) => {}
+                Some(_) => return Err(OfferLimit::PayloadTypeConflict { line, pt }),
+            }
+        }
+        self.listed = 0;
+        Ok(())
+    }
+}
+
+/// A payload type token (RFC 3550 §5.1: 7 bits), `None` when it is not one.
+fn pt_of(token: &str) -> Option<u8> {
+    token.parse::<u8>().ok().filter(|&pt| pt < 128)
 }
 
 /// Check an offer against every count limit in one pass. `Err` names the limit and the
@@ -60,8 +159,11 @@ pub enum OfferLimit {
 pub fn check(sdp: &str) -> Result<(), OfferLimit> {
     let mut m_lines = 0;
     let (mut attributes, mut rids, mut candidates) = (0, 0, 0);
+    let mut pts = PayloadTypes::new();
+    let mut last = 0;
     for (i, line) in sdp.lines().enumerate() {
         let n = i + 1;
+        last = n;
         if n > MAX_LINES {
             return Err(OfferLimit::Lines);
         }
@@ -82,6 +184,8 @@ pub fn check(sdp: &str) -> Result<(), OfferLimit> {
             {
                 return Err(OfferLimit::PayloadTypes(n));
             }
+            pts.end(n - 1)?;
+            pts.start(rest.split_ascii_whitespace().skip(3));
             (attributes, rids, candidates) = (0, 0, 0);
             continue;
         }
@@ -92,6 +196,7 @@ pub fn check(sdp: &str) -> Result<(), OfferLimit> {
         if attributes > MAX_ATTRIBUTES {
             return Err(OfferLimit::Attributes(n));
         }
+        pts.attribute(line);
         if line.starts_with("a=rid:") {
             rids += 1;
             if rids > MAX_RIDS {
@@ -104,7 +209,7 @@ pub fn check(sdp: &str) -> Result<(), OfferLimit> {
             }
         }
     }
-    Ok(())
+    pts.end(last)
 }
 
 #[cfg(test)]
@@ -167,6 +272,38 @@ mod tests {
 
         let lines = "b=AS:1\r\n".repeat(MAX_LINES);
         assert_eq!(check(&offer_with(&lines)), Err(OfferLimit::Lines));
+    }
+
+    #[test]
+    fn a_payload_type_keeps_one_configuration_across_m_lines() {
+        let h264 = |fmtp: &str| {
+            format!(
+                "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 VP8/90000\r\n\
+                 a=rtpmap:102 H264/90000\r\na=fmtp:102 {fmtp}\r\n"
+            )
+        };
+        let same = h264("packetization-mode=1;profile-level-id=42e01f");
+        assert_eq!(check(&offer_with(&same.repeat(3))), Ok(()));
+        // The fuzzer's input: one byte of the second m-line's fmtp changed.
+        let other = h264("packetization-mode=1?profile-level-id=42e01f");
+        assert_eq!(
+            check(&offer_with(&format!("{same}{other}"))),
+            Err(OfferLimit::PayloadTypeConflict { line: 12, pt: 102 })
+        );
+        // An fmtp on one m-line and none on the other, and another codec, also conflict.
+        let bare = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        assert_eq!(
+            check(&offer_with(&format!("{same}{bare}"))),
+            Err(OfferLimit::PayloadTypeConflict { line: 10, pt: 102 })
+        );
+        let vp9 = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP9/90000\r\n";
+        assert_eq!(
+            check(&offer_with(&format!("{same}{vp9}"))),
+            Err(OfferLimit::PayloadTypeConflict { line: 10, pt: 96 })
+        );
+        // Letter case of the encoding name does not matter.
+        let lower = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 vp8/90000\r\n";
+        assert_eq!(check(&offer_with(&format!("{same}{lower}"))), Ok(()));
     }
 
     #[test]
