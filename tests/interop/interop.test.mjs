@@ -155,7 +155,9 @@ async function waitReady(client) {
 
 function pyPublisher(stack, room, codec) {
   const script = stack === 'gstreamer' ? 'gst_client.py' : 'aiortc_client.py';
-  const c = new PyClient(`${stack} publisher`, script, ['publish', `${server.base}/whip/${room}`, '--codec', codec, '--timeout', '90']);
+  // The publisher outlives the longest player (it stops itself after this long).
+  const lifetime = String(Math.max(90, REMB_VIEWER_SECONDS + 60));
+  const c = new PyClient(`${stack} publisher`, script, ['publish', `${server.base}/whip/${room}`, '--codec', codec, '--timeout', lifetime]);
   return { client: c, ready: () => waitReady(c), stop: () => c.stop() };
 }
 
