@@ -166,3 +166,15 @@ fn offer_payload_type_with_two_configurations_is_refused() {
         "../fuzz/regressions/offer/pt-two-configurations"
     ));
 }
+
+/// Found by the `datagram` target: a datagram whose first byte is in DTLS's range but
+/// that otherwise looks like a STUN binding request yielded a USERNAME although it
+/// classifies as DTLS (the harness checks that the two agree; the server looked at the
+/// USERNAME only of what classifies as STUN). Fixed: `stun_username` takes only first
+/// bytes 0–3 (RFC 7983 §7), like `classify`.
+#[test]
+fn datagram_username_only_from_stun() {
+    fuzz::datagram::run(include_bytes!(
+        "../fuzz/regressions/datagram/username-in-dtls-range"
+    ));
+}

@@ -33,10 +33,11 @@ const ATTR_USERNAME: u16 = 0x0006;
 const HEADER_LEN: usize = 20;
 
 /// The USERNAME attribute of a STUN message, if it is a well-formed STUN message that
-/// carries one. Returns `None` for anything malformed: wrong cookie, a length that does
+/// carries one. Returns `None` for anything malformed: a first byte outside STUN's range
+/// (0–3, RFC 7983 §7, the same rule as [`classify`]), wrong cookie, a length that does
 /// not fit the datagram, or truncated attributes.
 pub fn stun_username(buf: &[u8]) -> Option<&[u8]> {
-    if buf.len() < HEADER_LEN || buf[0] & 0xC0 != 0 || buf[4..8] != MAGIC_COOKIE {
+    if buf.len() < HEADER_LEN || buf[0] > 3 || buf[4..8] != MAGIC_COOKIE {
         return None;
     }
     let msg_len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
@@ -127,6 +128,24 @@ mod tests {
         assert_eq!(stun_username(&overlong), None);
         assert_eq!(server_ufrag(b"no-colon"), None);
         assert_eq!(server_ufrag(&[0xff, b':', 0x00]), None);
+    }
+
+    /// Found by the `datagram` fuzz target: a datagram whose first byte is in DTLS's range
+    /// (20–63) but that otherwise looks like STUN gave a USERNAME while `classify` called
+    /// it DTLS. Both now follow RFC 7983: STUN's first byte is 0–3.
+    #[test]
+    fn a_username_only_from_what_classifies_as_stun() {
+        let msg = binding_request("abcd:efgh");
+        for first in 0..=255u8 {
+            let mut m = msg.clone();
+            m[0] = first;
+            let class = classify(&m);
+            assert_eq!(
+                stun_username(&m).is_some(),
+                class == PacketClass::Stun,
+                "first byte {first}: {class:?}"
+            );
+        }
     }
 
     #[test]
