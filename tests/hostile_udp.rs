@@ -5,9 +5,8 @@
 //! else's media goes on.
 //!
 //! The tests run one at a time ([`ONE_AT_A_TIME`]): the flood's sender, the server and
-//! eleven peers already fill a 2-core machine, and GCC rightly reads a CPU-starved
-//! receiver's delay as congestion (a viewer paused for bandwidth would fail the test
-//! for a reason that is not the server's).
+//! eleven peers already fill a 2-core machine; more load would only deepen the dips of
+//! the viewers' GCC estimates (a CPU-starved receiver's delay reads as a queue).
 
 mod common;
 
@@ -35,14 +34,6 @@ async fn connect(server: &Server, path: &str, role: Role) -> Peer {
         "{path}: not connected"
     );
     p
-}
-
-/// A counter's value in the server's `/metrics`, 0 when absent.
-async fn metric(server: &Server, name_and_labels: &str) -> f64 {
-    let text = server.metrics().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Video packets a subscriber received of those the publisher wrote with counters in
@@ -124,11 +115,9 @@ async fn oversized_rtp_mid_stream_is_dropped_and_the_room_goes_on() {
         got_bad * 10 >= sent_bad * 8,
         "bad publisher's viewer: {got_bad}/{sent_bad}"
     );
-    let dropped = metric(
-        &server,
-        "switchboard_packets_dropped_total{reason=\"oversize\"}",
-    )
-    .await;
+    let dropped = server
+        .metric("switchboard_packets_dropped_total{reason=\"oversize\"}")
+        .await;
     assert!(dropped >= 50.0, "oversize drops counted: {dropped}");
     // The room is still listed with its four sessions.
     let rooms = common::get(&format!("{}/api/rooms", server.base_url()))
@@ -222,22 +211,26 @@ async fn a_spoofed_stun_does_not_move_a_live_sessions_media() {
         sent > 0 && got * 100 >= sent * 95,
         "viewer lost media: {got}/{sent}"
     );
-    let unverified = metric(
-        &server,
-        "switchboard_packets_dropped_total{reason=\"stun_unverified\"}",
-    )
-    .await;
+    let unverified = server
+        .metric("switchboard_packets_dropped_total{reason=\"stun_unverified\"}")
+        .await;
     assert!(unverified >= 50.0, "forged checks counted: {unverified}");
 }
 
-/// Resident set size of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// The host's UDP `InErrors` and `RcvbufErrors` (`/proc/net/snmp`): datagrams the kernel
+/// dropped because a socket's receive buffer was full.
+fn udp_receive_errors() -> (u64, u64) {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut rows = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (rows.next(), rows.next()) else {
+        return (0, 0);
+    };
+    let field = |name: &str| -> u64 {
+        let at = names.split_whitespace().position(|n| n == name);
+        at.and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("InErrors"), field("RcvbufErrors"))
 }
 
 /// Give the calling thread the lowest CPU priority (nice 19; `renice` on its thread id),
@@ -342,7 +335,8 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let prefix = ice_ufrag(publisher.answer())[..8].to_owned();
-    let rss_before = rss_kib(server.pid());
+    let rss_before = server.rss_kib();
+    let udp_errors_before = udp_receive_errors();
     let from = last_counter(&publisher);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -370,7 +364,9 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
     let rate = flooded as f64 / started.elapsed().as_secs_f64();
     // Packets in flight when the flood stops still arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after = rss_kib(server.pid());
+    let rss_after = server.rss_kib();
+    let udp_errors_after = udp_receive_errors();
+    println!("kernel UDP (InErrors, RcvbufErrors): {udp_errors_before:?} -> {udp_errors_after:?}");
     let until = last_counter(&publisher);
 
     let publisher_report = publisher.report().publisher;
@@ -392,6 +388,19 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
         let delivered = arrived as f64 / sent.len() as f64;
         missing_total += sent.len() - arrived;
         if delivered < 0.99 {
+            let mut gaps: Vec<(u64, u64)> = Vec::new();
+            for c in sent.iter().copied().filter(|c| !got.contains(c)) {
+                match gaps.last_mut() {
+                    Some((_, end)) if *end + 1 == c => *end = c,
+                    _ => gaps.push((c, c)),
+                }
+            }
+            let v = &r.subscriber.video;
+            println!(
+                "viewer {i}: missing counter ranges {gaps:?} of {from}..{until}; packets {}, \
+                 seq backwards {}, latency max {} us",
+                v.packets, v.seq_backwards, v.latency_max_us
+            );
             short.push(i);
         }
         worst = worst.min(delivered);
@@ -413,17 +422,23 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
         .await
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.starts_with("switchboard_packets_dropped_total") || l.contains("estimate"))
+        .filter(|l| {
+            [
+                "dropped",
+                "estimate",
+                "pauses",
+                "switches",
+                "keyframe_requests",
+                "rtp_out",
+            ]
+            .iter()
+            .any(|m| l.starts_with("switchboard_") && l.contains(m))
+        })
         .map(str::to_string)
         .collect();
-    // Every viewer gets at least 99 % of the video, with one exception this test allows:
-    // on a 2-core machine the flood's sender, the server and eleven peers saturate the
-    // CPU, and one viewer's send-side GCC estimate sometimes stays below the stream for
-    // 4 s, so the allocator pauses that viewer (about one run in five). That is
-    // congestion control doing its job on the delays it measures, not the flood's
-    // datagrams reaching media: then every missing packet must be one the server counted
-    // as an allocation decision (`paused`, `waiting_keyframe` after the resume), none
-    // lost to a full queue, and every other viewer must be whole.
+    // Every viewer gets at least 99 % of the video, and no room queue overflowed. (A
+    // viewer's GCC estimate dips below the stream for seconds on this loaded machine, with
+    // no loss; such a dip never pauses video, `bwe::pause`.)
     let counted = |reason: &str| -> f64 {
         let series = format!("switchboard_packets_dropped_total{{reason=\"{reason}\"}} ");
         drops
@@ -436,18 +451,11 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
         0.0,
         "a room queue overflowed: {drops:#?}"
     );
-    if !short.is_empty() {
-        let allocation = counted("paused") + counted("waiting_keyframe");
-        println!(
-            "viewer(s) {short:?} paused for bandwidth: {missing_total} packets missing, \
-             {allocation} counted as allocation decisions"
-        );
-        assert!(
-            short.len() == 1 && missing_total as f64 <= allocation,
-            "viewers lost video to something other than an allocation decision; per viewer \
-             {per_viewer:?}, {missing_total} missing; {drops:#?}"
-        );
-    }
+    assert!(
+        short.is_empty(),
+        "viewers {short:?} lost video: per viewer {per_viewer:?} %, {missing_total} packets \
+         missing; {drops:#?}"
+    );
     assert!(
         rss_after < rss_before + 64 * 1024,
         "server memory grew from {rss_before} to {rss_after} KiB"

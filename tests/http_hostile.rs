@@ -22,24 +22,6 @@ const WHEP_OFFER: &str = include_str!("fixtures/aiortc-whep-3v2a-offer.sdp");
 /// A request that should be answered at once took longer than this.
 const QUICK: Duration = Duration::from_secs(2);
 
-/// A gauge or counter in `/metrics` (the whole series name with labels), 0 when absent.
-async fn metric(server: &Server, series: &str) -> f64 {
-    let text = server.metrics().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Resident set size of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// 2,000 WHEP POSTs whose clients never send a datagram: at most `--max-pending` (200)
 /// sessions exist at once, the rest are answered 503 with `Retry-After`; `/livez` keeps
 /// answering; memory stays bounded by the pending limit; every session ends within the
@@ -51,7 +33,7 @@ async fn posts_that_never_connect_are_bounded_and_expire() {
     const AT_ONCE: usize = 50;
     let server = Server::start(&["--post-rate", "0"]).await;
     let base = server.base_url().to_string();
-    let rss_before = rss_kib(server.pid());
+    let rss_before = server.rss_kib();
     let started = Instant::now();
 
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -85,8 +67,8 @@ async fn posts_that_never_connect_are_bounded_and_expire() {
         let t = Instant::now();
         assert_eq!(server.livez().await, Some(200), "/livez after {sent} POSTs");
         worst_livez = worst_livez.max(t.elapsed());
-        peak_pending = peak_pending.max(metric(&server, "switchboard_sessions_pending ").await);
-        peak_rss = peak_rss.max(rss_kib(server.pid()));
+        peak_pending = peak_pending.max(server.metric("switchboard_sessions_pending ").await);
+        peak_rss = peak_rss.max(server.rss_kib());
     }
     let burst = started.elapsed();
     println!(
@@ -116,8 +98,10 @@ async fn posts_that_never_connect_are_bounded_and_expire() {
     // Every session expires within the connect timeout (10 s) after the last POST.
     let mut back_after = None;
     while started.elapsed() < burst + Duration::from_secs(20) {
-        let pending = metric(&server, "switchboard_sessions_pending ").await;
-        let subscribers = metric(&server, "switchboard_sessions{kind=\"subscriber\"} ").await;
+        let pending = server.metric("switchboard_sessions_pending ").await;
+        let subscribers = server
+            .metric("switchboard_sessions{kind=\"subscriber\"} ")
+            .await;
         if pending == 0.0 && subscribers == 0.0 {
             back_after = Some(started.elapsed() - burst);
             break;
@@ -127,7 +111,7 @@ async fn posts_that_never_connect_are_bounded_and_expire() {
     let back_after = back_after.expect("sessions gauge back to 0 within 20 s");
     println!(
         "gauges back to 0 {back_after:?} after the last POST; RSS then {} KiB",
-        rss_kib(server.pid())
+        server.rss_kib()
     );
     // And the server admits again.
     let ok = post_sdp(&base, "/whip/after-pending", OBS_OFFER, None)

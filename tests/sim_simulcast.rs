@@ -234,24 +234,33 @@ struct DropRun {
     recovered: LinkStats,
 }
 
-fn drop_and_recovery() -> DropRun {
-    let _capture = trace::capture();
+/// The simulcast publisher, and at [`SUBSCRIBE_AT`] a viewer on a wide recorded downlink:
+/// (the simulation, the viewer's index).
+fn publisher_and_viewer() -> (Sim, usize) {
     let mut sim = Sim::new();
     sim.join_publisher("publisher", &SIMULCAST, link(), link());
     sim.run_until(sim.at(SUBSCRIBE_AT));
     let viewer = sim.subscribe_limited("viewer", link(), WIDE_BPS);
     sim.peers[viewer].downlink.set_recording(true);
-    sim.run_until(sim.at(DROP_AT));
+    (sim, viewer)
+}
+
+/// Set `viewer`'s downlink capacity to `bps` bit/s from now on.
+fn set_downlink(sim: &mut Sim, viewer: usize, bps: u64) {
     let now = sim.now;
-    sim.peers[viewer]
-        .downlink
-        .set_capacity(now, Some(NARROW_BPS));
+    sim.peers[viewer].downlink.set_capacity(now, Some(bps));
+}
+
+fn drop_and_recovery() -> DropRun {
+    let _capture = trace::capture();
+    let (mut sim, viewer) = publisher_and_viewer();
+    sim.run_until(sim.at(DROP_AT));
+    set_downlink(&mut sim, viewer, NARROW_BPS);
     sim.run_until(sim.at(DROP_AT + DOWN_WITHIN));
     let settled = sim.peers[viewer].downlink.stats();
     sim.run_until(sim.at(RECOVER_AT));
     let recovered = sim.peers[viewer].downlink.stats();
-    let now = sim.now;
-    sim.peers[viewer].downlink.set_capacity(now, Some(WIDE_BPS));
+    set_downlink(&mut sim, viewer, WIDE_BPS);
     sim.run_until(sim.at(END));
     DropRun {
         sim,
@@ -443,6 +452,65 @@ fn two_subscribers_get_different_layers() {
 
     assert!(
         replay(&sim) == replay(&two_subscribers()),
+        "the scenario did not replay identically"
+    );
+}
+
+// ---- a link narrower than the lowest layer ----
+
+/// Narrower than the lowest layer (q, about 150 kbit/s at 30 fps; a quarter of its
+/// frames with keyframes still about 50 kbit/s) next to audio (about 55 kbit/s).
+const STARVED_BPS: u64 = 70_000;
+const STARVE_AT: Duration = Duration::from_secs(6);
+const WIDEN_AT: Duration = Duration::from_secs(26);
+const STARVE_END: Duration = Duration::from_secs(40);
+
+fn starved_link() -> Sim {
+    let _capture = trace::capture();
+    let (mut sim, viewer) = publisher_and_viewer();
+    sim.run_until(sim.at(STARVE_AT));
+    set_downlink(&mut sim, viewer, STARVED_BPS);
+    sim.run_until(sim.at(WIDEN_AT));
+    set_downlink(&mut sim, viewer, WIDE_BPS);
+    sim.run_until(sim.at(STARVE_END));
+    sim
+}
+
+/// A TWCC viewer whose link cannot carry even the lowest layer: the tail drops are
+/// congestion loss in its receiver reports, so after the grace period its video is
+/// paused (a low estimate alone would not, `bwe::pause`) and its audio gets through; once
+/// the link widens, str0m's probing finds room and the video comes back.
+#[test]
+fn a_link_below_the_lowest_layer_pauses_video_until_it_widens() {
+    let sim = starved_link();
+    let viewer = 1;
+    print_run(&sim, viewer, STARVE_END);
+    print_downlink(&sim, viewer, STARVE_AT - S, WIDEN_AT + 4 * S);
+    check_intact(&sim, viewer);
+    let sub = &sim.peers[viewer];
+    let v = Video::new(&sub.received.video, sim.t0);
+    // The last 8 s of the narrow phase: video paused (a keyframe or a trial at most).
+    let (from, to) = (sim.at(WIDEN_AT - 8 * S), sim.at(WIDEN_AT));
+    let video: u64 = v.per_layer(from, to).iter().sum();
+    let audio = sub
+        .received
+        .audio
+        .iter()
+        .filter(|g| g.at >= from && g.at < to)
+        .count();
+    println!("narrow phase, last 8 s: {video} video packets, {audio} audio packets");
+    assert!(video <= 8 * 3, "video not paused: {video} packets in 8 s");
+    assert!(audio >= 8 * 40, "audio starved: {audio} packets in 8 s");
+    // Back within 10 s of the link widening, and flowing at full rate by the end.
+    let back = v.settled_from(sim.at(WIDEN_AT), sim.at(STARVE_END), |_| true);
+    println!("video back from {:?}", back.map(|t| secs(sim.elapsed(t))));
+    let last = v.per_layer(sim.at(STARVE_END - 4 * S), sim.at(STARVE_END));
+    assert!(
+        last.iter().sum::<u64>() >= 4 * 25,
+        "video did not come back: {last:?} packets per layer in the last 4 s"
+    );
+    assert!(
+        replay(&sim) == replay(&starved_link()),
         "the scenario did not replay identically"
     );
 }

@@ -19,16 +19,47 @@ fn run(
 }
 
 #[test]
-fn twcc_pauses_after_the_grace_period_without_loss() {
+fn twcc_without_loss_never_pauses() {
+    // The startup dip measured on a loaded machine: short of the floor for 4.4 s, no loss.
     let t0 = Instant::now();
     let mut g = PauseGate::new();
-    let held = run(&mut g, t0, 0, 10, EstimateKind::Twcc, true);
+    for s in 0..60 {
+        g.on_loss_report(t0 + S * s, 0.0);
+    }
+    let held = run(&mut g, t0, 0, 60, EstimateKind::Twcc, true);
+    assert!(held.iter().all(|h| *h), "{held:?}");
+    assert!(!g.paused());
+}
+
+#[test]
+fn twcc_with_congestion_pauses_after_the_grace_period() {
+    let t0 = Instant::now();
+    let mut g = PauseGate::new();
+    // Congested reports every second from the start of the shortfall.
+    let mut held = Vec::new();
+    for i in 0..20u32 {
+        if i % 2 == 0 {
+            g.on_loss_report(t0 + S / 2 * i, 0.25);
+        }
+        held.push(g.hold_floor(t0 + S / 2 * i, EstimateKind::Twcc, true));
+    }
     // Held for PAUSE_AFTER (4 s = 8 calls), then the estimate is followed.
     assert!(held[..8].iter().all(|h| *h), "{held:?}");
     assert!(held[8..].iter().all(|h| !*h), "{held:?}");
-    // The estimate covers the floor again: nothing to hold, and a new dip starts over.
+    // The estimate covers the floor again (str0m probed it up): nothing to hold, and a
+    // new dip starts over with its own grace period.
     assert!(!g.hold_floor(t0 + 10 * S, EstimateKind::Twcc, false));
     assert!(g.hold_floor(t0 + 11 * S, EstimateKind::Twcc, true));
+}
+
+#[test]
+fn old_congestion_does_not_pause() {
+    // Loss seen once, then LOSS_MEMORY passes before the grace period ends.
+    let t0 = Instant::now();
+    let mut g = PauseGate::new();
+    g.on_loss_report(t0, 0.5);
+    let held = run(&mut g, t0, 0, 20, EstimateKind::Twcc, true);
+    assert!(held.iter().all(|h| *h), "{held:?}");
 }
 
 #[test]

@@ -117,8 +117,8 @@ impl Forwarder {
             Some((estimate, kind)) => {
                 let usable = estimate / 100 * USABLE_PERCENT;
                 let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
-                // Below the lowest layers: keep them for a while, or for good where the
-                // estimate cannot probe and no loss shows congestion (`bwe::pause`).
+                // Below the lowest layers: keep them unless congestion loss has backed the
+                // shortfall for a while (`bwe::pause`).
                 let hold = bwe.pause.hold_floor(now, kind, usable < floor);
                 let a = &mut bwe.allocator;
                 match (hold, kind.can_probe()) {

@@ -217,7 +217,7 @@ impl Forwarder {
     /// A new bandwidth estimate for a subscriber's downlink, in bit/s, and where it came
     /// from (str0m's GCC over TWCC feedback, else the receiver's REMB, else the
     /// receiver-report loss fallback of `bwe::loss`): count it and recompute the
-    /// subscriber's layers. The kind decides whether a low estimate may pause video
+    /// subscriber's layers. The kind decides how a paused track comes back
     /// (`bwe::pause`).
     pub fn handle_estimate(
         &mut self,
@@ -241,8 +241,8 @@ impl Forwarder {
     }
 
     /// A receiver report's fraction lost (0.0–1.0, RFC 3550 §6.4.1) for one of a
-    /// subscriber's video streams: evidence of congestion for the pause rule of estimates
-    /// that cannot probe (`bwe::pause`). Takes effect at the next reallocation.
+    /// subscriber's video streams: the congestion evidence without which a low estimate
+    /// never pauses video (`bwe::pause`). Takes effect at the next reallocation.
     pub fn handle_loss_report(&mut self, now: Instant, subscriber: ParticipantId, fraction: f32) {
         if let Some(b) = self.bwe.get_mut(&subscriber) {
             b.pause.on_loss_report(now, fraction);

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::ParticipantId;
+use crate::metrics::DropReason;
 use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
 use crate::net::Datagram;
 
@@ -34,6 +35,18 @@ pub enum Lookup {
     Unknown,
     /// A STUN message naming a session whose integrity did not verify: dropped.
     Unverified,
+}
+
+impl Lookup {
+    /// The participant the datagram is for, or the reason it is dropped (counted by the
+    /// caller as `switchboard_packets_dropped_total{reason}`).
+    pub fn participant(self) -> Result<ParticipantId, DropReason> {
+        match self {
+            Lookup::Found(id) => Ok(id),
+            Lookup::Unknown => Err(DropReason::UnknownSource),
+            Lookup::Unverified => Err(DropReason::StunUnverified),
+        }
+    }
 }
 
 impl AddrBook {

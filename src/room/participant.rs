@@ -22,21 +22,22 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::Bitrate;
 use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Input, Output, Rtc, RtcError};
 use tracing::{debug, info};
 
 use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
-use crate::bwe::EstimateKind;
 use crate::forwarder::ForwardRtp;
 
 use super::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
+
+mod events;
 
 /// How long a new session may take to connect (ICE + DTLS) before it is dropped: the
 /// pending-session timeout. Clients connect in well under a second on a LAN and a few
@@ -527,99 +528,6 @@ impl Participant {
                     return;
                 }
             }
-        }
-    }
-
-    fn on_event(&mut self, event: Event, out: &mut Outbox) {
-        match event {
-            Event::IceConnectionStateChange(
-                IceConnectionState::Connected | IceConnectionState::Completed,
-            ) => {
-                self.ice_connected.get_or_insert(self.last_now);
-            }
-            Event::Connected => {
-                self.connected = true;
-                let ice = self.ice_connected.unwrap_or(self.last_now);
-                debug!(
-                    participant = self.id.0,
-                    session = %self.session,
-                    kind = self.kind.as_str(),
-                    ice_ms = ice.saturating_duration_since(self.created).as_millis() as u64,
-                    dtls_ms = self.last_now.saturating_duration_since(ice).as_millis() as u64,
-                    "transport connected"
-                );
-                out.events.push_back((self.id, ParticipantEvent::Connected));
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.end(EndReason::Timeout);
-            }
-            Event::Closed => self.end(EndReason::Closed),
-            Event::RtpPacket(packet) => {
-                let ssrc = packet.header.ssrc;
-                let found = match self.ssrcs.get(&ssrc) {
-                    Some(v) => Some(*v),
-                    None => {
-                        let v = self
-                            .rtc
-                            .direct_api()
-                            .stream_rx(&ssrc)
-                            .map(|s| (s.mid(), s.rid()));
-                        if let Some(v) = v {
-                            if self.ssrcs.len() >= MAX_SSRCS {
-                                // Keep the SSRCs str0m still receives; a publisher that
-                                // rotates SSRCs cannot grow this cache without bound.
-                                let mut api = self.rtc.direct_api();
-                                self.ssrcs.retain(|s, _| api.stream_rx(s).is_some());
-                            }
-                            if self.ssrcs.len() < MAX_SSRCS {
-                                self.ssrcs.insert(ssrc, v);
-                            }
-                        }
-                        v
-                    }
-                };
-                if let Some((mid, rid)) = found {
-                    out.events
-                        .push_back((self.id, ParticipantEvent::Rtp { mid, rid, packet }));
-                }
-            }
-            Event::EgressBitrateEstimate(BweKind::Twcc {
-                estimate,
-                can_probe: true,
-            }) => {
-                self.feedback_estimates = true;
-                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Twcc);
-                out.events.push_back((self.id, e));
-            }
-            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
-                self.feedback_estimates = true;
-                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Remb);
-                out.events.push_back((self.id, e));
-            }
-            Event::MediaEgressStats(stats) => {
-                let is_video = self
-                    .rtc
-                    .media(stats.mid)
-                    .is_some_and(|m| m.kind() == MediaKind::Video);
-                if let (true, Some(loss)) = (is_video, stats.loss) {
-                    out.events
-                        .push_back((self.id, ParticipantEvent::LossReport(loss)));
-                    if !self.feedback_estimates {
-                        let sent = self.sent.bitrate(self.last_write);
-                        let bps = self.loss.on_report(loss, sent, self.probe_bps);
-                        let e = ParticipantEvent::Estimate(bps, EstimateKind::Loss);
-                        out.events.push_back((self.id, e));
-                    }
-                }
-            }
-            Event::KeyframeRequest(req) => out.events.push_back((
-                self.id,
-                ParticipantEvent::KeyframeRequest {
-                    mid: req.mid,
-                    kind: req.kind,
-                },
-            )),
-            _ => {}
         }
     }
 }

@@ -15,7 +15,7 @@ use str0m::media::{Mid, Rid};
 use str0m::net::Transmit;
 use tracing::info;
 
-use super::addrs::{AddrBook, Lookup};
+use super::addrs::AddrBook;
 use super::conference::Conference;
 use super::info::{Audience, JoinOptions, RoomEvent, RoomLimits};
 use super::ledger::SessionLedger;
@@ -219,16 +219,13 @@ impl Room {
 
     fn receive(&mut self, now: Instant, d: Datagram) {
         let participants = &self.participants;
-        let id = match self.addrs.lookup(&d, |id| {
+        let found = self.addrs.lookup(&d, |id| {
             participants.get(&id).is_some_and(|p| p.verifies(&d))
-        }) {
-            Lookup::Found(id) => id,
-            Lookup::Unknown => {
-                self.meters.dropped(DropReason::UnknownSource);
-                return;
-            }
-            Lookup::Unverified => {
-                self.meters.dropped(DropReason::StunUnverified);
+        });
+        let id = match found.participant() {
+            Ok(id) => id,
+            Err(reason) => {
+                self.meters.dropped(reason);
                 return;
             }
         };

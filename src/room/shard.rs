@@ -19,7 +19,7 @@ use std::time::Instant;
 use str0m::net::Transmit;
 use tracing::debug;
 
-use super::addrs::{AddrBook, Lookup};
+use super::addrs::AddrBook;
 use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
 use super::ParticipantId;
 use crate::forwarder::ForwardRtp;
@@ -167,16 +167,13 @@ impl Shard {
     ) {
         for d in datagrams {
             let participants = &self.participants;
-            let id = match self.addrs.lookup(&d, |id| {
+            let found = self.addrs.lookup(&d, |id| {
                 participants.get(&id).is_some_and(|p| p.verifies(&d))
-            }) {
-                Lookup::Found(id) => id,
-                Lookup::Unknown => {
-                    self.meters.dropped(DropReason::UnknownSource);
-                    continue;
-                }
-                Lookup::Unverified => {
-                    self.meters.dropped(DropReason::StunUnverified);
+            });
+            let id = match found.participant() {
+                Ok(id) => id,
+                Err(reason) => {
+                    self.meters.dropped(reason);
                     continue;
                 }
             };

@@ -228,6 +228,29 @@ impl Server {
         resp.text().await.ok()
     }
 
+    /// The value of one `/metrics` series, written with its labels and a trailing space
+    /// (`"switchboard_sessions_pending "`); 0 when absent or unreadable.
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The server process's resident set size in KiB (`VmRSS` of `/proc/PID/status`); 0
+    /// when unreadable.
+    #[allow(dead_code)]
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The last `lines` lines of the server's log (empty when inherited).
     pub fn log_tail(&self, lines: usize) -> String {
         let Some(path) = &self.log_path else {

@@ -173,6 +173,17 @@ function limitDownlink() {
   net.qdisc = true;
 }
 
+/** Packets the tbf dropped and sent so far (`tc -s qdisc`), or null if unreadable. */
+function qdiscStats() {
+  try {
+    const out = execFileSync(TC, ['-s', 'qdisc', 'show', 'dev', HOST_IF], { encoding: 'utf8' });
+    const m = out.match(/Sent \d+ bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/);
+    return m ? { sent: Number(m[1]), dropped: Number(m[2]), overlimits: Number(m[3]) } : null;
+  } catch {
+    return null;
+  }
+}
+
 function liftDownlink() {
   run(TC, ['qdisc', 'del', 'dev', HOST_IF, 'root']);
   net.qdisc = false;
@@ -487,7 +498,9 @@ test('simulcast: each viewer gets the layer its downlink carries, and B recovers
 
     // the low-layer window
     const windowStart = settled.confirmed;
+    const qdiscAtStart = qdiscStats();
     await sleep(LOW_WINDOW_MS);
+    const qdiscAtEnd = qdiscStats();
     const windowSamples = rec.series('viewerB').filter((s) => s.t >= windowStart.t);
     const windowEnd = windowSamples.at(-1);
     const elapsed = (windowEnd.t - windowStart.t) / 1000;
@@ -501,6 +514,10 @@ test('simulcast: each viewer gets the layer its downlink carries, and B recovers
       bLowMaxWidthInWindow: Math.max(...windowSamples.map((s) => s.w)),
       bLowEstimatesBps: windowSamples.map((s) => s.estimateBps),
       bLowPacketsLostInWindow: windowEnd.packetsLost - windowStart.packetsLost,
+      // where B's losses come from: packets the 400 kbit/s tbf dropped, over the whole
+      // limited period and inside the window
+      bQdiscDroppedLimited: qdiscAtEnd?.dropped,
+      bQdiscDroppedInWindow: qdiscAtEnd && qdiscAtStart ? qdiscAtEnd.dropped - qdiscAtStart.dropped : undefined,
     });
 
     // --- lift the limit; B climbs back
@@ -548,7 +565,7 @@ test('simulcast: each viewer gets the layer its downlink carries, and B recovers
       `publisher layers: ${fig.publisherLayers.join(', ')}`,
       `A: first frame ${fig.aFirstFrameMs} ms after 201, 1280x720 after ${fig.aClimbMs} ms; final ${fig.aFinalResolution}, layer ${fig.aLayer}, freezes ${fig.aFreezeCount}, estimate ${fig.aEstimateBps}`,
       `B: first frame ${fig.bFirstFrameMs} ms after 201; adapted down in ${fig.bAdaptDownMs} ms (decoded before: ${fig.bWidthsBeforeSettling.join(', ')}); server lowest layer after ${fig.bServerLowestLayerAfterMs} ms`,
-      `B low window: ${fig.bLowResolution} layer ${fig.bLowLayer}, ${fig.bLowFps} fps over ${fig.bLowWindowSeconds} s, freezes +${fig.bLowFreezesInWindow}, lost +${fig.bLowPacketsLostInWindow}, estimates ${fig.bLowEstimatesBps.join(' ')}`,
+      `B low window: ${fig.bLowResolution} layer ${fig.bLowLayer}, ${fig.bLowFps} fps over ${fig.bLowWindowSeconds} s, freezes +${fig.bLowFreezesInWindow}, lost +${fig.bLowPacketsLostInWindow}, tbf dropped +${fig.bQdiscDroppedInWindow} (${fig.bQdiscDroppedLimited} while limited), estimates ${fig.bLowEstimatesBps.join(' ')}`,
       `B after lift: ${up ? `${fig.bUpResolution} after ${fig.bAdaptUpMs} ms` : 'did not reach 640 px'}, 1280x720 ${fig.bTopLayerAfterLiftMs == null ? 'not reached' : `after ${fig.bTopLayerAfterLiftMs} ms`}; final ${fig.bFinalResolution}, layer ${fig.bLayer}, freezes ${fig.bFreezeCount}, switches ${fig.bSwitches}, estimate ${fig.bEstimateBps}`,
     ];
     console.log(lines.map((l) => `  ${l}`).join('\n'));

@@ -1,0 +1,101 @@
+//! Tests of [`super::Config`]: defaults, addresses, secrets, admission and ICE server links.
+
+use super::*;
+
+fn parse(args: &[&str]) -> Config {
+    let mut v = vec!["switchboard"];
+    v.extend_from_slice(args);
+    Config::try_parse_from(v).expect("valid args")
+}
+
+#[test]
+fn defaults() {
+    let c = parse(&[]);
+    assert_eq!(c.http_addr, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(c.udp_addr, "0.0.0.0:7880".parse().unwrap());
+    assert!(c.token.is_none());
+    let cands = c.candidate_addrs();
+    assert!(!cands.is_empty());
+    assert!(cands.iter().all(|a| a.port() == 7880));
+}
+
+#[test]
+fn explicit_public_ips_win() {
+    let c = parse(&["--public-ip", "192.0.2.1", "--public-ip", "198.51.100.2"]);
+    let cands = c.candidate_addrs();
+    assert_eq!(
+        cands,
+        vec![
+            "192.0.2.1:7880".parse().unwrap(),
+            "198.51.100.2:7880".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn specific_udp_addr_is_the_candidate() {
+    let c = parse(&["--udp-addr", "127.0.0.1:9999"]);
+    assert_eq!(c.candidate_addrs(), vec!["127.0.0.1:9999".parse().unwrap()]);
+}
+
+#[test]
+fn bad_address_is_an_error() {
+    assert!(Config::try_parse_from(["switchboard", "--http-addr", "nope"]).is_err());
+    assert!(Config::try_parse_from(["switchboard", "--public-ip", "1.2.3"]).is_err());
+}
+
+fn invalid(args: &[&str]) -> String {
+    match parse(args).validate() {
+        Err(e) => e.to_string(),
+        Ok(()) => panic!("{args:?} must be refused"),
+    }
+}
+
+#[test]
+fn short_tokens_and_placeholder_secrets_are_refused() {
+    assert!(invalid(&["--token", "s3cret"]).contains("at least 16 characters"));
+    let placeholder = "REPLACE-ME-with-a-random-secret-of-at-least-32-bytes";
+    assert!(invalid(&["--auth-key", placeholder]).contains("placeholder"));
+    assert!(invalid(&["--token", placeholder]).contains("--token"));
+    let internal = "REPLACE-ME-with-another-random-secret-of-at-least-32-bytes";
+    assert!(invalid(&[
+        "--internal-addr",
+        "127.0.0.1:0",
+        "--internal-secret",
+        internal
+    ])
+    .contains("--internal-secret"));
+    assert!(parse(&["--token", "0123456789abcdef"]).validate().is_ok());
+}
+
+#[test]
+fn admission_defaults() {
+    let c = parse(&[]);
+    assert_eq!(c.max_sessions, 1000);
+    assert_eq!(c.max_pending, 200);
+    assert_eq!((c.post_rate, c.post_burst), (5, 20));
+    assert_eq!(c.max_sessions_per_identity, 8);
+    assert_eq!(c.max_connections, 1024);
+    assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn ice_server_links() {
+    let c = parse(&[
+        "--ice-server",
+        "stun:stun.example.org:3478",
+        "--ice-server",
+        "turn:turn.example.org:3478?transport=udp",
+        "--ice-username",
+        "u",
+        "--ice-credential",
+        "p\"w",
+    ]);
+    let links = c.ice_server_links();
+    assert_eq!(links[0], "<stun:stun.example.org:3478>; rel=\"ice-server\"");
+    assert!(links[1].contains("username=\"u\""));
+    assert!(links[1].contains("credential=\"p\\\"w\""));
+    assert!(links[1].contains("credential-type=\"password\""));
+    let public = c.ice_server_links_public();
+    assert_eq!(public, vec![links[0].clone()]);
+}
