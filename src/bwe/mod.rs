@@ -1,5 +1,6 @@
 //! Bandwidth estimation support (per subscriber): bitrate meters for published layers,
-//! the allocation rule, the loss-based fallback estimate, and when video may be paused.
+//! the allocation rule, the loss-based fallback estimate, when video may be paused, and
+//! when a falling send-side estimate steps layers down.
 //! The main estimate comes from str0m (GCC over TWCC, or the receiver's REMB); this
 //! module measures, allocates and decides, it never reads a clock: time is passed in.
 
@@ -7,6 +8,7 @@ pub mod allocator;
 pub mod loss;
 pub mod meter;
 pub mod pause;
+pub mod step_down;
 
 /// Where a subscriber's downlink estimate comes from. What the server can do about a low
 /// estimate depends on it: only with TWCC can it probe for more bandwidth without sending

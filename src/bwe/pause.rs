@@ -114,6 +114,13 @@ impl PauseGate {
         }
     }
 
+    /// Whether a receiver report at or above [`CONGESTED_LOSS`] arrived within
+    /// [`LOSS_MEMORY`] of `now`.
+    pub fn congested(&self, now: Instant) -> bool {
+        self.lossy_at
+            .is_some_and(|at| now.saturating_duration_since(at) <= LOSS_MEMORY)
+    }
+
     /// Whether the lowest layers are withheld by a pause on an estimate that cannot probe
     /// (waiting for the next trial).
     pub fn paused(&self) -> bool {
@@ -142,9 +149,7 @@ impl PauseGate {
         }
         let since = *self.starved_since.get_or_insert(now);
         let starved_for = now.saturating_duration_since(since);
-        let congested = self
-            .lossy_at
-            .is_some_and(|at| now.saturating_duration_since(at) <= LOSS_MEMORY);
+        let congested = self.congested(now);
         if kind.can_probe() {
             // The estimator probes with padding: once congestion confirms the shortfall,
             // follow the estimate; it shows when the lowest layers fit again.

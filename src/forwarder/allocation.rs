@@ -10,6 +10,7 @@ use super::selector::Layer;
 use super::{request_keyframe, Forwarder, ForwarderOutput};
 use crate::bwe::allocator::{Allocator, TrackDemand};
 use crate::bwe::pause::PauseGate;
+use crate::bwe::step_down::StepDownHold;
 use crate::bwe::EstimateKind;
 use crate::room::ParticipantId;
 
@@ -22,20 +23,28 @@ pub(super) struct SubscriberBwe {
     /// Whether the lowest layers are kept while the estimate is below them
     /// (`bwe::pause`).
     pub(super) pause: PauseGate,
+    /// When a falling estimate steps layers down (`bwe::step_down`).
+    pub(super) step_down: StepDownHold,
+    /// Allocated total after the last reallocation, bit/s.
+    pub(super) allocated: u64,
     /// Padding toward the next layer up is allowed until then (a probe window).
     pub(super) probe_until: Option<Instant>,
     /// When the next probe window may open.
     pub(super) next_probe: Option<Instant>,
     /// Current back-off between probe windows.
     pub(super) probe_backoff: Duration,
-    /// Allocated total after the last reallocation, bit/s.
-    pub(super) allocated: u64,
+    /// Sum over the subscriber's video tracks of the ladder rung each is sent (1 for the
+    /// lowest, 0 for none) when the last probe window opened: a climb above it is a probe
+    /// that worked, and resets the back-off. (The allocated
+    /// bit rate would not do: it follows the measured layer rates, which wobble by a few
+    /// percent from one reallocation to the next.)
+    pub(super) probe_from_rungs: usize,
 }
 
 /// A probe window: how long str0m may pad toward the next layer up.
 pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
 /// First pause between probe windows; doubles while climbs fail, up to
-/// [`PROBE_BACKOFF_MAX`], and resets when the allocation rises.
+/// [`PROBE_BACKOFF_MAX`], and resets when a track climbs a rung of its ladder.
 pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
 /// Longest pause between probe windows.
 pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -50,6 +59,11 @@ pub const USABLE_PERCENT: u64 = 90;
 /// Probing aims this far (percent) above what a step up needs, matching the allocator's
 /// climb headroom (`AllocatorConfig::up_headroom`, 1.1) with a margin.
 pub const PROBE_HEADROOM_PERCENT: u64 = 115;
+
+/// While a falling estimate waits to step layers down (`bwe::step_down`), it is kept at
+/// least this far (percent) above what the layers flowing need, so that their measured
+/// rates' few percent of wobble do not step them down.
+pub const HOLD_MARGIN_PERCENT: u64 = 110;
 
 /// How often allocations are recomputed even without a new estimate (layers start,
 /// stop and change rate).
@@ -113,8 +127,19 @@ impl Forwarder {
         let Some(bwe) = self.bwe.get_mut(&subscriber) else {
             return;
         };
+        let can_probe = bwe.estimate.is_some_and(|(_, kind)| kind.can_probe());
+        let mut allocated_with = None;
         let choice: Vec<Option<usize>> = match bwe.estimate {
-            Some((estimate, kind)) => {
+            Some((raw, kind)) => {
+                // A probe's back-off does not step down the layers the link carries.
+                allocated_with = Some(raw);
+                let estimate = if can_probe {
+                    let congested = bwe.pause.congested(now);
+                    let floor = bwe.allocated / USABLE_PERCENT * 100 * HOLD_MARGIN_PERCENT / 100;
+                    bwe.step_down.estimate(now, raw, floor, congested)
+                } else {
+                    raw
+                };
                 let usable = estimate / 100 * USABLE_PERCENT;
                 let floor: u64 = demands.iter().filter_map(|d| d.layers.first()).sum();
                 // Below the lowest layers: keep them unless congestion loss has backed the
@@ -138,6 +163,7 @@ impl Forwarder {
         // one step up would need, both in bit/s over every track.
         let mut allocated = 0;
         let mut next_total = 0;
+        let mut rungs = 0;
         for (((&k, ladder), pick), demand) in keys.iter().zip(&ladders).zip(&choice).zip(&demands) {
             let sub = &mut self.subscribed[k];
             if sub.kind == MediaKind::Audio {
@@ -151,6 +177,7 @@ impl Forwarder {
             let sent = sub.selector.target();
             let at = sent.and_then(|t| ladder.iter().position(|(l, _)| *l == t));
             allocated += at.map(|i| ladder[i].1).unwrap_or(0);
+            rungs += at.map_or(0, |i| i + 1);
             let next_up = match (at, sub.manual.is_some()) {
                 (Some(i), false) => ladder.get(i + 1).or(ladder.get(i)),
                 (Some(i), true) => ladder.get(i),
@@ -178,13 +205,25 @@ impl Forwarder {
         let Some(bwe) = self.bwe.get_mut(&subscriber) else {
             return;
         };
-        if allocated > bwe.allocated {
-            bwe.probe_backoff = PROBE_BACKOFF_MIN;
-        }
         bwe.allocated = allocated;
+        // A climb above where the last window started is a probe that worked.
+        if rungs > bwe.probe_from_rungs {
+            bwe.probe_backoff = PROBE_BACKOFF_MIN;
+            bwe.probe_from_rungs = rungs;
+        }
         let next_probe = *bwe.next_probe.get_or_insert(now + PROBE_BACKOFF_MIN);
-        if next_total > allocated && now >= next_probe && bwe.probe_until.is_none() {
+        // A window only where str0m's probes (at most twice the estimate) can reach the
+        // step: one beyond reach only fills a full bottleneck queue, and costs media loss.
+        let reachable = allocated_with.is_none_or(|e| minimum <= e.saturating_mul(2));
+        if next_total > allocated && reachable && now >= next_probe && bwe.probe_until.is_none() {
             bwe.probe_until = Some(now + PROBE_WINDOW);
+            bwe.probe_from_rungs = rungs;
+            tracing::debug!(
+                subscriber = subscriber.0,
+                allocated_bps = allocated,
+                next_bps = next_total,
+                "probe window opened"
+            );
         }
         if bwe.probe_until.is_some_and(|t| now >= t) {
             bwe.probe_until = None;

@@ -52,10 +52,12 @@ impl Forwarder {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 estimate: None,
                 pause: Default::default(),
+                step_down: Default::default(),
+                allocated: 0,
                 probe_until: None,
                 next_probe: None,
                 probe_backoff: PROBE_BACKOFF_MIN,
-                allocated: 0,
+                probe_from_rungs: 0,
             });
         key
     }

@@ -236,6 +236,7 @@ impl Forwarder {
         self.meters.estimate(kind);
         if let Some(b) = self.bwe.get_mut(&subscriber) {
             b.estimate = Some((estimate_bps, kind));
+            b.step_down.on_estimate(now, estimate_bps);
         }
         self.reallocate(now, subscriber, out);
     }
@@ -244,6 +245,9 @@ impl Forwarder {
     /// subscriber's video streams: the congestion evidence without which a low estimate
     /// never pauses video (`bwe::pause`). Takes effect at the next reallocation.
     pub fn handle_loss_report(&mut self, now: Instant, subscriber: ParticipantId, fraction: f32) {
+        if fraction > 0.0 {
+            tracing::debug!(subscriber = subscriber.0, fraction, "receiver report loss");
+        }
         if let Some(b) = self.bwe.get_mut(&subscriber) {
             b.pause.on_loss_report(now, fraction);
         }
