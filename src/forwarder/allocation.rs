@@ -128,11 +128,9 @@ impl Forwarder {
             return;
         };
         let can_probe = bwe.estimate.is_some_and(|(_, kind)| kind.can_probe());
-        let mut allocated_with = None;
         let choice: Vec<Option<usize>> = match bwe.estimate {
             Some((raw, kind)) => {
                 // A probe's back-off does not step down the layers the link carries.
-                allocated_with = Some(raw);
                 let estimate = if can_probe {
                     let congested = bwe.pause.congested(now);
                     let floor = bwe.allocated / USABLE_PERCENT * 100 * HOLD_MARGIN_PERCENT / 100;
@@ -214,7 +212,9 @@ impl Forwarder {
         let next_probe = *bwe.next_probe.get_or_insert(now + PROBE_BACKOFF_MIN);
         // A window only where str0m's probes (at most twice the estimate) can reach the
         // step: one beyond reach only fills a full bottleneck queue, and costs media loss.
-        let reachable = allocated_with.is_none_or(|e| minimum <= e.saturating_mul(2));
+        let reachable = bwe
+            .estimate
+            .is_none_or(|(e, _)| minimum <= e.saturating_mul(2));
         if next_total > allocated && reachable && now >= next_probe && bwe.probe_until.is_none() {
             bwe.probe_until = Some(now + PROBE_WINDOW);
             bwe.probe_from_rungs = rungs;
