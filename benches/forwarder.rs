@@ -11,9 +11,9 @@ use str0m::media::{MediaKind, Mid};
 use str0m::rtp::ExtensionValues;
 use str0m::Rtc;
 use switchboard::forwarder::munger::RtpMunger;
-use switchboard::forwarder::{Forwarder, InboundRtp, TrackRef};
+use switchboard::forwarder::{Forwarder, InboundRtp};
+use switchboard::ids::{ParticipantId, TrackRef};
 use switchboard::metrics::Meters;
-use switchboard::room::ParticipantId;
 
 fn vp8_packet(seq: u64, keyframe: bool, pt: str0m::media::Pt, t: Instant) -> InboundRtp {
     let mut payload = vec![0u8; 1100];

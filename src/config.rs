@@ -479,9 +479,9 @@ impl Config {
 
     /// When rooms spread their viewers over subscriber shards (`--shard-after`,
     /// `--max-shards`).
-    pub fn shard_policy(&self) -> crate::room::shards::ShardPolicy {
+    pub fn shard_policy(&self) -> crate::limits::ShardPolicy {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        crate::room::shards::ShardPolicy {
+        crate::limits::ShardPolicy {
             after: self.shard_after,
             max: self.max_shards.unwrap_or(cpus.saturating_sub(1)),
         }

@@ -29,16 +29,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Bottom to top: a module uses only the modules listed before it (see
+// `docs/architecture.md`).
 pub mod api;
 pub mod auth;
 pub mod bwe;
 pub mod cluster;
+pub mod codec;
+pub mod conference;
 pub mod config;
 pub mod config_file;
 pub mod dtls;
 pub mod forwarder;
 pub mod http_serve;
+pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod room;
+pub mod runtime;
 pub mod server;
+pub mod session;
+pub mod shard;

@@ -40,7 +40,7 @@ pub enum DropReason {
     /// A subscriber shard's queue was full: the shard is overloaded.
     ShardBusy,
     /// A publisher's RTP payload larger than a subscriber's send path can carry
-    /// ([`crate::room::room::MAX_FORWARD_PAYLOAD`]); dropped before any subscriber.
+    /// ([`crate::room::MAX_FORWARD_PAYLOAD`]); dropped before any subscriber.
     Oversize,
     /// A STUN message whose integrity (RFC 8489 §14.5) did not verify with the session's
     /// password: it neither reaches the session nor binds its source address.

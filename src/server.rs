@@ -18,7 +18,7 @@ use crate::config::{Config, PodDeletionCost};
 use crate::http_serve::HttpLimits;
 use crate::metrics::Meters;
 use crate::net::{Demux, RoomTable, UdpEndpoint};
-use crate::room::{RoomContext, Rooms};
+use crate::runtime::{RoomContext, Rooms};
 
 /// A bound, not yet serving, server.
 pub struct Server {
@@ -46,7 +46,7 @@ impl Server {
             RoomContext {
                 endpoint: Arc::clone(&endpoint),
                 meters: meters.clone(),
-                limits: crate::room::info::RoomLimits {
+                limits: crate::limits::RoomLimits {
                     max_publishers: config.max_publishers,
                     max_participants: config.max_participants,
                     max_sessions_per_identity: config.max_sessions_per_identity,

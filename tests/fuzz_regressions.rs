@@ -51,7 +51,7 @@ fn replay_seeds(target: &str, run: fn(&[u8])) -> usize {
 fn rtp_harness_forwards_media_and_raw_rtcp() {
     use std::time::Duration;
     use str0m::format::Codec;
-    use switchboard::room::SessionKind;
+    use switchboard::ids::SessionKind;
 
     let mut w = fuzz::world::World::new();
     let publisher = w.join(SessionKind::Publisher, Codec::Vp8, &[]).unwrap();

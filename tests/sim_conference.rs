@@ -25,7 +25,7 @@ use sim::conference::{map_at, Arrival, SlotMap, Tag};
 use sim::link::LinkConfig;
 use sim::media::SINGLE;
 use sim::Sim;
-use switchboard::room::info::Audience;
+use switchboard::conference::info::Audience;
 
 const S: Duration = Duration::from_secs(1);
 /// One-way delay of every link.

@@ -29,7 +29,7 @@ use sim::peer::{Feedback, Peer, Role};
 use sim::video::{Freeze, Video};
 use sim::{trace, Sim};
 use switchboard::bwe::loss::{MAX_BPS, MIN_BPS};
-use switchboard::room::SessionKind;
+use switchboard::ids::SessionKind;
 
 const S: Duration = Duration::from_secs(1);
 const DELAY: Duration = Duration::from_millis(20);

@@ -14,8 +14,8 @@ use std::time::Duration;
 use sim::link::LinkConfig;
 use sim::media::SIMULCAST;
 use sim::Sim;
-use switchboard::room::room::MAX_FORWARD_PAYLOAD;
-use switchboard::room::shards::ShardPolicy;
+use switchboard::limits::ShardPolicy;
+use switchboard::room::MAX_FORWARD_PAYLOAD;
 
 const S: Duration = Duration::from_secs(1);
 const DELAY: Duration = Duration::from_millis(20);

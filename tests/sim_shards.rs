@@ -26,7 +26,7 @@ use sim::link::LinkConfig;
 use sim::media::SIMULCAST;
 use sim::video::Video;
 use sim::{check_intact, secs, trace, Sim};
-use switchboard::room::shards::ShardPolicy;
+use switchboard::limits::ShardPolicy;
 
 const S: Duration = Duration::from_secs(1);
 /// One-way delay of every link.

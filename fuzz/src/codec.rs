@@ -9,8 +9,8 @@
 //! short packet takes the rest.
 
 use str0m::rtp::Vp8Descriptor as Str0mVp8;
-use switchboard::forwarder::codec::{self, CodecKind};
-use switchboard::forwarder::resolution;
+use switchboard::codec::resolution;
+use switchboard::codec::{self, CodecKind};
 use switchboard::forwarder::vp8::Vp8Rewriter;
 
 const KINDS: [CodecKind; 7] = [

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use str0m::format::Codec;
+use switchboard::ids::SessionKind;
 use switchboard::net::classify::{self, PacketClass};
 use switchboard::net::{Datagram, Demux, RoomKey, RoomTable, Route};
-use switchboard::room::SessionKind;
 
 use super::world::World;
 

@@ -20,7 +20,7 @@ use switchboard::api::preferences::LayerRequest;
 use switchboard::api::rooms::MuteRequest;
 use switchboard::api::slot_prefs::{self, Body};
 use switchboard::auth::Claims;
-use switchboard::room::SessionKind;
+use switchboard::ids::SessionKind;
 
 use super::world::{RtpFields, World};
 

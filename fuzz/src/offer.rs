@@ -8,12 +8,13 @@
 use std::time::Instant;
 
 use str0m::change::SdpAnswer;
+use switchboard::conference::info::JoinOptions;
+use switchboard::ids::SessionKind;
+use switchboard::limits::RoomLimits;
 use switchboard::metrics::Meters;
 use switchboard::net::RoomKey;
-use switchboard::room::info::{JoinOptions, RoomLimits};
-use switchboard::room::room::Room;
 use switchboard::room::signaling;
-use switchboard::room::SessionKind;
+use switchboard::room::Room;
 
 /// Largest offer fed to the room (the API refuses larger bodies before any parsing).
 const MAX_OFFER: usize = 64 * 1024;

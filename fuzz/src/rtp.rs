@@ -30,7 +30,7 @@ use std::time::Duration;
 use str0m::format::Codec;
 use str0m::media::Rid;
 use switchboard::forwarder::preferences::LayerPreference;
-use switchboard::room::SessionKind;
+use switchboard::ids::SessionKind;
 
 use super::world::{RtpFields, World, PUBLISHER_MAX_PAYLOAD};
 

@@ -21,11 +21,12 @@ use str0m::media::{Rid, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionMap, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+use switchboard::conference::info::JoinOptions;
+use switchboard::ids::{SessionId, SessionKind};
+use switchboard::limits::RoomLimits;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::info::{JoinOptions, RoomLimits};
-use switchboard::room::room::Room;
-use switchboard::room::{SessionId, SessionKind};
+use switchboard::room::Room;
 
 /// The server's one host candidate.
 pub const SERVER: &str = "10.0.0.1:3478";

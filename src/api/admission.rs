@@ -1,9 +1,9 @@
 //! Admission of new sessions (WHIP/WHEP POST), before any body is read or any room is
 //! asked: a per-client-address rate limit (GCRA, the `governor` crate), the server's
 //! session limit and its limit on sessions that have not connected yet (pending).
-//! The per-identity limit is the room's ([`crate::room::info::RoomLimits`]), and a
+//! The per-identity limit is the room's ([`crate::limits::RoomLimits`]), and a
 //! pending session's timeout is the participant's
-//! ([`crate::room::participant::CONNECT_TIMEOUT`]).
+//! ([`crate::session::participant::CONNECT_TIMEOUT`]).
 //!
 //! | limit | flag | default | answer |
 //! |---|---|---|---|

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::metrics::names;
-use crate::room::{JoinError, RoomError};
+use crate::room::JoinError;
+use crate::runtime::RoomError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +174,7 @@ impl From<JoinError> for ApiError {
         match e {
             JoinError::Malformed(_) => ApiError::BadRequest(e.to_string()),
             JoinError::Unacceptable(_) => ApiError::Unprocessable(e.to_string()),
-            JoinError::RoomFull(why) => ApiError::TooMany(why),
+            JoinError::RoomFull(why) => ApiError::TooMany(why.to_string()),
         }
     }
 }

@@ -29,8 +29,9 @@ use tokio::sync::{mpsc, watch};
 use super::sessions::{authorize, session_path};
 use super::{ApiError, AppState};
 use crate::auth::Action;
-use crate::room::info::RoomEvent;
-use crate::room::{Command, SessionId};
+use crate::conference::info::RoomEvent;
+use crate::ids::SessionId;
+use crate::runtime::Command;
 
 /// The `rel` of the extension's `Link`.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";

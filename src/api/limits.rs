@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 
 use super::{ApiError, AppState};
-use crate::room::Command;
+use crate::runtime::Command;
 
 /// Largest SDP offer body (WHIP/WHEP POST), bytes. Browsers' offers are 3–12 KiB (a
 /// conference WHEP offer with 16 video m-lines is about 25 KiB); past 64 KiB an offer
@@ -89,7 +89,7 @@ pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, Ap
         })?
 }
 
-/// [`crate::room::Rooms::request`] with [`ROOM_REQUEST_TIMEOUT`]: `Ok(None)` when the
+/// [`crate::runtime::Rooms::request`] with [`ROOM_REQUEST_TIMEOUT`]: `Ok(None)` when the
 /// room does not exist (and `create` is false); 503 + `Retry-After` when the room is
 /// gone, busy, or does not answer in time.
 pub async fn ask<T>(

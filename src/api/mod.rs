@@ -31,7 +31,7 @@ pub use error::ApiError;
 
 use crate::cluster::Cluster;
 use crate::config::Routing;
-use crate::room::Rooms;
+use crate::runtime::Rooms;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Clone)]

@@ -20,7 +20,7 @@ use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::AppState;
-use crate::room::info::{LayerInfo, ParticipantInfo, SlotInfo, SpeakerInfo};
+use crate::conference::info::{LayerInfo, ParticipantInfo, SlotInfo, SpeakerInfo};
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {

@@ -23,7 +23,7 @@ use super::sessions::{authorize, has_content_type, session_path};
 use super::{ApiError, AppState};
 use crate::forwarder::preferences::LayerPreference;
 use crate::forwarder::published::MAX_TID;
-use crate::room::Command;
+use crate::runtime::Command;
 
 /// Largest `spatialLayerId`/`maxSpatialLayerId` accepted: simulcast has at most a few
 /// layers (RFC 8853 offers rarely carry more than 3 RIDs), so anything past 15 is a

@@ -28,7 +28,7 @@ use super::sessions::{action_of, authorize, room_name};
 use super::{ApiError, AppState};
 use crate::cluster::NodeRecord;
 use crate::config::Routing;
-use crate::room::{SessionId, SessionKind};
+use crate::ids::{SessionId, SessionKind};
 
 /// Header carrying `--internal-secret` between nodes.
 pub const SECRET_HEADER: &str = "x-switchboard-internal-secret";

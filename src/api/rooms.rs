@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use super::sessions::{authorize, has_content_type, identity_param, room_name};
 use super::{ApiError, AppState};
 use crate::auth::Action;
-use crate::room::info::{RoomDetail, RoomSummary};
-use crate::room::Command;
+use crate::conference::info::{RoomDetail, RoomSummary};
+use crate::runtime::Command;
 
 const JSON: &str = "application/json";
 const LIST_ALLOW: &str = "GET, HEAD";

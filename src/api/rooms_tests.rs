@@ -15,7 +15,7 @@ use str0m::Rtc;
 use tower::ServiceExt;
 
 use crate::auth::{Authority, Grants};
-use crate::room::info::RoomLimits;
+use crate::limits::RoomLimits;
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
 const KEY: &str = "room-api-test-key";

@@ -25,8 +25,10 @@ use super::proxy::{self, Forwarded};
 use super::{ApiError, AppState};
 use crate::auth::{Action, AuthError, Claims};
 use crate::cluster::Placement;
-use crate::room::info::{JoinOptions, Source};
-use crate::room::{Command, SessionId, SessionKind, SessionTags};
+use crate::conference::info::{JoinOptions, Source};
+use crate::ids::{SessionId, SessionKind};
+use crate::room::SessionTags;
+use crate::runtime::Command;
 
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";

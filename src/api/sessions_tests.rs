@@ -15,10 +15,10 @@ use str0m::Rtc;
 use tower::ServiceExt;
 
 use crate::api::{router, AppState};
+use crate::limits::RoomLimits;
 use crate::metrics::Meters;
 use crate::net::{RoomTable, UdpEndpoint};
-use crate::room::info::RoomLimits;
-use crate::room::{RoomContext, Rooms};
+use crate::runtime::{RoomContext, Rooms};
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
 

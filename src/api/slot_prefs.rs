@@ -12,11 +12,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::conference::info::Source;
+use crate::conference::slots::Pin;
+use crate::conference::SlotPreference;
+use crate::ids::SessionId;
 use crate::room::admin::SlotCap;
-use crate::room::conference::SlotPreference;
-use crate::room::info::Source;
-use crate::room::slots::Pin;
-use crate::room::{Command, SessionId};
+use crate::runtime::Command;
 
 /// Most slot requests in one body (a grid has a few dozen tiles at most).
 const MAX_SLOTS: usize = 64;

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use super::{Directory, NodeRecord};
-use crate::room::Rooms;
+use crate::runtime::Rooms;
 
 /// Settings of this node's membership.
 #[derive(Debug, Clone)]

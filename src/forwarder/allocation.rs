@@ -12,7 +12,7 @@ use crate::bwe::allocator::{Allocator, TrackDemand};
 use crate::bwe::pause::PauseGate;
 use crate::bwe::step_down::StepDownHold;
 use crate::bwe::EstimateKind;
-use crate::room::ParticipantId;
+use crate::ids::ParticipantId;
 
 /// Bandwidth state of one subscriber.
 pub(super) struct SubscriberBwe {

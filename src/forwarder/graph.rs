@@ -10,9 +10,10 @@ use str0m::media::{MediaKind, Pt, Rid};
 use super::allocation::{SubscriberBwe, PROBE_BACKOFF_MIN};
 use super::published::PublishedTrack;
 use super::subscribed::SubscribedTrack;
-use super::{Forwarder, ForwarderOutput, SubscriptionKey, TrackRef};
+use super::{Forwarder, ForwarderOutput, SubscriptionKey};
 use crate::bwe::allocator::{Allocator, AllocatorConfig};
-use crate::room::ParticipantId;
+use crate::ids::ParticipantId;
+use crate::ids::TrackRef;
 
 impl Forwarder {
     // ---- graph changes ----

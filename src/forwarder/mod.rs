@@ -11,13 +11,11 @@
 //! payloads.
 
 pub mod allocation;
-pub mod codec;
 mod graph;
 pub mod keyframe;
 pub mod munger;
 pub mod preferences;
 pub mod published;
-pub mod resolution;
 pub mod selector;
 pub mod subscribed;
 pub mod vp8;
@@ -31,10 +29,11 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 
+use crate::codec::CodecKind;
+use crate::ids::ParticipantId;
+use crate::ids::TrackRef;
 use crate::metrics::Meters;
-use crate::room::ParticipantId;
 use allocation::{SubscriberBwe, REALLOCATE_EVERY};
-use codec::CodecKind;
 use published::PublishedTrack;
 use subscribed::SubscribedTrack;
 
@@ -44,15 +43,6 @@ use subscribed::SubscribedTrack;
 pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// While a subscriber waits for a keyframe, re-ask this often: a PLI can be lost.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
-
-/// A track: a participant's m-line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrackRef {
-    /// The participant.
-    pub participant: ParticipantId,
-    /// Its m-line.
-    pub mid: Mid,
-}
 
 /// Handle of a subscribed track inside the forwarder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

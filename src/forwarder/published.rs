@@ -8,12 +8,12 @@ use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Pt, Rid};
 use str0m::rtp::Vp8Descriptor;
 
-use super::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKind};
 use super::keyframe::KeyframeThrottle;
-use super::resolution::{h264_sps_resolution, vp8_keyframe_resolution, Resolution};
 use super::selector::{Layer, PacketInfo};
 use super::{codec_kind, SubscriptionKey, KEYFRAME_MIN_INTERVAL};
 use crate::bwe::meter::BitrateMeter;
+use crate::codec::resolution::{h264_sps_resolution, vp8_keyframe_resolution, Resolution};
+use crate::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKind};
 
 /// A layer that sent nothing for this long is treated as unavailable (a browser drops its
 /// top simulcast layer when CPU or uplink is short) until it sends again. Matches the

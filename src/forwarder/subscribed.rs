@@ -12,9 +12,10 @@ use str0m::rtp::Vp8Descriptor;
 use super::munger::RtpMunger;
 use super::selector::{Decision, DropCause, Layer, LayerSelector, PacketInfo};
 use super::vp8::Vp8Rewriter;
-use super::{ForwardRtp, InboundRtp, TrackRef};
+use super::{ForwardRtp, InboundRtp};
+use crate::ids::ParticipantId;
+use crate::ids::TrackRef;
 use crate::metrics::{DropReason, Meters};
-use crate::room::ParticipantId;
 
 /// One subscriber's m-line.
 pub struct SubscribedTrack {

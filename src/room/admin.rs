@@ -7,12 +7,12 @@ use std::time::Instant;
 use str0m::media::Mid;
 
 use super::Room;
+use crate::conference::info::{RoomDetail, RoomEvent, RoomSummary};
+use crate::conference::SlotPreference;
 use crate::forwarder::preferences::LayerPreference;
-use crate::forwarder::TrackRef;
-use crate::room::conference::SlotPreference;
-use crate::room::info::{RoomDetail, RoomEvent, RoomSummary};
-use crate::room::participant::EndReason;
-use crate::room::{ParticipantId, SessionId};
+use crate::ids::TrackRef;
+use crate::ids::{ParticipantId, SessionId};
+use crate::session::EndReason;
 
 /// A resolution cap on one slot (the tile it is shown in), pixels.
 #[derive(Debug, Clone)]

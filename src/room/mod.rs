@@ -1,98 +1,62 @@
-//! Rooms: the registry of live rooms (cold path: touched on join and leave only), the
-//! commands the API sends a room, and the room's parts — the actor that does its I/O
-//! ([`actor`]), the sans-IO [`Room`](room::Room), its [`participant`]s, the SDP glue
-//! in [`signaling`], and the subscriber shards a big room spreads its viewers over
-//! ([`shard`], [`shards`], [`shard_actor`]).
+//! `Room`: the sans-IO state of one room — its participants, the forwarder, and the
+//! indexes that route a datagram to its participant. Applies forwarder commands to
+//! participants. Never reads the clock (every input carries `now`, monotonic) and never
+//! touches a socket: datagrams out are collected for [`Room::poll_transmit`].
+//!
+//! Method groups: getters; `handle_*` inputs; `poll_*` outputs.
+//!
+//! Parts: [`join`] (an offer becomes a session), [`admin`] (the room API's reads and
+//! actions), [`sharded`] and [`shards`] (the room's side of its subscriber shards),
+//! [`signaling`] and [`offer_limits`] (SDP), [`ledger`] (each session's gauges).
 
-pub mod actor;
-mod addrs;
-pub use room::admin;
-pub mod conference;
-pub mod info;
+pub mod admin;
+mod join;
 pub mod ledger;
 pub mod offer_limits;
-pub mod participant;
-#[allow(clippy::module_inception)]
-pub mod room;
-pub mod session_end;
-pub mod shard;
-pub mod shard_actor;
+mod sharded;
 pub mod shards;
 pub mod signaling;
-pub mod slots;
-pub mod speaker;
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use str0m::bwe::Bitrate;
+use str0m::format::Codec;
+use str0m::media::{Mid, Rid};
+use str0m::net::Transmit;
+use tracing::info;
 
-use crate::metrics::Meters;
-use crate::net::{DatagramTx, RoomKey, RoomTable, UdpEndpoint};
+use crate::conference::info::{Audience, JoinOptions, RoomEvent};
+use crate::conference::Conference;
+use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
+use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp};
+use crate::ids::{ParticipantId, SessionId, SessionKind, TrackRef};
+use crate::limits::RoomLimits;
+use crate::metrics::{self, DropReason, Meters, PendingSession};
+use crate::net::{Datagram, RoomKey};
+use crate::session::addrs::AddrBook;
+use crate::session::{EndReason, Outbox, Participant, ParticipantEvent};
+use ledger::SessionLedger;
+use shards::{Placement, Shards};
+use signaling::{LineKind, VIDEO_CODECS};
 
-/// Capacity of a room's datagram queue. When full, the receive loop drops and counts
-/// (`room_busy`) rather than block every other room.
-const DATAGRAM_QUEUE: usize = 4096;
-/// Capacity of a room's command queue.
-const COMMAND_QUEUE: usize = 64;
+/// Where a subscriber's bandwidth estimate starts: enough for a 720p single-layer
+/// stream, so a viewer starts on the publisher's top layer and adapts down from there
+/// when the network says so (GCC reacts to congestion within about a second) rather than
+/// starting low and climbing for seconds.
+pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_000);
 
-/// A session's id: 128 bits from the OS CSPRNG, as 32 lowercase hex digits. It is the
-/// last path segment of the session resource URL, so it must be unguessable
-/// (RFC 9725 §4.2).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        let v: u128 = rand::random();
-        SessionId(format!("{v:032x}"))
-    }
-
-    /// Parse an id from a URL segment: exactly 32 lowercase hex digits.
-    pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| SessionId(s.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A participant's id, unique within its room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ParticipantId(pub u64);
-
-/// What a session does in its room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    /// WHIP: sends media.
-    Publisher,
-    /// WHEP: receives media.
-    Subscriber,
-}
-
-impl SessionKind {
-    /// Metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionKind::Publisher => "publisher",
-            SessionKind::Subscriber => "subscriber",
-        }
-    }
-}
+/// The largest publisher RTP payload forwarded, in bytes. str0m 0.25 builds each
+/// outgoing packet in a 2,000-byte buffer (its `DATAGRAM_MAX_PACKET_SIZE`) and panics if
+/// header and payload do not fit, while its receive path takes larger datagrams. What we
+/// write in front of a payload: the 12-byte fixed header, a one-byte-form extension
+/// block (4 bytes plus mid, abs-send-time, transport-cc, audio level, orientation and
+/// their padding: under 64 bytes), and on a retransmission the 2-byte original sequence
+/// number of RTX (RFC 4588 §4). 1,800 leaves more than twice that. Real senders stay far
+/// below: browsers packetize at about 1,200 bytes of payload, GStreamer's default MTU is
+/// 1,400, some encoders use up to 1,450; nothing a real sender produces is dropped.
+pub const MAX_FORWARD_PAYLOAD: usize = 1_800;
 
 /// A session that joined: what the API returns to the client.
 #[derive(Debug)]
@@ -125,322 +89,442 @@ pub enum JoinError {
     #[error("unacceptable SDP offer: {0}")]
     Unacceptable(String),
     /// A room limit is reached (429).
-    #[error("{0}")]
-    RoomFull(String),
+    #[error(transparent)]
+    RoomFull(#[from] crate::conference::AdmitError),
 }
 
-/// A request to a room actor. Each carries the channel its answer goes back on.
-#[derive(Debug)]
-pub enum Command {
-    /// Add a participant from an SDP offer.
-    Join {
-        /// Publisher (WHIP) or subscriber (WHEP).
-        kind: SessionKind,
-        /// The SDP offer text.
-        offer: String,
-        /// Identity, display name, source, who to watch.
-        opts: info::JoinOptions,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Joined, JoinError>>,
-    },
-    /// Remove a session (DELETE). Replies whether it existed.
-    Leave {
-        /// The session.
-        session: SessionId,
-        /// `true` if it existed and was removed.
-        reply: oneshot::Sender<bool>,
-    },
-    /// A WHEP viewer's layer preference. Replies `None` for an unknown session.
-    SetLayer {
-        /// The (subscriber) session.
-        session: SessionId,
-        /// The video m-line, or every video track.
-        mid: Option<String>,
-        /// What the viewer wants.
-        pref: crate::forwarder::preferences::LayerPreference,
-        /// Outcome.
-        reply: oneshot::Sender<Option<Result<(), crate::forwarder::preferences::PreferenceError>>>,
-    },
-    /// What a WHEP viewer receives. Replies `None` for an unknown session.
-    Stats {
-        /// The (subscriber) session.
-        session: SessionId,
-        /// The report.
-        reply: oneshot::Sender<Option<crate::forwarder::preferences::SubscriberStats>>,
-    },
-    /// A WHEP viewer's slot preferences and caps. Replies `None` for an unknown
-    /// session, `Some(Err(why))` when refused (422).
-    Preferences {
-        /// The (subscriber) session.
-        session: SessionId,
-        /// Pins and pauses.
-        prefs: Vec<conference::SlotPreference>,
-        /// Resolution caps.
-        caps: Vec<admin::SlotCap>,
-        /// Outcome.
-        reply: oneshot::Sender<Option<Result<(), String>>>,
-    },
-    /// Open a WHEP session's event stream. Replies `None` for an unknown session.
-    Events {
-        /// The (subscriber) session.
-        session: SessionId,
-        /// The current state and the receiver of later events.
-        reply: oneshot::Sender<Option<EventFeed>>,
-    },
-    /// Room API: the room in one line.
-    Summary {
-        /// The summary.
-        reply: oneshot::Sender<info::RoomSummary>,
-    },
-    /// Room API: the room with its participants.
-    Detail {
-        /// The detail.
-        reply: oneshot::Sender<info::RoomDetail>,
-    },
-    /// Room API: end every session of an identity. Replies whether it had any.
-    Remove {
-        /// The identity.
-        identity: String,
-        /// `true` if it had sessions.
-        reply: oneshot::Sender<bool>,
-    },
-    /// Room API: mute or unmute a published track. Replies whether it exists.
-    Mute {
-        /// The identity.
-        identity: String,
-        /// Track id (`camera-audio`, …).
-        track: String,
-        /// Mute (`true`) or unmute.
-        muted: bool,
-        /// `true` if the track exists.
-        reply: oneshot::Sender<bool>,
-    },
-    /// Room API: end every session. Replies how many ended.
-    Close {
-        /// Sessions ended.
-        reply: oneshot::Sender<usize>,
-    },
-    /// Tests only: make the room's task panic, as a bug would.
-    #[cfg(test)]
-    InjectPanic {
-        /// Never answered.
-        reply: oneshot::Sender<()>,
-    },
-    /// Whether a session exists (for PATCH), with its ICE tags.
-    Exists {
-        /// The session.
-        session: SessionId,
-        /// Its tags if it exists.
-        reply: oneshot::Sender<Option<SessionTags>>,
-    },
-}
-
-/// A WHEP session's event stream as the room actor hands it out: the state to start
-/// with, then every later event for the session (the channel closes when the session
-/// ends, or when the client reads too slowly — it then reconnects and starts over).
-#[derive(Debug)]
-pub struct EventFeed {
-    /// The session's identity.
-    pub identity: String,
-    /// `participants`, `slots`, `active-speaker`, `viewers`.
-    pub start: Vec<info::RoomEvent>,
-    /// Later events.
-    pub events: mpsc::Receiver<info::RoomEvent>,
-}
-
-/// Cheap handle to a live room actor.
-#[derive(Clone)]
-pub struct RoomHandle {
+/// One room.
+pub struct Room {
+    name: String,
     key: RoomKey,
-    commands: mpsc::Sender<Command>,
-    /// How the room's task ended, once it has: see [`ledger::RoomGuard`].
-    ended: tokio::sync::watch::Receiver<Option<bool>>,
+    candidates: Vec<SocketAddr>,
+    participants: HashMap<ParticipantId, Participant>,
+    /// WHEP sessions driven by subscriber shards (see [`crate::shard`]).
+    shards: Shards,
+    addrs: AddrBook,
+    by_session: HashMap<SessionId, ParticipantId>,
+    /// Each live session's gauges and counts: given back when it ends, or when the
+    /// room is dropped by a panic (see [`SessionLedger`]).
+    ledgers: HashMap<ParticipantId, SessionLedger>,
+    /// Each session's ICE tags, for PATCH's `If-Match` (RFC 9725 §4.3.1).
+    tags: HashMap<SessionId, SessionTags>,
+    /// Sessions not connected yet: each holds one count of the server's pending limit
+    /// until it connects or ends (see `src/api/admission.rs`).
+    pending: HashMap<ParticipantId, PendingSession>,
+    conference: Conference,
+    forwarder: Forwarder,
+    out: Outbox,
+    commands: Vec<ForwarderOutput>,
+    /// Participants with RTP queued and not yet flushed (see [`Participant::queue_rtp`]).
+    unflushed: Vec<ParticipantId>,
+    /// RTP packets and payload bytes written since the last [`Room::process`] ended:
+    /// the shared counters are touched once per batch, not per packet.
+    rtp_out: (u64, u64),
+    next_id: u64,
+    used: bool,
+    meters: Meters,
 }
 
-impl RoomHandle {
-    /// Whether the room's task failed (panicked). Called once its reply channel was
-    /// dropped: waits (briefly) for the task's end to be published.
-    async fn failed(&self) -> bool {
-        let mut ended = self.ended.clone();
-        let end = tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            ended.wait_for(Option::is_some),
-        )
-        .await;
-        matches!(end, Ok(Ok(v)) if *v == Some(true))
-    }
-}
-
-/// The room actor is gone (it emptied and exited) or overloaded; the caller may retry
-/// on a fresh room.
-#[derive(Debug, thiserror::Error)]
-pub enum RoomError {
-    /// The actor ended before answering.
-    #[error("room closed")]
-    Closed,
-    /// The room's command queue is full.
-    #[error("room busy")]
-    Busy,
-    /// The room's task failed (a bug, logged): its sessions ended. Not retried: a new
-    /// request opens a fresh room.
-    #[error("room failed")]
-    Failed,
-}
-
-/// Shared context every room needs: the socket and the metric handles.
-#[derive(Clone)]
-pub struct RoomContext {
-    /// The UDP endpoint rooms send on and whose candidates they advertise.
-    pub endpoint: Arc<UdpEndpoint>,
-    /// Metric handles.
-    pub meters: Meters,
-    /// Per-room limits.
-    pub limits: info::RoomLimits,
-}
-
-/// The registry of live rooms by name. Its lock is held only to look up, insert or
-/// remove a handle — on join and leave, never per packet.
-pub struct Rooms {
-    rooms: Mutex<HashMap<String, RoomHandle>>,
-    table: Arc<RoomTable>,
-    ctx: RoomContext,
-}
-
-impl Rooms {
-    /// An empty registry. `table` is shared with the UDP demux.
-    pub fn new(table: Arc<RoomTable>, ctx: RoomContext) -> Arc<Self> {
-        Arc::new(Rooms {
-            rooms: Mutex::new(HashMap::new()),
-            table,
-            ctx,
-        })
-    }
-
-    /// Names of live rooms.
-    pub fn names(&self) -> Vec<String> {
-        self.rooms.lock().keys().cloned().collect()
-    }
-
-    /// How many rooms are live (a room closes when its last session ends).
-    pub fn len(&self) -> usize {
-        self.rooms.lock().len()
-    }
-
-    /// Whether the named room is live here.
-    pub fn contains(&self, name: &str) -> bool {
-        self.rooms
-            .lock()
-            .get(name)
-            .is_some_and(|h| !h.commands.is_closed())
-    }
-
-    /// No room is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Send a command to the named room, creating the room when `create` and it does not
-    /// exist (or its actor just exited). `make` builds the command around a reply channel.
-    /// Returns `Ok(None)` when the room does not exist and `create` is false.
-    pub async fn request<T>(
-        self: &Arc<Self>,
-        name: &str,
-        create: bool,
-        make: impl Fn(oneshot::Sender<T>) -> Command,
-    ) -> Result<Option<T>, RoomError> {
-        // A room actor exits when it empties; a command racing that exit sees a closed
-        // channel or a dropped reply. Retry a few times on a fresh room.
-        let mut last = RoomError::Closed;
-        for _ in 0..3 {
-            let handle = match self.handle(name, create) {
-                Some(h) => h,
-                None => return Ok(None),
-            };
-            let (tx, rx) = oneshot::channel();
-            match handle.commands.try_send(make(tx)) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => return Err(RoomError::Busy),
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.forget(name, handle.key);
-                    continue;
-                }
-            }
-            match rx.await {
-                Ok(v) => return Ok(Some(v)),
-                Err(_) if handle.failed().await => return Err(RoomError::Failed),
-                Err(_) => {
-                    self.forget(name, handle.key);
-                    last = RoomError::Closed;
-                }
-            }
-        }
-        Err(last)
-    }
-
-    fn handle(self: &Arc<Self>, name: &str, create: bool) -> Option<RoomHandle> {
-        let mut rooms = self.rooms.lock();
-        if let Some(h) = rooms.get(name) {
-            if !h.commands.is_closed() {
-                return Some(h.clone());
-            }
-            rooms.remove(name);
-        }
-        if !create {
-            return None;
-        }
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (dgram_tx, dgram_rx): (DatagramTx, _) = mpsc::channel(DATAGRAM_QUEUE);
-        let key = self.table.register(dgram_tx);
-        let (end, ended) = tokio::sync::watch::channel(None);
-        let handle = RoomHandle {
+impl Room {
+    /// An empty room. `candidates` are the host candidates every session advertises.
+    pub fn new(
+        name: String,
+        key: RoomKey,
+        candidates: Vec<SocketAddr>,
+        limits: RoomLimits,
+        meters: Meters,
+    ) -> Self {
+        Room {
+            name,
             key,
-            commands: cmd_tx,
-            ended,
-        };
-        rooms.insert(name.to_owned(), handle.clone());
-        let registry = Arc::clone(self);
-        let name = name.to_owned();
-        let shards = shard_actor::ShardFactory {
-            table: Arc::clone(&self.table),
-            ctx: self.ctx.clone(),
-        };
-        let gone = name.clone();
-        tokio::spawn(async move {
-            // Undoes the registry entry, the demux key and the rooms gauge however the
-            // task ends; a panic drops it unfinished (the room failed).
-            let guard = ledger::RoomGuard::new(end, move || registry.forget(&gone, key));
-            actor::run(name, key, shards, cmd_rx, dgram_rx).await;
-            guard.finish();
-        });
-        Some(handle)
-    }
-
-    /// Remove the named room if it is still the instance `key`.
-    fn forget(&self, name: &str, key: RoomKey) {
-        let mut rooms = self.rooms.lock();
-        if rooms.get(name).is_some_and(|h| h.key == key) {
-            rooms.remove(name);
+            candidates,
+            participants: HashMap::new(),
+            shards: Shards::new(limits.shards),
+            addrs: AddrBook::default(),
+            by_session: HashMap::new(),
+            ledgers: HashMap::new(),
+            tags: HashMap::new(),
+            pending: HashMap::new(),
+            conference: Conference::new(limits),
+            forwarder: Forwarder::new(meters.clone()),
+            out: Outbox::default(),
+            commands: Vec::new(),
+            unflushed: Vec::new(),
+            rtp_out: (0, 0),
+            next_id: 1,
+            used: false,
+            meters,
         }
-        self.table.remove(key);
     }
-}
 
-#[cfg(test)]
-#[path = "failure_tests.rs"]
-mod failure_tests;
+    // ---- getters ----
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 
-    #[test]
-    fn session_ids_are_random_hex() {
-        let a = SessionId::random();
-        let b = SessionId::random();
-        assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), 32);
-        assert_eq!(SessionId::parse(a.as_str()), Some(a));
-        assert_eq!(SessionId::parse("xyz"), None);
-        assert_eq!(SessionId::parse(&"A".repeat(32)), None);
+    /// No participants left (in the room or its shards).
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty() && self.shards.is_empty()
+    }
+
+    /// Number of participants (in the room or its shards).
+    pub fn len(&self) -> usize {
+        self.participants.len() + self.shards.len()
+    }
+
+    /// Whether a join was ever attempted here (a used room that empties is closed).
+    pub fn ever_joined(&self) -> bool {
+        self.used
+    }
+
+    /// Whether a participant (session) is live here.
+    pub fn has_participant(&self, id: ParticipantId) -> bool {
+        self.participants.contains_key(&id) || self.shards.get(id).is_some()
+    }
+
+    /// `session`'s ICE tags, when it is live here.
+    pub fn session_tags(&self, session: &SessionId) -> Option<SessionTags> {
+        self.tags.get(session).cloned()
+    }
+
+    // ---- inputs ----
+
+    /// Remove a session (DELETE). Returns whether it existed.
+    pub fn handle_leave(&mut self, now: Instant, session: &SessionId) -> bool {
+        let Some(id) = self.by_session.get(session).copied() else {
+            return false;
+        };
+        self.close_member(id, EndReason::Delete);
+        self.process(now);
+        true
+    }
+
+    /// A WHEP viewer's layer preference (`mid`: one video track, or all). `None` when the
+    /// session is not a live subscriber here.
+    pub fn handle_set_layer(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+        mid: Option<&str>,
+        pref: &LayerPreference,
+    ) -> Option<Result<(), PreferenceError>> {
+        let id = self.subscriber_id(session)?;
+        let res =
+            self.forwarder
+                .set_preference(now, id, mid.map(Mid::from), pref, &mut self.commands);
+        self.process(now);
+        Some(res)
+    }
+
+    /// What a WHEP viewer receives; `None` when the session is not a live subscriber.
+    pub fn subscriber_stats(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+    ) -> Option<SubscriberStats> {
+        let id = self.subscriber_id(session)?;
+        Some(self.forwarder.stats(now, id))
+    }
+
+    pub(super) fn subscriber_id(&self, session: &SessionId) -> Option<ParticipantId> {
+        let id = *self.by_session.get(session)?;
+        match self.participants.get(&id) {
+            Some(p) => (p.kind() == SessionKind::Subscriber).then_some(id),
+            None => self.shards.get(id).map(|_| id),
+        }
+    }
+
+    /// WHEP sessions this room drives itself (not in a shard).
+    fn home_subscribers(&self) -> usize {
+        self.participants
+            .values()
+            .filter(|p| p.kind() == SessionKind::Subscriber)
+            .count()
+    }
+
+    /// A datagram from the network for this room: a batch of one.
+    pub fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.handle_datagrams(now, std::iter::once(d));
+    }
+
+    /// Datagrams from the network for this room, handled in order. What they produce for
+    /// each subscriber is queued on its `Rtc` and flushed once at the end (one
+    /// [`Participant::flush`] per subscriber and batch, not one drive per packet). `now`
+    /// is when the batch is handled; each datagram keeps its own receive time.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = Datagram>,
+    ) {
+        for d in datagrams {
+            self.receive(now, d);
+            self.route(now);
+        }
+        self.process(now);
+    }
+
+    fn receive(&mut self, now: Instant, d: Datagram) {
+        let participants = &self.participants;
+        let found = self.addrs.lookup(&d, |id| {
+            participants.get(&id).is_some_and(|p| p.verifies(&d))
+        });
+        let id = match found.participant() {
+            Ok(id) => id,
+            Err(reason) => {
+                self.meters.dropped(reason);
+                return;
+            }
+        };
+        let Some(p) = self.participants.get_mut(&id) else {
+            self.meters.dropped(DropReason::UnknownSource);
+            return;
+        };
+        if !p.handle_receive(now, &d, &mut self.out) {
+            self.meters.dropped(DropReason::Rejected);
+        }
+    }
+
+    /// Advance time: participants' timers, keyframe retries, liveness.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.participants.values_mut() {
+            if now >= p.poll_timeout() {
+                p.handle_timeout(now, &mut self.out);
+            }
+        }
+        if self.forwarder.poll_timeout().is_some_and(|t| now >= t) {
+            self.forwarder.handle_timeout(now, &mut self.commands);
+        }
+        if self.conference.poll_timeout().is_some_and(|t| now >= t)
+            && self.conference.handle_timeout(now, &mut self.forwarder)
+        {
+            self.reassign(now);
+        }
+        self.process(now);
+    }
+
+    // ---- outputs ----
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// Source addresses that a verified STUN message bound to a session since the last
+    /// call: the receive loop's demux routes them to this room from now on.
+    pub fn take_bindings(&mut self) -> Vec<SocketAddr> {
+        self.addrs.take_bindings()
+    }
+
+    /// Room events queued since the last call, in order, with who each is for.
+    pub fn take_events(&mut self) -> Vec<(Audience, RoomEvent)> {
+        self.conference.take_events()
+    }
+
+    /// When [`Room::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let p = self.participants.values().map(|p| p.poll_timeout()).min();
+        [
+            p,
+            self.forwarder.poll_timeout(),
+            self.conference.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- internals ----
+
+    /// Re-assign every WHEP session's slots (joins, leaves, speaker changes, pins).
+    fn reassign(&mut self, now: Instant) {
+        let (participants, shards) = (&self.participants, &self.shards);
+        self.conference.reassign(
+            now,
+            &mut self.forwarder,
+            |slot, params| {
+                let (local, remote) = (
+                    participants.get(&slot.participant),
+                    shards.get(slot.participant),
+                );
+                params
+                    .iter()
+                    .filter_map(|p| {
+                        let pt = match (local, remote) {
+                            (Some(sub), _) => sub.matching_pt(slot.mid, p),
+                            (None, Some(r)) => r.pts.matching_pt(slot.mid, p),
+                            (None, None) => None,
+                        };
+                        pt.map(|pt| (p.pt(), pt))
+                    })
+                    .collect()
+            },
+            &mut self.commands,
+        );
+    }
+
+    /// Handle participant events and forwarder commands until both queues are empty,
+    /// flush the participants that had RTP queued (which may raise more events), then
+    /// remove participants that ended.
+    fn process(&mut self, now: Instant) {
+        loop {
+            self.route(now);
+            if !self.unflushed.is_empty() {
+                for id in std::mem::take(&mut self.unflushed) {
+                    if let Some(p) = self.participants.get_mut(&id) {
+                        p.flush(now, &mut self.out);
+                    }
+                }
+                continue;
+            }
+            if !self.reap(now) {
+                break;
+            }
+        }
+        let (packets, bytes) = std::mem::take(&mut self.rtp_out);
+        if packets > 0 {
+            self.meters.rtp_out_packets.increment(packets);
+            self.meters.rtp_out_bytes.increment(bytes);
+        }
+    }
+
+    /// Handle participant events and forwarder commands until both queues are empty.
+    /// RTP for subscribers is queued, not yet flushed.
+    fn route(&mut self, now: Instant) {
+        loop {
+            self.apply_commands(now);
+            let Some((id, event)) = self.out.events.pop_front() else {
+                break;
+            };
+            match event {
+                ParticipantEvent::Connected => {
+                    info!(room = %self.name, participant = id.0, "connected");
+                    self.pending.remove(&id);
+                    self.forwarder.handle_connected(now, id, &mut self.commands);
+                }
+                ParticipantEvent::Rtp { mid, rid, packet } => {
+                    if packet.payload.len() > MAX_FORWARD_PAYLOAD {
+                        // Before any subscriber's send path (in this room or a shard).
+                        self.meters.dropped(DropReason::Oversize);
+                        continue;
+                    }
+                    if let Some(level) = packet.header.ext_vals.audio_level {
+                        let track = TrackRef {
+                            participant: id,
+                            mid,
+                        };
+                        // str0m gives the RFC 6464 level negated (-dBov).
+                        let level = level.unsigned_abs().min(127);
+                        self.conference.observe_audio(now, track, level);
+                    }
+                    self.meters.rtp_in_packets.increment(1);
+                    self.meters
+                        .rtp_in_bytes
+                        .increment(packet.payload.len() as u64);
+                    let packet = InboundRtp::from_str0m(&packet);
+                    self.forwarder
+                        .route_rtp(now, id, mid, rid, &packet, &mut self.commands);
+                }
+                ParticipantEvent::Estimate(bps, kind) => {
+                    self.forwarder
+                        .handle_estimate(now, id, bps, kind, &mut self.commands);
+                }
+                ParticipantEvent::LossReport(fraction) => {
+                    self.forwarder.handle_loss_report(now, id, fraction);
+                }
+                ParticipantEvent::KeyframeRequest { mid, kind } => {
+                    self.forwarder
+                        .handle_keyframe_request(now, id, mid, kind, &mut self.commands);
+                }
+            }
+        }
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        for cmd in self.commands.drain(..) {
+            match cmd {
+                ForwarderOutput::Rtp(f) => {
+                    let Some(p) = self.participants.get_mut(&f.subscriber) else {
+                        // Counted by the shard that sends it.
+                        self.shards.forward(f);
+                        continue;
+                    };
+                    let (id, len) = (f.subscriber, f.payload.len() as u64);
+                    if let Some(first) = p.queue_forward(now, f) {
+                        if first {
+                            self.unflushed.push(id);
+                        }
+                        self.rtp_out.0 += 1;
+                        self.rtp_out.1 += len;
+                    }
+                }
+                ForwarderOutput::SetBitrate {
+                    subscriber,
+                    minimum,
+                    desired,
+                } => {
+                    if let Some(p) = self.participants.get_mut(&subscriber) {
+                        p.set_bitrate(now, minimum, desired, &mut self.out);
+                    } else {
+                        self.shards.set_bitrate(subscriber, minimum, desired);
+                    }
+                }
+                ForwarderOutput::RequestKeyframe {
+                    publisher,
+                    mid,
+                    rid,
+                    kind,
+                } => {
+                    if let Some(p) = self.participants.get_mut(&publisher) {
+                        p.request_keyframe(now, mid, rid, kind, &mut self.out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove ended participants and everything that points at them, and re-assign the
+    /// slots they filled. Returns whether any was removed.
+    fn reap(&mut self, now: Instant) -> bool {
+        let mut ended: Vec<(ParticipantId, EndReason)> = self
+            .participants
+            .values()
+            .filter_map(|p| p.ended().map(|r| (p.id(), r)))
+            .collect();
+        ended.extend(self.shards.ended());
+        if ended.is_empty() {
+            return false;
+        }
+        for (id, reason) in ended {
+            let session = if let Some(mut p) = self.participants.remove(&id) {
+                if !matches!(
+                    reason,
+                    EndReason::Delete | EndReason::Removed | EndReason::Replaced
+                ) {
+                    p.close(reason, &mut self.out);
+                }
+                self.addrs.remove(id, p.ufrag());
+                p.session().clone()
+            } else if let Some(r) = self.shards.remove(id) {
+                // Closed by its shard (which reported the end) or by this room (a Close
+                // is on its way to the shard); nothing is left to close here.
+                r.session
+            } else {
+                continue;
+            };
+            self.by_session.remove(&session);
+            self.tags.remove(&session);
+            self.pending.remove(&id);
+            self.conference.remove(&self.forwarder, id);
+            self.forwarder.remove_participant(id);
+            if let Some(ledger) = self.ledgers.remove(&id) {
+                ledger.end(reason.as_str());
+            }
+            info!(room = %self.name, session = %session, reason = reason.as_str(), "session ended");
+        }
+        // Slots the ended sessions filled (or watched from) are re-assigned.
+        self.reassign(now);
+        true
     }
 }

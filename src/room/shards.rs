@@ -4,21 +4,12 @@
 
 use std::collections::HashMap;
 
-use super::participant::{EndReason, Participant, PtMatcher};
-use super::shard::ToShard;
-use super::{ParticipantId, SessionId};
 use crate::forwarder::ForwardRtp;
+use crate::ids::{ParticipantId, SessionId};
+use crate::limits::ShardPolicy;
 use crate::net::RoomKey;
-
-/// When a room spreads its viewers over shards (`--shard-after`, `--max-shards`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShardPolicy {
-    /// WHEP sessions the room drives itself, and each shard takes before the next one
-    /// starts. 0: never shard.
-    pub after: u32,
-    /// Most shards per room. 0: never shard.
-    pub max: u32,
-}
+use crate::session::{EndReason, Participant, PtMatcher};
+use crate::shard::ToShard;
 
 /// Where a new WHEP session goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::rtp::{ExtensionValues, Ssrc};
 use str0m::{Candidate, Rtc};
-use switchboard::room::info::{Audience, RoomEvent};
-use switchboard::room::{ParticipantId, SessionKind};
+use switchboard::conference::info::{Audience, RoomEvent};
+use switchboard::ids::{ParticipantId, SessionKind};
 
 use super::link::{Link, LinkConfig};
 use super::peer::{Peer, Received, Role, Sent};

@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
 use str0m::net::Transmit;
+use switchboard::ids::{SessionId, SessionKind};
+use switchboard::limits::RoomLimits;
+use switchboard::limits::ShardPolicy;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::info::RoomLimits;
-use switchboard::room::room::Room;
-use switchboard::room::shard::Shard;
-use switchboard::room::shards::ShardPolicy;
-use switchboard::room::{SessionId, SessionKind};
+use switchboard::room::Room;
+use switchboard::shard::Shard;
 
 use conference::SimEvent;
 use link::{LinkConfig, Packet};
@@ -515,8 +515,8 @@ impl Default for Sim {
 }
 
 /// Every simulated peer joins as the identity of its name.
-pub fn join_options(name: &str) -> switchboard::room::info::JoinOptions {
-    switchboard::room::info::JoinOptions {
+pub fn join_options(name: &str) -> switchboard::conference::info::JoinOptions {
+    switchboard::conference::info::JoinOptions {
         identity: Some(name.to_owned()),
         ..Default::default()
     }

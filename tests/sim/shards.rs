@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use switchboard::forwarder::ForwardRtp;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::shard::{Shard, ToShard};
+use switchboard::shard::{Shard, ToShard};
 
 use super::conference::SimEvent;
 use super::Sim;

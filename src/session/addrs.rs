@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::ParticipantId;
+use crate::ids::ParticipantId;
 use crate::metrics::DropReason;
 use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
 use crate::net::Datagram;

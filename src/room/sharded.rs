@@ -8,11 +8,11 @@ use tracing::warn;
 
 use super::Room;
 use crate::forwarder::ForwardRtp;
+use crate::ids::ParticipantId;
 use crate::net::RoomKey;
-use crate::room::participant::EndReason;
-use crate::room::shard::{FromShard, ToShard};
 use crate::room::shards::Placement;
-use crate::room::ParticipantId;
+use crate::session::participant::EndReason;
+use crate::shard::{FromShard, ToShard};
 
 impl Room {
     /// Whether the next WHEP session needs a new shard: the room and every shard have

@@ -51,22 +51,6 @@ pub struct JoinOptions {
     pub watch: Option<String>,
 }
 
-/// Per-room limits (`--max-publishers`, `--max-participants`; 0: none) and when a room
-/// spreads its viewers over subscriber shards (`--shard-after`, `--max-shards`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RoomLimits {
-    /// Most identities with a WHIP session.
-    pub max_publishers: u32,
-    /// Most identities.
-    pub max_participants: u32,
-    /// Most sessions of one identity (`--max-sessions-per-identity`): one identity is
-    /// one participant for `max_participants`, so without this it could open any
-    /// number of sessions.
-    pub max_sessions_per_identity: u32,
-    /// Subscriber shards (default: none).
-    pub shards: super::shards::ShardPolicy,
-}
-
 /// One published track.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TrackInfo {

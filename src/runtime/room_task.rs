@@ -10,12 +10,13 @@ use str0m::net::Transmit;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::info::{Audience, RoomEvent};
-use super::room::Room;
-use super::shard_actor::{ShardFactory, ShardLink};
-use super::{Command, EventFeed, ParticipantId, SessionKind};
+use super::shard_task::{ShardFactory, ShardLink};
+use super::{Command, EventFeed};
+use crate::conference::info::{Audience, RoomEvent};
+use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, UdpEndpoint};
+use crate::room::Room;
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
 const DATAGRAM_BATCH: usize = 64;

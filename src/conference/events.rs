@@ -7,9 +7,12 @@ use std::time::Instant;
 use str0m::media::MediaKind;
 
 use super::{kind_str, Conference};
-use crate::forwarder::{Forwarder, TrackRef};
-use crate::room::info::{Audience, LayerInfo, ParticipantInfo, RoomEvent, SlotInfo, SpeakerInfo};
-use crate::room::ParticipantId;
+use crate::conference::info::{
+    Audience, LayerInfo, ParticipantInfo, RoomEvent, SlotInfo, SpeakerInfo,
+};
+use crate::forwarder::Forwarder;
+use crate::ids::ParticipantId;
+use crate::ids::TrackRef;
 
 impl Conference {
     /// `layer` events for video slots whose forwarded layer changed since last reported.

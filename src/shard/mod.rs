@@ -19,12 +19,12 @@ use std::time::Instant;
 use str0m::net::Transmit;
 use tracing::debug;
 
-use super::addrs::AddrBook;
-use super::participant::{EndReason, Outbox, Participant, ParticipantEvent};
-use super::ParticipantId;
 use crate::forwarder::ForwardRtp;
+use crate::ids::ParticipantId;
 use crate::metrics::{DropReason, Meters};
 use crate::net::{Datagram, RoomKey};
+use crate::session::addrs::AddrBook;
+use crate::session::{EndReason, Outbox, Participant, ParticipantEvent};
 
 /// A command from the room to one of its shards. Delivered in order, never dropped.
 pub enum ToShard {

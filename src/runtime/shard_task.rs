@@ -9,12 +9,12 @@ use str0m::net::Transmit;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::actor::send_all;
-use super::shard::{FromShard, Shard, ToShard};
+use super::room_task::send_all;
 use super::{RoomContext, DATAGRAM_QUEUE};
 use crate::forwarder::ForwardRtp;
 use crate::metrics::{self, DropReason, Meters};
 use crate::net::{Datagram, RoomKey, RoomTable};
+use crate::shard::{FromShard, Shard, ToShard};
 
 /// Batches of routed packets buffered per shard. A shard this far behind is overloaded:
 /// the room drops (and counts, `shard_busy`) rather than queue without bound.

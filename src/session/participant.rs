@@ -34,7 +34,7 @@ use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
 use crate::forwarder::ForwardRtp;
 
-use super::{ParticipantId, SessionId, SessionKind};
+use crate::ids::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
 
 mod events;
@@ -88,7 +88,7 @@ pub enum ParticipantEvent {
     },
 }
 
-pub use super::session_end::{DtlsFailure, EndReason};
+pub use super::end::{DtlsFailure, EndReason};
 
 /// Where drained output goes: the room's queues.
 #[derive(Default)]

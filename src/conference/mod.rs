@@ -7,6 +7,10 @@
 //! for the room actor to fan out. Cold path except [`Conference::observe_audio`], which
 //! is O(1) per audio packet.
 
+pub mod info;
+pub mod slots;
+pub mod speaker;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,13 +18,12 @@ use std::time::Instant;
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt};
 
-use super::info::{
-    Audience, JoinOptions, LayerInfo, ParticipantInfo, RoomEvent, RoomLimits, Source, TrackInfo,
-};
-use super::slots::{self, AudioCandidate, Pin, SlotState, VideoCandidate};
-use super::speaker::{SpeakerConfig, SpeakerDetector};
-use super::{JoinError, ParticipantId, SessionKind};
-use crate::forwarder::{Forwarder, ForwarderOutput, TrackRef};
+use crate::forwarder::{Forwarder, ForwarderOutput};
+use crate::ids::{ParticipantId, SessionKind, TrackRef};
+use crate::limits::RoomLimits;
+use info::{Audience, JoinOptions, LayerInfo, ParticipantInfo, RoomEvent, Source, TrackInfo};
+use slots::{AudioCandidate, Pin, SlotState, VideoCandidate};
+use speaker::{SpeakerConfig, SpeakerDetector};
 
 /// One session's place in the conference.
 #[derive(Debug, Clone)]
@@ -47,6 +50,21 @@ struct Slot {
     state: SlotState<TrackRef>,
     /// Last layer reported in a `layer` event: (rid, spatial, temporal, width, height).
     reported: Option<LayerInfo>,
+}
+
+/// Why [`Conference::admit`] refused a join: a room limit is reached. The messages are
+/// what the client reads in the 429's body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// `--max-participants`: the room has this many identities.
+    #[error("the room has its maximum of {0} participants")]
+    Participants(usize),
+    /// `--max-sessions-per-identity`: this identity has this many sessions here.
+    #[error("{0:?} has its maximum of {1} sessions in this room")]
+    SessionsPerIdentity(String, usize),
+    /// `--max-publishers`: the room has this many publishing identities.
+    #[error("the room has its maximum of {0} publishers")]
+    Publishers(usize),
 }
 
 /// A join that may go ahead ([`Conference::admit`]).
@@ -207,8 +225,8 @@ impl Conference {
     /// display name to use, and the sessions the new one replaces: a WHIP session of an
     /// identity that already publishes that source takes over from the old one (a page
     /// reload or a reconnect must not wait for the old session's ICE timeout).
-    /// Errors: `RoomFull` (429) past a limit.
-    pub fn admit(&self, kind: SessionKind, opts: &JoinOptions) -> Result<Admission, JoinError> {
+    /// Errors: [`AdmitError`] (the API answers 429) past a limit.
+    pub fn admit(&self, kind: SessionKind, opts: &JoinOptions) -> Result<Admission, AdmitError> {
         let identity: Arc<str> = match &opts.identity {
             Some(i) => i.as_str().into(),
             None => format!("anon-{:08x}", rand::random::<u32>()).into(),
@@ -233,21 +251,18 @@ impl Conference {
         let (all, publishers) = self.counts();
         let max_all = self.limits.max_participants as usize;
         if !known && max_all > 0 && all >= max_all {
-            return Err(JoinError::RoomFull(format!(
-                "the room has its maximum of {max_all} participants"
-            )));
+            return Err(AdmitError::Participants(max_all));
         }
         let max_own = self.limits.max_sessions_per_identity as usize;
         if max_own > 0 && sessions.len() >= max_own + replaces.len() {
-            return Err(JoinError::RoomFull(format!(
-                "{identity:?} has its maximum of {max_own} sessions in this room"
-            )));
+            return Err(AdmitError::SessionsPerIdentity(
+                identity.to_string(),
+                max_own,
+            ));
         }
         let max_pub = self.limits.max_publishers as usize;
         if kind == SessionKind::Publisher && !publishing && max_pub > 0 && publishers >= max_pub {
-            return Err(JoinError::RoomFull(format!(
-                "the room has its maximum of {max_pub} publishers"
-            )));
+            return Err(AdmitError::Publishers(max_pub));
         }
         Ok(Admission {
             identity,
@@ -529,7 +544,6 @@ impl Conference {
     }
 }
 
-#[path = "conference_events.rs"]
 mod events;
 
 fn kind_str(k: MediaKind) -> &'static str {

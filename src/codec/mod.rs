@@ -8,6 +8,8 @@
 //! read is `get`-checked, truncated or garbage input yields `false`/`None`); never depends on a
 //! WebRTC library (the caller maps its codec enum onto [`CodecKind`]).
 
+pub mod resolution;
+
 /// The codecs the forwarder distinguishes. The caller maps its WebRTC library's codec enum here;
 /// anything without a payload inspector below is [`CodecKind::Other`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
 
-use super::info::{JoinOptions, RoomLimits};
-use super::{Command, JoinError, Joined, RoomContext, RoomError, Rooms, SessionKind};
+use super::{Command, RoomContext, RoomError, Rooms};
+use crate::conference::info::JoinOptions;
+use crate::ids::SessionKind;
+use crate::limits::RoomLimits;
 use crate::metrics::Meters;
 use crate::net::{RoomTable, UdpEndpoint};
+use crate::room::{JoinError, Joined};
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
 
