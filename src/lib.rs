@@ -7,47 +7,67 @@
 //! ## Shape
 //!
 //! ```text
-//!  HTTP (api) ──commands──► room actor (one tokio task per room)
+//!  HTTP (api) ──commands──► runtime: room task (one tokio task per room)
 //!                              owns Room (sans-IO)
-//!  UDP (net) ──datagrams──►      ├─ Participant × N  (one str0m `Rtc` each, RTP mode)
-//!      ▲                         ├─ Forwarder        (track graph, munger, keyframes)
-//!      │                         └─ routed RTP ──► shard actors (a big room's further
+//!  UDP (net) ──datagrams──►      ├─ SessionSet: Participant × N (one str0m `Rtc` each)
+//!      ▲                         ├─ Conference  (identities, slots, active speaker)
+//!      │                         ├─ Forwarder   (track graph, munger, keyframes, bwe)
+//!      │                         └─ routed RTP ──► shard tasks (a big room's further
 //!      │                                           viewers' `Rtc`s, one task each)
 //!      └──── transmits ◄─────────┴──────────────────┘
 //! ```
 //!
-//! * Everything below the actors is sans-IO: it never reads the clock and never
-//!   touches a socket. Inputs are `handle_*(now, ..)`, outputs are `poll_*()`. Only
-//!   [`room::actor`] and [`room::shard_actor`] read `Instant::now()` and await I/O.
-//! * One owner per piece of state: a room actor owns its participants, so a hop from a
+//! * Everything below [`runtime`] is sans-IO: it never reads the clock and never
+//!   touches a socket. Inputs are `handle_*(now, ..)`; the one output of a
+//!   [`room::Room`] or [`shard::Shard`] is `poll_output()`, drained by
+//!   [`room::drive`] / [`shard::drive`] in production and in the simulations alike.
+//!   Only [`runtime::room_task`] and [`runtime::shard_task`] read `Instant::now()` and
+//!   await I/O.
+//! * One owner per piece of state: a room task owns its participants, so a hop from a
 //!   publisher to a subscriber is a function call, not a channel or a lock. A room
 //!   past `--shard-after` viewers hands further ones to subscriber shards
-//!   ([`room::shard`]); the room still routes every packet and the shard does the
+//!   ([`shard`]); the room still routes every packet and the shard does the
 //!   per-viewer WebRTC work, one batch hand-over per wake-up.
 //! * RTP is forwarded, not frames: payloads are shared `Arc<[u8]>`, never copied per
 //!   subscriber. str0m does SRTP, NACK/RTX, TWCC feedback and pacing.
+//! * Modules are layered (`docs/architecture.md`): a module uses only the modules
+//!   below its own layer, never one above.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-// Bottom to top: a module uses only the modules listed before it (see
-// `docs/architecture.md`).
-pub mod api;
-pub mod auth;
-pub mod bwe;
-pub mod cluster;
-pub mod codec;
-pub mod conference;
-pub mod config;
-pub mod config_file;
-pub mod dtls;
-pub mod forwarder;
-pub mod http_serve;
+// The layers, bottom first: a module uses only modules of the groups above it in this
+// list (checked by tests/layers.rs).
 pub mod ids;
 pub mod limits;
+
+pub mod bwe;
+pub mod codec;
+
 pub mod metrics;
+
+pub mod dtls;
 pub mod net;
-pub mod room;
-pub mod runtime;
-pub mod server;
+
+pub mod forwarder;
+
 pub mod session;
+
+pub mod conference;
 pub mod shard;
+
+pub mod room;
+
+pub mod runtime;
+
+pub mod auth;
+pub mod cluster;
+
+pub mod config;
+
+pub mod config_file;
+
+pub mod api;
+
+pub mod http_serve;
+
+pub mod server;

@@ -1,6 +1,6 @@
 //! Target `codec`: codec payload inspection on hostile payloads
-//! (`forwarder::codec`: keyframe starts for VP8, VP9, H.264, H.265, AV1, temporal ids,
-//! the VP8 descriptor; `forwarder::resolution`: VP8 keyframe size and the H.264 SPS;
+//! (`codec`: keyframe starts for VP8, VP9, H.264, H.265, AV1, temporal ids,
+//! the VP8 descriptor; `codec::resolution`: VP8 keyframe size and the H.264 SPS;
 //! `forwarder::vp8::Vp8Rewriter` over a stream of packets).
 //!
 //! Input: a sequence of packets, each `[flags: u8][len: u8][len bytes]`; every packet

@@ -14,7 +14,7 @@ use switchboard::limits::RoomLimits;
 use switchboard::metrics::Meters;
 use switchboard::net::RoomKey;
 use switchboard::room::signaling;
-use switchboard::room::Room;
+use switchboard::room::{Room, RoomOutput};
 
 /// Largest offer fed to the room (the API refuses larger bodies before any parsing).
 const MAX_OFFER: usize = 64 * 1024;
@@ -57,6 +57,5 @@ pub fn run(data: &[u8]) {
         }
     }
     room.handle_timeout(now);
-    while room.poll_transmit().is_some() {}
-    let _ = room.take_events();
+    while !matches!(room.poll_output(), RoomOutput::Timeout(_)) {}
 }

@@ -26,7 +26,7 @@ use switchboard::ids::{SessionId, SessionKind};
 use switchboard::limits::RoomLimits;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::Room;
+use switchboard::room::{Room, RoomOutput};
 
 /// The server's one host candidate.
 pub const SERVER: &str = "10.0.0.1:3478";
@@ -261,7 +261,7 @@ impl World {
     /// quiet.
     pub fn pump(&mut self) {
         for _ in 0..STEP_CAP {
-            let Some(t) = self.room.poll_transmit() else {
+            let Some(t) = next_transmit(&mut self.room) else {
                 return;
             };
             let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else {
@@ -389,3 +389,15 @@ fn payload_type(rtc: &Rtc, video: bool) -> Option<Pt> {
 /// block, as str0m writes it without extensions). Found by the `rtp` target: one byte
 /// more panics in the publisher's own `Rtc`.
 pub const PUBLISHER_MAX_PAYLOAD: usize = 2000 - 16;
+
+/// The room's next datagram; events, bindings and shard deliveries before it are of no
+/// use here and are dropped. `None` when the room has nothing more to send.
+fn next_transmit(room: &mut Room) -> Option<str0m::net::Transmit> {
+    loop {
+        match room.poll_output() {
+            RoomOutput::Transmit(t) => return Some(t),
+            RoomOutput::Timeout(_) => return None,
+            _ => {}
+        }
+    }
+}

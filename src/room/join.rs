@@ -60,7 +60,7 @@ impl Room {
             kind,
             ufrag.clone(),
             rtc,
-            &mut self.out,
+            &mut self.home.out,
         );
         let mids: Vec<(Mid, Vec<Rid>)> = lines
             .iter()
@@ -117,8 +117,7 @@ impl Room {
             self.shards.insert(i, p, pts);
             metrics::session_sharded();
         } else {
-            self.addrs.insert(ufrag.clone(), id);
-            self.participants.insert(id, p);
+            self.home.insert(p);
         }
         self.ledgers
             .insert(id, SessionLedger::open(kind, &self.meters.live_sessions));

@@ -1,9 +1,10 @@
 //! `Room`: the sans-IO state of one room — its participants, the forwarder, and the
 //! indexes that route a datagram to its participant. Applies forwarder commands to
 //! participants. Never reads the clock (every input carries `now`, monotonic) and never
-//! touches a socket: datagrams out are collected for [`Room::poll_transmit`].
+//! touches a socket: what it sends and raises is handed out by [`Room::poll_output`]
+//! (see [`output`] for the drive protocol).
 //!
-//! Method groups: getters; `handle_*` inputs; `poll_*` outputs.
+//! Method groups: getters; `handle_*` inputs; outputs in [`output`].
 //!
 //! Parts: [`join`] (an offer becomes a session), [`admin`] (the room API's reads and
 //! actions), [`sharded`] and [`shards`] (the room's side of its subscriber shards),
@@ -13,18 +14,20 @@ pub mod admin;
 mod join;
 pub mod ledger;
 pub mod offer_limits;
+mod output;
 mod sharded;
 pub mod shards;
 pub mod signaling;
 
-use std::collections::HashMap;
+pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};
+
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{Mid, Rid};
-use str0m::net::Transmit;
 use tracing::info;
 
 use crate::conference::info::{Audience, JoinOptions, RoomEvent};
@@ -35,8 +38,7 @@ use crate::ids::{ParticipantId, SessionId, SessionKind, TrackRef};
 use crate::limits::RoomLimits;
 use crate::metrics::{self, DropReason, Meters, PendingSession};
 use crate::net::{Datagram, RoomKey};
-use crate::session::addrs::AddrBook;
-use crate::session::{EndReason, Outbox, Participant, ParticipantEvent};
+use crate::session::{EndReason, Participant, ParticipantEvent, SessionSet};
 use ledger::SessionLedger;
 use shards::{Placement, Shards};
 use signaling::{LineKind, VIDEO_CODECS};
@@ -98,10 +100,11 @@ pub struct Room {
     name: String,
     key: RoomKey,
     candidates: Vec<SocketAddr>,
-    participants: HashMap<ParticipantId, Participant>,
+    /// The sessions this room drives itself: every WHIP session, and WHEP sessions
+    /// until the shard policy places them in a shard.
+    home: SessionSet,
     /// WHEP sessions driven by subscriber shards (see [`crate::shard`]).
     shards: Shards,
-    addrs: AddrBook,
     by_session: HashMap<SessionId, ParticipantId>,
     /// Each live session's gauges and counts: given back when it ends, or when the
     /// room is dropped by a panic (see [`SessionLedger`]).
@@ -113,10 +116,11 @@ pub struct Room {
     pending: HashMap<ParticipantId, PendingSession>,
     conference: Conference,
     forwarder: Forwarder,
-    out: Outbox,
     commands: Vec<ForwarderOutput>,
-    /// Participants with RTP queued and not yet flushed (see [`Participant::queue_rtp`]).
-    unflushed: Vec<ParticipantId>,
+    /// Room events taken from the conference and not handed out yet.
+    events: VecDeque<(Audience, RoomEvent)>,
+    /// Bindings taken from the sessions and not handed out yet.
+    bindings: Vec<SocketAddr>,
     /// RTP packets and payload bytes written since the last [`Room::process`] ended:
     /// the shared counters are touched once per batch, not per packet.
     rtp_out: (u64, u64),
@@ -138,18 +142,17 @@ impl Room {
             name,
             key,
             candidates,
-            participants: HashMap::new(),
+            home: SessionSet::default(),
             shards: Shards::new(limits.shards),
-            addrs: AddrBook::default(),
             by_session: HashMap::new(),
             ledgers: HashMap::new(),
             tags: HashMap::new(),
             pending: HashMap::new(),
             conference: Conference::new(limits),
             forwarder: Forwarder::new(meters.clone()),
-            out: Outbox::default(),
             commands: Vec::new(),
-            unflushed: Vec::new(),
+            events: VecDeque::new(),
+            bindings: Vec::new(),
             rtp_out: (0, 0),
             next_id: 1,
             used: false,
@@ -166,12 +169,12 @@ impl Room {
 
     /// No participants left (in the room or its shards).
     pub fn is_empty(&self) -> bool {
-        self.participants.is_empty() && self.shards.is_empty()
+        self.home.is_empty() && self.shards.is_empty()
     }
 
     /// Number of participants (in the room or its shards).
     pub fn len(&self) -> usize {
-        self.participants.len() + self.shards.len()
+        self.home.len() + self.shards.len()
     }
 
     /// Whether a join was ever attempted here (a used room that empties is closed).
@@ -181,7 +184,7 @@ impl Room {
 
     /// Whether a participant (session) is live here.
     pub fn has_participant(&self, id: ParticipantId) -> bool {
-        self.participants.contains_key(&id) || self.shards.get(id).is_some()
+        self.home.contains(id) || self.shards.get(id).is_some()
     }
 
     /// `session`'s ICE tags, when it is live here.
@@ -230,7 +233,7 @@ impl Room {
 
     pub(super) fn subscriber_id(&self, session: &SessionId) -> Option<ParticipantId> {
         let id = *self.by_session.get(session)?;
-        match self.participants.get(&id) {
+        match self.home.get(id) {
             Some(p) => (p.kind() == SessionKind::Subscriber).then_some(id),
             None => self.shards.get(id).map(|_| id),
         }
@@ -238,8 +241,8 @@ impl Room {
 
     /// WHEP sessions this room drives itself (not in a shard).
     fn home_subscribers(&self) -> usize {
-        self.participants
-            .values()
+        self.home
+            .iter()
             .filter(|p| p.kind() == SessionKind::Subscriber)
             .count()
     }
@@ -259,40 +262,15 @@ impl Room {
         datagrams: impl IntoIterator<Item = Datagram>,
     ) {
         for d in datagrams {
-            self.receive(now, d);
+            self.home.receive(now, &d, &self.meters);
             self.route(now);
         }
         self.process(now);
     }
 
-    fn receive(&mut self, now: Instant, d: Datagram) {
-        let participants = &self.participants;
-        let found = self.addrs.lookup(&d, |id| {
-            participants.get(&id).is_some_and(|p| p.verifies(&d))
-        });
-        let id = match found.participant() {
-            Ok(id) => id,
-            Err(reason) => {
-                self.meters.dropped(reason);
-                return;
-            }
-        };
-        let Some(p) = self.participants.get_mut(&id) else {
-            self.meters.dropped(DropReason::UnknownSource);
-            return;
-        };
-        if !p.handle_receive(now, &d, &mut self.out) {
-            self.meters.dropped(DropReason::Rejected);
-        }
-    }
-
     /// Advance time: participants' timers, keyframe retries, liveness.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for p in self.participants.values_mut() {
-            if now >= p.poll_timeout() {
-                p.handle_timeout(now, &mut self.out);
-            }
-        }
+        self.home.handle_timeout(now);
         if self.forwarder.poll_timeout().is_some_and(|t| now >= t) {
             self.forwarder.handle_timeout(now, &mut self.commands);
         }
@@ -306,27 +284,10 @@ impl Room {
 
     // ---- outputs ----
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.transmits.pop_front()
-    }
-
-    /// Source addresses that a verified STUN message bound to a session since the last
-    /// call: the receive loop's demux routes them to this room from now on.
-    pub fn take_bindings(&mut self) -> Vec<SocketAddr> {
-        self.addrs.take_bindings()
-    }
-
-    /// Room events queued since the last call, in order, with who each is for.
-    pub fn take_events(&mut self) -> Vec<(Audience, RoomEvent)> {
-        self.conference.take_events()
-    }
-
     /// When [`Room::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let p = self.participants.values().map(|p| p.poll_timeout()).min();
         [
-            p,
+            self.home.poll_timeout(),
             self.forwarder.poll_timeout(),
             self.conference.poll_timeout(),
         ]
@@ -339,15 +300,12 @@ impl Room {
 
     /// Re-assign every WHEP session's slots (joins, leaves, speaker changes, pins).
     fn reassign(&mut self, now: Instant) {
-        let (participants, shards) = (&self.participants, &self.shards);
+        let (home, shards) = (&self.home, &self.shards);
         self.conference.reassign(
             now,
             &mut self.forwarder,
             |slot, params| {
-                let (local, remote) = (
-                    participants.get(&slot.participant),
-                    shards.get(slot.participant),
-                );
+                let (local, remote) = (home.get(slot.participant), shards.get(slot.participant));
                 params
                     .iter()
                     .filter_map(|p| {
@@ -370,12 +328,8 @@ impl Room {
     fn process(&mut self, now: Instant) {
         loop {
             self.route(now);
-            if !self.unflushed.is_empty() {
-                for id in std::mem::take(&mut self.unflushed) {
-                    if let Some(p) = self.participants.get_mut(&id) {
-                        p.flush(now, &mut self.out);
-                    }
-                }
+            if self.home.has_unflushed() {
+                self.home.flush(now);
                 continue;
             }
             if !self.reap(now) {
@@ -394,7 +348,7 @@ impl Room {
     fn route(&mut self, now: Instant) {
         loop {
             self.apply_commands(now);
-            let Some((id, event)) = self.out.events.pop_front() else {
+            let Some((id, event)) = self.home.out.events.pop_front() else {
                 break;
             };
             match event {
@@ -445,16 +399,12 @@ impl Room {
         for cmd in self.commands.drain(..) {
             match cmd {
                 ForwarderOutput::Rtp(f) => {
-                    let Some(p) = self.participants.get_mut(&f.subscriber) else {
+                    if !self.home.contains(f.subscriber) {
                         // Counted by the shard that sends it.
                         self.shards.forward(f);
                         continue;
-                    };
-                    let (id, len) = (f.subscriber, f.payload.len() as u64);
-                    if let Some(first) = p.queue_forward(now, f) {
-                        if first {
-                            self.unflushed.push(id);
-                        }
+                    }
+                    if let Some(len) = self.home.queue_forward(now, f) {
                         self.rtp_out.0 += 1;
                         self.rtp_out.1 += len;
                     }
@@ -464,8 +414,8 @@ impl Room {
                     minimum,
                     desired,
                 } => {
-                    if let Some(p) = self.participants.get_mut(&subscriber) {
-                        p.set_bitrate(now, minimum, desired, &mut self.out);
+                    if let Some((p, out)) = self.home.get_mut(subscriber) {
+                        p.set_bitrate(now, minimum, desired, out);
                     } else {
                         self.shards.set_bitrate(subscriber, minimum, desired);
                     }
@@ -476,8 +426,8 @@ impl Room {
                     rid,
                     kind,
                 } => {
-                    if let Some(p) = self.participants.get_mut(&publisher) {
-                        p.request_keyframe(now, mid, rid, kind, &mut self.out);
+                    if let Some((p, out)) = self.home.get_mut(publisher) {
+                        p.request_keyframe(now, mid, rid, kind, out);
                     }
                 }
             }
@@ -487,24 +437,13 @@ impl Room {
     /// Remove ended participants and everything that points at them, and re-assign the
     /// slots they filled. Returns whether any was removed.
     fn reap(&mut self, now: Instant) -> bool {
-        let mut ended: Vec<(ParticipantId, EndReason)> = self
-            .participants
-            .values()
-            .filter_map(|p| p.ended().map(|r| (p.id(), r)))
-            .collect();
+        let mut ended = self.home.ended();
         ended.extend(self.shards.ended());
         if ended.is_empty() {
             return false;
         }
         for (id, reason) in ended {
-            let session = if let Some(mut p) = self.participants.remove(&id) {
-                if !matches!(
-                    reason,
-                    EndReason::Delete | EndReason::Removed | EndReason::Replaced
-                ) {
-                    p.close(reason, &mut self.out);
-                }
-                self.addrs.remove(id, p.ufrag());
+            let session = if let Some(p) = self.home.remove(id, reason) {
                 p.session().clone()
             } else if let Some(r) = self.shards.remove(id) {
                 // Closed by its shard (which reported the end) or by this room (a Close

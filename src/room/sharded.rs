@@ -1,4 +1,4 @@
-//! `Room` and its subscriber shards (see [`crate::room::shard`]): starting one when the
+//! `Room` and its subscriber shards (see [`crate::shard`]): starting one when the
 //! placement asks for it, ending a session wherever it lives, taking the shards'
 //! reports in and handing their deliveries out. Same rules as the rest of the room.
 
@@ -7,12 +7,11 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::Room;
-use crate::forwarder::ForwardRtp;
 use crate::ids::ParticipantId;
 use crate::net::RoomKey;
 use crate::room::shards::Placement;
 use crate::session::participant::EndReason;
-use crate::shard::{FromShard, ToShard};
+use crate::shard::FromShard;
 
 impl Room {
     /// Whether the next WHEP session needs a new shard: the room and every shard have
@@ -23,7 +22,7 @@ impl Room {
     }
 
     /// Register a started shard whose sessions' ufrags start with `key`; returns its
-    /// index (the one [`Room::poll_shard_delivery`] names).
+    /// index (the one a [`super::ShardDelivery`] names).
     pub fn add_shard(&mut self, key: RoomKey) -> usize {
         self.shards.add_shard(key)
     }
@@ -39,7 +38,7 @@ impl Room {
         for report in reports {
             match report {
                 FromShard::Event(id, event) if self.shards.get(id).is_some() => {
-                    self.out.events.push_back((id, event));
+                    self.home.out.events.push_back((id, event));
                 }
                 FromShard::Event(..) => {}
                 FromShard::Ended(id, reason) => self.shards.mark_ended(id, reason),
@@ -57,16 +56,10 @@ impl Room {
         self.process(now);
     }
 
-    /// What is waiting for one shard: its index, commands (to deliver in order, never
-    /// to drop) and routed packets. Call until `None` after every input.
-    pub fn poll_shard_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
-        self.shards.poll_delivery()
-    }
-
     /// End session `id` wherever it lives (the room or a shard). No-op when unknown.
     pub(super) fn close_member(&mut self, id: ParticipantId, reason: EndReason) {
-        match self.participants.get_mut(&id) {
-            Some(p) => p.close(reason, &mut self.out),
+        match self.home.get_mut(id) {
+            Some((p, out)) => p.close(reason, out),
             None => {
                 self.shards.close(id, reason);
             }
@@ -75,7 +68,7 @@ impl Room {
 
     /// Every live session, in the room or a shard.
     pub(super) fn member_ids(&self) -> Vec<ParticipantId> {
-        let mut ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        let mut ids: Vec<ParticipantId> = self.home.ids().collect();
         ids.extend(self.shards.live());
         ids
     }

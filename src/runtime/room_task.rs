@@ -15,8 +15,8 @@ use super::{Command, EventFeed};
 use crate::conference::info::{Audience, RoomEvent};
 use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
-use crate::net::{Datagram, RoomKey, UdpEndpoint};
-use crate::room::Room;
+use crate::net::{Datagram, RoomKey, RoomTable, UdpEndpoint};
+use crate::room::{drive, Room, RoomSink, ShardDelivery};
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
 const DATAGRAM_BATCH: usize = 64;
@@ -61,13 +61,20 @@ pub async fn run(
     info!(room = %name, "room opened");
     let idle_deadline = Instant::now() + IDLE_EXIT;
     let mut batch: Vec<Datagram> = Vec::with_capacity(DATAGRAM_BATCH);
-    let mut outgoing: Vec<Transmit> = Vec::new();
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
     let mut reports = Vec::with_capacity(DATAGRAM_BATCH);
-    // `None` once a shard is lost (its task panicked).
-    let mut links: Vec<Option<ShardLink>> = Vec::new();
+    let mut io = Io {
+        table: Arc::clone(&shards.table),
+        key,
+        // `None` once a shard is lost (its task panicked).
+        links: Vec::new(),
+        meters: ctx.meters.clone(),
+        outgoing: Vec::new(),
+        events: Vec::new(),
+    };
+    let mut next_timeout = None;
     loop {
-        let deadline = room.poll_timeout().unwrap_or(idle_deadline);
+        let deadline = next_timeout.unwrap_or(idle_deadline);
         let wake = tokio::select! {
             biased;
             cmd = commands.recv() => match cmd {
@@ -96,36 +103,23 @@ pub async fn run(
                 if viewer && room.wants_shard() {
                     let link = shards.spawn(&name, reports_tx.clone());
                     room.add_shard(link.key());
-                    links.push(Some(link));
+                    io.links.push(Some(link));
                 }
-                handle_command(&mut room, now, cmd, &mut listeners);
+                handle_command(&mut room, now, cmd, &mut io, &mut listeners);
             }
             Wake::Datagrams => room.handle_datagrams(now, batch.drain(..)),
             Wake::Reports => room.handle_shard_reports(now, reports.drain(..)),
             Wake::Timeout => room.handle_timeout(now),
         }
-        for (i, slot) in links.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(ShardLink::is_lost) {
-                *slot = None;
+        for i in 0..io.links.len() {
+            if io.links[i].as_ref().is_some_and(ShardLink::is_lost) {
+                io.links[i] = None;
                 room.handle_shard_lost(now, i);
             }
         }
-        for source in room.take_bindings() {
-            shards.table.bind(source, key);
-        }
-        while let Some((i, commands, packets)) = room.poll_shard_delivery() {
-            if let Some(link) = &links[i] {
-                link.deliver(commands, packets, &ctx.meters);
-            }
-        }
-        send_all(
-            || room.poll_transmit(),
-            &ctx.endpoint,
-            &ctx.meters,
-            &mut outgoing,
-        )
-        .await;
-        fan_out(&mut room, &mut listeners);
+        next_timeout = drive(&mut room, &mut io);
+        send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
+        fan_out(&room, &mut io.events, &mut listeners);
         busy.stop(&ctx.meters.room_cpu);
         // A room that has had a join and is empty again exits at once; a fresh room
         // waits for its first join, up to `IDLE_EXIT`.
@@ -137,7 +131,45 @@ pub async fn run(
     info!(room = %name, "room closed");
 }
 
-fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut Listeners) {
+/// The room task's side of the drive protocol ([`crate::room::drive`]): binds source
+/// addresses in the demux, delivers to the shards at once, and keeps datagrams and
+/// events for the end of the wake-up (one `sendmmsg(2)` batch, one fan-out).
+struct Io {
+    table: Arc<RoomTable>,
+    key: RoomKey,
+    links: Vec<Option<ShardLink>>,
+    meters: metrics::Meters,
+    outgoing: Vec<Transmit>,
+    events: Vec<(Audience, RoomEvent)>,
+}
+
+impl RoomSink for Io {
+    fn event(&mut self, audience: Audience, event: RoomEvent) {
+        self.events.push((audience, event));
+    }
+
+    fn transmit(&mut self, t: Transmit) {
+        self.outgoing.push(t);
+    }
+
+    fn bind(&mut self, source: SocketAddr) {
+        self.table.bind(source, self.key);
+    }
+
+    fn deliver(&mut self, d: ShardDelivery) {
+        if let Some(Some(link)) = self.links.get(d.shard) {
+            link.deliver(d.commands, d.packets, &self.meters);
+        }
+    }
+}
+
+fn handle_command(
+    room: &mut Room,
+    now: Instant,
+    cmd: Command,
+    io: &mut Io,
+    listeners: &mut Listeners,
+) {
     match cmd {
         Command::Join {
             kind,
@@ -158,7 +190,8 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut L
         }
         Command::Events { session, reply } => {
             // Events queued before this stream opened are already in its start state.
-            fan_out(room, listeners);
+            drive(room, io);
+            fan_out(room, &mut io.events, listeners);
             let feed = room.event_start(&session).map(|start| {
                 let (tx, rx) = mpsc::channel(EVENT_QUEUE);
                 listeners.push((start.viewer, tx));
@@ -215,16 +248,15 @@ fn handle_command(room: &mut Room, now: Instant, cmd: Command, listeners: &mut L
     }
 }
 
-/// Hand the room's new events to the event streams they are for. A stream whose
+/// Hand the room's new `events` to the event streams they are for. A stream whose
 /// session ended, whose client went away, or that fell `EVENT_QUEUE` behind is dropped
 /// (closing it). Runs only when the room produced events.
-fn fan_out(room: &mut Room, listeners: &mut Listeners) {
-    let events = room.take_events();
+fn fan_out(room: &Room, events: &mut Vec<(Audience, RoomEvent)>, listeners: &mut Listeners) {
     if events.is_empty() {
         return;
     }
     listeners.retain(|(viewer, tx)| room.has_participant(*viewer) && !tx.is_closed());
-    for (audience, event) in events {
+    for (audience, event) in events.drain(..) {
         listeners.retain(|(viewer, tx)| {
             if audience != Audience::All && audience != Audience::Viewer(*viewer) {
                 return true;
@@ -234,15 +266,14 @@ fn fan_out(room: &mut Room, listeners: &mut Listeners) {
     }
 }
 
-/// Send what a room or shard produced in this wake-up (`next` until `None`): one
-/// `sendmmsg(2)` per [`crate::net::SEND_BATCH`] datagrams, whatever their destinations.
+/// Send what a room or shard produced in this wake-up: one `sendmmsg(2)` per
+/// [`crate::net::SEND_BATCH`] datagrams, whatever their destinations. Leaves `batch`
+/// empty.
 pub(super) async fn send_all(
-    next: impl FnMut() -> Option<Transmit>,
+    batch: &mut Vec<Transmit>,
     endpoint: &Arc<UdpEndpoint>,
     meters: &metrics::Meters,
-    batch: &mut Vec<Transmit>,
 ) {
-    batch.extend(std::iter::from_fn(next));
     if batch.is_empty() {
         return;
     }

@@ -2,6 +2,7 @@
 //! and routed packets, its sessions' datagrams and its next timeout, sends what the
 //! shard hands back and passes the shard's reports to the room. It makes no decisions.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use super::{RoomContext, DATAGRAM_QUEUE};
 use crate::forwarder::ForwardRtp;
 use crate::metrics::{self, DropReason, Meters};
 use crate::net::{Datagram, RoomKey, RoomTable};
-use crate::shard::{FromShard, Shard, ToShard};
+use crate::shard::{drive, FromShard, Shard, ShardSink, ToShard};
 
 /// Batches of routed packets buffered per shard. A shard this far behind is overloaded:
 /// the room drops (and counts, `shard_busy`) rather than queue without bound.
@@ -139,11 +140,15 @@ async fn run(
     let mut commands = Vec::with_capacity(BATCH);
     let mut packets = Vec::with_capacity(BATCH);
     let mut datagrams = Vec::with_capacity(BATCH);
-    let mut outgoing: Vec<Transmit> = Vec::new();
+    let mut io = Io {
+        table,
+        key,
+        outgoing: Vec::new(),
+        reports,
+    };
+    let mut next_timeout = None;
     loop {
-        let deadline = shard
-            .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + IDLE);
+        let deadline = next_timeout.unwrap_or_else(|| Instant::now() + IDLE);
         let wake = tokio::select! {
             biased;
             n = inputs.control.recv_many(&mut commands, BATCH) => (n, Wake::Commands),
@@ -163,28 +168,37 @@ async fn run(
             Wake::Datagrams => shard.handle_datagrams(now, datagrams.drain(..)),
             Wake::Timeout => shard.handle_timeout(now),
         }
-        for source in shard.take_bindings() {
-            table.bind(source, key);
-        }
-        send(&mut shard, &ctx, &mut outgoing).await;
-        for report in shard.take_reports() {
-            // Fails only once the room is gone; the link then closes too.
-            let _ = reports.send(report);
-        }
+        next_timeout = drive(&mut shard, &mut io);
+        send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
         busy.stop(&ctx.meters.shard_cpu);
     }
     shard.close_all(Instant::now());
-    send(&mut shard, &ctx, &mut outgoing).await;
+    drive(&mut shard, &mut io);
+    send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
     info!(room = %room, shard = key.0, "subscriber shard stopped");
 }
 
-/// Send what the shard produced.
-async fn send(shard: &mut Shard, ctx: &RoomContext, outgoing: &mut Vec<Transmit>) {
-    send_all(
-        || shard.poll_transmit(),
-        &ctx.endpoint,
-        &ctx.meters,
-        outgoing,
-    )
-    .await;
+/// The shard task's side of the drive protocol ([`crate::shard::drive`]): binds source
+/// addresses in the demux, passes reports to the room at once, and keeps datagrams for
+/// one `sendmmsg(2)` batch at the end of the wake-up.
+struct Io {
+    table: Arc<RoomTable>,
+    key: RoomKey,
+    outgoing: Vec<Transmit>,
+    reports: mpsc::UnboundedSender<FromShard>,
+}
+
+impl ShardSink for Io {
+    fn transmit(&mut self, t: Transmit) {
+        self.outgoing.push(t);
+    }
+
+    fn bind(&mut self, source: SocketAddr) {
+        self.table.bind(source, self.key);
+    }
+
+    fn report(&mut self, report: FromShard) {
+        // Fails only once the room is gone; the link then closes too.
+        let _ = self.reports.send(report);
+    }
 }

@@ -6,6 +6,8 @@
 pub mod addrs;
 pub mod end;
 pub mod participant;
+mod set;
 
 pub use end::{DtlsFailure, EndReason};
 pub use participant::{Outbox, Participant, ParticipantEvent, PtMatcher};
+pub use set::SessionSet;

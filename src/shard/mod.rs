@@ -3,7 +3,7 @@
 //! A room whose viewers outgrow one core keeps its publishers, its forwarder (routing,
 //! munging, layer selection, allocation) and its conference on its own task, and moves
 //! further subscribers' `Rtc`s to shards, each driven by a task of its own
-//! ([`super::shard_actor`]). Per forwarded packet the room only routes and munges;
+//! (`runtime::shard_task`). Per forwarded packet the room only routes and munges;
 //! what costs a core per few hundred viewers — str0m's pacing, SRTP, the RTCP, TWCC and
 //! NACK traffic of each viewer, the send — happens on the shard's core.
 //!
@@ -13,18 +13,20 @@
 //! timers, and reports each session's events and end back as [`FromShard`]. Same rules
 //! as the room: `now` comes in, no clock, no socket.
 
-use std::collections::HashMap;
+mod output;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::net::Transmit;
 use tracing::debug;
 
 use crate::forwarder::ForwardRtp;
 use crate::ids::ParticipantId;
-use crate::metrics::{DropReason, Meters};
+use crate::metrics::Meters;
 use crate::net::{Datagram, RoomKey};
-use crate::session::addrs::AddrBook;
-use crate::session::{EndReason, Outbox, Participant, ParticipantEvent};
+use crate::session::{EndReason, Participant, ParticipantEvent, SessionSet};
+pub use output::{drive, ShardOutput, ShardSink};
 
 /// A command from the room to one of its shards. Delivered in order, never dropped.
 pub enum ToShard {
@@ -63,11 +65,10 @@ pub enum FromShard {
 /// One shard's subscribers.
 pub struct Shard {
     key: RoomKey,
-    participants: HashMap<ParticipantId, Participant>,
-    addrs: AddrBook,
-    out: Outbox,
-    unflushed: Vec<ParticipantId>,
-    reports: Vec<FromShard>,
+    sessions: SessionSet,
+    /// Bindings taken from the sessions and not handed out yet.
+    bindings: Vec<SocketAddr>,
+    reports: VecDeque<FromShard>,
     meters: Meters,
 }
 
@@ -76,11 +77,9 @@ impl Shard {
     pub fn new(key: RoomKey, meters: Meters) -> Self {
         Shard {
             key,
-            participants: HashMap::new(),
-            addrs: AddrBook::default(),
-            out: Outbox::default(),
-            unflushed: Vec::new(),
-            reports: Vec::new(),
+            sessions: SessionSet::default(),
+            bindings: Vec::new(),
+            reports: VecDeque::new(),
             meters,
         }
     }
@@ -94,12 +93,17 @@ impl Shard {
 
     /// Live subscribers.
     pub fn len(&self) -> usize {
-        self.participants.len()
+        self.sessions.len()
     }
 
     /// No live subscriber.
     pub fn is_empty(&self) -> bool {
-        self.participants.is_empty()
+        self.sessions.is_empty()
+    }
+
+    /// When [`Shard::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions.poll_timeout()
     }
 
     // ---- inputs ----
@@ -108,23 +112,19 @@ impl Shard {
     pub fn handle_commands(&mut self, now: Instant, commands: impl IntoIterator<Item = ToShard>) {
         for cmd in commands {
             match cmd {
-                ToShard::Add(p) => {
-                    let id = p.id();
-                    self.addrs.insert(p.ufrag().to_owned(), id);
-                    self.participants.insert(id, *p);
-                }
+                ToShard::Add(p) => self.sessions.insert(*p),
                 ToShard::SetBitrate {
                     subscriber,
                     minimum,
                     desired,
                 } => {
-                    if let Some(p) = self.participants.get_mut(&subscriber) {
-                        p.set_bitrate(now, minimum, desired, &mut self.out);
+                    if let Some((p, out)) = self.sessions.get_mut(subscriber) {
+                        p.set_bitrate(now, minimum, desired, out);
                     }
                 }
                 ToShard::Close { subscriber, reason } => {
-                    if let Some(p) = self.participants.get_mut(&subscriber) {
-                        p.close(reason, &mut self.out);
+                    if let Some((p, out)) = self.sessions.get_mut(subscriber) {
+                        p.close(reason, out);
                     }
                 }
             }
@@ -139,15 +139,7 @@ impl Shard {
     pub fn handle_rtp(&mut self, now: Instant, packets: impl IntoIterator<Item = ForwardRtp>) {
         let (mut count, mut bytes) = (0u64, 0u64);
         for f in packets {
-            let Some(p) = self.participants.get_mut(&f.subscriber) else {
-                continue;
-            };
-            let len = f.payload.len() as u64;
-            let id = f.subscriber;
-            if let Some(first) = p.queue_forward(now, f) {
-                if first {
-                    self.unflushed.push(id);
-                }
+            if let Some(len) = self.sessions.queue_forward(now, f) {
                 count += 1;
                 bytes += len;
             }
@@ -166,67 +158,21 @@ impl Shard {
         datagrams: impl IntoIterator<Item = Datagram>,
     ) {
         for d in datagrams {
-            let participants = &self.participants;
-            let found = self.addrs.lookup(&d, |id| {
-                participants.get(&id).is_some_and(|p| p.verifies(&d))
-            });
-            let id = match found.participant() {
-                Ok(id) => id,
-                Err(reason) => {
-                    self.meters.dropped(reason);
-                    continue;
-                }
-            };
-            let Some(p) = self.participants.get_mut(&id) else {
-                self.meters.dropped(DropReason::UnknownSource);
-                continue;
-            };
-            if !p.handle_receive(now, &d, &mut self.out) {
-                self.meters.dropped(DropReason::Rejected);
-            }
+            self.sessions.receive(now, &d, &self.meters);
         }
         self.process(now);
     }
 
     /// Advance time: the subscribers' timers and liveness.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for p in self.participants.values_mut() {
-            if now >= p.poll_timeout() {
-                p.handle_timeout(now, &mut self.out);
-            }
-        }
+        self.sessions.handle_timeout(now);
         self.process(now);
     }
 
     /// End every subscriber (the room is gone): each says goodbye to its peer.
     pub fn close_all(&mut self, now: Instant) {
-        for p in self.participants.values_mut() {
-            p.close(EndReason::Closed, &mut self.out);
-        }
+        self.sessions.close_all(EndReason::Closed);
         self.process(now);
-    }
-
-    // ---- outputs ----
-
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.transmits.pop_front()
-    }
-
-    /// Source addresses bound by a verified STUN message since the last call (see
-    /// [`super::room::Room::take_bindings`]).
-    pub fn take_bindings(&mut self) -> Vec<std::net::SocketAddr> {
-        self.addrs.take_bindings()
-    }
-
-    /// Reports for the room since the last call, in order.
-    pub fn take_reports(&mut self) -> Vec<FromShard> {
-        std::mem::take(&mut self.reports)
-    }
-
-    /// When [`Shard::handle_timeout`] is next due.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.participants.values().map(|p| p.poll_timeout()).min()
     }
 
     // ---- internals ----
@@ -234,42 +180,26 @@ impl Shard {
     /// Flush what was queued, pass events on to the room, and remove ended subscribers
     /// (reporting each).
     fn process(&mut self, now: Instant) {
-        for id in std::mem::take(&mut self.unflushed) {
-            if let Some(p) = self.participants.get_mut(&id) {
-                p.flush(now, &mut self.out);
-            }
-        }
-        for (id, event) in self.out.events.drain(..) {
+        self.sessions.flush(now);
+        for (id, event) in self.sessions.out.events.drain(..) {
             // A WHEP session receives only; RTP from one is ignored, as in the room.
             if !matches!(event, ParticipantEvent::Rtp { .. }) {
-                self.reports.push(FromShard::Event(id, event));
+                self.reports.push_back(FromShard::Event(id, event));
             }
         }
-        let ended: Vec<(ParticipantId, EndReason)> = self
-            .participants
-            .values()
-            .filter_map(|p| p.ended().map(|r| (p.id(), r)))
-            .collect();
-        for (id, reason) in ended {
-            let Some(mut p) = self.participants.remove(&id) else {
+        for (id, reason) in self.sessions.ended() {
+            if self.sessions.remove(id, reason).is_none() {
                 continue;
-            };
-            if !matches!(
-                reason,
-                EndReason::Delete | EndReason::Removed | EndReason::Replaced
-            ) {
-                p.close(reason, &mut self.out);
             }
-            self.addrs.remove(id, p.ufrag());
             debug!(
                 shard = self.key.0,
                 participant = id.0,
                 reason = reason.as_str(),
                 "subscriber left shard"
             );
-            self.reports.push(FromShard::Ended(id, reason));
+            self.reports.push_back(FromShard::Ended(id, reason));
         }
         // Closing drains; anything it raised is of no use to the room any more.
-        self.out.events.clear();
+        self.sessions.out.events.clear();
     }
 }

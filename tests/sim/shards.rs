@@ -1,5 +1,6 @@
-//! Subscriber shards in the simulation (`switchboard::room::shard`): the driver plays
-//! both actors of production (`room::actor`, `room::shard_actor`) in one thread.
+//! Subscriber shards in the simulation (`switchboard::shard`): the driver plays both
+//! tasks of production (`runtime::room_task`, `runtime::shard_task`) in one thread, with
+//! the same drive loops (`room::drive`, `shard::drive`; see `tests/drive_loop.rs`).
 //!
 //! A shard is started (key `RoomKey(1000 + index)`) and registered with the room when
 //! the room asks for one before a WHEP join ([`Sim::start_shard_if_wanted`]). Each peer's
@@ -11,12 +12,16 @@
 //! events into [`Sim::events`]. Without a shard policy the pump does exactly what the
 //! driver did before shards: keep the room's events, then send its datagrams.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::net::Transmit;
+use switchboard::conference::info::{Audience, RoomEvent};
 use switchboard::forwarder::ForwardRtp;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::shard::{Shard, ToShard};
+use switchboard::room::{self, RoomSink, ShardDelivery};
+use switchboard::shard::{self, FromShard, Shard, ShardSink, ToShard};
 
 use super::conference::SimEvent;
 use super::Sim;
@@ -94,29 +99,32 @@ impl Sim {
     }
 
     /// Move everything the room and the shards produced until nothing is left (see the
-    /// module docs).
+    /// module docs), with the drive loops production uses ([`room::drive`],
+    /// [`shard::drive`]).
     pub(super) fn pump(&mut self) {
         loop {
-            for (audience, event) in self.room.take_events() {
+            let mut room_out = Collected::default();
+            room::drive(&mut self.room, &mut room_out);
+            for (audience, event) in room_out.events {
                 self.events.push(SimEvent::new(self.now, audience, &event));
             }
-            while let Some(t) = self.room.poll_transmit() {
+            for t in room_out.transmits {
                 self.send_down(t);
             }
-            let mut more = false;
-            while let Some((i, commands, packets)) = self.room.poll_shard_delivery() {
-                self.deliver(i, commands, packets);
-                more = true;
+            let mut more = !room_out.deliveries.is_empty();
+            for d in room_out.deliveries {
+                self.deliver(d.shard, d.commands, d.packets);
             }
             for i in 0..self.shards.len() {
-                while let Some(t) = self.shards[i].poll_transmit() {
+                let mut shard_out = Collected::default();
+                shard::drive(&mut self.shards[i], &mut shard_out);
+                for t in shard_out.transmits {
                     self.send_down(t);
                 }
-                let reports = self.shards[i].take_reports();
-                if !reports.is_empty() {
+                if !shard_out.reports.is_empty() {
                     // New input for the room, as a datagram is.
                     self.last_room_timeout = None;
-                    self.room.handle_shard_reports(self.now, reports);
+                    self.room.handle_shard_reports(self.now, shard_out.reports);
                     more = true;
                 }
             }
@@ -156,5 +164,44 @@ impl Sim {
         if !packets.is_empty() {
             self.shards[i].handle_rtp(now, packets);
         }
+    }
+}
+
+/// What one drive of the room or a shard handed out, kept in order by kind. Source
+/// bindings are dropped: the driver routes each peer's datagrams by owner, not by
+/// address (see the module docs).
+#[derive(Default)]
+struct Collected {
+    events: Vec<(Audience, RoomEvent)>,
+    transmits: Vec<Transmit>,
+    deliveries: Vec<ShardDelivery>,
+    reports: Vec<FromShard>,
+}
+
+impl RoomSink for Collected {
+    fn event(&mut self, audience: Audience, event: RoomEvent) {
+        self.events.push((audience, event));
+    }
+
+    fn transmit(&mut self, t: Transmit) {
+        self.transmits.push(t);
+    }
+
+    fn bind(&mut self, _source: SocketAddr) {}
+
+    fn deliver(&mut self, delivery: ShardDelivery) {
+        self.deliveries.push(delivery);
+    }
+}
+
+impl ShardSink for Collected {
+    fn transmit(&mut self, t: Transmit) {
+        self.transmits.push(t);
+    }
+
+    fn bind(&mut self, _source: SocketAddr) {}
+
+    fn report(&mut self, report: FromShard) {
+        self.reports.push(report);
     }
 }
