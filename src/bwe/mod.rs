@@ -8,6 +8,7 @@ pub mod allocator;
 pub mod loss;
 pub mod meter;
 pub mod pause;
+pub mod policy;
 pub mod step_down;
 
 /// Where a subscriber's downlink estimate comes from. What the server can do about a low

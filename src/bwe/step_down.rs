@@ -7,7 +7,7 @@
 //! # Why
 //!
 //! str0m probes a TWCC path at up to twice the estimate: in our probe windows
-//! (`forwarder::allocation`), every 5 s while the sender is application-limited
+//! (`bwe::policy`), every 5 s while the sender is application-limited
 //! (periodic ALR probes aimed at twice what the allocation desires), and after a large
 //! drop. On a link whose capacity sits between what is sent and what a probe aims for, the
 //! probe fills the bottleneck queue, GCC's delay detector reads overuse, and the estimate

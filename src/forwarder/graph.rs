@@ -7,11 +7,9 @@ use std::time::Instant;
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Pt, Rid};
 
-use super::allocation::{SubscriberBwe, PROBE_BACKOFF_MIN};
 use super::published::PublishedTrack;
 use super::subscribed::SubscribedTrack;
 use super::{Forwarder, ForwarderOutput, SubscriptionKey};
-use crate::bwe::allocator::{Allocator, AllocatorConfig};
 use crate::ids::ParticipantId;
 use crate::ids::TrackRef;
 
@@ -47,19 +45,7 @@ impl Forwarder {
             initial_ts,
         )));
         self.by_subscriber.insert(track, key);
-        self.bwe
-            .entry(track.participant)
-            .or_insert_with(|| SubscriberBwe {
-                allocator: Allocator::new(AllocatorConfig::default()),
-                estimate: None,
-                pause: Default::default(),
-                step_down: Default::default(),
-                allocated: 0,
-                probe_until: None,
-                next_probe: None,
-                probe_backoff: PROBE_BACKOFF_MIN,
-                probe_from_rungs: 0,
-            });
+        self.bwe.entry(track.participant).or_default();
         key
     }
 

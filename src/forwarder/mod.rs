@@ -29,11 +29,12 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 
+use crate::bwe::policy::ViewerPolicy;
 use crate::codec::CodecKind;
 use crate::ids::ParticipantId;
 use crate::ids::TrackRef;
 use crate::metrics::Meters;
-use allocation::{SubscriberBwe, REALLOCATE_EVERY};
+use allocation::REALLOCATE_EVERY;
 use published::PublishedTrack;
 use subscribed::SubscribedTrack;
 
@@ -169,7 +170,7 @@ pub struct Forwarder {
     published: HashMap<TrackRef, PublishedTrack>,
     subscribed: Slab<SubscribedTrack>,
     by_subscriber: HashMap<TrackRef, SubscriptionKey>,
-    bwe: HashMap<ParticipantId, SubscriberBwe>,
+    bwe: HashMap<ParticipantId, ViewerPolicy>,
     next_reallocate: Option<Instant>,
     meters: Meters,
 }
@@ -225,8 +226,7 @@ impl Forwarder {
         );
         self.meters.estimate(kind);
         if let Some(b) = self.bwe.get_mut(&subscriber) {
-            b.estimate = Some((estimate_bps, kind));
-            b.step_down.on_estimate(now, estimate_bps);
+            b.on_estimate(now, estimate_bps, kind);
         }
         self.reallocate(now, subscriber, out);
     }
@@ -239,7 +239,7 @@ impl Forwarder {
             tracing::debug!(subscriber = subscriber.0, fraction, "receiver report loss");
         }
         if let Some(b) = self.bwe.get_mut(&subscriber) {
-            b.pause.on_loss_report(now, fraction);
+            b.on_loss_report(now, fraction);
         }
     }
 
@@ -439,7 +439,7 @@ impl Forwarder {
             estimate_bps: self
                 .bwe
                 .get(&subscriber)
-                .and_then(|b| b.estimate.map(|(bps, _)| bps)),
+                .and_then(ViewerPolicy::estimate_bps),
             tracks,
         }
     }
