@@ -99,7 +99,7 @@ pub(super) async fn patch(
     .await?
     .flatten()
     .ok_or_else(|| ApiError::NotFound("no such WHEP session".into()))?;
-    outcome.map_err(ApiError::Unprocessable)?;
+    outcome.map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

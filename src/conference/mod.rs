@@ -67,6 +67,24 @@ pub enum AdmitError {
     Publishers(usize),
 }
 
+/// Why a viewer's slot preferences or caps were refused (the API answers 422 with the
+/// message); nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SlotRefusal {
+    /// The session is not a WHEP session.
+    #[error("not a WHEP session")]
+    NotViewer,
+    /// No slot of the session has this MID.
+    #[error("no slot with mid {0:?} in this session")]
+    UnknownMid(String),
+    /// A pin names an identity with no session in the room.
+    #[error("pin: no participant {0:?} in the room")]
+    UnknownPin(String),
+    /// The forwarder refused a slot's resolution cap.
+    #[error("mid {0:?}: {1}")]
+    Cap(String, crate::forwarder::preferences::PreferenceError),
+}
+
 /// A join that may go ahead ([`Conference::admit`]).
 #[derive(Debug)]
 pub struct Admission {
@@ -398,20 +416,17 @@ impl Conference {
         &mut self,
         viewer: ParticipantId,
         prefs: &[SlotPreference],
-    ) -> Result<(), String> {
+    ) -> Result<(), SlotRefusal> {
         let Some(slots) = self.viewers.get(&viewer) else {
-            return Err("not a WHEP session".into());
+            return Err(SlotRefusal::NotViewer);
         };
         for p in prefs {
             if !slots.iter().any(|s| s.mid.to_string() == p.mid) {
-                return Err(format!("no slot with mid {:?} in this session", p.mid));
+                return Err(SlotRefusal::UnknownMid(p.mid.clone()));
             }
             if let Some(Some(pin)) = &p.pin {
                 if self.sessions_of(&pin.identity).is_empty() {
-                    return Err(format!(
-                        "pin: no participant {:?} in the room",
-                        pin.identity
-                    ));
+                    return Err(SlotRefusal::UnknownPin(pin.identity.clone()));
                 }
             }
         }

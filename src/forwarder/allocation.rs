@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use super::selector::Layer;
@@ -130,8 +131,8 @@ impl Forwarder {
         }
         out.push(ForwarderOutput::SetBitrate {
             subscriber,
-            minimum: targets.minimum,
-            desired: targets.desired,
+            minimum: Bitrate::bps(targets.minimum),
+            desired: Bitrate::bps(targets.desired),
         });
     }
 }

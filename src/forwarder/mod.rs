@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
+use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
@@ -145,10 +146,11 @@ pub enum ForwarderOutput {
     SetBitrate {
         /// The subscriber.
         subscriber: ParticipantId,
-        /// Rate to sustain with padding: the next layer up, in bit/s.
-        minimum: u64,
-        /// Everything it could use, in bit/s.
-        desired: u64,
+        /// Rate to sustain with padding: the next layer up (inside a probe window) or
+        /// what is sent.
+        minimum: Bitrate,
+        /// Everything it could use: where str0m probes.
+        desired: Bitrate,
     },
 }
 
@@ -205,7 +207,7 @@ impl Forwarder {
         self.reallocate(now, participant, out);
     }
 
-    /// A new bandwidth estimate for a subscriber's downlink, in bit/s, and where it came
+    /// A new bandwidth estimate for a subscriber's downlink and where it came
     /// from (str0m's GCC over TWCC feedback, else the receiver's REMB, else the
     /// receiver-report loss fallback of `bwe::loss`): count it and recompute the
     /// subscriber's layers. The kind decides how a paused track comes back
@@ -214,10 +216,11 @@ impl Forwarder {
         &mut self,
         now: Instant,
         subscriber: ParticipantId,
-        estimate_bps: u64,
+        estimate: Bitrate,
         kind: crate::bwe::EstimateKind,
         out: &mut Vec<ForwarderOutput>,
     ) {
+        let estimate_bps = estimate.as_u64();
         tracing::debug!(
             subscriber = subscriber.0,
             estimate_bps,

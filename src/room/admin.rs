@@ -8,7 +8,7 @@ use str0m::media::Mid;
 
 use super::Room;
 use crate::conference::info::{RoomDetail, RoomEvent, RoomSummary};
-use crate::conference::SlotPreference;
+use crate::conference::{SlotPreference, SlotRefusal};
 use crate::forwarder::preferences::LayerPreference;
 use crate::ids::TrackRef;
 use crate::ids::{ParticipantId, SessionId};
@@ -46,7 +46,7 @@ impl Room {
         session: &SessionId,
         prefs: &[SlotPreference],
         caps: &[SlotCap],
-    ) -> Option<Result<(), String>> {
+    ) -> Option<Result<(), SlotRefusal>> {
         let id = self.subscriber_id(session)?;
         // Validate the caps' slots before changing anything.
         for cap in caps {
@@ -55,10 +55,7 @@ impl Room {
                 mid: Mid::from(cap.mid.as_str()),
             });
             if key.is_none() {
-                return Some(Err(format!(
-                    "no slot with mid {:?} in this session",
-                    cap.mid
-                )));
+                return Some(Err(SlotRefusal::UnknownMid(cap.mid.clone())));
             }
         }
         if let Err(e) = self.conference.set_preferences(id, prefs) {
@@ -75,7 +72,7 @@ impl Room {
                 .forwarder
                 .set_preference(now, id, mid, &pref, &mut self.commands)
             {
-                return Some(Err(format!("mid {:?}: {e}", cap.mid)));
+                return Some(Err(SlotRefusal::Cap(cap.mid.clone(), e)));
             }
         }
         self.reassign(now);

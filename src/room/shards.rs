@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use str0m::bwe::Bitrate;
+
 use crate::forwarder::ForwardRtp;
 use crate::ids::{ParticipantId, SessionId};
 use crate::limits::ShardPolicy;
@@ -165,7 +167,12 @@ impl Shards {
     }
 
     /// Pass a bitrate request on; `false` if `subscriber` is not in a shard.
-    pub fn set_bitrate(&mut self, subscriber: ParticipantId, minimum: u64, desired: u64) -> bool {
+    pub fn set_bitrate(
+        &mut self,
+        subscriber: ParticipantId,
+        minimum: Bitrate,
+        desired: Bitrate,
+    ) -> bool {
         let Some(i) = self.live_shard_of(subscriber) else {
             return false;
         };

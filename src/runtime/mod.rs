@@ -75,7 +75,7 @@ pub enum Command {
         /// Resolution caps.
         caps: Vec<admin::SlotCap>,
         /// Outcome.
-        reply: oneshot::Sender<Option<Result<(), String>>>,
+        reply: oneshot::Sender<Option<Result<(), crate::conference::SlotRefusal>>>,
     },
     /// Open a WHEP session's event stream. Replies `None` for an unknown session.
     Events {

@@ -73,9 +73,9 @@ pub enum ParticipantEvent {
         /// The packet (payload shared, never copied).
         packet: RtpPacket,
     },
-    /// A new estimate of this subscriber's downlink, bit/s (TWCC/GCC, else REMB, else
+    /// A new estimate of this subscriber's downlink (TWCC/GCC, else REMB, else
     /// receiver-report loss), and which of them it is.
-    Estimate(u64, crate::bwe::EstimateKind),
+    Estimate(Bitrate, crate::bwe::EstimateKind),
     /// A receiver report's fraction lost (0.0–1.0) for one of this subscriber's video
     /// streams (str0m averages the reports since its last stats event).
     LossReport(f32),
@@ -427,13 +427,17 @@ impl Participant {
         true
     }
 
-    /// Tell the bandwidth estimator what to sustain and probe for, bit/s
+    /// Tell the bandwidth estimator what to sustain and probe for
     /// (str0m `Bwe::set_bitrate`). No-op without BWE.
-    pub fn set_bitrate(&mut self, now: Instant, minimum: u64, desired: u64, out: &mut Outbox) {
-        self.probe_bps = desired;
-        self.rtc
-            .bwe()
-            .set_bitrate(Bitrate::from(minimum as f64), Bitrate::from(desired as f64));
+    pub fn set_bitrate(
+        &mut self,
+        now: Instant,
+        minimum: Bitrate,
+        desired: Bitrate,
+        out: &mut Outbox,
+    ) {
+        self.probe_bps = desired.as_u64();
+        self.rtc.bwe().set_bitrate(minimum, desired);
         self.advance(now, out);
     }
 

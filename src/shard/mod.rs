@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use tracing::debug;
 
 use crate::forwarder::ForwardRtp;
@@ -33,14 +34,14 @@ pub enum ToShard {
     /// Take over a subscriber whose offer the room accepted. Its ICE ufrag starts with
     /// this shard's [`RoomKey`], so its STUN checks reach the shard.
     Add(Box<Participant>),
-    /// Tell a subscriber's bandwidth estimator what to sustain and probe for, bit/s.
+    /// Tell a subscriber's bandwidth estimator what to sustain and probe for.
     SetBitrate {
         /// The subscriber.
         subscriber: ParticipantId,
-        /// Rate to sustain with padding, bit/s.
-        minimum: u64,
-        /// Everything it could use, bit/s.
-        desired: u64,
+        /// Rate to sustain with padding.
+        minimum: Bitrate,
+        /// Everything it could use.
+        desired: Bitrate,
     },
     /// End a subscriber (DELETE, room API, replaced): RTCP BYE and DTLS close_notify.
     Close {

@@ -4,7 +4,7 @@
 //! requests. Part of [`Participant`]; never mutates the `Rtc` beyond the stream lookups
 //! the `direct_api` needs, so the single-mutation invariant of the parent holds.
 
-use str0m::bwe::BweKind;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::MediaKind;
 use str0m::{Event, IceConnectionState};
 use tracing::debug;
@@ -72,12 +72,12 @@ impl Participant {
                 can_probe: true,
             }) => {
                 self.feedback_estimates = true;
-                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Twcc);
+                let e = ParticipantEvent::Estimate(estimate, EstimateKind::Twcc);
                 out.events.push_back((self.id, e));
             }
             Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
                 self.feedback_estimates = true;
-                let e = ParticipantEvent::Estimate(estimate.as_u64(), EstimateKind::Remb);
+                let e = ParticipantEvent::Estimate(estimate, EstimateKind::Remb);
                 out.events.push_back((self.id, e));
             }
             Event::MediaEgressStats(stats) => {
@@ -91,7 +91,7 @@ impl Participant {
                     if !self.feedback_estimates {
                         let sent = self.sent.bitrate(self.last_write);
                         let bps = self.loss.on_report(loss, sent, self.probe_bps);
-                        let e = ParticipantEvent::Estimate(bps, EstimateKind::Loss);
+                        let e = ParticipantEvent::Estimate(Bitrate::bps(bps), EstimateKind::Loss);
                         out.events.push_back((self.id, e));
                     }
                 }
