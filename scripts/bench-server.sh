@@ -28,7 +28,7 @@ ADMISSION_ARGS=${ADMISSION_ARGS:-"--post-rate 0 --max-sessions 20000 --max-pendi
 HTTP_PORT=${HTTP_PORT:-18870}
 UDP_PORT=${UDP_PORT:-19870}
 
-cargo build --release --bin switchboard --bin switchboard-load
+cargo build --release -p switchboard -p switchboard-load
 mkdir -p "$OUT"
 
 SERVER_ARGS=${SERVER_ARGS:-}

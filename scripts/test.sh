@@ -3,7 +3,7 @@
 # need first (Chromium from Debian's packages, the npm packages of tests/e2e).
 #
 #   1. lint: cargo fmt --check, cargo clippy -D warnings
-#   2. cargo test --all-targets: unit, property, simulation, HTTP and UDP integration
+#   2. cargo test --workspace --all-targets: unit, property, simulation, HTTP and UDP integration
 #      tests (benchmarks compile and run once in test mode)
 #   3. deployment manifests: every kustomize overlay rendered and validated
 #   4. headless Chromium end to end: publish the fake camera with WHIP, watch with WHEP
@@ -31,7 +31,7 @@ fi
 
 step "cargo clippy"
 if cargo clippy --version >/dev/null 2>&1; then
-  cargo clippy --all-targets -- -D warnings
+  cargo clippy --workspace --all-targets -- -D warnings
 else
   echo "clippy is not installed with this toolchain: skipping lints"
 fi
@@ -40,7 +40,7 @@ step "deployment manifests (kustomize render, kubernetes-validate --strict, enum
 scripts/check-manifests.sh
 
 step "cargo test"
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 step "browser end-to-end tests (headless Chromium)"
 cargo build --bin switchboard

@@ -123,17 +123,8 @@ pub fn video_payload_len(counter: u64) -> usize {
         .map_or(VIDEO_PAYLOAD_LEN, |shape| shape.payload_len)
 }
 
-/// Width and height announced in VP8 keyframes.
-pub const VP8_WIDTH: u16 = 640;
-/// See [`VP8_WIDTH`].
-pub const VP8_HEIGHT: u16 = 360;
-
-/// An SPS for constrained baseline, level 3.1 (profile-level-id 42e01f).
-const H264_SPS: &[u8] = &[
-    0x67, 0x42, 0xe0, 0x1f, 0x8d, 0x68, 0x05, 0x00, 0x5b, 0xa1, 0x00, 0x00, 0x03, 0x00, 0x01,
-];
-/// A PPS matching [`H264_SPS`].
-const H264_PPS: &[u8] = &[0x68, 0xce, 0x06, 0xe2];
+use switchboard_kit::codec::{self as kit, write_h264_fu_a, write_h264_stap_a};
+pub use switchboard_kit::codec::{h264_nal_types, VP8_HEIGHT, VP8_WIDTH};
 
 /// The process-wide time origin shared by publishers (send stamps) and
 /// subscribers (receive stamps).
@@ -239,34 +230,13 @@ pub fn video_frame_with(
             let mut p = Vec::with_capacity(payload_len);
             match codec {
                 VideoCodec::Vp8 => vp8_header(&mut p, keyframe, i == 0),
+                // A keyframe's STAP-A (its SEI unit's body is the test body), then
+                // FU-A fragments of an IDR (keyframe) or non-IDR slice.
+                VideoCodec::H264 if keyframe && i == 0 => write_h264_stap_a(&mut p, payload_len),
                 VideoCodec::H264 => {
-                    if keyframe && i == 0 {
-                        h264_stap_a_header(&mut p);
-                    } else {
-                        // FU-A fragment of an IDR (keyframe) or non-IDR slice.
-                        let (first_frag, last_frag) = if keyframe {
-                            (i == 1, i == n - 1)
-                        } else {
-                            (i == 0, i == n - 1)
-                        };
-                        let (nri, nal_type) = if keyframe { (3u8, 5u8) } else { (2, 1) };
-                        p.push((nri << 5) | 28);
-                        let mut fu = nal_type;
-                        if first_frag {
-                            fu |= 0x80;
-                        }
-                        if last_frag {
-                            fu |= 0x40;
-                        }
-                        p.push(fu);
-                    }
+                    let first_frag = if keyframe { i == 1 } else { i == 0 };
+                    write_h264_fu_a(&mut p, keyframe, first_frag, i == n - 1);
                 }
-            }
-            if codec == VideoCodec::H264 && keyframe && i == 0 {
-                // The SEI unit's length covers everything up to the end.
-                let sei_len = payload_len - (p.len() - 1);
-                let at = p.len() - 3;
-                p[at..at + 2].copy_from_slice(&(sei_len as u16).to_be_bytes());
             }
             push_body(&mut p, counter, send_us, payload_len);
             VideoPacket {
@@ -278,41 +248,19 @@ pub fn video_frame_with(
         .collect()
 }
 
+/// The short VP8 payload descriptor (X=0), and on a frame's first packet the frame
+/// header (first partition of 600 bytes).
 fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool) {
-    if !first {
-        p.push(0x00);
-        return;
+    kit::write_vp8_descriptor(p, first, None);
+    if first {
+        kit::write_vp8_frame_header(p, keyframe, 600);
     }
-    // Payload descriptor: X=0, N=0, S=1, PID=0.
-    p.push(0x10);
-    // Frame tag: P (bit 0, 0 = keyframe), version 0, show_frame 1,
-    // 19-bit first partition size.
-    let first_partition: u32 = 600;
-    let tag = u32::from(!keyframe) | (1 << 4) | (first_partition << 5);
-    p.extend_from_slice(&tag.to_le_bytes()[..3]);
-    if keyframe {
-        p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        p.extend_from_slice(&VP8_WIDTH.to_le_bytes());
-        p.extend_from_slice(&VP8_HEIGHT.to_le_bytes());
-    }
-}
-
-/// STAP-A header, SPS and PPS units, and the size + header of the SEI unit
-/// whose body is the test body (its size is patched by the caller).
-fn h264_stap_a_header(p: &mut Vec<u8>) {
-    p.push(0x78); // F=0, NRI=3, type 24
-    for unit in [H264_SPS, H264_PPS] {
-        p.extend_from_slice(&(unit.len() as u16).to_be_bytes());
-        p.extend_from_slice(unit);
-    }
-    p.extend_from_slice(&[0, 0]); // SEI size, patched later
-    p.push(0x06); // SEI
 }
 
 /// Build an Opus payload.
 pub fn opus_packet(counter: u64, send_us: u64) -> Vec<u8> {
     // TOC: config 31 (CELT fullband 20 ms), stereo, one frame.
-    let mut p = vec![0xfc];
+    let mut p = vec![kit::OPUS_TOC];
     push_body(&mut p, counter, send_us, AUDIO_PAYLOAD_LEN);
     p
 }
@@ -332,8 +280,16 @@ pub struct ParsedPayload {
 /// have the expected structure.
 pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
     let body_at = match codec {
-        RecvCodec::Vp8 => vp8_body_offset(payload)?,
-        RecvCodec::H264 => h264_body_offset(payload)?,
+        RecvCodec::Vp8 => {
+            kit::vp8_body_offset(payload)
+                .map_err(|e| format!("VP8: {e}"))?
+                .0
+        }
+        RecvCodec::H264 => {
+            kit::h264_body_offset(payload)
+                .map_err(|e| format!("H264: {e}"))?
+                .0
+        }
         RecvCodec::Opus => 1,
     };
     let body = payload
@@ -363,101 +319,9 @@ pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, 
     })
 }
 
-/// Length of the VP8 payload descriptor (RFC 7741 section 4.2).
-fn vp8_descriptor_len(p: &[u8]) -> Result<usize, String> {
-    let b0 = *p.first().ok_or("empty VP8 payload")?;
-    let mut idx = 1;
-    if b0 & 0x80 != 0 {
-        let ext = *p.get(idx).ok_or("truncated VP8 descriptor")?;
-        idx += 1;
-        if ext & 0x80 != 0 {
-            let pid = *p.get(idx).ok_or("truncated VP8 picture id")?;
-            idx += if pid & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            idx += 1;
-        }
-        if ext & 0x30 != 0 {
-            idx += 1;
-        }
-    }
-    if idx > p.len() {
-        return Err("truncated VP8 descriptor".into());
-    }
-    Ok(idx)
-}
-
-fn vp8_body_offset(p: &[u8]) -> Result<usize, String> {
-    let d = vp8_descriptor_len(p)?;
-    let start = p[0] & 0x10 != 0 && p[0] & 0x07 == 0;
-    if !start {
-        return Ok(d);
-    }
-    let tag = *p.get(d).ok_or("VP8 frame start without payload header")?;
-    Ok(d + if tag & 0x01 == 0 { 10 } else { 3 })
-}
-
 /// RFC 7741: S=1, PID=0 and the P bit of the VP8 payload header is 0.
 pub fn is_vp8_keyframe_start(p: &[u8]) -> bool {
-    let Ok(d) = vp8_descriptor_len(p) else {
-        return false;
-    };
-    p[0] & 0x10 != 0 && p[0] & 0x07 == 0 && p.get(d).is_some_and(|tag| tag & 0x01 == 0)
-}
-
-fn h264_body_offset(p: &[u8]) -> Result<usize, String> {
-    let b0 = *p.first().ok_or("empty H264 payload")?;
-    match b0 & 0x1f {
-        1..=23 => Ok(1),
-        24 => {
-            // Walk the aggregation units; the body is the last unit's NAL body.
-            let mut off = 1;
-            let mut last_body = None;
-            while off < p.len() {
-                let size = p
-                    .get(off..off + 2)
-                    .map(|s| u16::from_be_bytes([s[0], s[1]]) as usize)
-                    .ok_or("truncated STAP-A unit size")?;
-                off += 2;
-                if size == 0 || off + size > p.len() {
-                    return Err(format!("STAP-A unit of {size} bytes overruns the payload"));
-                }
-                last_body = Some(off + 1);
-                off += size;
-            }
-            last_body.ok_or_else(|| "empty STAP-A".to_string())
-        }
-        28 => Ok(2),
-        t => Err(format!("unexpected H264 NAL type {t}")),
-    }
-}
-
-/// The NAL unit types an H264 payload carries: its own type for a single
-/// NAL unit, each aggregated unit's of a STAP-A, the fragmented unit's of an
-/// FU-A. Empty for anything else or a truncated payload.
-pub fn h264_nal_types(p: &[u8]) -> Vec<u8> {
-    let Some(&b0) = p.first() else {
-        return Vec::new();
-    };
-    match b0 & 0x1f {
-        t @ 1..=23 => vec![t],
-        24 => {
-            let mut types = Vec::new();
-            let mut off = 1;
-            while off + 2 < p.len() {
-                let size = u16::from_be_bytes([p[off], p[off + 1]]) as usize;
-                off += 2;
-                match p.get(off) {
-                    Some(h) if size > 0 => types.push(h & 0x1f),
-                    _ => break,
-                }
-                off += size;
-            }
-            types
-        }
-        28 => p.get(1).map(|fu| vec![fu & 0x1f]).unwrap_or_default(),
-        _ => Vec::new(),
-    }
+    kit::vp8_body_offset(p).is_ok_and(|(_, key)| key)
 }
 
 /// NAL type 5 (IDR) or 7 (SPS) as a single NAL, inside a STAP-A, or at the

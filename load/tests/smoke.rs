@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,22 @@ fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The server binary: `SWITCHBOARD_BIN`, else `switchboard` beside this package's
+/// binary in the workspace's target directory (`cargo test --workspace` builds both;
+/// alone, build it first with `cargo build -p switchboard`).
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_switchboard-load")).with_file_name("switchboard");
+    assert!(
+        bin.exists(),
+        "server binary not found at {}: run `cargo build -p switchboard` or set SWITCHBOARD_BIN",
+        bin.display()
+    );
+    bin
+}
+
 /// Start the server with `extra` flags.
 async fn start_server(extra: &[&str]) -> Server {
     let mut last = String::new();
@@ -74,7 +90,7 @@ async fn start_server(extra: &[&str]) -> Server {
         ));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        let mut cmd = Command::new(server_binary());
         cmd.arg("--http-addr")
             .arg(http_addr.to_string())
             .arg("--udp-addr")

@@ -33,15 +33,7 @@ pub const AUDIO_STREAM: u8 = 0xff;
 pub const OPUS_PAYLOAD_LEN: usize = 80;
 /// Opus packet duration in milliseconds.
 pub const OPUS_PTIME_MS: u32 = 20;
-/// VP8 keyframe dimensions (any value works; the payload is synthetic).
-const VP8_DIMENSIONS: (u16, u16) = (640, 360);
-
-/// An SPS for constrained baseline, level 3.1 (profile-level-id 42e01f).
-const H264_SPS: &[u8] = &[
-    0x67, 0x42, 0xe0, 0x1f, 0x8d, 0x68, 0x05, 0x00, 0x5b, 0xa1, 0x00, 0x00, 0x03, 0x00, 0x01,
-];
-/// A PPS matching [`H264_SPS`].
-const H264_PPS: &[u8] = &[0x68, 0xce, 0x06, 0xe2];
+use switchboard_kit::codec::{self as kit, PayloadError};
 
 /// Codec of a payload, as the receiver maps it from the payload type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,20 +108,17 @@ pub enum ParseError {
     Length,
 }
 
-/// VP8 fields of one frame's payload descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Vp8Frame {
-    /// 15-bit PictureID.
-    pub picture_id: u16,
-    /// TL0PICIDX: index of the latest TID 0 frame.
-    pub tl0_pic_idx: u8,
-    /// Temporal layer id (0..=2).
-    pub tid: u8,
-    /// Layer sync bit.
-    pub layer_sync: bool,
-    /// 5-bit keyframe index.
-    pub key_idx: u8,
+impl From<PayloadError> for ParseError {
+    fn from(e: PayloadError) -> Self {
+        match e {
+            PayloadError::Short => ParseError::Short,
+            PayloadError::Codec(_) => ParseError::Codec,
+        }
+    }
 }
+
+/// The VP8 descriptor fields of one frame (PictureID, TL0PICIDX, TID, KEYIDX).
+pub type Vp8Frame = kit::Vp8Descriptor;
 
 /// Build the payloads of one video frame: `sizes[i]` bytes for packet `i` (each at
 /// least [`min_packet_len`]), bodies from `body(i)`.
@@ -148,23 +137,14 @@ pub fn video_frame(
             let mut p = Vec::with_capacity(len);
             match codec {
                 PayloadCodec::Vp8 => vp8_header(&mut p, keyframe, i == 0, vp8),
-                PayloadCodec::H264 if keyframe && i == 0 => h264_stap_a_header(&mut p, len),
+                PayloadCodec::H264 if keyframe && i == 0 => kit::write_h264_stap_a(&mut p, len),
                 PayloadCodec::H264 => {
                     // FU-A of an IDR (keyframe) or non-IDR slice; a keyframe's first
                     // packet is the STAP-A, so its slice starts at packet 1.
                     let start = if keyframe { 1 } else { 0 };
-                    let (nri, nal) = if keyframe { (3u8, 5u8) } else { (2, 1) };
-                    p.push((nri << 5) | 28);
-                    let mut fu = nal;
-                    if i == start {
-                        fu |= 0x80;
-                    }
-                    if i == n - 1 {
-                        fu |= 0x40;
-                    }
-                    p.push(fu);
+                    kit::write_h264_fu_a(&mut p, keyframe, i == start, i == n - 1);
                 }
-                PayloadCodec::Opus => p.push(0xfc),
+                PayloadCodec::Opus => p.push(kit::OPUS_TOC),
             }
             body(i).write(&mut p, len);
             p
@@ -177,8 +157,8 @@ pub fn min_packet_len(codec: PayloadCodec) -> usize {
     match codec {
         // Descriptor (6) + keyframe payload header (10) + body.
         PayloadCodec::Vp8 => 16 + BODY_LEN,
-        // STAP-A header with SPS and PPS (1 + 2 + 15 + 2 + 4 + 3) + body.
-        PayloadCodec::H264 => 27 + BODY_LEN,
+        // STAP-A header with SPS, PPS and the SEI's size and header + body.
+        PayloadCodec::H264 => kit::H264_STAP_A_HEADER_LEN + BODY_LEN,
         PayloadCodec::Opus => 1 + BODY_LEN,
     }
 }
@@ -192,46 +172,20 @@ pub fn packet_sizes(codec: PayloadCodec, bytes: usize, min_packets: usize) -> Ve
     vec![each; n]
 }
 
+/// The extended VP8 descriptor, and on a frame's first packet the frame header (first
+/// partition of 400 bytes).
 fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool, f: Vp8Frame) {
-    // X=1, N=0, S=1 on the frame's first packet, PID=0.
-    p.push(0x80 | if first { 0x10 } else { 0 });
-    // I=1 (PictureID), L=1 (TL0PICIDX), T=1 (TID), K=1 (KEYIDX).
-    p.push(0xf0);
-    p.push(0x80 | ((f.picture_id >> 8) as u8 & 0x7f));
-    p.push(f.picture_id as u8);
-    p.push(f.tl0_pic_idx);
-    p.push((f.tid & 0x03) << 6 | u8::from(f.layer_sync) << 5 | (f.key_idx & 0x1f));
-    if !first {
-        return;
+    kit::write_vp8_descriptor(p, first, Some(f));
+    if first {
+        kit::write_vp8_frame_header(p, keyframe, 400);
     }
-    // Frame tag: P bit (0 = keyframe), version 0, show_frame 1, first partition size.
-    let first_partition: u32 = 400;
-    let tag = u32::from(!keyframe) | (1 << 4) | (first_partition << 5);
-    p.extend_from_slice(&tag.to_le_bytes()[..3]);
-    if keyframe {
-        p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        p.extend_from_slice(&VP8_DIMENSIONS.0.to_le_bytes());
-        p.extend_from_slice(&VP8_DIMENSIONS.1.to_le_bytes());
-    }
-}
-
-/// STAP-A with SPS, PPS and an SEI unit that runs to the end of a `total`-byte payload.
-fn h264_stap_a_header(p: &mut Vec<u8>, total: usize) {
-    p.push(0x78); // F=0, NRI=3, type 24
-    for unit in [H264_SPS, H264_PPS] {
-        p.extend_from_slice(&(unit.len() as u16).to_be_bytes());
-        p.extend_from_slice(unit);
-    }
-    let sei_len = total.saturating_sub(p.len() + 2);
-    p.extend_from_slice(&(sei_len as u16).to_be_bytes());
-    p.push(0x06); // SEI
 }
 
 /// One Opus payload.
 pub fn opus_packet(body: Body) -> Vec<u8> {
     // TOC: config 31 (CELT fullband 20 ms), stereo, one frame.
     let mut p = Vec::with_capacity(OPUS_PAYLOAD_LEN);
-    p.push(0xfc);
+    p.push(kit::OPUS_TOC);
     body.write(&mut p, OPUS_PAYLOAD_LEN);
     p
 }
@@ -248,8 +202,8 @@ pub struct Parsed {
 /// Parse a received payload of `codec`.
 pub fn parse(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, ParseError> {
     let (at, starts_keyframe) = match codec {
-        PayloadCodec::Vp8 => vp8_body_offset(p)?,
-        PayloadCodec::H264 => h264_body_offset(p)?,
+        PayloadCodec::Vp8 => kit::vp8_body_offset(p)?,
+        PayloadCodec::H264 => kit::h264_body_offset(p)?,
         PayloadCodec::Opus => (1, false),
     };
     let body = Body::read(p.get(at..).ok_or(ParseError::Short)?, p.len())?;
@@ -257,64 +211,6 @@ pub fn parse(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, ParseError> {
         body,
         starts_keyframe,
     })
-}
-
-/// Offset of the body, and whether the packet starts a keyframe.
-fn vp8_body_offset(p: &[u8]) -> Result<(usize, bool), ParseError> {
-    let b0 = *p.first().ok_or(ParseError::Short)?;
-    let mut d = 1;
-    if b0 & 0x80 != 0 {
-        let x = *p.get(1).ok_or(ParseError::Short)?;
-        d = 2;
-        if x & 0x80 != 0 {
-            let pid = *p.get(d).ok_or(ParseError::Short)?;
-            d += if pid & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            d += 1;
-        }
-        if x & 0x30 != 0 {
-            d += 1;
-        }
-    }
-    let frame_start = b0 & 0x10 != 0 && b0 & 0x07 == 0;
-    if !frame_start {
-        return Ok((d, false));
-    }
-    let tag = *p.get(d).ok_or(ParseError::Short)?;
-    let keyframe = tag & 0x01 == 0;
-    Ok((d + if keyframe { 10 } else { 3 }, keyframe))
-}
-
-fn h264_body_offset(p: &[u8]) -> Result<(usize, bool), ParseError> {
-    let b0 = *p.first().ok_or(ParseError::Short)?;
-    match b0 & 0x1f {
-        t @ 1..=23 => Ok((1, t == 5 || t == 7)),
-        24 => {
-            // The body is the last aggregated unit's NAL body.
-            let (mut off, mut last, mut key) = (1, None, false);
-            while off < p.len() {
-                let size = p
-                    .get(off..off + 2)
-                    .map(|s| u16::from_be_bytes([s[0], s[1]]) as usize)
-                    .ok_or(ParseError::Short)?;
-                off += 2;
-                let header = *p.get(off).ok_or(ParseError::Short)?;
-                key |= matches!(header & 0x1f, 5 | 7);
-                if size == 0 || off + size > p.len() {
-                    return Err(ParseError::Short);
-                }
-                last = Some(off + 1);
-                off += size;
-            }
-            Ok((last.ok_or(ParseError::Short)?, key))
-        }
-        28 => {
-            let fu = *p.get(1).ok_or(ParseError::Short)?;
-            Ok((2, fu & 0x80 != 0 && matches!(fu & 0x1f, 5 | 7)))
-        }
-        _ => Err(ParseError::Codec),
-    }
 }
 
 #[cfg(test)]
