@@ -2,6 +2,8 @@
 //! checks, admission, str0m's acceptance, the answer), and the codec check of a viewer's
 //! offer against what the room's publishers send.
 
+use str0m::media::MediaKind;
+
 use super::*;
 
 impl Room {
@@ -26,7 +28,6 @@ impl Room {
         let lines = signaling::inspect_offer(offer);
         signaling::validate(kind, &lines)?;
         let admission = self.conference.admit(kind, opts)?;
-        let (identity, display) = (admission.identity, admission.name);
         let video: Vec<Codec> = match kind {
             SessionKind::Publisher => signaling::publisher_video_codec(&lines)
                 .into_iter()
@@ -40,16 +41,7 @@ impl Room {
             SessionKind::Publisher => Placement::Home,
             SessionKind::Subscriber => self.shards.place(self.home_subscribers()),
         };
-        let key = match placement {
-            Placement::Shard(i) => self.shards.key(i).unwrap_or(self.key),
-            _ => self.key,
-        };
-        let creds = signaling::ice_creds(&key.ufrag_prefix());
-        let ufrag = creds.ufrag.clone();
-        let bwe = (kind == SessionKind::Subscriber).then_some(INITIAL_ESTIMATE);
-        let mut rtc = signaling::build_rtc(now, creds, &self.candidates, &video, bwe);
-        let answer = signaling::accept_offer(&mut rtc, offer)?;
-
+        let (rtc, ufrag, answer) = self.accept(now, kind, placement, &video, offer)?;
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let session = SessionId::random();
@@ -62,6 +54,66 @@ impl Room {
             rtc,
             &mut self.home.out,
         );
+        let medias = self.add_tracks(id, kind, &lines, &mut p);
+        let mids: Vec<Mid> = medias.iter().map(|(m, _)| *m).collect();
+        let etag = self.record(id, &session, (kind, &ufrag, offer), placement, &mids, p);
+        info!(room = %self.name, session = %session, kind = kind.as_str(), identity = %admission.identity, "session joined");
+        self.conference.add(
+            now,
+            &self.forwarder,
+            id,
+            kind,
+            admission.identity,
+            admission.name,
+            opts,
+            medias,
+        );
+        for old in admission.replaces {
+            self.close_member(old, EndReason::Replaced);
+        }
+        self.reassign(now);
+        self.process(now);
+        Ok(Joined {
+            session,
+            answer,
+            etag,
+        })
+    }
+
+    /// str0m's side of a join: ICE credentials whose ufrag routes to where the session
+    /// will live (the room, or a shard), an `Rtc` (with a bandwidth estimator for a
+    /// subscriber), and the SDP answer. Returns the `Rtc`, the ufrag and the answer.
+    fn accept(
+        &self,
+        now: Instant,
+        kind: SessionKind,
+        placement: Placement,
+        video: &[Codec],
+        offer: &str,
+    ) -> Result<(str0m::Rtc, String, String), JoinError> {
+        let key = match placement {
+            Placement::Shard(i) => self.shards.key(i).unwrap_or(self.key),
+            _ => self.key,
+        };
+        let creds = signaling::ice_creds(&key.ufrag_prefix());
+        let ufrag = creds.ufrag.clone();
+        let bwe = (kind == SessionKind::Subscriber).then_some(INITIAL_ESTIMATE);
+        let mut rtc = signaling::build_rtc(now, creds, &self.candidates, video, bwe);
+        let answer = signaling::accept_offer(&mut rtc, offer)?;
+        Ok((rtc, ufrag, answer))
+    }
+
+    /// Register the session's m-lines with the forwarder: a publisher's as published
+    /// tracks (with their RIDs and negotiated codecs), a subscriber's as subscribed
+    /// tracks (fresh random sequence numbers and timestamps). Returns each m-line's MID
+    /// and kind.
+    fn add_tracks(
+        &mut self,
+        id: ParticipantId,
+        kind: SessionKind,
+        lines: &[signaling::OfferLine],
+        p: &mut Participant,
+    ) -> Vec<(Mid, MediaKind)> {
         let mids: Vec<(Mid, Vec<Rid>)> = lines
             .iter()
             .filter(|l| l.kind != LineKind::Other && !l.port_zero)
@@ -100,6 +152,21 @@ impl Room {
                 }
             }
         }
+        medias
+    }
+
+    /// Keep the new session: its indexes, ICE tags, pending count and ledger, and the
+    /// participant itself where `placement` puts it (a shard also gets the payload types
+    /// negotiated on `mids`). Returns the session's ETag.
+    fn record(
+        &mut self,
+        id: ParticipantId,
+        session: &SessionId,
+        (kind, ufrag, offer): (SessionKind, &str, &str),
+        placement: Placement,
+        mids: &[Mid],
+        p: Participant,
+    ) -> String {
         self.by_session.insert(session.clone(), id);
         let client_ufrag = offer
             .lines()
@@ -113,7 +180,7 @@ impl Room {
         self.tags.insert(session.clone(), tags);
         self.pending.insert(id, self.meters.pending_session());
         if let Placement::Shard(i) = placement {
-            let pts = p.pt_matcher(&only_mids);
+            let pts = p.pt_matcher(mids);
             self.shards.insert(i, p, pts);
             metrics::session_sharded();
         } else {
@@ -121,27 +188,7 @@ impl Room {
         }
         self.ledgers
             .insert(id, SessionLedger::open(kind, &self.meters.live_sessions));
-        info!(room = %self.name, session = %session, kind = kind.as_str(), identity = %identity, "session joined");
-        self.conference.add(
-            now,
-            &self.forwarder,
-            id,
-            kind,
-            identity,
-            display,
-            opts,
-            medias,
-        );
-        for old in admission.replaces {
-            self.close_member(old, EndReason::Replaced);
-        }
-        self.reassign(now);
-        self.process(now);
-        Ok(Joined {
-            session,
-            answer,
-            etag,
-        })
+        etag
     }
 
     /// A WHEP offer must accept at least one video codec the room's publishers send, if
