@@ -68,14 +68,20 @@ pub fn write_vp8_descriptor(p: &mut Vec<u8>, first: bool, ext: Option<Vp8Descrip
 
 /// Append the VP8 payload header of a frame's first packet (RFC 6386 §9.1): the frame
 /// tag (P bit clear for a keyframe, version 0, show_frame, the first partition's size
-/// in bytes), and for a keyframe the start code and [`VP8_WIDTH`]×[`VP8_HEIGHT`].
-pub fn write_vp8_frame_header(p: &mut Vec<u8>, keyframe: bool, first_partition: u32) {
+/// in bytes), and for a keyframe the start code and its `(width, height)` in pixels
+/// (14 bits each, no scaling; [`VP8_WIDTH`]×[`VP8_HEIGHT`] where any size does).
+pub fn write_vp8_frame_header(
+    p: &mut Vec<u8>,
+    keyframe: bool,
+    first_partition: u32,
+    (width, height): (u16, u16),
+) {
     let tag = u32::from(!keyframe) | (1 << 4) | (first_partition << 5);
     p.extend_from_slice(&tag.to_le_bytes()[..3]);
     if keyframe {
         p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        p.extend_from_slice(&VP8_WIDTH.to_le_bytes());
-        p.extend_from_slice(&VP8_HEIGHT.to_le_bytes());
+        p.extend_from_slice(&width.to_le_bytes());
+        p.extend_from_slice(&height.to_le_bytes());
     }
 }
 
@@ -258,7 +264,7 @@ mod tests {
                 let mut p = Vec::new();
                 write_vp8_descriptor(&mut p, true, ext);
                 let d = p.len();
-                write_vp8_frame_header(&mut p, keyframe, 500);
+                write_vp8_frame_header(&mut p, keyframe, 500, (VP8_WIDTH, VP8_HEIGHT));
                 let header = p.len();
                 p.push(0x42);
                 assert_eq!(vp8_body_offset(&p), Ok((header, keyframe)));

@@ -177,7 +177,7 @@ pub fn packet_sizes(codec: PayloadCodec, bytes: usize, min_packets: usize) -> Ve
 fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool, f: Vp8Frame) {
     kit::write_vp8_descriptor(p, first, Some(f));
     if first {
-        kit::write_vp8_frame_header(p, keyframe, 400);
+        kit::write_vp8_frame_header(p, keyframe, 400, (kit::VP8_WIDTH, kit::VP8_HEIGHT));
     }
 }
 

@@ -253,7 +253,7 @@ pub fn video_frame_with(
 fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool) {
     kit::write_vp8_descriptor(p, first, None);
     if first {
-        kit::write_vp8_frame_header(p, keyframe, 600);
+        kit::write_vp8_frame_header(p, keyframe, 600, (VP8_WIDTH, VP8_HEIGHT));
     }
 }
 

@@ -6,6 +6,8 @@
 //! 2-byte body length and a body derived from the counter, so a receiver can tell which
 //! layer a packet came from and check each payload byte for byte.
 
+use switchboard_kit::codec;
+
 /// Video: packets per frame of the single-stream publisher.
 pub const PACKETS_PER_FRAME: u64 = 4;
 /// Audio: body bytes of one 20 ms Opus packet.
@@ -190,20 +192,11 @@ pub fn vp8_layer_payload(
     let len = spec.body(keyframe);
     let mut p = Vec::with_capacity(len + 32);
     let first = index == 0;
-    // Payload descriptor: X=0, N=0, S=first, PID=0.
-    p.push(if first { 0x10 } else { 0x00 });
+    // The short payload descriptor; on a frame's first packet the frame header (a
+    // 16-byte first partition) with the layer's size on a keyframe.
+    codec::write_vp8_descriptor(&mut p, first, None);
     if first {
-        if keyframe {
-            // Frame tag: P=0 (key frame), version 0, show_frame=1, first partition size.
-            p.extend_from_slice(&[0x10, 0x02, 0x00]);
-            // Start code, then 14-bit width and height (no scaling), little endian.
-            p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-            p.extend_from_slice(&spec.size.0.to_le_bytes());
-            p.extend_from_slice(&spec.size.1.to_le_bytes());
-        } else {
-            // Frame tag: P=1 (inter frame), show_frame=1.
-            p.extend_from_slice(&[0x11, 0x02, 0x00]);
-        }
+        codec::write_vp8_frame_header(&mut p, keyframe, 16, spec.size);
     }
     p.push(layer);
     body(&mut p, counter, len);
