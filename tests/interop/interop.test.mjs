@@ -61,7 +61,7 @@ before(async () => {
   server.start(
     ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `0.0.0.0:${udpPort}`],
     `http://127.0.0.1:${httpPort}`,
-    { rustLog: 'info,switchboard::room::participant=debug', logFile: path.join(outDir, 'server.log') },
+    { rustLog: 'info,switchboard::session::participant=debug', logFile: path.join(outDir, 'server.log') },
   );
   await server.waitForLivez();
 }, { timeout: 60_000 });
