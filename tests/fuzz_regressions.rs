@@ -178,3 +178,19 @@ fn datagram_username_only_from_stun() {
         "../fuzz/regressions/datagram/username-in-dtls-range"
     ));
 }
+
+/// Found by the `offer` target in a fresh-clone smoke run: an audio m-line carries an
+/// `a=rtpmap:97 H264/90000` for a type it does not list, and the video m-line lists 97
+/// with another `a=fmtp`. str0m 0.25 locked 97 on the first and panicked ("Pt locked
+/// multiple times") on the second. Fixed: the offer check compares the configuration of
+/// every payload type an m-line lists or configures, and refuses this one (422).
+#[test]
+fn an_unlisted_rtpmap_conflicting_with_a_later_m_line_is_refused() {
+    let offer = include_bytes!("../fuzz/regressions/offer/unlisted-rtpmap-conflict");
+    fuzz::offer::run(offer);
+    let text = std::str::from_utf8(offer).expect("the reproducer is text");
+    assert!(
+        switchboard::room::offer_limits::check(text).is_err(),
+        "the offer check lets the conflicting payload type through"
+    );
+}

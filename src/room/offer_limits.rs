@@ -12,8 +12,9 @@
 //! The same pass refuses an offer that gives one payload type two codec configurations
 //! on different m-lines (RFC 8843 §9.1 forbids it within a BUNDLE group, and every
 //! offer to this server is bundled): str0m 0.25 locks a payload type to the first and
-//! then panics ("Pt locked multiple times") on the second, inside the room's task.
-//! Found by the `offer` fuzz target.
+//! then panics ("Pt locked multiple times") on the second, inside the room's task —
+//! also when the first was an `a=rtpmap` for a type its m-line does not even list.
+//! Found by the `offer` fuzz target (both cases).
 //! Pure; never panics.
 
 /// Most lines in an offer: 64 KiB of body at 16 bytes a line.
@@ -126,18 +127,20 @@ impl<'a> PayloadTypes<'a> {
         }
     }
 
-    /// The current m-line ended at `line`: each listed payload type must have the
-    /// configuration it had on the first m-line that listed it.
+    /// The current m-line ended at `line`: each payload type it lists or configures must
+    /// have the configuration it had on the first m-line that listed or configured it.
     fn end(&mut self, line: usize) -> Result<(), OfferLimit> {
         let same = |a: Option<&str>, b: Option<&str>| match (a, b) {
             (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
             (a, b) => a.is_none() && b.is_none(),
         };
         for pt in 0..128u8 {
-            if self.listed & (1 << pt) == 0 {
+            let now = self.current[pt as usize];
+            // A payload type counts when the m-line lists it or configures it: str0m
+            // also locks an `a=rtpmap` whose type the m-line does not list.
+            if self.listed & (1 << pt) == 0 && now == (None, None) {
                 continue;
             }
-            let now = self.current[pt as usize];
             match self.first[pt as usize] {
                 None => self.first[pt as usize] = Some(now),
                 Some(was) if same(was.0, now.0) && same(was.1, now.1) => {}
@@ -304,6 +307,13 @@ mod tests {
         // Letter case of the encoding name does not matter.
         let lower = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 vp8/90000\r\n";
         assert_eq!(check(&offer_with(&format!("{same}{lower}"))), Ok(()));
+        // A type configured but not listed counts too (str0m locks its rtpmap): an audio
+        // m-line's stray H.264 102 without fmtp conflicts with the video m-line's.
+        let stray = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:102 H264/90000\r\n";
+        assert_eq!(
+            check(&offer_with(&format!("{stray}{same}"))),
+            Err(OfferLimit::PayloadTypeConflict { line: 10, pt: 102 })
+        );
     }
 
     #[test]
