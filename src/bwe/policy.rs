@@ -127,11 +127,6 @@ impl ViewerPolicy {
         self.estimate.map(|(bps, _)| bps)
     }
 
-    /// Whether video is paused for want of bandwidth (`pause`).
-    pub fn paused(&self) -> bool {
-        self.pause.paused()
-    }
-
     /// A new estimate, bit/s, and where it came from.
     pub fn on_estimate(&mut self, now: Instant, estimate_bps: u64, kind: EstimateKind) {
         self.estimate = Some((estimate_bps, kind));

@@ -29,7 +29,6 @@ use crate::shard::ToShard;
 
 /// What one shard must get from its room after an input: the commands first, in order
 /// and never dropped, then the routed packets.
-#[derive(Default)]
 pub struct ShardDelivery {
     /// The shard's index ([`Room::add_shard`]'s answer).
     pub shard: usize,
