@@ -6,7 +6,15 @@
 //!
 //! - [`codec`]: synthetic media packetized as real encoders packetize it (VP8, H.264,
 //!   Opus), and the receiver's reading of it.
+//! - [`media`]: the one synthetic media format (codec header, a body with counter and
+//!   send time, a verifiable filler) every client sends and checks.
+//! - [`peer`]: the one sans-IO client peer setup: a str0m `Rtc` shaped as a browser or
+//!   OBS, its WHIP/WHEP offer, the answer, the negotiated payload types.
+//! - [`link`]: a sans-IO network path (bottleneck, queue, loss, delay) for simulations.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod link;
+pub mod media;
+pub mod peer;

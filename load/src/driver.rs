@@ -20,10 +20,10 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 
-use crate::media::{self, PayloadCodec};
 use crate::peer::{Connected, Live, PeerReport, Phase};
 use crate::publisher::{Generator, Packet};
 use crate::stats::{Arrival, RecvStats};
+use switchboard_kit::media::{self, PayloadCodec};
 
 /// Most datagrams read in one go before the task looks at its timers again.
 const RECV_BATCH: usize = 64;

@@ -25,7 +25,6 @@
 mod cli;
 mod driver;
 mod histogram;
-mod media;
 mod peer;
 mod procstat;
 mod progress;

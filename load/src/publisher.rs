@@ -9,8 +9,13 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
 
-use crate::media::{self, Body, PayloadCodec, Vp8Frame, AUDIO_STREAM};
+use switchboard_kit::codec::Vp8Descriptor;
+use switchboard_kit::media::{self, Body, FrameSpec, PayloadCodec, AUDIO_STREAM};
 
+/// Opus packet duration in milliseconds.
+pub const OPUS_PTIME_MS: u32 = 20;
+/// Opus payload length in bytes: 32 kbit/s at 20 ms.
+const OPUS_PAYLOAD_LEN: usize = 80;
 /// Encoders make keyframes this many times larger than an average delta frame.
 const KEYFRAME_SIZE_FACTOR: usize = 4;
 /// When the task falls further behind than this many periods, skip ahead rather than burst.
@@ -200,7 +205,7 @@ impl Generator {
     }
 
     fn audio_period() -> Duration {
-        Duration::from_millis(u64::from(media::OPUS_PTIME_MS))
+        Duration::from_millis(u64::from(OPUS_PTIME_MS))
     }
 
     /// When the next packet is due, if the clock runs.
@@ -241,14 +246,17 @@ impl Generator {
             self.audio_counter += 1;
             let seq = self.audio_seq;
             self.audio_seq += 1;
-            let samples = 48_000 / 1000 * media::OPUS_PTIME_MS;
-            let payload = media::opus_packet(Body {
-                stream: AUDIO_STREAM,
-                publisher: self.publisher,
-                frame: n as u32,
-                counter,
-                send_us: self.micros(now),
-            });
+            let samples = 48_000 / 1000 * OPUS_PTIME_MS;
+            let payload = media::opus_packet(
+                Body {
+                    stream: AUDIO_STREAM,
+                    publisher: self.publisher,
+                    frame: n as u32,
+                    counter,
+                    send_us: self.micros(now),
+                },
+                OPUS_PAYLOAD_LEN,
+            );
             out.push(Packet {
                 layer: None,
                 seq,
@@ -317,16 +325,20 @@ impl Generator {
             _ => 1,
         };
         let sizes = media::packet_sizes(codec, bytes, min_packets);
-        let vp8 = Vp8Frame {
+        let vp8 = Vp8Descriptor {
             picture_id: v.picture_id,
             tl0_pic_idx: v.tl0_pic_idx,
             tid,
             layer_sync,
             key_idx: v.key_idx,
         };
-        let stream = (i as u8) << 4 | tid;
+        let stream = media::stream_byte(i as u8, tid);
         let counters = &mut v.counters[usize::from(tid)];
-        let payloads = media::video_frame(codec, keyframe, vp8, &sizes, |_| {
+        let spec = FrameSpec {
+            vp8: Some(vp8),
+            ..FrameSpec::new(codec, keyframe)
+        };
+        let payloads = media::video_frame(&spec, &sizes, |_| {
             let counter = *counters;
             *counters += 1;
             Body {

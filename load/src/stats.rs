@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use crate::histogram::Histogram;
-use crate::media::{Parsed, AUDIO_STREAM};
 pub use crate::slot::{Arrival, SlotStats};
+use switchboard_kit::media::{Parsed, AUDIO_STREAM};
 
 /// Everything one viewer measured.
 #[derive(Clone, Debug, Default)]
@@ -157,7 +157,7 @@ impl RecvStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::Body;
+    use switchboard_kit::media::Body;
 
     const SSRC: u32 = 0x1234;
 
@@ -170,7 +170,9 @@ mod tests {
                 counter,
                 send_us: 1_000,
             },
+            frame_start: key,
             starts_keyframe: key,
+            body_at: 1,
         }
     }
 

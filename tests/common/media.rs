@@ -1,29 +1,20 @@
 //! Synthetic but well-formed RTP payloads for the test peers, and the
 //! receiver-side parsing that checks them.
 //!
-//! Every payload is `codec header | counter (u64 BE) | send time (u64 BE,
-//! microseconds since [`epoch`]) | pattern`, where the pattern is a byte
-//! sequence derived from the counter, and the payload has a fixed total length
-//! per media kind. A receiver can therefore tell, byte for byte, whether a
-//! forwarded payload is the one the publisher wrote, and how long it took.
-//!
-//! Codec headers:
-//! - VP8 (RFC 7741): a one-byte payload descriptor (`0x10` = S bit, PID 0 on
-//!   the first packet of a frame, `0x00` otherwise). The first packet of a
-//!   frame then carries the VP8 frame tag (P bit 0 for keyframes, 1 for delta
-//!   frames) and, for keyframes, the start code `9d 01 2a` and the 16-bit
-//!   little-endian width and height.
-//! - H264 (RFC 6184, packetization-mode 1): a keyframe is a STAP-A carrying an
-//!   SPS, a PPS and an SEI unit (the SEI body holds the test body), followed
-//!   by FU-A fragments of an IDR slice; a delta frame is FU-A fragments of a
-//!   non-IDR slice.
-//! - Opus: a single TOC byte.
+//! Every payload is the client kit's one format (`switchboard_kit::media`):
+//! codec header, a body with the counter and the send time (microseconds
+//! since [`epoch`]), and a filler derived from the counter, with a fixed total
+//! length per media kind. A receiver can therefore tell, byte for byte,
+//! whether a forwarded payload is the one the publisher wrote, and how long it
+//! took. VP8 uses the one-byte payload descriptor; H264 a STAP-A keyframe then
+//! FU-A fragments, as OBS sends it.
 //!
 //! Simulcast: the OBS-shaped simulcast publisher sends three layers
 //! ([`SIMULCAST_LAYERS`]) that differ in payload length and packets per
 //! frame, so their bitrates differ as an encoder's would. The layer is part
-//! of every counter it writes ([`layer_counter`], [`counter_layer`]), so a
-//! subscriber can tell which layer each forwarded packet came from.
+//! of every counter it writes ([`layer_counter`], [`counter_layer`]) as well
+//! as of the body's stream byte, so a subscriber can tell which layer each
+//! forwarded packet came from.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -32,8 +23,6 @@ use std::time::Instant;
 pub const VIDEO_PAYLOAD_LEN: usize = 1000;
 /// Total RTP payload length of every audio packet the test publishers send.
 pub const AUDIO_PAYLOAD_LEN: usize = 120;
-/// Bytes of counter plus send time that follow the codec header.
-pub const BODY_HEADER_LEN: usize = 16;
 
 /// Video frame rate of the test publishers.
 pub const VIDEO_FPS: u32 = 30;
@@ -123,8 +112,10 @@ pub fn video_payload_len(counter: u64) -> usize {
         .map_or(VIDEO_PAYLOAD_LEN, |shape| shape.payload_len)
 }
 
-use switchboard_kit::codec::{self as kit, write_h264_fu_a, write_h264_stap_a};
-pub use switchboard_kit::codec::{h264_nal_types, VP8_HEIGHT, VP8_WIDTH};
+pub use switchboard_kit::codec::h264_nal_types;
+/// Codecs a subscriber can tell apart in what it receives.
+pub use switchboard_kit::media::PayloadCodec as RecvCodec;
+use switchboard_kit::media::{self as kit, Body, FrameSpec, ParseError};
 
 /// The process-wide time origin shared by publishers (send stamps) and
 /// subscribers (receive stamps).
@@ -145,38 +136,14 @@ pub enum VideoCodec {
     H264,
 }
 
-/// Codecs a subscriber can tell apart in what it receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecvCodec {
-    Vp8,
-    H264,
-    Opus,
-}
-
-impl RecvCodec {
-    pub fn is_video(self) -> bool {
-        !matches!(self, RecvCodec::Opus)
+impl VideoCodec {
+    /// The kit's name for it.
+    pub fn payload_codec(self) -> RecvCodec {
+        match self {
+            VideoCodec::Vp8 => RecvCodec::Vp8,
+            VideoCodec::H264 => RecvCodec::H264,
+        }
     }
-}
-
-/// The byte at position `i` of the pattern for packet `counter`.
-pub fn pattern_byte(counter: u64, i: usize) -> u8 {
-    let mixed = counter.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
-    let k = (mixed >> 24) as u8;
-    k ^ (i as u8).wrapping_mul(31) ^ ((i >> 8) as u8).wrapping_mul(7)
-}
-
-/// Append counter, send time and pattern to `out` until it is `total` bytes.
-fn push_body(out: &mut Vec<u8>, counter: u64, send_us: u64, total: usize) {
-    assert!(
-        out.len() + BODY_HEADER_LEN <= total,
-        "codec header of {} bytes leaves no room for the body",
-        out.len()
-    );
-    out.extend_from_slice(&counter.to_be_bytes());
-    out.extend_from_slice(&send_us.to_be_bytes());
-    let n = total - out.len();
-    out.extend((0..n).map(|i| pattern_byte(counter, i)));
 }
 
 /// One RTP payload of a generated video frame.
@@ -197,8 +164,8 @@ pub fn packets_per_frame(keyframe: bool, frame_index: u64) -> usize {
     }
 }
 
-/// Build the payloads of one video frame. `next_counter` is advanced by one
-/// per packet.
+/// Build the payloads of frame `frame_index` of the single-stream publisher.
+/// `next_counter` is advanced by one per packet.
 pub fn video_frame(
     codec: VideoCodec,
     keyframe: bool,
@@ -224,45 +191,35 @@ pub fn video_frame_with(
     send_us: u64,
     mut next_counter: impl FnMut() -> u64,
 ) -> Vec<VideoPacket> {
-    (0..n)
-        .map(|i| {
-            let counter = next_counter();
-            let mut p = Vec::with_capacity(payload_len);
-            match codec {
-                VideoCodec::Vp8 => vp8_header(&mut p, keyframe, i == 0),
-                // A keyframe's STAP-A (its SEI unit's body is the test body), then
-                // FU-A fragments of an IDR (keyframe) or non-IDR slice.
-                VideoCodec::H264 if keyframe && i == 0 => write_h264_stap_a(&mut p, payload_len),
-                VideoCodec::H264 => {
-                    let first_frag = if keyframe { i == 1 } else { i == 0 };
-                    write_h264_fu_a(&mut p, keyframe, first_frag, i == n - 1);
-                }
-            }
-            push_body(&mut p, counter, send_us, payload_len);
-            VideoPacket {
-                counter,
-                payload: p,
-                last: i == n - 1,
-            }
+    let counters: Vec<u64> = (0..n).map(|_| next_counter()).collect();
+    let spec = FrameSpec::new(codec.payload_codec(), keyframe);
+    let payloads = kit::video_frame(&spec, &vec![payload_len; n], |i| Body {
+        stream: kit::stream_byte(counter_layer(counters[i]).unwrap_or(0), 0),
+        counter: counters[i],
+        send_us,
+        ..Body::default()
+    });
+    payloads
+        .into_iter()
+        .zip(counters)
+        .enumerate()
+        .map(|(i, (payload, counter))| VideoPacket {
+            counter,
+            payload,
+            last: i == n - 1,
         })
         .collect()
 }
 
-/// The short VP8 payload descriptor (X=0), and on a frame's first packet the frame
-/// header (first partition of 600 bytes).
-fn vp8_header(p: &mut Vec<u8>, keyframe: bool, first: bool) {
-    kit::write_vp8_descriptor(p, first, None);
-    if first {
-        kit::write_vp8_frame_header(p, keyframe, 600, (VP8_WIDTH, VP8_HEIGHT));
-    }
-}
-
 /// Build an Opus payload.
 pub fn opus_packet(counter: u64, send_us: u64) -> Vec<u8> {
-    // TOC: config 31 (CELT fullband 20 ms), stereo, one frame.
-    let mut p = vec![kit::OPUS_TOC];
-    push_body(&mut p, counter, send_us, AUDIO_PAYLOAD_LEN);
-    p
+    let body = Body {
+        stream: kit::AUDIO_STREAM,
+        counter,
+        send_us,
+        ..Body::default()
+    };
+    kit::opus_packet(body, AUDIO_PAYLOAD_LEN)
 }
 
 /// What a receiver learns from one payload.
@@ -270,7 +227,7 @@ pub fn opus_packet(counter: u64, send_us: u64) -> Vec<u8> {
 pub struct ParsedPayload {
     pub counter: u64,
     pub send_us: u64,
-    /// Length and pattern as the publisher wrote them.
+    /// Length and filler as the publisher wrote them.
     pub intact: bool,
     /// The packet starts a keyframe (by the contract's rules).
     pub starts_keyframe: bool,
@@ -279,79 +236,25 @@ pub struct ParsedPayload {
 /// Parse a received payload. `Err` describes a payload that does not even
 /// have the expected structure.
 pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
-    let body_at = match codec {
-        RecvCodec::Vp8 => {
-            kit::vp8_body_offset(payload)
-                .map_err(|e| format!("VP8: {e}"))?
-                .0
-        }
-        RecvCodec::H264 => {
-            kit::h264_body_offset(payload)
-                .map_err(|e| format!("H264: {e}"))?
-                .0
-        }
-        RecvCodec::Opus => 1,
+    let (parsed, filler_ok) = match kit::verify(codec, payload) {
+        Ok(p) => (p, true),
+        Err(ParseError::Filler { .. }) => (
+            kit::parse(codec, payload).map_err(|e| e.to_string())?,
+            false,
+        ),
+        Err(e) => return Err(format!("{codec:?}: {e}")),
     };
-    let body = payload
-        .get(body_at..)
-        .filter(|b| b.len() >= BODY_HEADER_LEN)
-        .ok_or_else(|| format!("payload of {} bytes too short", payload.len()))?;
-    let counter = u64::from_be_bytes(body[0..8].try_into().unwrap());
+    let counter = parsed.body.counter;
     let expected_len = match codec {
         RecvCodec::Opus => AUDIO_PAYLOAD_LEN,
         _ => video_payload_len(counter),
     };
-    let send_us = u64::from_be_bytes(body[8..16].try_into().unwrap());
-    let pattern_ok = body[BODY_HEADER_LEN..]
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == pattern_byte(counter, i));
-    let starts_keyframe = match codec {
-        RecvCodec::Vp8 => is_vp8_keyframe_start(payload),
-        RecvCodec::H264 => is_h264_keyframe_start(payload),
-        RecvCodec::Opus => false,
-    };
     Ok(ParsedPayload {
         counter,
-        send_us,
-        intact: pattern_ok && payload.len() == expected_len,
-        starts_keyframe,
+        send_us: parsed.body.send_us,
+        intact: filler_ok && payload.len() == expected_len,
+        starts_keyframe: parsed.starts_keyframe,
     })
-}
-
-/// RFC 7741: S=1, PID=0 and the P bit of the VP8 payload header is 0.
-pub fn is_vp8_keyframe_start(p: &[u8]) -> bool {
-    kit::vp8_body_offset(p).is_ok_and(|(_, key)| key)
-}
-
-/// NAL type 5 (IDR) or 7 (SPS) as a single NAL, inside a STAP-A, or at the
-/// start of an FU-A.
-pub fn is_h264_keyframe_start(p: &[u8]) -> bool {
-    let is_key = |t: u8| t == 5 || t == 7;
-    let Some(&b0) = p.first() else {
-        return false;
-    };
-    match b0 & 0x1f {
-        t @ 1..=23 => is_key(t),
-        24 => {
-            let mut off = 1;
-            while off + 2 < p.len() {
-                let size = u16::from_be_bytes([p[off], p[off + 1]]) as usize;
-                off += 2;
-                if let Some(h) = p.get(off) {
-                    if is_key(h & 0x1f) {
-                        return true;
-                    }
-                }
-                off += size;
-            }
-            false
-        }
-        28 => p
-            .get(1)
-            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -362,10 +265,7 @@ mod self_check {
     fn generated_payloads_round_trip() {
         let mut counter = 7;
         for codec in [VideoCodec::Vp8, VideoCodec::H264] {
-            let recv = match codec {
-                VideoCodec::Vp8 => RecvCodec::Vp8,
-                VideoCodec::H264 => RecvCodec::H264,
-            };
+            let recv = codec.payload_codec();
             for (frame, key) in [(0, true), (1, false), (2, false)] {
                 let pkts = video_frame(codec, key, frame, &mut counter, 1234);
                 assert_eq!(pkts.len(), packets_per_frame(key, frame));
@@ -379,19 +279,6 @@ mod self_check {
                     // the STAP-A with the SPS and the FU-A start of the IDR.
                     let expect_key = key && (i == 0 || (codec == VideoCodec::H264 && i == 1));
                     assert_eq!(parsed.starts_keyframe, expect_key, "{codec:?} {i}");
-                    // Agree with str0m's own detectors.
-                    match codec {
-                        VideoCodec::Vp8 => assert_eq!(
-                            str0m::format::detect_vp8_keyframe(&pkt.payload),
-                            key && i == 0
-                        ),
-                        VideoCodec::H264 => {
-                            let sps = str0m::format::detect_h264_nalu(&pkt.payload, 7);
-                            let idr = str0m::format::detect_h264_keyframe(&pkt.payload);
-                            assert_eq!(sps, key && i == 0);
-                            assert_eq!(idr, key && i == 1);
-                        }
-                    }
                 }
             }
         }
@@ -434,10 +321,6 @@ mod self_check {
                     } else {
                         assert_eq!(nals, vec![if key { 5 } else { 1 }]);
                     }
-                    assert_eq!(
-                        str0m::format::detect_h264_nalu(&pkt.payload, 7),
-                        key && j == 0
-                    );
                 }
             }
             assert!(shape.delta_packets.0 >= 2 && shape.delta_packets.1 >= 2);
@@ -461,6 +344,6 @@ mod self_check {
         assert!(!parse_payload(RecvCodec::Vp8, &p).unwrap().intact);
         p[n - 10] ^= 0x01;
         p.pop();
-        assert!(!parse_payload(RecvCodec::Vp8, &p).unwrap().intact);
+        assert!(parse_payload(RecvCodec::Vp8, &p).is_err());
     }
 }

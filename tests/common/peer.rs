@@ -18,17 +18,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{Codec, CodecConfig, CodecSpec, FormatParams, PayloadParams};
-use str0m::media::{Direction, Frequency, MediaKind, Mid, Simulcast, SimulcastLayer};
-use str0m::rtp::Extension;
-use str0m::{Candidate, Rtc};
+use str0m::media::Direction;
+use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::driver::{Cmd, Driver, MediaGen};
-use super::media::RecvCodec;
 use super::report::PeerReport;
 use super::{HttpReply, Server};
 
@@ -100,120 +96,32 @@ pub struct Peer {
     task: Option<JoinHandle<()>>,
 }
 
-/// Header-extension ids the OBS-shaped publisher uses.
-const OBS_EXT_MID: u8 = 1;
-const OBS_EXT_RID: u8 = 2;
-
-fn build_rtc(role: Role) -> Rtc {
-    let now = Instant::now();
-    let base = Rtc::builder().set_rtp_mode(true);
-    match role {
-        Role::Publisher(PublisherKind::BrowserVp8) => base
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .build(now),
-        Role::Publisher(PublisherKind::ObsH264 | PublisherKind::ObsSimulcastH264) => {
-            let mut cfg = base
-                .clear_codecs()
-                .clear_extension_map()
-                .set_extension(OBS_EXT_MID, Extension::RtpMid)
-                .set_extension(OBS_EXT_RID, Extension::RtpStreamId);
-            let mut h264 = PayloadParams::new(
-                96.into(),
-                None,
-                CodecSpec {
-                    codec: Codec::H264,
-                    clock_rate: Frequency::NINETY_KHZ,
-                    channels: None,
-                    format: FormatParams {
-                        level_asymmetry_allowed: Some(true),
-                        packetization_mode: Some(1),
-                        profile_level_id: Some(0x42e01f),
-                        ..Default::default()
-                    },
-                },
-            );
-            h264.set_fb_transport_cc(false);
-            h264.set_fb_fir(false);
-            let mut opus = PayloadParams::new(
-                111.into(),
-                None,
-                CodecSpec {
-                    codec: Codec::Opus,
-                    clock_rate: Frequency::FORTY_EIGHT_KHZ,
-                    channels: Some(2),
-                    format: FormatParams {
-                        min_p_time: Some(10),
-                        use_inband_fec: Some(true),
-                        stereo: Some(true),
-                        sprop_stereo: Some(true),
-                        ..Default::default()
-                    },
-                },
-            );
-            opus.set_fb_transport_cc(false);
-            *cfg.codec_config() = CodecConfig::new_from_payload_params(vec![opus, h264]);
-            cfg.build(now)
+/// The client kit's shape and offer for a peer of `role`.
+fn client_setup(role: Role) -> (ClientConfig, OfferSpec) {
+    let (client, direction) = match role {
+        Role::Publisher(PublisherKind::BrowserVp8) => {
+            (ClientConfig::browser(VideoCodecs::Vp8), Direction::SendOnly)
         }
-        Role::Subscriber => base
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .build(now),
-    }
-}
-
-/// The simulcast send layers of an OBS-style simulcast offer: RIDs "0",
-/// "1", "2" in that order, highest first.
-fn obs_simulcast() -> Simulcast {
-    let mut s = Simulcast::new();
-    for layer in &super::media::SIMULCAST_LAYERS {
-        s.add_send_layer(SimulcastLayer::new(layer.rid));
-    }
-    s
-}
-
-/// The SDP offer a peer of `role` sends, built on `rtc` (which keeps the
-/// pending change to accept the answer with).
-fn create_offer(rtc: &mut Rtc, role: Role) -> (String, SdpPendingOffer, Mid, Mid) {
-    let dir = match role {
-        Role::Publisher(_) => Direction::SendOnly,
-        Role::Subscriber => Direction::RecvOnly,
+        Role::Publisher(_) => (ClientConfig::obs(), Direction::SendOnly),
+        Role::Subscriber => (
+            ClientConfig::browser(VideoCodecs::Both),
+            Direction::RecvOnly,
+        ),
     };
-    let simulcast = (role == Role::Publisher(PublisherKind::ObsSimulcastH264)).then(obs_simulcast);
-    let mut api = rtc.sdp_api();
-    let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-    let video_mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
-    let (offer, pending) = api.apply().expect("offer for new media");
-    let mut offer = offer.to_sdp_string();
-    if matches!(role, Role::Publisher(k) if k.is_obs()) {
-        offer = strip_rtx_ssrcs(&offer);
-    }
-    (offer, pending, audio_mid, video_mid)
-}
-
-/// Remove the RTX SSRC lines str0m always declares for video, so the offer
-/// looks like one from an encoder that has no RTX at all.
-fn strip_rtx_ssrcs(sdp: &str) -> String {
-    let mut rtx = Vec::new();
-    for line in sdp.lines() {
-        if let Some(rest) = line.strip_prefix("a=ssrc-group:FID ") {
-            if let Some(r) = rest.split_whitespace().nth(1) {
-                rtx.push(format!("a=ssrc:{r} "));
-            }
-        }
-    }
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        let l = line.trim_end();
-        if l.starts_with("a=ssrc-group:FID ") || rtx.iter().any(|p| l.starts_with(p.as_str())) {
-            continue;
-        }
-        out.push_str(line);
-    }
-    out
+    // OBS-style simulcast: RIDs "0", "1", "2" in that order, highest first.
+    let simulcast = if role == Role::Publisher(PublisherKind::ObsSimulcastH264) {
+        super::media::SIMULCAST_LAYERS
+            .iter()
+            .map(|l| l.rid.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let offer = OfferSpec {
+        simulcast,
+        ..OfferSpec::one_each(direction)
+    };
+    (client, offer)
 }
 
 impl Peer {
@@ -267,11 +175,10 @@ impl Peer {
             .expect("bind a UDP socket");
         let local_addr = socket.local_addr().unwrap();
 
-        let mut rtc = build_rtc(role);
-        let cand = Candidate::host(local_addr, "udp").expect("host candidate");
-        rtc.add_local_candidate(cand);
-
-        let (offer, pending, audio_mid, video_mid) = create_offer(&mut rtc, role);
+        let (client, spec) = client_setup(role);
+        let made = kit::offer(&client, &spec, local_addr, Instant::now()).expect("offer");
+        let (mut rtc, offer, pending) = (made.rtc, made.sdp, made.pending);
+        let (audio_mid, video_mid) = (made.audio_mids[0], made.video_mids[0]);
 
         let fail = |status: Option<u16>, message: String, offer: &str| SignalError {
             status,
@@ -290,11 +197,7 @@ impl Peer {
             .ok_or_else(|| fail(Some(201), "201 without Location".into(), &offer))?
             .to_string();
         let answer = reply.body.clone();
-        let parsed = SdpAnswer::from_sdp_string(&answer)
-            .map_err(|e| fail(Some(201), format!("answer does not parse: {e}"), &offer))?;
-        rtc.sdp_api()
-            .accept_answer(pending, parsed)
-            .map_err(|e| fail(Some(201), format!("accept_answer: {e}"), &offer))?;
+        kit::accept_answer(&mut rtc, pending, &answer).map_err(|e| fail(Some(201), e, &offer))?;
 
         let gen = match role {
             Role::Publisher(kind) => Some(MediaGen::new(&rtc, kind, audio_mid, video_mid)),
@@ -307,19 +210,9 @@ impl Peer {
         let shared = Arc::new(Mutex::new(report));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
 
-        let pt_codecs = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .filter_map(|p| {
-                let c = match p.spec().codec {
-                    Codec::Vp8 => RecvCodec::Vp8,
-                    Codec::H264 => RecvCodec::H264,
-                    Codec::Opus => RecvCodec::Opus,
-                    _ => return None,
-                };
-                Some((*p.pt(), c))
-            })
+        let pt_codecs = kit::payload_codecs(&rtc)
+            .into_iter()
+            .map(|(pt, c)| (*pt, c))
             .collect();
 
         let driver = Driver {
@@ -503,16 +396,17 @@ impl Drop for Peer {
 mod self_check {
     use super::*;
 
+    fn offer_for(role: Role) -> String {
+        let (client, spec) = client_setup(role);
+        let local = "127.0.0.1:40000".parse().unwrap();
+        kit::offer(&client, &spec, local, Instant::now())
+            .expect("offer")
+            .sdp
+    }
+
     #[test]
     fn obs_shaped_offer_has_only_h264_96_and_opus_111() {
-        let mut rtc = build_rtc(Role::Publisher(PublisherKind::ObsH264));
-        let cand = Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap();
-        rtc.add_local_candidate(cand);
-        let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, _pending) = api.apply().unwrap();
-        let sdp = strip_rtx_ssrcs(&offer.to_sdp_string());
+        let sdp = offer_for(Role::Publisher(PublisherKind::ObsH264));
         assert!(sdp.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "{sdp}");
         assert!(sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:96 H264/90000"), "{sdp}");
@@ -537,11 +431,7 @@ mod self_check {
 
     #[test]
     fn obs_simulcast_offer_sends_rids_0_1_2_without_transport_cc() {
-        let role = Role::Publisher(PublisherKind::ObsSimulcastH264);
-        let mut rtc = build_rtc(role);
-        let cand = Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap();
-        rtc.add_local_candidate(cand);
-        let (sdp, _pending, _audio, _video) = create_offer(&mut rtc, role);
+        let sdp = offer_for(Role::Publisher(PublisherKind::ObsSimulcastH264));
         let sections = super::super::sdp_sections(&sdp);
         assert_eq!(sections.len(), 2, "{sdp}");
         let video = &sections[1];

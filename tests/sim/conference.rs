@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, Mid};
 use str0m::rtp::{ExtensionValues, Ssrc};
-use str0m::{Candidate, Rtc};
 use switchboard::conference::info::{Audience, RoomEvent};
 use switchboard::ids::{ParticipantId, SessionKind};
+use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::link::{Link, LinkConfig};
 use super::peer::{Peer, Received, Role, Sent};
@@ -178,24 +178,19 @@ impl Peer {
             video + audio > 0,
             "{name}: a viewer needs at least one slot"
         );
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
-        let mut api = rtc.sdp_api();
-        let kinds = std::iter::repeat_n(MediaKind::Video, video)
-            .chain(std::iter::repeat_n(MediaKind::Audio, audio));
-        let mids: Vec<(MediaKind, Mid)> = kinds
-            .map(|k| (k, api.add_media(k, Direction::RecvOnly, None, None, None)))
-            .collect();
-        let (offer, pending) = api.apply().expect("offer");
-        let first = |kind: MediaKind| {
-            // Any mid will do for a kind the offer lacks: nothing is ever sent on it.
-            mids.iter().find(|(k, _)| *k == kind).unwrap_or(&mids[0]).1
+        let spec = OfferSpec {
+            video: video as u32,
+            audio: audio as u32,
+            video_first: true,
+            ..OfferSpec::one_each(Direction::RecvOnly)
         };
+        let client = ClientConfig::browser(VideoCodecs::Vp8);
+        let made = kit::offer(&client, &spec, addr, now).expect("offer");
+        // Any mid will do for a kind the offer lacks: nothing is ever sent on it.
+        let any = made.video_mids.first().or(made.audio_mids.first()).copied();
+        let first = |mids: &[Mid]| mids.first().copied().or(any).expect("a slot");
+        let (audio_mid, video_mid) = (first(&made.audio_mids), first(&made.video_mids));
+        let (rtc, offer, pending) = (made.rtc, made.sdp, made.pending);
         let peer = Peer {
             name: name.to_owned(),
             role: Role::Subscriber,
@@ -210,12 +205,12 @@ impl Peer {
             tag: Tag::default(),
             rtc,
             timeout: now,
-            audio_mid: first(MediaKind::Audio),
-            video_mid: first(MediaKind::Video),
+            audio_mid,
+            video_mid,
             layers: Vec::new(),
             source: None,
         };
-        (peer, offer.to_sdp_string(), pending)
+        (peer, offer, pending)
     }
 
     /// The m-line (for a WHEP viewer: the slot) of the RTP stream `ssrc` this peer

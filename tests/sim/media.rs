@@ -1,33 +1,36 @@
-//! Synthetic media for the simulation: VP8 RTP payloads (RFC 7741 payload descriptor and,
-//! on the first packet of a frame, a VP8 payload header — a keyframe one with the start
-//! code and dimensions, or a delta one) and Opus-sized audio payloads. After the codec
-//! bytes every video payload carries a 1-byte layer index (the simulcast layer it was
-//! encoded for; 0 without simulcast), and every payload an 8-byte packet counter, a
-//! 2-byte body length and a body derived from the counter, so a receiver can tell which
-//! layer a packet came from and check each payload byte for byte.
+//! Synthetic media for the simulation, in the client kit's one format
+//! (`switchboard_kit::media`): VP8 RTP payloads (RFC 7741 payload descriptor and, on the
+//! first packet of a frame, a VP8 payload header — a keyframe one with the start code and
+//! the layer's dimensions, or a delta one) and Opus audio payloads. The body's stream byte
+//! carries the simulcast layer the packet was encoded for (0 without simulcast) and its
+//! counter the sender's packet counter, and the filler lets a receiver check each payload
+//! byte for byte.
 
-use switchboard_kit::codec;
+use switchboard_kit::media::{self as kit, Body, FrameSpec, PayloadCodec};
+
+/// Why a payload failed to verify.
+pub use switchboard_kit::media::ParseError as Corrupt;
 
 /// Video: packets per frame of the single-stream publisher.
 pub const PACKETS_PER_FRAME: u64 = 4;
-/// Audio: body bytes of one 20 ms Opus packet.
-const AUDIO_BODY: usize = 80;
+/// Audio: payload bytes of one 20 ms Opus packet.
+const AUDIO_LEN: usize = 92;
 
 /// How one video stream (a simulcast layer, or the only stream) is encoded: packets per
-/// frame and body bytes per packet, for delta frames and keyframes, and the picture size
-/// written into keyframe headers.
+/// frame and payload bytes per packet, for delta frames and keyframes, and the picture
+/// size written into keyframe headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerSpec {
     /// The simulcast RID (RFC 8851), `None` for a single stream.
     pub rid: Option<&'static str>,
     /// Packets of a delta frame.
     pub delta_packets: u64,
-    /// Body bytes of each delta frame packet.
-    pub delta_body: usize,
+    /// Payload bytes of each delta frame packet.
+    pub delta_len: usize,
     /// Packets of a keyframe.
     pub key_packets: u64,
-    /// Body bytes of each keyframe packet.
-    pub key_body: usize,
+    /// Payload bytes of each keyframe packet.
+    pub key_len: usize,
     /// Keyframe picture width and height.
     pub size: (u16, u16),
 }
@@ -42,43 +45,42 @@ impl LayerSpec {
         }
     }
 
-    /// Body bytes of each packet of a frame.
-    pub fn body(&self, keyframe: bool) -> usize {
+    /// Payload bytes of each packet of a frame.
+    pub fn payload_len(&self, keyframe: bool) -> usize {
         if keyframe {
-            self.key_body
+            self.key_len
         } else {
-            self.delta_body
+            self.delta_len
         }
     }
 
     /// Payload bit rate of delta frames at `fps` frames per second (RTP header excluded),
     /// the rate the server's layer meters see between keyframes.
     pub fn delta_bps(&self, fps: u64) -> u64 {
-        let payload = 1 + 3 + HEAD_BYTES + self.delta_body;
-        let frame_bytes = payload as u64 * self.delta_packets;
+        let frame_bytes = self.delta_len as u64 * self.delta_packets;
         frame_bytes * 8 * fps
     }
 }
 
-/// The single-stream publisher: four packets per frame, 500 body bytes per delta packet and
-/// 1000 per keyframe packet, 640x360.
+/// The single-stream publisher: four packets per frame, 512 payload bytes per delta
+/// packet and 1012 per keyframe packet, 640x360.
 pub const SINGLE: LayerSpec = LayerSpec {
     rid: None,
     delta_packets: PACKETS_PER_FRAME,
-    delta_body: 500,
+    delta_len: 512,
     key_packets: PACKETS_PER_FRAME,
-    key_body: 1000,
+    key_len: 1012,
     size: (640, 360),
 };
 
 /// A single stream of about 1.2 Mbit/s at 30 fps (payload bytes; an aiortc VP8 publisher
-/// sends 1–1.4 Mbit/s): four 1200-byte packets per delta frame, eight per keyframe, 640x480.
+/// sends 1–1.4 Mbit/s): four 1212-byte packets per delta frame, eight per keyframe, 640x480.
 pub const SINGLE_1200K: LayerSpec = LayerSpec {
     rid: None,
     delta_packets: 4,
-    delta_body: 1200,
+    delta_len: 1212,
     key_packets: 8,
-    key_body: 1200,
+    key_len: 1212,
     size: (640, 480),
 };
 
@@ -89,31 +91,28 @@ pub const SIMULCAST: [LayerSpec; 3] = [
     LayerSpec {
         rid: Some("q"),
         delta_packets: 1,
-        delta_body: 610,
+        delta_len: 622,
         key_packets: 2,
-        key_body: 900,
+        key_len: 912,
         size: (320, 180),
     },
     LayerSpec {
         rid: Some("h"),
         delta_packets: 2,
-        delta_body: 1025,
+        delta_len: 1037,
         key_packets: 5,
-        key_body: 1025,
+        key_len: 1037,
         size: (640, 360),
     },
     LayerSpec {
         rid: Some("f"),
         delta_packets: 6,
-        delta_body: 1025,
+        delta_len: 1037,
         key_packets: 14,
-        key_body: 1025,
+        key_len: 1037,
         size: (1280, 720),
     },
 ];
-
-/// Bytes between the codec header and the body: layer index, counter, length.
-const HEAD_BYTES: usize = 1 + 8 + 2;
 
 /// What a parsed payload says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,125 +127,65 @@ pub struct Parsed {
     pub layer: u8,
 }
 
-/// Why a payload failed to verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Corrupt {
-    /// Too short for its headers.
-    Truncated(usize),
-    /// The length field disagrees with the bytes present.
-    Length { declared: usize, present: usize },
-    /// A keyframe header without the VP8 start code.
-    StartCode,
-    /// A body byte differs from the pattern.
-    Body { counter: u64, offset: usize },
-}
-
-fn pattern(counter: u64, i: usize) -> u8 {
-    (counter.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8 ^ (i as u8).wrapping_mul(31)
-}
-
-fn body(out: &mut Vec<u8>, counter: u64, len: usize) {
-    out.extend_from_slice(&counter.to_be_bytes());
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend((0..len).map(|i| pattern(counter, i)));
-}
-
-fn check_body(counter_at: usize, p: &[u8]) -> Result<u64, Corrupt> {
-    let head = p
-        .get(counter_at..counter_at + 10)
-        .ok_or(Corrupt::Truncated(p.len()))?;
-    let counter = u64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
-    let declared = u16::from_be_bytes([head[8], head[9]]) as usize;
-    let rest = &p[counter_at + 10..];
-    if rest.len() != declared {
-        return Err(Corrupt::Length {
-            declared,
-            present: rest.len(),
-        });
+/// The body of a packet with `counter`: the publisher id is the counter's high half
+/// (see `Tag::counter`).
+fn body(stream: u8, counter: u64) -> Body {
+    Body {
+        stream,
+        publisher: (counter >> 32) as u32,
+        counter,
+        ..Body::default()
     }
-    if let Some(offset) = rest
-        .iter()
-        .enumerate()
-        .position(|(i, b)| *b != pattern(counter, i))
-    {
-        return Err(Corrupt::Body { counter, offset });
-    }
-    Ok(counter)
 }
 
-/// The payload of packet `index` (0-based) of a video frame of the single-stream
-/// publisher; `counter` is the packet's running number over the whole video stream.
-pub fn vp8_payload(counter: u64, keyframe: bool, index: u64) -> Vec<u8> {
-    vp8_layer_payload(&SINGLE, 0, counter, keyframe, index)
-}
-
-/// The payload of packet `index` (0-based) of a video frame encoded with `spec` for layer
-/// `layer`; `counter` is the packet's running number over all video the publisher sends.
-pub fn vp8_layer_payload(
+/// The payloads of one video frame encoded with `spec` for layer `layer`; packet `i`
+/// gets counter `counter(i)` (the packet's running number over all video the publisher
+/// sends).
+pub fn vp8_frame(
     spec: &LayerSpec,
     layer: u8,
-    counter: u64,
     keyframe: bool,
-    index: u64,
-) -> Vec<u8> {
-    let len = spec.body(keyframe);
-    let mut p = Vec::with_capacity(len + 32);
-    let first = index == 0;
-    // The short payload descriptor; on a frame's first packet the frame header (a
-    // 16-byte first partition) with the layer's size on a keyframe.
-    codec::write_vp8_descriptor(&mut p, first, None);
-    if first {
-        codec::write_vp8_frame_header(&mut p, keyframe, 16, spec.size);
-    }
-    p.push(layer);
-    body(&mut p, counter, len);
-    p
-}
-
-/// Parse and verify a payload made by [`vp8_payload`] or [`vp8_layer_payload`].
-pub fn parse_vp8(p: &[u8]) -> Result<Parsed, Corrupt> {
-    let d = *p.first().ok_or(Corrupt::Truncated(0))?;
-    let frame_start = d & 0x10 != 0 && d & 0x07 == 0;
-    let (keyframe_start, at) = if frame_start {
-        let tag = *p.get(1).ok_or(Corrupt::Truncated(p.len()))?;
-        if tag & 0x01 == 0 {
-            if p.get(4..7) != Some(&[0x9d, 0x01, 0x2a][..]) {
-                return Err(Corrupt::StartCode);
-            }
-            (true, 11)
-        } else {
-            (false, 4)
-        }
-    } else {
-        (false, 1)
+    counter: impl Fn(u64) -> u64,
+) -> Vec<Vec<u8>> {
+    let frame = FrameSpec {
+        size: spec.size,
+        ..FrameSpec::new(PayloadCodec::Vp8, keyframe)
     };
-    let layer = *p.get(at).ok_or(Corrupt::Truncated(p.len()))?;
-    let counter = check_body(at + 1, p)?;
-    Ok(Parsed {
-        counter,
-        frame_start,
-        keyframe_start,
-        layer,
+    let sizes = vec![spec.payload_len(keyframe); spec.packets(keyframe) as usize];
+    kit::video_frame(&frame, &sizes, |i| {
+        body(kit::stream_byte(layer, 0), counter(i as u64))
     })
 }
 
-/// The payload of audio packet `counter`: a TOC byte (SILK-only 20 ms mono) and a body.
+/// The payloads of frame of the single-stream publisher whose first packet has
+/// `counter`.
+pub fn vp8_payloads(counter: u64, keyframe: bool) -> Vec<Vec<u8>> {
+    vp8_frame(&SINGLE, 0, keyframe, |i| counter + i)
+}
+
+fn parsed(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, Corrupt> {
+    let m = kit::verify(codec, p)?;
+    Ok(Parsed {
+        counter: m.body.counter,
+        frame_start: m.frame_start,
+        keyframe_start: m.starts_keyframe,
+        layer: kit::stream_layer(m.body.stream).unwrap_or(0),
+    })
+}
+
+/// Parse and verify a payload made by [`vp8_frame`].
+pub fn parse_vp8(p: &[u8]) -> Result<Parsed, Corrupt> {
+    parsed(PayloadCodec::Vp8, p)
+}
+
+/// The payload of audio packet `counter`: a TOC byte and the body.
 pub fn opus_payload(counter: u64) -> Vec<u8> {
-    let mut p = Vec::with_capacity(AUDIO_BODY + 16);
-    p.push(0x08);
-    body(&mut p, counter, AUDIO_BODY);
-    p
+    kit::opus_packet(body(kit::AUDIO_STREAM, counter), AUDIO_LEN)
 }
 
 /// Parse and verify a payload made by [`opus_payload`].
 pub fn parse_opus(p: &[u8]) -> Result<Parsed, Corrupt> {
-    let counter = check_body(1, p)?;
-    Ok(Parsed {
-        counter,
-        frame_start: false,
-        keyframe_start: false,
-        layer: 0,
-    })
+    parsed(PayloadCodec::Opus, p)
 }
 
 #[cfg(test)]
@@ -255,9 +194,9 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_detect_corruption() {
-        let k = vp8_payload(7, true, 0);
+        let k = vp8_payloads(7, true);
         assert_eq!(
-            parse_vp8(&k),
+            parse_vp8(&k[0]),
             Ok(Parsed {
                 counter: 7,
                 frame_start: true,
@@ -265,15 +204,15 @@ mod tests {
                 layer: 0,
             })
         );
-        let d = vp8_payload(8, false, 0);
-        assert!(!parse_vp8(&d).unwrap().keyframe_start);
-        assert!(parse_vp8(&d).unwrap().frame_start);
-        let m = vp8_payload(9, true, 2);
-        assert!(!parse_vp8(&m).unwrap().frame_start);
-        let mut bad = vp8_payload(10, false, 1);
+        let d = vp8_payloads(8, false);
+        assert!(!parse_vp8(&d[0]).unwrap().keyframe_start);
+        assert!(parse_vp8(&d[0]).unwrap().frame_start);
+        assert!(!parse_vp8(&k[2]).unwrap().frame_start);
+        assert_eq!(parse_vp8(&k[2]).unwrap().counter, 9);
+        let mut bad = d[1].clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(matches!(parse_vp8(&bad), Err(Corrupt::Body { .. })));
+        assert!(matches!(parse_vp8(&bad), Err(Corrupt::Filler { .. })));
         assert_eq!(parse_opus(&opus_payload(3)).unwrap().counter, 3);
         assert!(parse_opus(&opus_payload(3)[..50]).is_err());
     }
@@ -282,13 +221,16 @@ mod tests {
     fn layer_index_survives_every_packet_kind() {
         for (layer, spec) in SIMULCAST.iter().enumerate() {
             let layer = layer as u8;
-            for (keyframe, index) in [(true, 0), (true, 1), (false, 0), (false, 1)] {
-                let p = vp8_layer_payload(spec, layer, 40 + index, keyframe, index);
-                let parsed = parse_vp8(&p).unwrap();
-                assert_eq!(parsed.layer, layer);
-                assert_eq!(parsed.counter, 40 + index);
-                assert_eq!(parsed.keyframe_start, keyframe && index == 0);
-                assert!(p.len() <= 1100, "payload of {} bytes", p.len());
+            for keyframe in [true, false] {
+                let pkts = vp8_frame(spec, layer, keyframe, |i| 40 + i);
+                assert_eq!(pkts.len() as u64, spec.packets(keyframe));
+                for (i, p) in pkts.iter().enumerate() {
+                    let parsed = parse_vp8(p).unwrap();
+                    assert_eq!(parsed.layer, layer);
+                    assert_eq!(parsed.counter, 40 + i as u64);
+                    assert_eq!(parsed.keyframe_start, keyframe && i == 0);
+                    assert!(p.len() <= 1100, "payload of {} bytes", p.len());
+                }
             }
         }
     }

@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 pub mod conference;
-pub mod link;
+pub use switchboard_kit::link;
 pub mod media;
 pub mod peer;
 pub mod remb;

@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{Codec, CodecConfig, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
-use str0m::media::{Simulcast, SimulcastLayer};
+use str0m::change::SdpPendingOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Event, Input, Output, Rtc};
+use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::conference::Tag;
 use super::link::{Link, LinkConfig, Packet, Sample};
@@ -40,48 +40,7 @@ pub enum Role {
     Subscriber,
 }
 
-/// Which congestion-control feedback a peer's offer negotiates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Feedback {
-    /// str0m's defaults: the transport-wide sequence number extension and the
-    /// `transport-cc` and `goog-remb` rtcp-fb (the server estimates with TWCC/GCC).
-    #[default]
-    Default,
-    /// Neither transport-cc (no extension, no rtcp-fb) nor `goog-remb`: the server only
-    /// gets RTCP receiver reports.
-    ReportsOnly,
-    /// `goog-remb` but no transport-cc; the peer sends REMB only when told to
-    /// ([`Peer::send_remb`]).
-    Remb,
-}
-
-impl Feedback {
-    /// Apply to a peer's `Rtc` configuration (codecs already enabled).
-    fn configure(self, mut cfg: RtcConfig) -> RtcConfig {
-        if self == Feedback::Default {
-            return cfg;
-        }
-        let mut exts = ExtensionMap::empty();
-        for (id, ext) in ExtensionMap::standard().iter() {
-            if *ext != Extension::TransportSequenceNumber {
-                exts.set(id, ext.clone());
-            }
-        }
-        let params: Vec<PayloadParams> = cfg
-            .codec_config()
-            .params()
-            .iter()
-            .map(|p| {
-                let mut p = *p;
-                p.set_fb_transport_cc(false);
-                p.set_fb_remb(self == Feedback::Remb && p.spec().codec.is_video());
-                p
-            })
-            .collect();
-        *cfg.codec_config() = CodecConfig::new_from_payload_params(params);
-        cfg.set_extension_map(exts)
-    }
-}
+pub use switchboard_kit::peer::Feedback;
 
 /// What a publisher sent and was asked.
 #[derive(Debug, Default)]
@@ -234,15 +193,7 @@ impl Peer {
         feedback: Feedback,
     ) -> (Peer, String, SdpPendingOffer) {
         let (up, down) = links;
-        let cfg = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true);
-        let mut rtc = feedback.configure(cfg).build(now);
-        let cand = Candidate::host(addr, "udp").expect("host candidate");
-        rtc.add_local_candidate(cand);
-        let dir = match role {
+        let direction = match role {
             Role::Publisher => Direction::SendOnly,
             Role::Subscriber => Direction::RecvOnly,
         };
@@ -256,17 +207,20 @@ impl Peer {
             role == Role::Subscriber || single || simulcast,
             "{name}: one stream without a RID, or simulcast layers that all have one"
         );
-        let simulcast = simulcast.then(|| {
-            let mut s = Simulcast::new();
-            for rid in layers.iter().filter_map(|l| l.rid) {
-                s.add_send_layer(SimulcastLayer::new(rid));
-            }
-            s
-        });
-        let mut api = rtc.sdp_api();
-        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
-        let (offer, pending) = api.apply().expect("offer");
+        let client = ClientConfig {
+            feedback,
+            ..ClientConfig::browser(VideoCodecs::Vp8)
+        };
+        let spec = OfferSpec {
+            simulcast: layers
+                .iter()
+                .filter_map(|l| l.rid.map(str::to_owned))
+                .collect(),
+            ..OfferSpec::one_each(direction)
+        };
+        let made = kit::offer(&client, &spec, addr, now).expect("offer");
+        let (rtc, offer, pending) = (made.rtc, made.sdp, made.pending);
+        let (audio_mid, video_mid) = (made.audio_mids[0], made.video_mids[0]);
         let peer = Peer {
             name: name.to_owned(),
             role,
@@ -286,16 +240,13 @@ impl Peer {
             source: None,
             tag: Tag::default(),
         };
-        (peer, offer.to_sdp_string(), pending)
+        (peer, offer, pending)
     }
 
     /// Apply the server's answer.
     pub fn accept_answer(&mut self, now: Instant, pending: SdpPendingOffer, answer: &str) {
-        let answer = SdpAnswer::from_sdp_string(answer).expect("parse answer");
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .expect("accept answer");
+        kit::accept_answer(&mut self.rtc, pending, answer)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         self.drain(now, false);
     }
 
@@ -411,11 +362,12 @@ impl Peer {
                 any_keyframe = true;
                 self.sent.layer_keyframes.push((now, layer as u8));
             }
-            for i in 0..count {
-                let counter = self.tag.counter(self.sent.video_at.len() as u64);
+            let (tag, base) = (self.tag, self.sent.video_at.len() as u64);
+            let payloads =
+                media::vp8_frame(&spec, layer as u8, keyframe, |i| tag.counter(base + i));
+            for (i, payload) in (0..count).zip(payloads) {
                 self.sent.video_at.push(now);
                 self.sent.video_layer.push(layer as u8);
-                let payload = media::vp8_layer_payload(&spec, layer as u8, counter, keyframe, i);
                 let write = RtpWrite::new(pt, (1000 + first + i).into(), ts, now, payload)
                     .marker(i + 1 == count)
                     .nackable(true);
