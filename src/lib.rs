@@ -45,7 +45,7 @@ pub mod codec;
 
 pub mod metrics;
 
-pub mod dtls;
+pub(crate) mod dtls;
 pub mod net;
 
 pub mod forwarder;
@@ -57,7 +57,7 @@ pub mod shard;
 
 pub mod room;
 
-pub mod runtime;
+pub(crate) mod runtime;
 
 pub mod auth;
 pub mod cluster;
@@ -68,6 +68,6 @@ pub mod config_file;
 
 pub mod api;
 
-pub mod http_serve;
+pub(crate) mod http_serve;
 
 pub mod server;

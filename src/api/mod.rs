@@ -4,18 +4,18 @@
 //! [`router`]; one error type, [`ApiError`], rendered as RFC 9457 problem+json. Never
 //! touches media.
 
-pub mod admission;
-pub mod error;
-pub mod events;
-pub mod limits;
-pub mod openapi;
-pub mod ops;
+pub(crate) mod admission;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod limits;
+pub(crate) mod openapi;
+pub(crate) mod ops;
 pub mod preferences;
-pub mod proxy;
+pub(crate) mod proxy;
 pub mod rooms;
-pub mod sessions;
+pub(crate) mod sessions;
 pub mod slot_prefs;
-pub mod web;
+pub(crate) mod web;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

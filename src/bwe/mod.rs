@@ -6,10 +6,10 @@
 
 pub mod allocator;
 pub mod loss;
-pub mod meter;
-pub mod pause;
-pub mod policy;
-pub mod step_down;
+pub(crate) mod meter;
+pub(crate) mod pause;
+pub(crate) mod policy;
+pub(crate) mod step_down;
 
 /// Where a subscriber's downlink estimate comes from. What the server can do about a low
 /// estimate depends on it: only with TWCC can it probe for more bandwidth without sending

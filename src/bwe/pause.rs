@@ -123,6 +123,7 @@ impl PauseGate {
 
     /// Whether the lowest layers are withheld by a pause on an estimate that cannot probe
     /// (waiting for the next trial).
+    #[cfg(test)]
     pub fn paused(&self) -> bool {
         matches!(self.state, State::Paused { .. })
     }

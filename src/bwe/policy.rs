@@ -29,8 +29,6 @@ use super::pause::PauseGate;
 use super::step_down::StepDownHold;
 use super::EstimateKind;
 
-pub use super::pause::PAUSE_AFTER;
-
 /// A probe window: how long str0m may pad toward the next layer up.
 pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
 /// First pause between probe windows; doubles while climbs fail, up to

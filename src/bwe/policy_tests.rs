@@ -2,6 +2,7 @@
 //! as the forwarder drives it every reallocation.
 
 use super::*;
+use crate::bwe::pause::PAUSE_AFTER;
 
 const K: u64 = 1_000;
 const S: Duration = Duration::from_secs(1);

@@ -12,7 +12,7 @@
 
 pub mod k8s;
 mod node;
-pub mod redis;
+pub(crate) mod redis;
 
 use std::collections::HashMap;
 use std::future::Future;

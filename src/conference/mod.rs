@@ -8,8 +8,8 @@
 //! is O(1) per audio packet.
 
 pub mod info;
-pub mod slots;
-pub mod speaker;
+pub(crate) mod slots;
+pub(crate) mod speaker;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -25,12 +25,6 @@
 
 use std::time::{Duration, Instant};
 
-/// Suggested minimum time between two keyframe requests to the publisher: 500 ms, roughly one
-/// round trip plus the time an encoder needs to produce a keyframe, so a second request within it
-/// would most likely only trigger a second, wasted keyframe. LiveKit and mediasoup throttle
-/// PLI/FIR with intervals of the same order.
-pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_millis(500);
-
 /// Default time after a request was sent without any keyframe arriving before a still-waiting
 /// request is sent again: 1 s. RTCP travels over unreliable transport (RFC 3550 §6), so a PLI can
 /// be lost; waiting two intervals avoids re-asking an encoder that is merely slow to deliver.
@@ -54,7 +48,8 @@ pub struct KeyframeThrottle {
 }
 
 impl KeyframeThrottle {
-    /// A throttle sending at most one request per `min_interval` (use [`DEFAULT_MIN_INTERVAL`])
+    /// A throttle sending at most one request per `min_interval` (the forwarder uses
+    /// [`KEYFRAME_MIN_INTERVAL`](super::KEYFRAME_MIN_INTERVAL))
     /// and retrying an unanswered one after `max(DEFAULT_RETRY_AFTER, min_interval)`.
     pub fn new(min_interval: Duration) -> Self {
         Self {
@@ -71,6 +66,7 @@ impl KeyframeThrottle {
 
     /// Sets the retry delay (time since the last send without a keyframe before a pending request
     /// fires again). Clamped to at least `min_interval`.
+    #[cfg(test)]
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after.max(self.min_interval);
         self
@@ -122,22 +118,26 @@ impl KeyframeThrottle {
     }
 
     /// Whether a request is pending (deferred, not yet sent).
+    #[cfg(test)]
     pub fn is_pending(&self) -> bool {
         self.pending
     }
 
     /// When the last keyframe arrived, as reported to [`on_keyframe`](Self::on_keyframe).
+    #[cfg(test)]
     pub fn last_keyframe(&self) -> Option<Instant> {
         self.last_keyframe
     }
 
     /// Number of requests the caller was told to send (`request` or `handle_timeout` returned true).
+    #[cfg(test)]
     pub fn sent(&self) -> u64 {
         self.sent
     }
 
     /// Number of `request` calls that did not cause an immediate send (deferred or covered by the
     /// request in flight).
+    #[cfg(test)]
     pub fn coalesced(&self) -> u64 {
         self.coalesced
     }
@@ -167,11 +167,12 @@ impl KeyframeThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forwarder::KEYFRAME_MIN_INTERVAL;
 
     const MS: Duration = Duration::from_millis(1);
 
     fn throttle() -> (KeyframeThrottle, Instant) {
-        (KeyframeThrottle::new(DEFAULT_MIN_INTERVAL), Instant::now())
+        (KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL), Instant::now())
     }
 
     #[test]
@@ -203,7 +204,7 @@ mod tests {
         k.on_keyframe(t0 + 100 * MS);
         // A new subscriber joins after that keyframe: it needs another one, but not before 500 ms.
         assert!(!k.request(t0 + 200 * MS));
-        let due = t0 + DEFAULT_MIN_INTERVAL;
+        let due = t0 + KEYFRAME_MIN_INTERVAL;
         assert_eq!(k.poll_timeout(), Some(due));
         assert!(!k.handle_timeout(due - Duration::from_nanos(1)));
         assert!(k.handle_timeout(due));
@@ -220,7 +221,7 @@ mod tests {
         assert!(k.is_pending());
         k.on_keyframe(t0 + 70 * MS);
         assert_eq!((k.is_pending(), k.poll_timeout()), (false, None));
-        assert!(!k.handle_timeout(t0 + DEFAULT_MIN_INTERVAL));
+        assert!(!k.handle_timeout(t0 + KEYFRAME_MIN_INTERVAL));
         assert_eq!(k.last_keyframe(), Some(t0 + 70 * MS));
     }
 
@@ -229,7 +230,7 @@ mod tests {
         let (mut k, t0) = throttle();
         assert!(k.request(t0));
         k.on_keyframe(t0 + 100 * MS);
-        assert!(k.request(t0 + DEFAULT_MIN_INTERVAL));
+        assert!(k.request(t0 + KEYFRAME_MIN_INTERVAL));
         assert_eq!((k.sent(), k.coalesced()), (2, 0));
     }
 
@@ -259,10 +260,10 @@ mod tests {
     #[test]
     fn retry_after_is_clamped_to_min_interval() {
         let t0 = Instant::now();
-        let mut k = KeyframeThrottle::new(DEFAULT_MIN_INTERVAL).with_retry_after(10 * MS);
+        let mut k = KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL).with_retry_after(10 * MS);
         assert!(k.request(t0));
         assert!(!k.request(t0 + 100 * MS));
-        assert_eq!(k.poll_timeout(), Some(t0 + DEFAULT_MIN_INTERVAL));
+        assert_eq!(k.poll_timeout(), Some(t0 + KEYFRAME_MIN_INTERVAL));
 
         let mut k = KeyframeThrottle::new(3 * DEFAULT_RETRY_AFTER);
         assert!(k.request(t0));

@@ -10,14 +10,14 @@
 //! sequence numbers and timestamps, [`keyframe`] throttles PLI/FIR, [`codec`] inspects
 //! payloads.
 
-pub mod allocation;
+pub(crate) mod allocation;
 mod graph;
-pub mod keyframe;
+pub(crate) mod keyframe;
 pub mod munger;
 pub mod preferences;
-pub mod published;
-pub mod selector;
-pub mod subscribed;
+pub(crate) mod published;
+pub(crate) mod selector;
+pub(crate) mod subscribed;
 pub mod vp8;
 
 use std::collections::HashMap;

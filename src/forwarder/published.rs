@@ -279,11 +279,6 @@ impl PublishedTrack {
         }
         out
     }
-
-    /// The highest active spatial layer (by bitrate), the default before any estimate.
-    pub fn top_layer(&mut self, now: Instant) -> Option<Layer> {
-        self.ladder(now, None, (None, None)).last().map(|(l, _)| *l)
-    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub enum Decision {
 
 impl Decision {
     /// True for [`Decision::Forward`].
+    #[cfg(test)]
     pub fn is_forward(self) -> bool {
         matches!(self, Decision::Forward { .. })
     }

@@ -9,7 +9,7 @@
 //! destinations.
 
 pub mod classify;
-pub mod demux;
+pub(crate) mod demux;
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;

@@ -10,13 +10,13 @@
 //! actions), [`sharded`] and [`shards`] (the room's side of its subscriber shards),
 //! [`signaling`] and [`offer_limits`] (SDP), [`ledger`] (each session's gauges).
 
-pub mod admin;
+pub(crate) mod admin;
 mod join;
-pub mod ledger;
+pub(crate) mod ledger;
 pub mod offer_limits;
 mod output;
 mod sharded;
-pub mod shards;
+pub(crate) mod shards;
 pub mod signaling;
 
 pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};

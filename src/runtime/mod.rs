@@ -5,8 +5,8 @@
 //! the clock, await I/O and hand everything to the sans-IO core through its drive
 //! protocol; they make no decisions.
 
-pub mod room_task;
-pub mod shard_task;
+pub(crate) mod room_task;
+pub(crate) mod shard_task;
 
 use std::collections::HashMap;
 use std::sync::Arc;

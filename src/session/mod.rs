@@ -3,8 +3,8 @@
 //! STUN username ([`addrs`]) and why a session ended ([`end`]). Below the room and the
 //! shards, which both own sessions; above the forwarder, whose packets it sends.
 
-pub mod addrs;
-pub mod end;
+pub(crate) mod addrs;
+pub(crate) mod end;
 pub mod participant;
 mod set;
 
