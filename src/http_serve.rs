@@ -39,11 +39,11 @@ use tracing::{debug, error};
 /// hyper's read buffer per connection, bytes: bounds a request head (request line and
 /// headers; the largest legitimate one, with a JWT, is about 2 KiB). Bodies stream
 /// through it in pieces and are bounded per request.
-pub const MAX_BUF: usize = 16 * 1024;
+pub(crate) const MAX_BUF: usize = 16 * 1024;
 
 /// Limits of one listener.
 #[derive(Debug, Clone, Copy)]
-pub struct HttpLimits {
+pub(crate) struct HttpLimits {
     /// Most open connections (0: no limit).
     pub max_connections: u32,
     /// Headers (or, between requests, the next request's headers) must arrive within it.
@@ -52,7 +52,7 @@ pub struct HttpLimits {
 
 /// Serve `app` on `listener` until `shutdown` resolves; then stop accepting, let open
 /// connections finish their requests, and return.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,

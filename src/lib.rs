@@ -34,6 +34,7 @@
 //!   below its own layer, never one above.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 // The layers, bottom first: a module uses only modules of the groups above it in this
 // list (checked by tests/layers.rs).

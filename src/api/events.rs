@@ -34,9 +34,9 @@ use crate::ids::SessionId;
 use crate::runtime::Command;
 
 /// The `rel` of the extension's `Link`.
-pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+pub(crate) const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
 /// The events a stream may carry (the `events` attribute of the `Link`).
-pub const EVENTS: &str = "session,participants,participant-joined,participant-updated,\
+pub(crate) const EVENTS: &str = "session,participants,participant-joined,participant-updated,\
 participant-left,slots,active-speaker,layer,viewers,reconnect";
 /// Milliseconds a client waits before reconnecting a dropped stream (`retry:`).
 const RETRY_MS: u64 = 3000;
@@ -44,7 +44,7 @@ const RETRY_MS: u64 = 3000;
 const RECONNECT_AFTER_S: u64 = 5;
 /// Most open event streams per WHEP session: one page needs one, a reconnect briefly
 /// two; each holds a connection, a task and a room event queue.
-pub const MAX_STREAMS_PER_SESSION: u8 = 2;
+pub(crate) const MAX_STREAMS_PER_SESSION: u8 = 2;
 /// `Retry-After` (seconds) past [`MAX_STREAMS_PER_SESSION`]: an old stream of a
 /// reloaded page ends within a keep-alive interval.
 const STREAMS_RETRY_AFTER_S: u32 = 15;
@@ -89,7 +89,7 @@ impl Drop for StreamSlot {
 }
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/whep/{room}/{session}/events", get(events))
 }
 

@@ -17,28 +17,28 @@ use crate::runtime::Command;
 /// Largest SDP offer body (WHIP/WHEP POST), bytes. Browsers' offers are 3–12 KiB (a
 /// conference WHEP offer with 16 video m-lines is about 25 KiB); past 64 KiB an offer
 /// only costs parsing time. Larger: 413.
-pub const MAX_SDP_BODY: usize = 64 * 1024;
+pub(crate) const MAX_SDP_BODY: usize = 64 * 1024;
 /// Largest JSON body (layer, slot preferences, room API), bytes. The largest legitimate
 /// one, slot preferences for every slot of a big conference, is a few KiB.
-pub const MAX_JSON_BODY: usize = 16 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 16 * 1024;
 /// Largest trickle ICE fragment (`application/trickle-ice-sdpfrag`, RFC 8840), bytes:
 /// ufrag, pwd, a `mid` per m-line and a few candidates; clients send one to a handful
 /// of candidates per PATCH.
-pub const MAX_SDPFRAG_BODY: usize = 8 * 1024;
+pub(crate) const MAX_SDPFRAG_BODY: usize = 8 * 1024;
 /// How long a whole body may take to arrive once its headers have. A 64 KiB offer takes
 /// milliseconds even on a slow uplink; a client trickling bytes to hold a connection
 /// gets 408.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler waits for a room's answer. A room answers in microseconds to a
 /// few milliseconds; one that takes longer is stuck or overloaded, and the client is
 /// answered 503 with `Retry-After` instead of waiting forever.
-pub const ROOM_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ROOM_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most bytes of a body over its limit that are read and thrown away before the 413 is
 /// sent. A server that answers while the client still sends, and closes, makes the kernel
 /// reset the connection: the client sees the reset, not the 413. Reading the rest (as
 /// nginx's lingering close does) lets it read the answer; past this many bytes (by
 /// `Content-Length`, or as they arrive) the 413 is sent at once and the connection closed.
-pub const MAX_DISCARD: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_DISCARD: usize = 4 * 1024 * 1024;
 /// `Retry-After` (seconds) after [`ROOM_REQUEST_TIMEOUT`].
 const ROOM_RETRY_AFTER_S: u32 = 5;
 
@@ -48,7 +48,7 @@ const ROOM_RETRY_AFTER_S: u32 = 5;
 /// the body, up to [`MAX_DISCARD`] bytes, is read and dropped first so the client can
 /// read the answer); 408 when the body is slower than the timeout; 400 when the
 /// connection fails.
-pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
     let too_large =
         || ApiError::PayloadTooLarge(format!("{what} bodies are limited to {limit} bytes"));
     let declared = axum::body::HttpBody::size_hint(&body).lower();
@@ -92,7 +92,7 @@ pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, Ap
 /// [`crate::runtime::Rooms::request`] with [`ROOM_REQUEST_TIMEOUT`]: `Ok(None)` when the
 /// room does not exist (and `create` is false); 503 + `Retry-After` when the room is
 /// gone, busy, or does not answer in time.
-pub async fn ask<T>(
+pub(crate) async fn ask<T>(
     state: &AppState,
     room: &str,
     create: bool,

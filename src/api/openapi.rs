@@ -23,12 +23,12 @@ use super::AppState;
 use crate::conference::info::{LayerInfo, ParticipantInfo, SlotInfo, SpeakerInfo};
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/openapi.json", get(openapi_json))
 }
 
 /// The document, as built from the annotations.
-pub fn document() -> utoipa::openapi::OpenApi {
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 

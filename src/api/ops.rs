@@ -13,7 +13,7 @@ use axum::Router;
 use super::AppState;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))

@@ -31,12 +31,12 @@ use crate::config::Routing;
 use crate::ids::{SessionId, SessionKind};
 
 /// Header carrying `--internal-secret` between nodes.
-pub const SECRET_HEADER: &str = "x-switchboard-internal-secret";
+pub(crate) const SECRET_HEADER: &str = "x-switchboard-internal-secret";
 /// Header that marks a proxied POST as placed by the sending node (room placement is
 /// done: serve it here, even while draining). Set only by [`to_node`] for a POST this
 /// node placed; a public request can never carry it (only [`FORWARD_REQUEST`] headers
 /// are copied).
-pub const PLACED_HEADER: &str = "x-switchboard-placed";
+pub(crate) const PLACED_HEADER: &str = "x-switchboard-placed";
 /// Request headers a proxied request keeps.
 const FORWARD_REQUEST: [header::HeaderName; 5] = [
     header::CONTENT_TYPE,
@@ -60,10 +60,10 @@ const FORWARD_RESPONSE: [header::HeaderName; 8] = [
 /// Marks a request that came through the internal listener with the right secret: the
 /// sending node already placed it here.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarded;
+pub(crate) struct Forwarded;
 
 /// The `/n/{node}/{*rest}` route for sessions on other nodes.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/n/{node}/{*rest}", any(to_session_node))
 }
 
@@ -118,7 +118,7 @@ fn nested() -> ApiError {
 /// Serve a request on `node`: proxy or redirect per `--routing`. `path` is the path and
 /// query to use there; `placed`: a POST this node placed on `node` (see
 /// [`PLACED_HEADER`]).
-pub async fn to_node(
+pub(crate) async fn to_node(
     state: &AppState,
     node: &NodeRecord,
     method: Method,
@@ -179,7 +179,7 @@ pub async fn to_node(
 /// Rewrite `/n/{own id}/rest` to `/rest` so this node's own sessions route as usual.
 /// A nested `/n/{a}/n/{b}/...` (whoever `a` is) is refused with a 400 response: a
 /// session URL never nests, and proxying it would loop through nodes.
-pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, ApiError> {
+pub(crate) fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, ApiError> {
     let path = req.uri().path();
     let Some(after_n) = path.strip_prefix("/n/") else {
         return Ok(req);
@@ -209,7 +209,7 @@ pub fn strip_own_prefix(node_id: &str, mut req: Request) -> Result<Request, ApiE
 
 /// Middleware of the internal listener: only requests with the shared secret pass; a
 /// POST placed by the sending node ([`PLACED_HEADER`]) is marked [`Forwarded`].
-pub async fn internal_only(
+pub(crate) async fn internal_only(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,

@@ -37,7 +37,7 @@ const ENDPOINT_ALLOW_WHEP: &str = "POST, OPTIONS, HEAD";
 const SESSION_ALLOW: &str = "PATCH, DELETE, OPTIONS";
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/whip/{room}", endpoint(SessionKind::Publisher))
         .route("/whep/{room}", endpoint(SessionKind::Subscriber))

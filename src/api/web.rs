@@ -13,7 +13,7 @@ use super::{ApiError, AppState};
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| page("index.html")))
         .route("/publish", get(|| page("publish.html")))

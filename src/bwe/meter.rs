@@ -10,7 +10,7 @@ const BUCKETS: usize = 10;
 /// Bitrate over a sliding window of `window`, in `BUCKETS` buckets. No allocation after
 /// construction; `now` must be monotonic.
 #[derive(Debug, Clone)]
-pub struct BitrateMeter {
+pub(crate) struct BitrateMeter {
     bucket_len: Duration,
     buckets: [u64; BUCKETS],
     /// Start of the current bucket.
@@ -20,7 +20,7 @@ pub struct BitrateMeter {
 
 impl BitrateMeter {
     /// A meter over `window` (e.g. 1 s). A zero window is treated as 1 ms.
-    pub fn new(window: Duration) -> Self {
+    pub(crate) fn new(window: Duration) -> Self {
         let bucket_len = (window / BUCKETS as u32).max(Duration::from_micros(100));
         BitrateMeter {
             bucket_len,
@@ -48,13 +48,13 @@ impl BitrateMeter {
     }
 
     /// Count `bytes` seen at `now`.
-    pub fn record(&mut self, now: Instant, bytes: usize) {
+    pub(crate) fn record(&mut self, now: Instant, bytes: usize) {
         self.advance(now);
         self.buckets[self.current] += bytes as u64;
     }
 
     /// Bits per second over the window ending at `now`.
-    pub fn bitrate(&mut self, now: Instant) -> u64 {
+    pub(crate) fn bitrate(&mut self, now: Instant) -> u64 {
         self.advance(now);
         let bytes: u64 = self.buckets.iter().sum();
         // The current bucket is partly filled: divide by the span actually covered.

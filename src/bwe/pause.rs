@@ -50,21 +50,21 @@ use super::EstimateKind;
 
 /// A subscriber's tracks are paused only after its estimate has stayed below their lowest
 /// layers this long, with congestion loss reported (see the module documentation).
-pub const PAUSE_AFTER: Duration = Duration::from_secs(4);
+pub(crate) const PAUSE_AFTER: Duration = Duration::from_secs(4);
 /// A receiver report with at least this fraction lost (0.0–1.0) shows congestion.
-pub const CONGESTED_LOSS: f32 = 0.10;
+pub(crate) const CONGESTED_LOSS: f32 = 0.10;
 /// A congested report counts as current this long (receiver reports come about once a
 /// second).
-pub const LOSS_MEMORY: Duration = Duration::from_secs(3);
+pub(crate) const LOSS_MEMORY: Duration = Duration::from_secs(3);
 /// First wait before a track paused on an estimate that cannot probe is tried again.
-pub const RETRY_MIN: Duration = Duration::from_secs(4);
+pub(crate) const RETRY_MIN: Duration = Duration::from_secs(4);
 /// Longest wait between such trials (the back-off doubles after each failed one).
-pub const RETRY_MAX: Duration = Duration::from_secs(32);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(32);
 /// Reports received this soon after a trial starts describe the time before it (nothing
 /// was sent on the paused video): they neither fail nor pass the trial.
-pub const TRIAL_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const TRIAL_GRACE: Duration = Duration::from_secs(1);
 /// A trial without a congested report for this long ends the pause.
-pub const TRIAL: Duration = Duration::from_secs(5);
+pub(crate) const TRIAL: Duration = Duration::from_secs(5);
 
 /// Where the gate stands for an estimate that cannot probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ enum State {
 
 /// Per-subscriber pause rule; see the module documentation.
 #[derive(Debug, Clone)]
-pub struct PauseGate {
+pub(crate) struct PauseGate {
     /// Since when the estimate has been below the lowest layers without a break.
     starved_since: Option<Instant>,
     /// The last receiver report at or above [`CONGESTED_LOSS`].
@@ -97,7 +97,7 @@ impl Default for PauseGate {
 
 impl PauseGate {
     /// A gate with no history: nothing paused.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         PauseGate {
             starved_since: None,
             lossy_at: None,
@@ -108,7 +108,7 @@ impl PauseGate {
 
     /// A receiver report's fraction lost (0.0–1.0, RFC 3550 §6.4.1) for one of the
     /// subscriber's video streams, at `now`. NaN is ignored.
-    pub fn on_loss_report(&mut self, now: Instant, fraction_lost: f32) {
+    pub(crate) fn on_loss_report(&mut self, now: Instant, fraction_lost: f32) {
         if fraction_lost >= CONGESTED_LOSS {
             self.lossy_at = Some(now);
         }
@@ -116,7 +116,7 @@ impl PauseGate {
 
     /// Whether a receiver report at or above [`CONGESTED_LOSS`] arrived within
     /// [`LOSS_MEMORY`] of `now`.
-    pub fn congested(&self, now: Instant) -> bool {
+    pub(crate) fn congested(&self, now: Instant) -> bool {
         self.lossy_at
             .is_some_and(|at| now.saturating_duration_since(at) <= LOSS_MEMORY)
     }
@@ -124,7 +124,7 @@ impl PauseGate {
     /// Whether the lowest layers are withheld by a pause on an estimate that cannot probe
     /// (waiting for the next trial).
     #[cfg(test)]
-    pub fn paused(&self) -> bool {
+    pub(crate) fn paused(&self) -> bool {
         matches!(self.state, State::Paused { .. })
     }
 
@@ -134,7 +134,7 @@ impl PauseGate {
     /// followed, which pauses video it cannot carry (`false`: only after [`PAUSE_AFTER`]
     /// of starvation with congestion loss reported). Without starvation the answer is
     /// `false` (the estimate already covers them) and any pause ends.
-    pub fn hold_floor(&mut self, now: Instant, kind: EstimateKind, starved: bool) -> bool {
+    pub(crate) fn hold_floor(&mut self, now: Instant, kind: EstimateKind, starved: bool) -> bool {
         if !starved {
             self.starved_since = None;
             self.state = match self.state {

@@ -30,31 +30,31 @@ use super::step_down::StepDownHold;
 use super::EstimateKind;
 
 /// A probe window: how long str0m may pad toward the next layer up.
-pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
+pub(crate) const PROBE_WINDOW: Duration = Duration::from_secs(2);
 /// First pause between probe windows; doubles while climbs fail, up to
 /// [`PROBE_BACKOFF_MAX`], and resets when a track climbs a rung of its ladder.
-pub const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
+pub(crate) const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
 /// Longest pause between probe windows.
-pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
+pub(crate) const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// Share of a subscriber's estimate that media may fill, in percent. GCC estimates the
 /// link's capacity; retransmissions (NACK/RTX), RTCP, probing and keyframe bursts into a
 /// shallow bottleneck queue need the rest.
-pub const USABLE_PERCENT: u64 = 90;
+pub(crate) const USABLE_PERCENT: u64 = 90;
 
 /// Probing aims this far (percent) above what a step up needs, matching the allocator's
 /// climb headroom (`AllocatorConfig::up_headroom`, 1.1) with a margin.
-pub const PROBE_HEADROOM_PERCENT: u64 = 115;
+pub(crate) const PROBE_HEADROOM_PERCENT: u64 = 115;
 
 /// While a falling estimate waits to step layers down (`step_down`), it is kept at
 /// least this far (percent) above what the layers flowing need, so that their measured
 /// rates' few percent of wobble do not step them down.
-pub const HOLD_MARGIN_PERCENT: u64 = 110;
+pub(crate) const HOLD_MARGIN_PERCENT: u64 = 110;
 
 /// What a subscriber's tracks are really sent after a choice was applied (a layer
 /// picked by hand overrides the allocation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// What the layers sent need, bit/s, audio included.
     pub allocated: u64,
     /// What one step up on every video track would need, bit/s, audio included.
@@ -66,7 +66,7 @@ pub struct Sent {
 
 /// What the subscriber's estimator is told ([`ViewerPolicy::targets`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Targets {
+pub(crate) struct Targets {
     /// Rate to sustain, with padding if media falls short, bit/s.
     pub minimum: u64,
     /// Everything the subscriber could use, bit/s: where str0m probes.
@@ -76,7 +76,7 @@ pub struct Targets {
 }
 
 /// Bandwidth state of one subscriber.
-pub struct ViewerPolicy {
+pub(crate) struct ViewerPolicy {
     allocator: Allocator,
     /// Latest estimate in bit/s and where it came from; `None` until the estimator
     /// reports (then every track gets its top layer).
@@ -106,7 +106,7 @@ impl Default for ViewerPolicy {
 
 impl ViewerPolicy {
     /// A subscriber without an estimate yet.
-    pub fn new(config: AllocatorConfig) -> Self {
+    pub(crate) fn new(config: AllocatorConfig) -> Self {
         ViewerPolicy {
             allocator: Allocator::new(config),
             estimate: None,
@@ -121,18 +121,18 @@ impl ViewerPolicy {
     }
 
     /// The latest estimate, bit/s.
-    pub fn estimate_bps(&self) -> Option<u64> {
+    pub(crate) fn estimate_bps(&self) -> Option<u64> {
         self.estimate.map(|(bps, _)| bps)
     }
 
     /// A new estimate, bit/s, and where it came from.
-    pub fn on_estimate(&mut self, now: Instant, estimate_bps: u64, kind: EstimateKind) {
+    pub(crate) fn on_estimate(&mut self, now: Instant, estimate_bps: u64, kind: EstimateKind) {
         self.estimate = Some((estimate_bps, kind));
         self.step_down.on_estimate(now, estimate_bps);
     }
 
     /// A receiver report's fraction lost (0.0–1.0, RFC 3550 §6.4.1).
-    pub fn on_loss_report(&mut self, now: Instant, fraction: f32) {
+    pub(crate) fn on_loss_report(&mut self, now: Instant, fraction: f32) {
         self.pause.on_loss_report(now, fraction);
     }
 
@@ -140,7 +140,7 @@ impl ViewerPolicy {
     /// audio first, lowest layers, then upgrades by priority (`allocator`), under the
     /// step-down and pause rules of the module docs. Without an estimate yet, every
     /// track gets its top layer.
-    pub fn choose(&mut self, now: Instant, demands: &[TrackDemand]) -> Vec<Option<usize>> {
+    pub(crate) fn choose(&mut self, now: Instant, demands: &[TrackDemand]) -> Vec<Option<usize>> {
         let Some((raw, kind)) = self.estimate else {
             return demands
                 .iter()
@@ -173,7 +173,7 @@ impl ViewerPolicy {
     /// What the estimator should sustain and probe for, given what is `sent` and the
     /// tracks' `demands`; opens and closes probe windows (module docs). `None` when the
     /// tracks want nothing (no estimator change).
-    pub fn targets(
+    pub(crate) fn targets(
         &mut self,
         now: Instant,
         sent: Sent,

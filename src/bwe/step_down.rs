@@ -38,12 +38,12 @@ use std::time::{Duration, Instant};
 /// How long an estimate may stay below the layers already flowing, without congestion
 /// loss, before the allocation follows it down. A probe's back-off and GCC's
 /// application-limited climb took 3–5 s in the measurements above.
-pub const STEP_DOWN_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const STEP_DOWN_AFTER: Duration = Duration::from_secs(5);
 
 /// How far back a drop's history is read.
-pub const LOOKBACK: Duration = Duration::from_secs(6);
+pub(crate) const LOOKBACK: Duration = Duration::from_secs(6);
 /// An estimate below this share (percent) of the floor counts as close to it.
-pub const NEAR_FLOOR_PERCENT: u64 = 125;
+pub(crate) const NEAR_FLOOR_PERCENT: u64 = 125;
 /// Estimates this close before a drop belong to the fall itself, not to where the
 /// estimate stood before it.
 const FALL: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ const MAX_SAMPLES: usize = 256;
 
 /// Per-subscriber step-down rule; see the module documentation.
 #[derive(Debug, Clone, Default)]
-pub struct StepDownHold {
+pub(crate) struct StepDownHold {
     /// Estimates of the last [`LOOKBACK`], bit/s, oldest first.
     recent: VecDeque<(Instant, u64)>,
     /// Since when the estimate has been below the floor without a break, and whether that
@@ -63,7 +63,7 @@ pub struct StepDownHold {
 
 impl StepDownHold {
     /// A new estimate (bit/s) at `now` (monotonic).
-    pub fn on_estimate(&mut self, now: Instant, estimate_bps: u64) {
+    pub(crate) fn on_estimate(&mut self, now: Instant, estimate_bps: u64) {
         while self
             .recent
             .front()
@@ -79,7 +79,7 @@ impl StepDownHold {
     /// estimate that keeps the layers flowing now) while `estimate_bps` is below it after
     /// what looks like a probe's back-off, for at most [`STEP_DOWN_AFTER`] and only
     /// without congestion loss (`congested`); else `estimate_bps`.
-    pub fn estimate(
+    pub(crate) fn estimate(
         &mut self,
         now: Instant,
         estimate_bps: u64,

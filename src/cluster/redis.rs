@@ -35,7 +35,7 @@ end
 return 0";
 
 /// Room claims and node records in Redis.
-pub struct RedisDirectory {
+pub(crate) struct RedisDirectory {
     conn: ConnectionManager,
     refresh: Script,
     release: Script,
@@ -48,7 +48,7 @@ fn err(e: impl std::fmt::Display) -> DirectoryError {
 impl RedisDirectory {
     /// A directory on the Redis at `url` (`redis://host:port/db`). Does not connect yet:
     /// fails only on a malformed URL.
-    pub fn new(url: &str) -> Result<Self, DirectoryError> {
+    pub(crate) fn new(url: &str) -> Result<Self, DirectoryError> {
         let client = redis::Client::open(url).map_err(err)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))

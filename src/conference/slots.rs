@@ -37,7 +37,7 @@ pub struct Pin {
 
 /// One slot as it is now.
 #[derive(Debug, Clone)]
-pub struct SlotState<T> {
+pub(crate) struct SlotState<T> {
     /// The viewer's pin on this slot, if any.
     pub pin: Option<Pin>,
     /// The viewer paused this slot: nothing is sent in it.
@@ -60,7 +60,7 @@ impl<T> Default for SlotState<T> {
 /// removed the viewer's own tracks and, for a viewer that watches one participant, all
 /// others).
 #[derive(Debug, Clone)]
-pub struct VideoCandidate<T> {
+pub(crate) struct VideoCandidate<T> {
     /// The caller's handle of the track.
     pub track: T,
     /// The publishing participant's identity.
@@ -77,7 +77,7 @@ pub struct VideoCandidate<T> {
 /// A published audio track that may be heard by this viewer (already filtered like
 /// [`VideoCandidate`]).
 #[derive(Debug, Clone)]
-pub struct AudioCandidate<T> {
+pub(crate) struct AudioCandidate<T> {
     /// The caller's handle of the track.
     pub track: T,
     /// The publishing participant's identity.
@@ -99,7 +99,7 @@ pub struct AudioCandidate<T> {
 /// Free slots are ranked: screen shares first (newest share, i.e. largest `joined`,
 /// first), then by `last_spoke` most recent first (`Some` before `None`), then by `joined`
 /// ascending, then by identity.
-pub fn assign_video<T: Copy + Eq>(
+pub(crate) fn assign_video<T: Copy + Eq>(
     slots: &[SlotState<T>],
     candidates: &[VideoCandidate<T>],
 ) -> Vec<Option<T>> {
@@ -122,7 +122,7 @@ pub fn assign_video<T: Copy + Eq>(
 /// Free slots are ranked: tracks with `level > 0.0` first, loudest first; then by
 /// `last_spoke` most recent first (`Some` before `None`), then by `joined` ascending, then
 /// by identity (a microphone before screen audio of the same identity).
-pub fn assign_audio<T: Copy + Eq>(
+pub(crate) fn assign_audio<T: Copy + Eq>(
     slots: &[SlotState<T>],
     candidates: &[AudioCandidate<T>],
 ) -> Vec<Option<T>> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// Tuning of a [`SpeakerDetector`].
 #[derive(Debug, Clone, Copy)]
-pub struct SpeakerConfig {
+pub(crate) struct SpeakerConfig {
     /// Smoothing window (default 1 s): a track's level is the mean linear amplitude of its
     /// packets in the window. Rounded up to a whole number of ticks.
     pub window: Duration,
@@ -50,7 +50,7 @@ impl Default for SpeakerConfig {
 
 /// What a [`SpeakerDetector::handle_timeout`] call changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SpeakerChanges {
+pub(crate) struct SpeakerChanges {
     /// The active speaker changed (including to or from none).
     pub active: bool,
     /// The set of tracks at or above the threshold changed.
@@ -86,7 +86,7 @@ struct Grid {
 
 /// Active speaker detector over audio tracks keyed by `K` (the caller's track handle).
 #[derive(Debug)]
-pub struct SpeakerDetector<K> {
+pub(crate) struct SpeakerDetector<K> {
     cfg: SpeakerConfig,
     /// `cfg.tick` in nanoseconds, at least 1 ms.
     tick_ns: u64,
@@ -106,7 +106,7 @@ pub struct SpeakerDetector<K> {
 
 impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
     /// A detector with no tracks.
-    pub fn new(cfg: SpeakerConfig) -> Self {
+    pub(crate) fn new(cfg: SpeakerConfig) -> Self {
         let tick_ns = cfg.tick.as_nanos().clamp(1_000_000, u128::from(u64::MAX));
         let span = cfg.window.as_nanos().div_ceil(tick_ns).clamp(1, 1 << 16);
         Self {
@@ -125,7 +125,7 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
     /// One audio packet of track `key` arrived at `now`; `level` is the RFC 6464 level
     /// (0..=127 -dBov; `None`: the packet had none, counted as silence). A new key starts
     /// a track.
-    pub fn observe(&mut self, now: Instant, key: K, level: Option<u8>) {
+    pub(crate) fn observe(&mut self, now: Instant, key: K, level: Option<u8>) {
         let grid = *self.grid.get_or_insert(Grid {
             epoch: now,
             next: 1,
@@ -152,7 +152,7 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
 
     /// The track is gone: forget it. If it was active, [`Self::active`] is `None` at once
     /// and the next tick picks another speaker or none (and reports the change).
-    pub fn remove(&mut self, key: K) {
+    pub(crate) fn remove(&mut self, key: K) {
         self.tracks.remove(&key);
         if self.active == Some(key) {
             self.active = None;
@@ -165,7 +165,7 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
 
     /// When [`Self::handle_timeout`] is next due: the next tick of the grid. `None` while
     /// no track is known and no change is left to report.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.grid.map(|g| self.due_at(g, g.next))
     }
 
@@ -173,7 +173,7 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
     /// run in order, at most a window's worth plus `switch_ticks` of them). Returns what
     /// changed: `active` when the active speaker changed, `speaking` when the set of
     /// tracks at or above the threshold changed.
-    pub fn handle_timeout(&mut self, now: Instant) -> SpeakerChanges {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> SpeakerChanges {
         let mut changes = SpeakerChanges::default();
         let Some(mut grid) = self.grid else {
             return changes;
@@ -194,24 +194,24 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
     }
 
     /// The active speaker: the last track that won the election, even if silent now.
-    pub fn active(&self) -> Option<K> {
+    pub(crate) fn active(&self) -> Option<K> {
         self.active
     }
 
     /// Smoothed level of the track, linear amplitude 0.0..=1.0, as of the last tick (0.0
     /// for an unknown track).
-    pub fn level(&self, key: K) -> f32 {
+    pub(crate) fn level(&self, key: K) -> f32 {
         self.tracks.get(&key).map_or(0.0, |t| t.level)
     }
 
     /// The last tick at which the track was speaking; `None`: never (or unknown track).
-    pub fn last_spoke(&self, key: K) -> Option<Instant> {
+    pub(crate) fn last_spoke(&self, key: K) -> Option<Instant> {
         self.tracks.get(&key).and_then(|t| t.last_spoke)
     }
 
     /// Tracks at or above the threshold as of the last tick, loudest first (ties by key),
     /// with their smoothed levels.
-    pub fn speakers(&self) -> Vec<(K, f32)> {
+    pub(crate) fn speakers(&self) -> Vec<(K, f32)> {
         let mut out: Vec<(K, f32)> = self
             .tracks
             .iter()

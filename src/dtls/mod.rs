@@ -34,7 +34,7 @@ use openssl::x509::{X509Builder, X509NameBuilder};
 use str0m::crypto::dtls::{DtlsCert, DtlsInstance, DtlsProvider, DtlsVersion};
 use str0m::crypto::{CryptoError, CryptoProvider};
 
-pub use session::OpensslDtls;
+pub(crate) use session::OpensslDtls;
 
 /// Days a generated certificate is valid. Peers check the fingerprint, not the dates,
 /// but a certificate that is already expired is refused by some stacks.
@@ -43,13 +43,13 @@ const CERT_VALID_DAYS: u32 = 30;
 /// The DTLS provider: one OpenSSL `SslContext` per session (it holds that session's
 /// certificate), DTLS 1.2 only (what every WebRTC stack speaks; RFC 8827 §6.5).
 #[derive(Debug, Default)]
-pub struct OpensslDtlsProvider;
+pub(crate) struct OpensslDtlsProvider;
 
 static PROVIDER: OpensslDtlsProvider = OpensslDtlsProvider;
 
 /// The crypto provider every session's `Rtc` is built with: str0m's default for SRTP,
 /// hashing and STUN, with [`OpensslDtlsProvider`] for DTLS. Built once.
-pub fn crypto_provider() -> Arc<CryptoProvider> {
+pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     P.get_or_init(|| {
         let base = str0m::crypto::from_feature_flags();
@@ -93,7 +93,7 @@ impl DtlsProvider for OpensslDtlsProvider {
 }
 
 /// A self-signed ECDSA P-256 / SHA-256 certificate (RFC 8827 §6.5), DER.
-pub fn generate_ecdsa_cert() -> Result<DtlsCert, openssl::error::ErrorStack> {
+pub(crate) fn generate_ecdsa_cert() -> Result<DtlsCert, openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
     self_signed(&key)
@@ -101,7 +101,7 @@ pub fn generate_ecdsa_cert() -> Result<DtlsCert, openssl::error::ErrorStack> {
 
 /// A self-signed certificate for `key` (any key type OpenSSL signs with), DER, with a
 /// random serial and the subject `CN=WebRTC`.
-pub fn self_signed(
+pub(crate) fn self_signed(
     key: &PKey<openssl::pkey::Private>,
 ) -> Result<DtlsCert, openssl::error::ErrorStack> {
     let mut b = X509Builder::new()?;

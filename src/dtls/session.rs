@@ -124,7 +124,7 @@ enum Event {
 
 /// One DTLS session (see the module docs).
 #[derive(Debug)]
-pub struct OpensslDtls {
+pub(crate) struct OpensslDtls {
     state: State,
     active: Option<bool>,
     now: Instant,

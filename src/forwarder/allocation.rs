@@ -16,7 +16,7 @@ use crate::ids::ParticipantId;
 
 /// How often allocations are recomputed even without a new estimate (layers start,
 /// stop and change rate).
-pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
 impl Forwarder {
     // ---- allocation ----

@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 /// Default time after a request was sent without any keyframe arriving before a still-waiting
 /// request is sent again: 1 s. RTCP travels over unreliable transport (RFC 3550 §6), so a PLI can
 /// be lost; waiting two intervals avoids re-asking an encoder that is merely slow to deliver.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Coalesces and throttles keyframe requests for one published track/layer. See the module
 /// documentation for the exact semantics.
 #[derive(Clone, Debug)]
-pub struct KeyframeThrottle {
+pub(crate) struct KeyframeThrottle {
     min_interval: Duration,
     retry_after: Duration,
     /// When the last request was sent to the publisher.
@@ -51,7 +51,7 @@ impl KeyframeThrottle {
     /// A throttle sending at most one request per `min_interval` (the forwarder uses
     /// [`KEYFRAME_MIN_INTERVAL`](super::KEYFRAME_MIN_INTERVAL))
     /// and retrying an unanswered one after `max(DEFAULT_RETRY_AFTER, min_interval)`.
-    pub fn new(min_interval: Duration) -> Self {
+    pub(crate) fn new(min_interval: Duration) -> Self {
         Self {
             min_interval,
             retry_after: DEFAULT_RETRY_AFTER.max(min_interval),
@@ -67,7 +67,7 @@ impl KeyframeThrottle {
     /// Sets the retry delay (time since the last send without a keyframe before a pending request
     /// fires again). Clamped to at least `min_interval`.
     #[cfg(test)]
-    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+    pub(crate) fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after.max(self.min_interval);
         self
     }
@@ -77,7 +77,7 @@ impl KeyframeThrottle {
     /// coalesced.
     ///
     /// [`poll_timeout`]: KeyframeThrottle::poll_timeout
-    pub fn request(&mut self, now: Instant) -> bool {
+    pub(crate) fn request(&mut self, now: Instant) -> bool {
         if self.is_due(now) {
             self.mark_sent(now);
             true
@@ -90,7 +90,7 @@ impl KeyframeThrottle {
 
     /// A keyframe arrived from the publisher at `now`: the request in flight and any pending
     /// request are satisfied.
-    pub fn on_keyframe(&mut self, now: Instant) {
+    pub(crate) fn on_keyframe(&mut self, now: Instant) {
         self.awaiting = false;
         self.pending = false;
         self.last_keyframe = Some(now);
@@ -99,7 +99,7 @@ impl KeyframeThrottle {
     /// When the pending request becomes due, if one is pending: the last send plus
     /// `retry_after` while awaiting a keyframe, plus `min_interval` otherwise. `None` when nothing
     /// is pending (or the deadline is not representable).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if !self.pending {
             return None;
         }
@@ -108,7 +108,7 @@ impl KeyframeThrottle {
 
     /// Returns true if a pending request is due at `now`; it is then marked sent and the caller
     /// must send a PLI/FIR to the publisher.
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
         if self.pending && self.is_due(now) {
             self.mark_sent(now);
             true
@@ -119,26 +119,26 @@ impl KeyframeThrottle {
 
     /// Whether a request is pending (deferred, not yet sent).
     #[cfg(test)]
-    pub fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.pending
     }
 
     /// When the last keyframe arrived, as reported to [`on_keyframe`](Self::on_keyframe).
     #[cfg(test)]
-    pub fn last_keyframe(&self) -> Option<Instant> {
+    pub(crate) fn last_keyframe(&self) -> Option<Instant> {
         self.last_keyframe
     }
 
     /// Number of requests the caller was told to send (`request` or `handle_timeout` returned true).
     #[cfg(test)]
-    pub fn sent(&self) -> u64 {
+    pub(crate) fn sent(&self) -> u64 {
         self.sent
     }
 
     /// Number of `request` calls that did not cause an immediate send (deferred or covered by the
     /// request in flight).
     #[cfg(test)]
-    pub fn coalesced(&self) -> u64 {
+    pub(crate) fn coalesced(&self) -> u64 {
         self.coalesced
     }
 

@@ -18,9 +18,9 @@ use crate::codec::{is_keyframe_start, parse_vp8_descriptor, temporal_id, CodecKi
 /// A layer that sent nothing for this long is treated as unavailable (a browser drops its
 /// top simulcast layer when CPU or uplink is short) until it sends again. Matches the
 /// 1.5 s pause threshold of str0m's receive streams.
-pub const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
+pub(crate) const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
 /// Highest VP8/VP9 temporal layer id tracked (L1T3).
-pub const MAX_TID: u8 = 2;
+pub(crate) const MAX_TID: u8 = 2;
 /// Bytes a forwarded packet costs on the wire beyond its payload: RTP header with
 /// extensions (~20), SRTP auth tag (10–16), UDP/IP (28). Counted so allocation matches
 /// what the link carries.
@@ -29,7 +29,7 @@ const RTP_OVERHEAD: usize = 60;
 const METER_WINDOW: Duration = Duration::from_secs(1);
 
 /// One simulcast layer (one RTP stream) of a published track.
-pub struct PublishedLayer {
+pub(crate) struct PublishedLayer {
     /// Its RID (`None` without simulcast).
     pub rid: Option<Rid>,
     /// Bitrate of each temporal layer id (index = TID; TID-less codecs count in 0).
@@ -59,13 +59,13 @@ impl PublishedLayer {
     }
 
     /// Whether the layer sent within [`LAYER_INACTIVE_AFTER`].
-    pub fn is_active(&self, now: Instant) -> bool {
+    pub(crate) fn is_active(&self, now: Instant) -> bool {
         self.last_packet
             .is_some_and(|t| now.saturating_duration_since(t) < LAYER_INACTIVE_AFTER)
     }
 
     /// Bitrate in bit/s of temporal layers `0..=tid` over the last second.
-    pub fn bitrate_up_to(&mut self, now: Instant, tid: u8) -> u64 {
+    pub(crate) fn bitrate_up_to(&mut self, now: Instant, tid: u8) -> u64 {
         let top = tid.min(MAX_TID) as usize;
         self.temporal[..=top]
             .iter_mut()
@@ -74,13 +74,13 @@ impl PublishedLayer {
     }
 
     /// Bitrate in bit/s of the whole layer.
-    pub fn bitrate(&mut self, now: Instant) -> u64 {
+    pub(crate) fn bitrate(&mut self, now: Instant) -> u64 {
         self.bitrate_up_to(now, MAX_TID)
     }
 }
 
 /// A publisher's m-line.
-pub struct PublishedTrack {
+pub(crate) struct PublishedTrack {
     /// Audio or video.
     pub kind: MediaKind,
     /// Negotiated payload types.
@@ -98,7 +98,7 @@ pub struct PublishedTrack {
 
 impl PublishedTrack {
     /// A track with the offer's RIDs (empty: no simulcast).
-    pub fn new(kind: MediaKind, params: Vec<PayloadParams>, rids: &[Rid]) -> Self {
+    pub(crate) fn new(kind: MediaKind, params: Vec<PayloadParams>, rids: &[Rid]) -> Self {
         let layers = if rids.is_empty() {
             vec![PublishedLayer::new(None)]
         } else {
@@ -115,7 +115,7 @@ impl PublishedTrack {
     }
 
     /// The codec a payload type carries.
-    pub fn codec_of(&self, pt: Pt) -> CodecKind {
+    pub(crate) fn codec_of(&self, pt: Pt) -> CodecKind {
         self.params
             .iter()
             .find(|p| p.pt() == pt)
@@ -125,7 +125,7 @@ impl PublishedTrack {
 
     /// The spatial id of `rid`; a RID the offer did not list gets a new layer (bounded:
     /// RFC 8853 senders use a handful).
-    pub fn layer_of(&mut self, rid: Option<Rid>) -> Option<u8> {
+    pub(crate) fn layer_of(&mut self, rid: Option<Rid>) -> Option<u8> {
         if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
             return Some(i as u8);
         }
@@ -140,7 +140,7 @@ impl PublishedTrack {
     /// Inspect and meter one packet of layer `spatial`: what the selector needs to know,
     /// the VP8 payload descriptor (str0m's, which can build rewrite patches), and whether this packet made the layer active (it had not sent for
     /// [`LAYER_INACTIVE_AFTER`], or never): subscribers should be reallocated.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         now: Instant,
         spatial: u8,
@@ -205,7 +205,7 @@ impl PublishedTrack {
     /// `max_spatial_rank` caps how many spatial layers (from the lowest) are offered;
     /// `max_size` (width, height in pixels, `None` per side for no cap) keeps only layers
     /// whose last keyframe fits. The lowest layer always stays.
-    pub fn ladder(
+    pub(crate) fn ladder(
         &mut self,
         now: Instant,
         max_spatial_rank: Option<usize>,

@@ -47,7 +47,7 @@
 ///
 /// Ordered by spatial layer, then temporal layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// Simulcast layer (RFC 8853): 0 is the lowest resolution.
     pub spatial: u8,
     /// Temporal cap: frames with TID ≤ `temporal` are forwarded (RFC 7741 §4.2). 0 is the base
@@ -58,7 +58,7 @@ pub struct Layer {
 /// What the selector needs to know about one RTP packet; the caller derives it from the RTP
 /// stream the packet arrived on and from the payload descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PacketInfo {
+pub(crate) struct PacketInfo {
     /// The simulcast layer (RTP stream) the packet belongs to.
     pub spatial: u8,
     /// Temporal layer index (VP8 TID, RFC 7741 §4.2), or `None` when the codec carries none
@@ -76,7 +76,7 @@ pub struct PacketInfo {
 
 /// Why a packet was not forwarded, so the caller can count every drop with a reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropCause {
+pub(crate) enum DropCause {
     /// The target is `None`: the subscriber receives nothing of this track.
     Paused,
     /// The packet belongs to a simulcast layer other than the one being forwarded.
@@ -89,7 +89,7 @@ pub enum DropCause {
 
 /// The verdict on one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Forward the packet.
     Forward {
         /// This packet starts a new spatial layer (the first keyframe after a switch, a start, a
@@ -103,7 +103,7 @@ pub enum Decision {
 impl Decision {
     /// True for [`Decision::Forward`].
     #[cfg(test)]
-    pub fn is_forward(self) -> bool {
+    pub(crate) fn is_forward(self) -> bool {
         matches!(self, Decision::Forward { .. })
     }
 }
@@ -111,21 +111,21 @@ impl Decision {
 /// Layer selection state of one subscribed video track. See the module documentation for the
 /// rules. A fixed-size value: no allocation, ever.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LayerSelector {
+pub(crate) struct LayerSelector {
     target: Option<Layer>,
     current: Option<Layer>,
 }
 
 impl LayerSelector {
     /// A selector with no target (paused) and nothing current.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Sets what the subscriber should receive; `None` pauses the track (nothing is forwarded,
     /// and resuming waits for a keyframe). Takes effect at the next safe point: see the module
     /// documentation.
-    pub fn set_target(&mut self, target: Option<Layer>) {
+    pub(crate) fn set_target(&mut self, target: Option<Layer>) {
         self.target = target;
         if target.is_none() {
             self.current = None;
@@ -133,20 +133,20 @@ impl LayerSelector {
     }
 
     /// The layer the subscriber should receive, `None` when paused.
-    pub fn target(&self) -> Option<Layer> {
+    pub(crate) fn target(&self) -> Option<Layer> {
         self.target
     }
 
     /// The layer being forwarded (spatial layer and temporal cap), `None` before the first
     /// keyframe, while paused and after [`LayerSelector::reset`].
-    pub fn current(&self) -> Option<Layer> {
+    pub(crate) fn current(&self) -> Option<Layer> {
         self.current
     }
 
     /// The spatial layer whose keyframe is needed, so the caller can request one (PLI,
     /// RFC 4585 §6.3.1) on that layer's RTP stream: `Some` while the target's spatial layer is
     /// not the one being forwarded (including when nothing is), `None` when paused or in place.
-    pub fn waiting_for_keyframe(&self) -> Option<u8> {
+    pub(crate) fn waiting_for_keyframe(&self) -> Option<u8> {
         let target = self.target?;
         match self.current {
             Some(current) if current.spatial == target.spatial => None,
@@ -156,13 +156,13 @@ impl LayerSelector {
 
     /// Forgets the current layer (the source went away or restarted): nothing is forwarded until
     /// a keyframe of the target layer starts. The target is kept.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.current = None;
     }
 
     /// Decides whether to forward one packet, updating the current layer. Packets are given in
     /// arrival order, for all spatial layers of the track.
-    pub fn select(&mut self, p: &PacketInfo) -> Decision {
+    pub(crate) fn select(&mut self, p: &PacketInfo) -> Decision {
         let Some(target) = self.target else {
             self.current = None;
             return Decision::Drop(DropCause::Paused);

@@ -18,7 +18,7 @@ use crate::ids::TrackRef;
 use crate::metrics::{DropReason, Meters};
 
 /// One subscriber's m-line.
-pub struct SubscribedTrack {
+pub(crate) struct SubscribedTrack {
     /// The subscriber.
     pub subscriber: ParticipantId,
     /// Its m-line.
@@ -50,7 +50,7 @@ pub struct SubscribedTrack {
 impl SubscribedTrack {
     /// A new, unfed track. `initial_seq`/`initial_ts`: random starting points
     /// (RFC 3550 §5.1).
-    pub fn new(track: TrackRef, kind: MediaKind, initial_seq: u16, initial_ts: u32) -> Self {
+    pub(crate) fn new(track: TrackRef, kind: MediaKind, initial_seq: u16, initial_ts: u32) -> Self {
         let clock_rate = if kind == MediaKind::Audio {
             48_000
         } else {
@@ -74,21 +74,21 @@ impl SubscribedTrack {
     }
 
     /// Feed from `source` with `pt_map`; video waits for a keyframe of the new source.
-    pub fn bind(&mut self, source: TrackRef, pt_map: Vec<(Pt, Pt)>) {
+    pub(crate) fn bind(&mut self, source: TrackRef, pt_map: Vec<(Pt, Pt)>) {
         self.source = Some(source);
         self.pt_map = pt_map;
         self.selector.reset();
     }
 
     /// The source went away.
-    pub fn unbind(&mut self) {
+    pub(crate) fn unbind(&mut self) {
         self.source = None;
         self.pt_map.clear();
         self.selector.reset();
     }
 
     /// Set the layer to forward (`None`: pause; counted).
-    pub fn set_target(&mut self, target: Option<Layer>, meters: &Meters) {
+    pub(crate) fn set_target(&mut self, target: Option<Layer>, meters: &Meters) {
         let target = self.manual.or(target);
         if target.is_none() && self.selector.target().is_some() {
             meters.pauses.increment(1);
@@ -99,7 +99,7 @@ impl SubscribedTrack {
     /// Decide on one packet; on forward, the rewritten packet. `vp8`: the packet's VP8
     /// payload descriptor, if it is VP8. `ranks[spatial id]` is each layer's bitrate rank
     /// (for counting switches up and down).
-    pub fn route(
+    pub(crate) fn route(
         &mut self,
         now: Instant,
         packet: &InboundRtp,

@@ -158,7 +158,7 @@ pub struct Demux {
 /// the addresses of closed rooms are forgotten, then the least recently used eighth.
 /// A forgotten live address is learned again from its next consent check (every few
 /// seconds per session, RFC 7675 §5.1).
-pub const MAX_LEARNED: usize = 200_000;
+pub(crate) const MAX_LEARNED: usize = 200_000;
 
 impl Demux {
     /// A demux over the shared room table. Panics if the table already has a demux

@@ -14,14 +14,14 @@ use super::SessionKind;
 use crate::metrics;
 
 /// The `reason` label of sessions whose room task failed (panicked).
-pub const ROOM_FAILED: &str = "room_failed";
+pub(crate) const ROOM_FAILED: &str = "room_failed";
 
 /// One live session's share of the gauges. Created when the session joins; [`end`]
 /// it with a reason, or drop it (room failure).
 ///
 /// [`end`]: SessionLedger::end
 #[derive(Debug)]
-pub struct SessionLedger {
+pub(crate) struct SessionLedger {
     kind: SessionKind,
     live: Arc<AtomicI64>,
     ended: bool,
@@ -30,7 +30,7 @@ pub struct SessionLedger {
 impl SessionLedger {
     /// Count a new session of `kind`: `switchboard_sessions{kind}` and
     /// `switchboard_sessions_created_total{kind}` up, `live` up by one.
-    pub fn open(kind: SessionKind, live: &Arc<AtomicI64>) -> Self {
+    pub(crate) fn open(kind: SessionKind, live: &Arc<AtomicI64>) -> Self {
         metrics::session_created(kind.as_str());
         live.fetch_add(1, Ordering::Relaxed);
         SessionLedger {
@@ -41,7 +41,7 @@ impl SessionLedger {
     }
 
     /// The session ended for `reason` (a metric label): its counts go down.
-    pub fn end(mut self, reason: &'static str) {
+    pub(crate) fn end(mut self, reason: &'static str) {
         self.close(reason);
     }
 
@@ -61,7 +61,7 @@ impl Drop for SessionLedger {
 }
 
 /// How a room's task ended: `None` while it runs, then `Some(failed)`.
-pub type RoomEnd = tokio::sync::watch::Sender<Option<bool>>;
+pub(crate) type RoomEnd = tokio::sync::watch::Sender<Option<bool>>;
 
 /// A live room's registrations: the rooms gauge, and what `on_drop` undoes (its
 /// registry entry and demux key). A room task that returns calls [`RoomGuard::finish`];
@@ -69,7 +69,7 @@ pub type RoomEnd = tokio::sync::watch::Sender<Option<bool>>;
 /// task's future after catching the panic), so the room's end is published as failed
 /// and requests waiting on the room are answered "room failed" instead of being
 /// retried into a fresh room.
-pub struct RoomGuard {
+pub(crate) struct RoomGuard {
     end: RoomEnd,
     finished: bool,
     on_drop: Option<Box<dyn FnOnce() + Send>>,
@@ -77,7 +77,7 @@ pub struct RoomGuard {
 
 impl RoomGuard {
     /// Count a live room; `on_drop` runs when the guard is dropped, however the room ends.
-    pub fn new(end: RoomEnd, on_drop: impl FnOnce() + Send + 'static) -> Self {
+    pub(crate) fn new(end: RoomEnd, on_drop: impl FnOnce() + Send + 'static) -> Self {
         metrics::rooms_gauge().increment(1.0);
         RoomGuard {
             end,
@@ -87,7 +87,7 @@ impl RoomGuard {
     }
 
     /// The room's task returned normally.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.finished = true;
     }
 }

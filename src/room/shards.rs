@@ -15,7 +15,7 @@ use crate::shard::ToShard;
 
 /// Where a new WHEP session goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// The room drives it.
     Home,
     /// The shard with this index.
@@ -31,7 +31,7 @@ pub enum Placement {
 /// also receives and routes every packet for every viewer, so it is the first to fill.
 /// A lost shard (`None`: its task is gone) takes nobody and does not count towards
 /// `policy.max`.
-pub fn place(policy: ShardPolicy, home: usize, shards: &[Option<usize>]) -> Placement {
+pub(crate) fn place(policy: ShardPolicy, home: usize, shards: &[Option<usize>]) -> Placement {
     let after = policy.after as usize;
     if after == 0 || policy.max == 0 || home < after {
         return Placement::Home;
@@ -56,7 +56,7 @@ pub fn place(policy: ShardPolicy, home: usize, shards: &[Option<usize>]) -> Plac
 
 /// A WHEP session that lives in a shard, as the room keeps it.
 #[derive(Debug)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// Index of its shard.
     pub shard: usize,
     /// Its session id.
@@ -79,7 +79,7 @@ struct Slot {
 
 /// The room's shards and the sessions in them.
 #[derive(Default)]
-pub struct Shards {
+pub(crate) struct Shards {
     policy: ShardPolicy,
     shards: Vec<Slot>,
     remotes: HashMap<ParticipantId, Remote>,
@@ -89,7 +89,7 @@ pub struct Shards {
 
 impl Shards {
     /// No shard yet.
-    pub fn new(policy: ShardPolicy) -> Self {
+    pub(crate) fn new(policy: ShardPolicy) -> Self {
         Shards {
             policy,
             ..Default::default()
@@ -97,7 +97,7 @@ impl Shards {
     }
 
     /// Where the next WHEP session goes, given the room's own WHEP session count.
-    pub fn place(&self, home: usize) -> Placement {
+    pub(crate) fn place(&self, home: usize) -> Placement {
         let counts: Vec<Option<usize>> = self
             .shards
             .iter()
@@ -107,7 +107,7 @@ impl Shards {
     }
 
     /// Register a started shard; returns its index.
-    pub fn add_shard(&mut self, key: RoomKey) -> usize {
+    pub(crate) fn add_shard(&mut self, key: RoomKey) -> usize {
         self.shards.push(Slot {
             key,
             live: 0,
@@ -119,27 +119,27 @@ impl Shards {
     }
 
     /// The key of shard `i` (its sessions' ufrag prefix).
-    pub fn key(&self, i: usize) -> Option<RoomKey> {
+    pub(crate) fn key(&self, i: usize) -> Option<RoomKey> {
         self.shards.get(i).map(|s| s.key)
     }
 
     /// Sessions in shards.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.remotes.len()
     }
 
     /// No session in a shard.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.remotes.is_empty()
     }
 
     /// The session `id`, if it lives in a shard.
-    pub fn get(&self, id: ParticipantId) -> Option<&Remote> {
+    pub(crate) fn get(&self, id: ParticipantId) -> Option<&Remote> {
         self.remotes.get(&id)
     }
 
     /// Hand `p` to shard `shard`.
-    pub fn insert(&mut self, shard: usize, p: Participant, pts: PtMatcher) {
+    pub(crate) fn insert(&mut self, shard: usize, p: Participant, pts: PtMatcher) {
         let id = p.id();
         let remote = Remote {
             shard,
@@ -154,7 +154,7 @@ impl Shards {
 
     /// Queue a routed packet for its subscriber's shard; `false` (and the packet
     /// dropped) if the subscriber is not in a shard or already ended.
-    pub fn forward(&mut self, f: ForwardRtp) -> bool {
+    pub(crate) fn forward(&mut self, f: ForwardRtp) -> bool {
         let Some(i) = self.live_shard_of(f.subscriber) else {
             return false;
         };
@@ -167,7 +167,7 @@ impl Shards {
     }
 
     /// Pass a bitrate request on; `false` if `subscriber` is not in a shard.
-    pub fn set_bitrate(
+    pub(crate) fn set_bitrate(
         &mut self,
         subscriber: ParticipantId,
         minimum: Bitrate,
@@ -186,7 +186,7 @@ impl Shards {
     }
 
     /// End a session that lives in a shard; `false` if it does not.
-    pub fn close(&mut self, subscriber: ParticipantId, reason: EndReason) -> bool {
+    pub(crate) fn close(&mut self, subscriber: ParticipantId, reason: EndReason) -> bool {
         let Some(i) = self.live_shard_of(subscriber) else {
             return self.remotes.contains_key(&subscriber);
         };
@@ -198,14 +198,14 @@ impl Shards {
     }
 
     /// The shard reported that `id` ended.
-    pub fn mark_ended(&mut self, id: ParticipantId, reason: EndReason) {
+    pub(crate) fn mark_ended(&mut self, id: ParticipantId, reason: EndReason) {
         if let Some(r) = self.remotes.get_mut(&id) {
             r.ended.get_or_insert(reason);
         }
     }
 
     /// Sessions that ended and are still listed.
-    pub fn ended(&self) -> Vec<(ParticipantId, EndReason)> {
+    pub(crate) fn ended(&self) -> Vec<(ParticipantId, EndReason)> {
         self.remotes
             .iter()
             .filter_map(|(id, r)| r.ended.map(|e| (*id, e)))
@@ -213,14 +213,14 @@ impl Shards {
     }
 
     /// Forget an ended session.
-    pub fn remove(&mut self, id: ParticipantId) -> Option<Remote> {
+    pub(crate) fn remove(&mut self, id: ParticipantId) -> Option<Remote> {
         let r = self.remotes.remove(&id)?;
         self.shards[r.shard].live -= 1;
         Some(r)
     }
 
     /// Ids of every live session in a shard.
-    pub fn live(&self) -> Vec<ParticipantId> {
+    pub(crate) fn live(&self) -> Vec<ParticipantId> {
         self.remotes
             .iter()
             .filter(|(_, r)| r.ended.is_none())
@@ -231,7 +231,7 @@ impl Shards {
     /// Shard `i`'s task is gone (it panicked): every session in it ends with
     /// `EndReason::Error`, nothing more is delivered to it, and new viewers go elsewhere.
     /// Returns how many sessions it had.
-    pub fn lost(&mut self, i: usize) -> usize {
+    pub(crate) fn lost(&mut self, i: usize) -> usize {
         let Some(slot) = self.shards.get_mut(i) else {
             return 0;
         };
@@ -247,7 +247,7 @@ impl Shards {
     }
 
     /// What is waiting for one shard: (index, commands, packets), commands first.
-    pub fn poll_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
+    pub(crate) fn poll_delivery(&mut self) -> Option<(usize, Vec<ToShard>, Vec<ForwardRtp>)> {
         let i = self.pending.pop()?;
         let slot = &mut self.shards[i];
         Some((

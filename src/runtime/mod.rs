@@ -147,7 +147,7 @@ pub struct EventFeed {
 
 /// Cheap handle to a live room actor.
 #[derive(Clone)]
-pub struct RoomHandle {
+pub(crate) struct RoomHandle {
     key: RoomKey,
     commands: mpsc::Sender<Command>,
     /// How the room's task ended, once it has: see [`ledger::RoomGuard`].

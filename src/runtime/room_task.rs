@@ -42,7 +42,7 @@ type Listeners = Vec<(ParticipantId, mpsc::Sender<RoomEvent>)>;
 /// Run the room until it is empty (after at least one command) or its command channel
 /// closes. `shards` starts the room's subscriber shards when it asks for them; they
 /// stop when the room does.
-pub async fn run(
+pub(crate) async fn run(
     name: String,
     key: RoomKey,
     shards: ShardFactory,

@@ -26,7 +26,7 @@ const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_secs(3600);
 
 /// The room's handle to one of its shards.
-pub struct ShardLink {
+pub(crate) struct ShardLink {
     key: RoomKey,
     control: mpsc::UnboundedSender<ToShard>,
     rtp: mpsc::Sender<Vec<ForwardRtp>>,
@@ -34,18 +34,23 @@ pub struct ShardLink {
 
 impl ShardLink {
     /// The shard's key (the prefix of its sessions' ufrags).
-    pub fn key(&self) -> RoomKey {
+    pub(crate) fn key(&self) -> RoomKey {
         self.key
     }
 
     /// Whether the shard's task is gone while its room still holds this link: it panicked.
-    pub fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         self.control.is_closed()
     }
 
     /// Deliver the room's commands and routed packets. Commands are never dropped;
     /// packets are dropped and counted when the shard is `RTP_QUEUE` batches behind.
-    pub fn deliver(&self, commands: Vec<ToShard>, packets: Vec<ForwardRtp>, meters: &Meters) {
+    pub(crate) fn deliver(
+        &self,
+        commands: Vec<ToShard>,
+        packets: Vec<ForwardRtp>,
+        meters: &Meters,
+    ) {
         for cmd in commands {
             // Fails only once the shard task is gone (the process is shutting down).
             let _ = self.control.send(cmd);
@@ -60,7 +65,7 @@ impl ShardLink {
 
 /// What a room needs to start shards: the demux table (which hands out their keys).
 #[derive(Clone)]
-pub struct ShardFactory {
+pub(crate) struct ShardFactory {
     /// The demux's table, where a shard's datagram queue is registered under its key.
     pub table: Arc<RoomTable>,
     /// Socket and metrics.
@@ -69,7 +74,7 @@ pub struct ShardFactory {
 
 impl ShardFactory {
     /// Start a shard of room `room` whose reports go to `reports`.
-    pub fn spawn(&self, room: &str, reports: mpsc::UnboundedSender<FromShard>) -> ShardLink {
+    pub(crate) fn spawn(&self, room: &str, reports: mpsc::UnboundedSender<FromShard>) -> ShardLink {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (rtp_tx, rtp_rx) = mpsc::channel(RTP_QUEUE);
         let (dgram_tx, dgram_rx) = mpsc::channel(DATAGRAM_QUEUE);

@@ -19,7 +19,7 @@ use crate::net::Datagram;
 
 /// The ufrag and address indexes of the participants one owner drives.
 #[derive(Default)]
-pub struct AddrBook {
+pub(crate) struct AddrBook {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     /// Addresses verified since the last [`AddrBook::take_bindings`].
@@ -28,7 +28,7 @@ pub struct AddrBook {
 
 /// Where a datagram goes within one room or shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// To this participant.
     Found(ParticipantId),
     /// Nobody here: not STUN naming a known ufrag, and from no bound address.
@@ -40,7 +40,7 @@ pub enum Lookup {
 impl Lookup {
     /// The participant the datagram is for, or the reason it is dropped (counted by the
     /// caller as `switchboard_packets_dropped_total{reason}`).
-    pub fn participant(self) -> Result<ParticipantId, DropReason> {
+    pub(crate) fn participant(self) -> Result<ParticipantId, DropReason> {
         match self {
             Lookup::Found(id) => Ok(id),
             Lookup::Unknown => Err(DropReason::UnknownSource),
@@ -51,12 +51,12 @@ impl Lookup {
 
 impl AddrBook {
     /// Route STUN checks naming `ufrag` to `id`.
-    pub fn insert(&mut self, ufrag: String, id: ParticipantId) {
+    pub(crate) fn insert(&mut self, ufrag: String, id: ParticipantId) {
         self.by_ufrag.insert(ufrag, id);
     }
 
     /// Forget `id` (its ufrag and every address it used).
-    pub fn remove(&mut self, id: ParticipantId, ufrag: &str) {
+    pub(crate) fn remove(&mut self, id: ParticipantId, ufrag: &str) {
         self.by_addr.retain(|_, v| *v != id);
         self.by_ufrag.remove(ufrag);
     }
@@ -64,7 +64,11 @@ impl AddrBook {
     /// The participant `d` is for. A STUN message naming a known ufrag goes to that
     /// session only if `verify(id)` (the session's `Rtc` checked its integrity); then it
     /// (re)binds its source address, so a peer whose address changed is followed.
-    pub fn lookup(&mut self, d: &Datagram, verify: impl FnOnce(ParticipantId) -> bool) -> Lookup {
+    pub(crate) fn lookup(
+        &mut self,
+        d: &Datagram,
+        verify: impl FnOnce(ParticipantId) -> bool,
+    ) -> Lookup {
         if classify(&d.contents) == PacketClass::Stun {
             let by_ufrag = stun_username(&d.contents)
                 .and_then(server_ufrag)
@@ -86,7 +90,7 @@ impl AddrBook {
     }
 
     /// Addresses bound by a verified STUN message since the last call.
-    pub fn take_bindings(&mut self) -> Vec<SocketAddr> {
+    pub(crate) fn take_bindings(&mut self) -> Vec<SocketAddr> {
         std::mem::take(&mut self.verified)
     }
 }
