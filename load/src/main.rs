@@ -31,7 +31,6 @@ mod progress;
 mod publisher;
 mod report;
 mod scenario;
-mod signaling;
 mod slot;
 mod stats;
 mod table;

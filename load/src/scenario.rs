@@ -26,7 +26,7 @@ use crate::cli::{Cli, Mapping, Scenario};
 use crate::peer::{self, Live, MediaConfig, PeerReport, PeerSpec, Phase, Role, Slots};
 use crate::procstat::{self, Sample};
 use crate::progress::Progress;
-use crate::signaling::{self, SignalError, Signaling};
+use switchboard_kit::whip::{self as signaling, SignalError, WhipClient};
 
 /// DELETEs in flight at once during teardown.
 const DELETE_CONCURRENCY: usize = 16;
@@ -252,7 +252,7 @@ pub struct SetupCounters {
 }
 
 struct Ctx {
-    sig: Signaling,
+    sig: WhipClient,
     cfg: MediaConfig,
     ip: IpAddr,
     live: Arc<Live>,
@@ -286,7 +286,12 @@ pub async fn run(
     let (phase_tx, phase_rx) = watch::channel(Phase::Run);
     let counters = Arc::new(SetupCounters::default());
     let ctx = Arc::new(Ctx {
-        sig: Signaling::new(cli.http_timeout, cli.token.clone())?,
+        sig: WhipClient::new(
+            cli.http_timeout,
+            cli.token.clone(),
+            concat!("switchboard-load/", env!("CARGO_PKG_VERSION")),
+            true,
+        )?,
         cfg,
         ip,
         live: live.clone(),

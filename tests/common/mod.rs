@@ -15,6 +15,7 @@ pub mod server;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchboard_kit::whip::WhipClient;
 
 pub use peer::{Peer, PublisherKind, Role, SignalError};
 pub use report::{
@@ -25,52 +26,30 @@ pub use server::Server;
 /// The OBS Studio style WHIP offer (H264 + Opus, no candidates).
 pub const OBS_OFFER: &str = include_str!("../fixtures/obs-offer.sdp");
 
-/// An HTTP client that never goes through a proxy and never follows redirects (tests
-/// look at the 307 itself).
+/// The WHIP/WHEP client of the tests: no proxy, and no redirects followed (tests look
+/// at the 307 itself).
+pub fn whip_client(token: Option<&str>) -> WhipClient {
+    WhipClient::new(
+        Duration::from_secs(10),
+        token.map(str::to_string),
+        "switchboard-tests",
+        false,
+    )
+    .expect("HTTP client")
+}
+
+/// An HTTP client that never goes through a proxy and never follows redirects.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client")
+    whip_client(None).http().clone()
 }
 
 /// Status, headers and body of a response.
-#[derive(Debug, Clone)]
-pub struct HttpReply {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: String,
-}
+pub use switchboard_kit::whip::Reply as HttpReply;
+/// Join a Location or Link target (relative or absolute) onto a URL.
+pub use switchboard_kit::whip::{resolve, split_links};
 
-impl HttpReply {
-    /// A header's value as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    async fn from_response(resp: reqwest::Response) -> Result<HttpReply, String> {
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| format!("read body: {e}"))?;
-        Ok(HttpReply {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
-/// Join a Location (relative or absolute) onto the server's base URL.
-pub fn resolve(base_url: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_string()
-    } else if location.starts_with('/') {
-        format!("{base_url}{location}")
-    } else {
-        format!("{base_url}/{location}")
-    }
+async fn read(resp: reqwest::Response) -> Result<HttpReply, String> {
+    HttpReply::read(resp).await.map_err(|e| e.to_string())
 }
 
 /// `POST base_url + path` with an `application/sdp` body.
@@ -80,15 +59,10 @@ pub async fn post_sdp(
     sdp: &str,
     token: Option<&str>,
 ) -> Result<HttpReply, String> {
-    let mut req = http_client()
-        .post(format!("{base_url}{path}"))
-        .header("content-type", "application/sdp")
-        .body(sdp.to_string());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| format!("POST {path}: {e}"))?;
-    HttpReply::from_response(resp).await
+    whip_client(token)
+        .post_sdp(&format!("{base_url}{path}"), sdp.to_string())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// `POST url` with `body` of type `content_type` (none when `None`).
@@ -106,41 +80,7 @@ pub async fn post_body(
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
-    HttpReply::from_response(resp).await
-}
-
-/// The links of one `Link` header value (RFC 8288 §3): each target with
-/// its `rel` relation types. Lenient: enough for the headers tests see.
-pub fn split_links(header: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut rest = header;
-    while let Some(open) = rest.find('<') {
-        let Some(len) = rest[open..].find('>') else {
-            break;
-        };
-        let target = rest[open + 1..open + len].to_string();
-        let after = &rest[open + len + 1..];
-        let params_end = after.find('<').unwrap_or(after.len());
-        let mut rels = Vec::new();
-        for param in after[..params_end].split(';') {
-            let param = param.trim().trim_end_matches(',').trim();
-            let Some((name, value)) = param.split_once('=') else {
-                continue;
-            };
-            if name.trim().eq_ignore_ascii_case("rel") {
-                rels.extend(
-                    value
-                        .trim()
-                        .trim_matches('"')
-                        .split_whitespace()
-                        .map(str::to_string),
-                );
-            }
-        }
-        out.push((target, rels));
-        rest = &after[params_end..];
-    }
-    out
+    read(resp).await
 }
 
 /// `DELETE url`.
@@ -150,7 +90,7 @@ pub async fn delete(url: &str, token: Option<&str>) -> Result<HttpReply, String>
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.map_err(|e| format!("DELETE {url}: {e}"))?;
-    HttpReply::from_response(resp).await
+    read(resp).await
 }
 
 /// `GET url`.
@@ -160,7 +100,7 @@ pub async fn get(url: &str) -> Result<HttpReply, String> {
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
-    HttpReply::from_response(resp).await
+    read(resp).await
 }
 
 /// The `m=` sections of an SDP, each as its list of lines.

@@ -189,14 +189,11 @@ impl Peer {
         let reply = super::post_sdp(base_url, path, &offer, token)
             .await
             .map_err(|e| fail(None, e, &offer))?;
-        if reply.status != 201 {
-            return Err(fail(Some(reply.status), reply.body, &offer));
-        }
-        let location_header = reply
-            .header("location")
-            .ok_or_else(|| fail(Some(201), "201 without Location".into(), &offer))?
-            .to_string();
-        let answer = reply.body.clone();
+        let created = reply
+            .created()
+            .map_err(|e| fail(e.status, e.detail, &offer))?;
+        let location_header = reply.header("location").unwrap_or_default().to_string();
+        let answer = created.answer;
         kit::accept_answer(&mut rtc, pending, &answer).map_err(|e| fail(Some(201), e, &offer))?;
 
         let gen = match role {
@@ -230,9 +227,9 @@ impl Peer {
             role,
             base_url: base_url.to_string(),
             token: token.map(str::to_string),
-            location: super::resolve(base_url, &location_header),
+            location: created.location,
             location_header,
-            etag: reply.header("etag").map(str::to_string),
+            etag: created.etag,
             offer,
             answer,
             answer_content_type: reply.header("content-type").map(str::to_string),
