@@ -1,12 +1,8 @@
 //! The tokio task behind each test peer: it owns the str0m `Rtc` and the
 //! UDP socket, feeds datagrams and timeouts in, drains `poll_output` after
 //! every mutation (input, timeout, RTP write), sends transmits, handles
-//! events, and for publishers writes the synthetic media on its clock.
-//!
-//! A publisher's video is one RTP stream, or for the simulcast kind one
-//! stream per layer of [`media::SIMULCAST_LAYERS`], each with its own
-//! sequence numbers, timestamp base, keyframe schedule and keyframe
-//! requests (matched by RID), like separate encoders fed the same frames.
+//! events, and for publishers writes the synthetic media that its clock
+//! ([`super::publisher`]) says is due.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,9 +17,9 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::media::{self, RecvCodec, VideoCodec};
-use super::peer::PublisherKind;
-use super::report::{LayerSent, PeerReport};
+use super::media::{self, RecvCodec};
+use super::publisher::{MediaGen, AUDIO_PERIOD, MAX_CATCH_UP, VIDEO_PERIOD};
+use super::report::PeerReport;
 
 pub(super) enum Cmd {
     PauseMedia,
@@ -36,163 +32,6 @@ pub(super) enum Cmd {
         count: usize,
     },
     Close,
-}
-
-/// One outgoing video RTP stream: the whole track, or one simulcast layer.
-struct VideoStream {
-    /// Simulcast layer (index into [`media::SIMULCAST_LAYERS`]) and its RID;
-    /// `None` for a track without simulcast.
-    layer: Option<(u8, Rid)>,
-    seq: u64,
-    ts_base: u32,
-    force_keyframe: bool,
-    /// Next per-layer counter number (simulcast only).
-    next_n: u64,
-}
-
-impl VideoStream {
-    fn new(layer: Option<(u8, Rid)>) -> Self {
-        VideoStream {
-            layer,
-            seq: rand::random_range(1_000..30_000),
-            ts_base: rand::random(),
-            force_keyframe: false,
-            next_n: 1,
-        }
-    }
-
-    /// Whether frame `n` is a scheduled keyframe. Simulcast layers keyframe
-    /// every [`media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES`], staggered by a
-    /// second per layer (separate encoders do not keyframe together), and
-    /// all on their first frame.
-    fn scheduled_keyframe(&self, n: u64) -> bool {
-        match self.layer {
-            None => n.is_multiple_of(media::KEYFRAME_INTERVAL_FRAMES),
-            Some((layer, _)) => {
-                let stagger = u64::from(layer) * u64::from(media::VIDEO_FPS);
-                n == 0 || (n + stagger).is_multiple_of(media::SIMULCAST_KEYFRAME_INTERVAL_FRAMES)
-            }
-        }
-    }
-}
-
-/// Publisher media clock and counters.
-pub(super) struct MediaGen {
-    codec: VideoCodec,
-    audio_mid: Mid,
-    video_mid: Mid,
-    audio_pt: Pt,
-    video_pt: Pt,
-    next_counter: u64,
-    video: Vec<VideoStream>,
-    audio_seq: u64,
-    audio_ts_base: u32,
-    /// Set at `Event::Connected`.
-    start: Option<Instant>,
-    next_frame: u64,
-    next_audio: u64,
-    paused: bool,
-}
-
-const VIDEO_PERIOD: Duration = Duration::from_nanos(1_000_000_000 / media::VIDEO_FPS as u64);
-const AUDIO_PERIOD: Duration = Duration::from_millis(media::AUDIO_PTIME_MS as u64);
-/// When the task falls further behind than this many periods, skip ahead.
-const MAX_CATCH_UP: u64 = 3;
-
-impl MediaGen {
-    pub(super) fn new(rtc: &Rtc, kind: PublisherKind, audio_mid: Mid, video_mid: Mid) -> Self {
-        let codec = match kind {
-            PublisherKind::BrowserVp8 => VideoCodec::Vp8,
-            PublisherKind::ObsH264 | PublisherKind::ObsSimulcastH264 => VideoCodec::H264,
-        };
-        let video = if kind == PublisherKind::ObsSimulcastH264 {
-            media::SIMULCAST_LAYERS
-                .iter()
-                .enumerate()
-                .map(|(i, l)| VideoStream::new(Some((i as u8, Rid::from(l.rid)))))
-                .collect()
-        } else {
-            vec![VideoStream::new(None)]
-        };
-        let want = match codec {
-            VideoCodec::Vp8 => Codec::Vp8,
-            VideoCodec::H264 => Codec::H264,
-        };
-        let pt_of = |c: Codec| {
-            rtc.codec_config()
-                .find(|p| p.spec().codec == c)
-                .map(|p| p.pt())
-                .expect("codec configured")
-        };
-        Self {
-            codec,
-            audio_mid,
-            video_mid,
-            audio_pt: pt_of(Codec::Opus),
-            video_pt: pt_of(want),
-            next_counter: 1,
-            video,
-            audio_seq: rand::random_range(1_000..30_000),
-            audio_ts_base: rand::random(),
-            start: None,
-            next_frame: 0,
-            next_audio: 0,
-            paused: false,
-        }
-    }
-
-    /// Empty per-layer figures for a simulcast publisher (none otherwise).
-    pub(super) fn layers_sent(&self) -> Vec<LayerSent> {
-        self.video
-            .iter()
-            .filter_map(|v| v.layer.as_ref())
-            .map(|(_, rid)| LayerSent {
-                rid: rid.to_string(),
-                ..Default::default()
-            })
-            .collect()
-    }
-
-    /// A keyframe request for `rid` (`None`: the whole track): the streams
-    /// it names send a keyframe next; returns their layers.
-    fn request_keyframe(&mut self, rid: Option<Rid>) -> Vec<u8> {
-        let mut layers = Vec::new();
-        for v in &mut self.video {
-            let hit = match (&v.layer, rid) {
-                (_, None) => true,
-                (Some((_, mine)), Some(r)) => *mine == r,
-                (None, Some(_)) => false,
-            };
-            if hit {
-                v.force_keyframe = true;
-                if let Some((layer, _)) = v.layer {
-                    layers.push(layer);
-                }
-            }
-        }
-        layers
-    }
-
-    fn frame_due(&self, n: u64) -> Option<Instant> {
-        self.start.map(|s| s + VIDEO_PERIOD * n as u32)
-    }
-
-    fn audio_due(&self, n: u64) -> Option<Instant> {
-        self.start.map(|s| s + AUDIO_PERIOD * n as u32)
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        if self.paused {
-            return None;
-        }
-        match (
-            self.frame_due(self.next_frame),
-            self.audio_due(self.next_audio),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            _ => None,
-        }
-    }
 }
 
 /// One packet to write.

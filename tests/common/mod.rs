@@ -9,6 +9,7 @@
 mod driver;
 pub mod media;
 pub mod peer;
+mod publisher;
 pub mod report;
 pub mod server;
 

@@ -24,7 +24,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::driver::{Cmd, Driver, MediaGen};
+use super::driver::{Cmd, Driver};
+use super::publisher::MediaGen;
 use super::report::PeerReport;
 use super::{HttpReply, Server};
 
