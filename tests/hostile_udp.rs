@@ -426,8 +426,13 @@ async fn a_garbage_flood_does_not_hurt_a_broadcast() {
             let v = &r.subscriber.video;
             println!(
                 "viewer {i}: missing counter ranges {gaps:?} of {from}..{until}; packets {}, \
-                 seq backwards {}, latency max {} us",
-                v.packets, v.seq_backwards, v.latency_max_us
+                 seq backwards {}, latency max {} us, p99 {:?} us, lost {}, freezes {}",
+                v.packets,
+                v.seq_backwards,
+                v.latency_max_us,
+                r.subscriber.checks.latency_us.quantile(0.99),
+                r.subscriber.checks.lost(),
+                r.subscriber.checks.freezes()
             );
             short.push(i);
         }

@@ -10,6 +10,8 @@
 //!   send time, a verifiable filler) every client sends and checks.
 //! - [`peer`]: the one sans-IO client peer setup: a str0m `Rtc` shaped as a browser or
 //!   OBS, its WHIP/WHEP offer, the answer, the negotiated payload types.
+//! - [`recv`]: the receiver's checks: per-stream loss by counter, frames, freezes,
+//!   layer and source switches, first keyframe, one-way latency histograms.
 //! - [`whip`]: the one WHIP/WHEP HTTP client (offer POST, Location, ETag, Link, DELETE).
 //! - [`link`]: a sans-IO network path (bottleneck, queue, loss, delay) for simulations.
 #![forbid(unsafe_code)]
@@ -19,4 +21,5 @@ pub mod codec;
 pub mod link;
 pub mod media;
 pub mod peer;
+pub mod recv;
 pub mod whip;

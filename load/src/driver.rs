@@ -22,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::peer::{Connected, Live, PeerReport, Phase};
 use crate::publisher::{Generator, Packet};
-use crate::stats::{Arrival, RecvStats};
 use switchboard_kit::media::{self, PayloadCodec};
+use switchboard_kit::recv::{Arrival, RecvStats};
 
 /// Most datagrams read in one go before the task looks at its timers again.
 const RECV_BATCH: usize = 64;

@@ -24,15 +24,12 @@
 
 mod cli;
 mod driver;
-mod histogram;
 mod peer;
 mod procstat;
 mod progress;
 mod publisher;
 mod report;
 mod scenario;
-mod slot;
-mod stats;
 mod table;
 mod viewers;
 

@@ -19,8 +19,8 @@ use tokio::net::UdpSocket;
 use crate::cli::VideoCodec;
 use crate::driver::{Ready, Sender};
 use crate::publisher::{Generator, LayerPlan, SentStats};
-use crate::stats::RecvStats;
 use switchboard_kit::media::PayloadCodec;
+use switchboard_kit::recv::RecvStats;
 
 /// What a peer does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

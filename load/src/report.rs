@@ -6,10 +6,10 @@
 use serde::Serialize;
 
 use crate::cli::{Cli, Mapping, Scenario, VideoCodec};
-use crate::histogram::Histogram;
 use crate::peer::{MediaConfig, Role};
 use crate::scenario::{self, RunResult};
 use crate::viewers::{self, pct, us_between, SlotTotals, ViewerEntry};
+use switchboard_kit::recv::Histogram;
 
 /// Most failures listed one by one.
 const MAX_LISTED: usize = 50;

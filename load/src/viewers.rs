@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::histogram::Histogram;
 use crate::scenario::SessionResult;
-use crate::stats::{RecvStats, SlotStats};
+use switchboard_kit::recv::Histogram;
+use switchboard_kit::recv::{RecvStats, SlotStats};
 
 /// Share of `part` in `whole`, percent.
 pub fn pct(part: u64, whole: u64) -> Option<f64> {

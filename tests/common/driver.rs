@@ -20,6 +20,11 @@ use tokio::sync::mpsc;
 use super::media::{self, RecvCodec};
 use super::publisher::{MediaGen, AUDIO_PERIOD, MAX_CATCH_UP, VIDEO_PERIOD};
 use super::report::PeerReport;
+use switchboard_kit::media as kit;
+use switchboard_kit::recv::Arrival;
+
+/// A frame gap above three frame intervals is a freeze in the kit's receiver checks.
+const FREEZE_US: u64 = 3 * 1_000_000 / media::VIDEO_FPS as u64;
 
 pub(super) enum Cmd {
     PauseMedia,
@@ -223,6 +228,16 @@ impl Driver {
                             &mut sub.audio
                         };
                         kind.record(codec, &pkt, now);
+                        if let Ok(parsed) = kit::parse(codec, &pkt.payload) {
+                            let arrival = Arrival {
+                                ts: pkt.header.timestamp,
+                                marker: pkt.header.marker,
+                                len: pkt.payload.len(),
+                                now_us: media::micros_since_epoch(now),
+                            };
+                            let ssrc = *pkt.header.ssrc;
+                            sub.checks.record(ssrc, &parsed, arrival, true, FREEZE_US);
+                        }
                     }
                     None => sub.unknown_pt += 1,
                 }

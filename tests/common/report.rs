@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::rtp::RtpPacket;
 
 use super::media::{self, RecvCodec};
+use switchboard_kit::recv::RecvStats;
 
 /// Per-kind receive figures of a subscriber.
 #[derive(Clone, Debug, Default)]
@@ -218,6 +219,9 @@ pub struct SubscriberReport {
     pub video: KindReport,
     /// Packets with a payload type the subscriber did not offer.
     pub unknown_pt: u64,
+    /// The client kit's receiver checks over the whole session (what the load tool
+    /// measures): loss by counter per stream, frames, freezes, latency percentiles.
+    pub checks: RecvStats,
 }
 
 /// What a publisher sent.

@@ -67,6 +67,11 @@ impl Histogram {
         self.total
     }
 
+    /// No value recorded.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
     /// The value at quantile `q` (0..=1), by nearest rank, as the highest value of its
     /// bucket (never above the largest recorded); `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {

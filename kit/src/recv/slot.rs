@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use switchboard_kit::media::Parsed;
+use crate::media::Parsed;
 
 /// How far back (in counters) a late packet may still fill a gap.
 const REORDER_WINDOW: u64 = 128;

@@ -9,9 +9,13 @@
 
 use std::collections::HashMap;
 
-use crate::histogram::Histogram;
-pub use crate::slot::{Arrival, SlotStats};
-use switchboard_kit::media::{Parsed, AUDIO_STREAM};
+mod histogram;
+mod slot;
+
+pub use histogram::Histogram;
+pub use slot::{Arrival, SlotStats};
+
+use crate::media::{Parsed, AUDIO_STREAM};
 
 /// Everything one viewer measured.
 #[derive(Clone, Debug, Default)]
@@ -157,7 +161,7 @@ impl RecvStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_kit::media::Body;
+    use crate::media::Body;
 
     const SSRC: u32 = 0x1234;
 
