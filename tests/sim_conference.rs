@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use sim::conference::{map_at, Arrival, SlotMap, Tag};
 use sim::link::LinkConfig;
 use sim::media::SINGLE;
-use sim::Sim;
+use sim::{Failures, Sim};
 use switchboard::conference::info::Audience;
 
 const S: Duration = Duration::from_secs(1);
@@ -144,28 +144,6 @@ fn rank(identity: &str, spoken: usize) -> (Option<usize>, Reverse<u64>) {
     let id: u64 = identity[1..].parse().expect("pN");
     let spoke = SPEECHES[..spoken].iter().position(|(s, _)| *s == id);
     (spoke, Reverse(id))
-}
-
-/// Collects failed checks so that one run reports all of them (and every figure).
-#[derive(Default)]
-struct Failures(Vec<String>);
-
-impl Failures {
-    fn check(&mut self, ok: bool, what: String) {
-        if !ok {
-            println!("FAILED: {what}");
-            self.0.push(what);
-        }
-    }
-
-    fn finish(self) {
-        assert!(
-            self.0.is_empty(),
-            "{} failed checks:\n{}",
-            self.0.len(),
-            self.0.join("\n")
-        );
-    }
 }
 
 #[test]

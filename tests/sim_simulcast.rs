@@ -17,7 +17,7 @@ use sim::link::{Fate, LinkConfig, LinkStats};
 use sim::media::SIMULCAST;
 use sim::peer::Traffic;
 use sim::video::Video;
-use sim::{check_intact, secs, trace, Sim};
+use sim::{check_intact, secs, trace, Failures, Sim};
 
 const S: Duration = Duration::from_secs(1);
 /// One-way delay of every link.
@@ -159,23 +159,6 @@ fn media_drops(sim: &Sim, peer: usize, from: Instant, to: Instant) -> (usize, us
         .collect();
     let dropped = media.iter().filter(|x| x.fate == Fate::TailDropped).count();
     (dropped, media.len())
-}
-
-/// Collects failed checks so that one run reports all of them (and every figure).
-#[derive(Default)]
-struct Failures(Vec<String>);
-
-impl Failures {
-    fn check(&mut self, ok: bool, what: String) {
-        if !ok {
-            println!("FAILED: {what}");
-            self.0.push(what);
-        }
-    }
-
-    fn finish(self) {
-        assert!(self.0.is_empty(), "{}", self.0.join("\n"));
-    }
 }
 
 /// Everything a run produced that must replay identically, times relative to the start:

@@ -8,6 +8,7 @@
 //!   Opus), and the receiver's reading of it.
 //! - [`media`]: the one synthetic media format (codec header, a body with counter and
 //!   send time, a verifiable filler) every client sends and checks.
+//! - [`clock`]: a publisher's media clock (frames due on a fixed grid, catch-up bounded).
 //! - [`peer`]: the one sans-IO client peer setup: a str0m `Rtc` shaped as a browser or
 //!   OBS, its WHIP/WHEP offer, the answer, the negotiated payload types.
 //! - [`recv`]: the receiver's checks: per-stream loss by counter, frames, freezes,
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod codec;
 pub mod link;
 pub mod media;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
 
+use switchboard_kit::clock::Ticker;
 use switchboard_kit::codec::Vp8Descriptor;
 use switchboard_kit::media::{self, Body, FrameSpec, PayloadCodec, AUDIO_STREAM};
 
@@ -107,9 +108,10 @@ pub struct Generator {
     audio_seq: u64,
     audio_ts_base: u32,
     audio_counter: u64,
-    next_frame: u64,
-    next_audio: u64,
-    start: Option<Instant>,
+    /// Video frames: one per frame period.
+    frames: Ticker,
+    /// Audio packets: one per Opus packet time.
+    audio: Ticker,
     stopped: bool,
     epoch: Instant,
     /// Publisher id written into every payload.
@@ -161,9 +163,8 @@ impl Generator {
             audio_seq: rand::random_range(1_000..30_000),
             audio_ts_base: rand::random(),
             audio_counter: 1,
-            next_frame: 0,
-            next_audio: 0,
-            start: None,
+            frames: Ticker::new(Duration::from_secs(1) / fps.max(1)),
+            audio: Ticker::new(Duration::from_millis(u64::from(OPUS_PTIME_MS))),
             stopped: false,
             epoch,
             publisher,
@@ -182,7 +183,8 @@ impl Generator {
 
     /// Start the media clock (at the connection); later calls do nothing.
     pub fn start(&mut self, now: Instant) {
-        self.start.get_or_insert(now);
+        self.frames.start(now);
+        self.audio.start(now);
     }
 
     /// Stop producing media for good.
@@ -200,48 +202,27 @@ impl Generator {
         }
     }
 
-    fn frame_period(&self) -> Duration {
-        Duration::from_secs(1) / self.fps
-    }
-
-    fn audio_period() -> Duration {
-        Duration::from_millis(u64::from(OPUS_PTIME_MS))
-    }
-
     /// When the next packet is due, if the clock runs.
     pub fn next_due(&self) -> Option<Instant> {
-        let start = self.start.filter(|_| !self.stopped)?;
-        let video = start + self.frame_period() * self.next_frame as u32;
-        let audio = start + Self::audio_period() * self.next_audio as u32;
-        Some(video.min(audio))
+        if self.stopped {
+            return None;
+        }
+        Some(self.frames.next_due()?.min(self.audio.next_due()?))
     }
 
     /// Every packet due by `now`, video frames first.
     pub fn poll_due(&mut self, now: Instant) -> Vec<Packet> {
         let mut out = Vec::new();
-        let Some(start) = self.start.filter(|_| !self.stopped) else {
+        if self.stopped {
             return out;
-        };
-        let elapsed = now.saturating_duration_since(start);
-        let due = (elapsed.as_nanos() / self.frame_period().as_nanos()) as u64;
-        if due >= self.next_frame + MAX_CATCH_UP {
-            self.next_frame = due + 1 - MAX_CATCH_UP;
         }
-        while self.next_frame <= due {
-            let n = self.next_frame;
-            self.next_frame += 1;
-            let wallclock = start + self.frame_period() * n as u32;
+        for n in self.frames.due(now, MAX_CATCH_UP) {
+            let wallclock = self.frames.at(n).unwrap_or(now);
             for layer in 0..self.video.len() {
                 self.frame(layer, n, wallclock, now, &mut out);
             }
         }
-        let due = (elapsed.as_nanos() / Self::audio_period().as_nanos()) as u64;
-        if due >= self.next_audio + MAX_CATCH_UP {
-            self.next_audio = due + 1 - MAX_CATCH_UP;
-        }
-        while self.next_audio <= due {
-            let n = self.next_audio;
-            self.next_audio += 1;
+        for n in self.audio.due(now, MAX_CATCH_UP) {
             let counter = self.audio_counter;
             self.audio_counter += 1;
             let seq = self.audio_seq;
@@ -263,7 +244,7 @@ impl Generator {
                 ts: self
                     .audio_ts_base
                     .wrapping_add((n as u32).wrapping_mul(samples)),
-                wallclock: start + Self::audio_period() * n as u32,
+                wallclock: self.audio.at(n).unwrap_or(now),
                 marker: n == 0,
                 payload,
             });

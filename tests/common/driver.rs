@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::{self, RecvCodec};
-use super::publisher::{MediaGen, AUDIO_PERIOD, MAX_CATCH_UP, VIDEO_PERIOD};
+use super::publisher::{MediaGen, MAX_CATCH_UP};
 use super::report::PeerReport;
 use switchboard_kit::media as kit;
 use switchboard_kit::recv::Arrival;
@@ -190,9 +190,7 @@ impl Driver {
             Event::Connected => {
                 self.shared.lock().unwrap().connected_at = Some(now);
                 if let Some(g) = self.gen.as_mut() {
-                    if g.start.is_none() {
-                        g.start = Some(now);
-                    }
+                    g.start(now);
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -254,23 +252,15 @@ impl Driver {
         let Some(gen) = self.gen.as_mut() else {
             return Ok(());
         };
-        if gen.paused || gen.start.is_none() {
+        if gen.paused || gen.frames.started().is_none() {
             return Ok(());
         }
         let mut writes = Vec::new();
         let send_us = media::micros_since_epoch(now);
 
         // Video frames.
-        let start = gen.start.unwrap();
-        let due_frames = now.saturating_duration_since(start).as_nanos() / VIDEO_PERIOD.as_nanos();
-        let due_frames = due_frames as u64;
-        if due_frames >= gen.next_frame + MAX_CATCH_UP {
-            gen.next_frame = due_frames + 1 - MAX_CATCH_UP;
-        }
-        while gen.next_frame <= due_frames {
-            let n = gen.next_frame;
-            gen.next_frame += 1;
-            let wallclock = gen.frame_due(n).unwrap();
+        for n in gen.frames.due(now, MAX_CATCH_UP) {
+            let wallclock = gen.frames.at(n).unwrap_or(now);
             let codec = gen.codec;
             let mut any_keyframe = false;
             let mut keyframes = 0;
@@ -342,14 +332,7 @@ impl Driver {
         }
 
         // Audio packets.
-        let due_audio =
-            (now.saturating_duration_since(start).as_nanos() / AUDIO_PERIOD.as_nanos()) as u64;
-        if due_audio >= gen.next_audio + MAX_CATCH_UP {
-            gen.next_audio = due_audio + 1 - MAX_CATCH_UP;
-        }
-        while gen.next_audio <= due_audio {
-            let n = gen.next_audio;
-            gen.next_audio += 1;
+        for n in gen.audio.due(now, MAX_CATCH_UP) {
             let counter = gen.next_counter;
             gen.next_counter += 1;
             let seq = gen.audio_seq;
@@ -361,7 +344,7 @@ impl Driver {
                 pt: gen.audio_pt,
                 seq,
                 ts: gen.audio_ts_base.wrapping_add((n * samples as u64) as u32),
-                wallclock: gen.audio_due(n).unwrap(),
+                wallclock: gen.audio.at(n).unwrap_or(now),
                 payload: media::opus_packet(counter, send_us),
                 marker: n == 0,
                 nackable: false,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt, Rid};
 use str0m::Rtc;
+use switchboard_kit::clock::Ticker;
 
 use super::media::{self, VideoCodec};
 use super::peer::PublisherKind;
@@ -63,10 +64,10 @@ pub(super) struct MediaGen {
     pub(super) video: Vec<VideoStream>,
     pub(super) audio_seq: u64,
     pub(super) audio_ts_base: u32,
-    /// Set at `Event::Connected`.
-    pub(super) start: Option<Instant>,
-    pub(super) next_frame: u64,
-    pub(super) next_audio: u64,
+    /// Video frames; started at `Event::Connected`.
+    pub(super) frames: Ticker,
+    /// Audio packets; started with the frames.
+    pub(super) audio: Ticker,
     pub(super) paused: bool,
 }
 
@@ -111,9 +112,8 @@ impl MediaGen {
             video,
             audio_seq: rand::random_range(1_000..30_000),
             audio_ts_base: rand::random(),
-            start: None,
-            next_frame: 0,
-            next_audio: 0,
+            frames: Ticker::new(VIDEO_PERIOD),
+            audio: Ticker::new(AUDIO_PERIOD),
             paused: false,
         }
     }
@@ -150,24 +150,16 @@ impl MediaGen {
         layers
     }
 
-    pub(super) fn frame_due(&self, n: u64) -> Option<Instant> {
-        self.start.map(|s| s + VIDEO_PERIOD * n as u32)
-    }
-
-    pub(super) fn audio_due(&self, n: u64) -> Option<Instant> {
-        self.start.map(|s| s + AUDIO_PERIOD * n as u32)
+    /// Start the media clocks at `now` (once).
+    pub(super) fn start(&mut self, now: Instant) {
+        self.frames.start(now);
+        self.audio.start(now);
     }
 
     pub(super) fn next_due(&self) -> Option<Instant> {
         if self.paused {
             return None;
         }
-        match (
-            self.frame_due(self.next_frame),
-            self.audio_due(self.next_audio),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            _ => None,
-        }
+        Some(self.frames.next_due()?.min(self.audio.next_due()?))
     }
 }

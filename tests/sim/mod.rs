@@ -521,3 +521,27 @@ pub fn join_options(name: &str) -> switchboard::conference::info::JoinOptions {
         ..Default::default()
     }
 }
+
+/// Collects failed checks so that one run reports all of them (and every figure).
+#[derive(Default)]
+pub struct Failures(pub Vec<String>);
+
+impl Failures {
+    /// Record `what` as failed unless `ok`.
+    pub fn check(&mut self, ok: bool, what: String) {
+        if !ok {
+            println!("FAILED: {what}");
+            self.0.push(what);
+        }
+    }
+
+    /// Fail the test if any check failed, listing them all.
+    pub fn finish(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} failed checks:\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
+}

@@ -18,6 +18,7 @@ use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Event, Input, Output, Rtc};
+use switchboard_kit::clock::Ticker;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::conference::Tag;
@@ -75,9 +76,10 @@ struct LayerState {
 pub(super) struct Source {
     audio_pt: Pt,
     video_pt: Pt,
-    start: Instant,
-    frame: u64,
-    audio: u64,
+    /// Video frames, one per [`FRAME_INTERVAL`] from the connection.
+    frames: Ticker,
+    /// Audio packets, one per [`AUDIO_INTERVAL`]; the item number is the packet counter.
+    audio: Ticker,
     layers: Vec<LayerState>,
 }
 
@@ -344,8 +346,7 @@ impl Peer {
 
     fn write_frame(&mut self, now: Instant) {
         let s = self.source.as_mut().expect("source");
-        let frame = s.frame;
-        s.frame += 1;
+        let frame = s.frames.advance();
         let periodic = frame.is_multiple_of(KEYFRAME_EVERY);
         let pt = s.video_pt;
         let ts = 90_000u32.wrapping_add((frame * 3000) as u32);
@@ -384,7 +385,10 @@ impl Peer {
     /// payload no generator made: a subscriber that receives it counts it corrupt).
     pub fn write_raw_video(&mut self, now: Instant, len: usize) {
         let s = self.source.as_mut().expect("a publisher");
-        let (pt, ts) = (s.video_pt, 90_000u32.wrapping_add((s.frame * 3000) as u32));
+        let (pt, ts) = (
+            s.video_pt,
+            90_000u32.wrapping_add((s.frames.next() * 3000) as u32),
+        );
         let l = &mut s.layers[0];
         let (seq, rid) = (1000 + l.packets, l.rid);
         l.packets += 1;
@@ -394,8 +398,7 @@ impl Peer {
 
     fn write_audio(&mut self, now: Instant) {
         let s = self.source.as_mut().expect("source");
-        let counter = s.audio;
-        s.audio += 1;
+        let counter = s.audio.advance();
         let pt = s.audio_pt;
         self.sent.audio_at.push(now);
         let ts = 48_000u32.wrapping_add((counter * 960) as u32);
@@ -547,18 +550,23 @@ impl Peer {
         self.source = Some(Source {
             audio_pt,
             video_pt,
-            start: now,
-            frame: 0,
-            audio: 0,
+            frames: started(FRAME_INTERVAL, now),
+            audio: started(AUDIO_INTERVAL, now),
             layers,
         });
     }
 }
 
+fn started(period: Duration, now: Instant) -> Ticker {
+    let mut t = Ticker::new(period);
+    t.start(now);
+    t
+}
+
 fn video_at(s: &Source) -> Instant {
-    s.start + FRAME_INTERVAL * s.frame as u32
+    s.frames.next_due().expect("started")
 }
 
 fn audio_at(s: &Source) -> Instant {
-    s.start + AUDIO_INTERVAL * s.audio as u32
+    s.audio.next_due().expect("started")
 }
