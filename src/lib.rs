@@ -49,6 +49,7 @@ pub mod metrics;
 pub(crate) mod dtls;
 pub mod net;
 
+pub mod data;
 pub mod forwarder;
 
 pub mod session;

@@ -144,6 +144,19 @@ pub mod names {
     /// Counter: DTLS handshakes that failed (each ends its session), label `cause`
     /// (see `room::session_end::DtlsFailure`).
     pub const DTLS_FAILURES: &str = "switchboard_dtls_failures_total";
+    /// Counter: data channel messages received from participants, label `kind`
+    /// (`reliable` | `unreliable`: the sender's channel).
+    pub const DATA_RECEIVED: &str = "switchboard_data_messages_received_total";
+    /// Counter: data channel messages written to receivers, label `kind` (`reliable` |
+    /// `unreliable`: the receiver's channel).
+    pub const DATA_DELIVERED: &str = "switchboard_data_messages_delivered_total";
+    /// Counter: data channel messages not relayed or not written, label `reason`
+    /// (`too_large`, `binary`, `invalid`, `unknown_recipient`, `rate_limited`,
+    /// `reserved`, `receiver_full`, `receiver_gone`).
+    pub const DATA_DROPPED: &str = "switchboard_data_messages_dropped_total";
+    /// Counter: data channels the server closed, label `reason` (`slow_receiver`,
+    /// `too_many_channels`).
+    pub const DATA_CHANNELS_CLOSED: &str = "switchboard_data_channels_closed_total";
 }
 
 /// Install the Prometheus recorder for this process and describe every metric.
@@ -205,6 +218,22 @@ fn describe() {
     describe_counter!(
         DTLS_FAILURES,
         "DTLS handshakes that failed, by cause; each ends its session."
+    );
+    describe_counter!(
+        DATA_RECEIVED,
+        "Data channel messages received, by the sender's channel kind."
+    );
+    describe_counter!(
+        DATA_DELIVERED,
+        "Data channel messages written to receivers, by the receiver's channel kind."
+    );
+    describe_counter!(
+        DATA_DROPPED,
+        "Data channel messages refused or not written, by reason."
+    );
+    describe_counter!(
+        DATA_CHANNELS_CLOSED,
+        "Data channels the server closed, by reason."
     );
 }
 

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["bwe", "codec"],
     &["metrics"],
     &["dtls", "net"],
-    &["forwarder"],
+    &["data", "forwarder"],
     &["session"],
     &["shard", "conference"],
     &["room"],

@@ -7,7 +7,10 @@
 //! * 1: slot preferences (`api::slot_prefs::Body`), validated (`slot_prefs::split`)
 //!   and applied (`Room::handle_preferences`);
 //! * 2: a mute request (`api::rooms::MuteRequest`), applied (`Room::mute`);
-//! * 3: token claims (`auth::Claims`).
+//! * 3: token claims (`auth::Claims`);
+//! * 4: a data channel message (`data::DataRelay::handle_message`), from one of three
+//!   participants on a topic all of them have open: relayed to the other two or refused
+//!   with one reply, never echoed, never more than that.
 //!
 //! The room is connected in memory ([`super::world`]) and media flows for a moment
 //! before and after the body is applied, so the allocator runs with the new preference.
@@ -29,7 +32,7 @@ pub fn run(data: &[u8]) {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 4 {
+    match selector % 5 {
         0 => {
             let Ok(req) = serde_json::from_slice::<LayerRequest>(body) else {
                 return;
@@ -72,8 +75,62 @@ pub fn run(data: &[u8]) {
             let _ = w.room.mute(now, "peer0", &req.track, req.muted);
             media(&mut w);
         }
-        _ => {
+        3 => {
             let _ = serde_json::from_slice::<Claims>(body);
+        }
+        _ => data_message(body),
+    }
+}
+
+/// A data channel message from participant 1 of 3 on `chat`: either relayed to the two
+/// others, or refused with one error reply to the sender (and never echoed).
+fn data_message(body: &[u8]) {
+    use std::time::Instant;
+    use switchboard::data::{ChannelKey, DataLimits, DataOutput, DataRelay, Relayed};
+    use switchboard::ids::ParticipantId;
+
+    let mut relay = DataRelay::new(DataLimits::default());
+    for (id, who) in [(1, "alice"), (2, "bob"), (3, "carol")] {
+        relay.handle_open(
+            ParticipantId(id),
+            who.into(),
+            who.into(),
+            ChannelKey(0),
+            "chat",
+            true,
+        );
+    }
+    let in_room = |who: &str| ["alice", "bob", "carol"].contains(&who);
+    let got = relay.handle_message(
+        Instant::now(),
+        ParticipantId(1),
+        ChannelKey(0),
+        false,
+        body,
+        in_room,
+    );
+    let mut outputs = Vec::new();
+    while let Some(o) = relay.poll_output() {
+        outputs.push(o);
+    }
+    match got {
+        Relayed::To(n) => {
+            assert!(n <= 2, "{n} receivers of 2 others");
+            assert_eq!(outputs.len(), n);
+            for o in &outputs {
+                let DataOutput::Deliver { to, text, .. } = o else {
+                    panic!("a relayed message closes nothing");
+                };
+                assert_ne!(*to, ParticipantId(1), "echoed to the sender");
+                let v: serde_json::Value = serde_json::from_str(text).expect("relayed JSON parses");
+                assert_eq!(v["from"], "alice");
+            }
+        }
+        Relayed::Refused(_) => {
+            assert_eq!(outputs.len(), 1, "one error reply");
+            assert!(
+                matches!(&outputs[0], DataOutput::Deliver { to, .. } if *to == ParticipantId(1))
+            );
         }
     }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::{Codec, CodecConfig, CodecSpec, FormatParams, PayloadParams};
 use str0m::media::{Direction, Frequency, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, ExtensionMap};
@@ -186,6 +187,34 @@ pub struct OfferSpec {
     /// RFC 8853 send layers of the first video m-line, by RID in offer order (empty:
     /// no simulcast).
     pub simulcast: Vec<String>,
+    /// Data channels opened with the offer (its `m=application`, RFC 8841), in order.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// A data channel of an offer (RFC 8831 §6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// The label (Switchboard's topic).
+    pub label: String,
+    /// Ordered and fully reliable; else unordered without retransmissions
+    /// (`maxRetransmits: 0`), as for cursors and positions.
+    pub reliable: bool,
+}
+
+impl ChannelSpec {
+    /// str0m's configuration of the channel (in-band DCEP).
+    pub fn config(&self) -> ChannelConfig {
+        ChannelConfig {
+            label: self.label.clone(),
+            ordered: self.reliable,
+            reliability: if self.reliable {
+                Reliability::Reliable
+            } else {
+                Reliability::MaxRetransmits { retransmits: 0 }
+            },
+            ..Default::default()
+        }
+    }
 }
 
 impl OfferSpec {
@@ -197,6 +226,7 @@ impl OfferSpec {
             video: 1,
             video_first: false,
             simulcast: Vec::new(),
+            channels: Vec::new(),
         }
     }
 }
@@ -213,6 +243,8 @@ pub struct Offered {
     pub audio_mids: Vec<Mid>,
     /// The video m-lines, in offer order.
     pub video_mids: Vec<Mid>,
+    /// The data channels of [`OfferSpec::channels`], in order.
+    pub channels: Vec<ChannelId>,
 }
 
 /// Build the `Rtc` for `config` with the UDP host candidate `local` and make the offer
@@ -224,7 +256,7 @@ pub fn offer(
     local: SocketAddr,
     now: Instant,
 ) -> Result<Offered, String> {
-    if spec.audio == 0 && spec.video == 0 {
+    if spec.audio == 0 && spec.video == 0 && spec.channels.is_empty() {
         return Err("an offer needs at least one m-line".into());
     }
     let mut rtc = config.rtc_config().build(now);
@@ -260,6 +292,11 @@ pub fn offer(
             mids.push(api.add_media(kind, dir, None, None, sim));
         }
     }
+    let channels = spec
+        .channels
+        .iter()
+        .map(|c| api.add_channel_with_config(c.config()))
+        .collect();
     let (offer, pending) = api.apply().ok_or("str0m made no offer")?;
     let mut sdp = offer.to_sdp_string();
     if config.shape == Shape::Obs {
@@ -271,6 +308,7 @@ pub fn offer(
         pending,
         audio_mids,
         video_mids,
+        channels,
     })
 }
 

@@ -29,6 +29,7 @@ fn a_viewer_offer_has_one_recvonly_mline_per_slot_audio_first() {
         video: 4,
         video_first: false,
         simulcast: Vec::new(),
+        channels: Vec::new(),
     };
     let cfg = ClientConfig::browser(VideoCodecs::Both);
     let made = offer(&cfg, &spec, local(), Instant::now()).unwrap();
@@ -142,4 +143,35 @@ fn video_first_puts_the_video_mlines_first() {
     let made = offer(&cfg, &spec, local(), Instant::now()).unwrap();
     let kinds: Vec<String> = mlines(&made.sdp).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["video", "video", "audio"]);
+}
+
+#[test]
+fn data_channels_make_an_application_mline_even_without_media() {
+    let spec = OfferSpec {
+        audio: 0,
+        video: 0,
+        channels: vec![
+            ChannelSpec {
+                label: "chat".into(),
+                reliable: true,
+            },
+            ChannelSpec {
+                label: "pos".into(),
+                reliable: false,
+            },
+        ],
+        ..OfferSpec::one_each(Direction::RecvOnly)
+    };
+    let cfg = ClientConfig::browser(VideoCodecs::Vp8);
+    let made = offer(&cfg, &spec, local(), Instant::now()).unwrap();
+    let kinds: Vec<String> = mlines(&made.sdp).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["application"]);
+    assert!(made.sdp.contains("webrtc-datachannel"), "{}", made.sdp);
+    assert_eq!(made.channels.len(), 2);
+    let pos = spec.channels[1].config();
+    assert!(!pos.ordered);
+    assert_eq!(
+        pos.reliability,
+        Reliability::MaxRetransmits { retransmits: 0 }
+    );
 }

@@ -5,6 +5,7 @@
 //! touches media.
 
 pub(crate) mod admission;
+pub(crate) mod data;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod limits;
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::routes())
         .merge(events::routes())
         .merge(rooms::routes())
+        .merge(data::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
         .merge(proxy::routes())

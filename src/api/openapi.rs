@@ -73,6 +73,7 @@ reaches another node's."
         super::rooms::close,
         super::rooms::remove,
         super::rooms::mute,
+        super::data::send,
         doc_only::whip_post,
         doc_only::whip_options,
         doc_only::whip_delete,

@@ -125,6 +125,26 @@ fn participant_path(
     Ok((room, identity))
 }
 
+/// The checks of a room API POST with a JSON body: the `admin` grant for `room` (401,
+/// 403), `Content-Type: application/json` (415 with `Accept-Post`), and the body of at
+/// most `limit` bytes (413).
+pub(super) async fn admin_json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: &str,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    authorize(state, headers, room, Action::Admin)?;
+    if !has_content_type(headers, JSON) {
+        return Err(ApiError::UnsupportedMediaType {
+            header: "accept-post",
+            accept: JSON,
+        });
+    }
+    super::limits::read_body(body, limit, "JSON").await
+}
+
 fn no_room(room: &str) -> ApiError {
     ApiError::NotFound(format!("no room {room:?} is live on this node"))
 }
@@ -324,14 +344,7 @@ async fn mute(
     identity: &str,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    authorize(state, headers, room, Action::Admin)?;
-    if !has_content_type(headers, JSON) {
-        return Err(ApiError::UnsupportedMediaType {
-            header: "accept-post",
-            accept: JSON,
-        });
-    }
-    let body = super::limits::read_body(body, super::limits::MAX_JSON_BODY, "JSON").await?;
+    let body = admin_json_body(state, headers, room, body, super::limits::MAX_JSON_BODY).await?;
     let req: MuteRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "invalid mute request: {e} (expected {{\"track\": \"camera-audio\", \"muted\": true}})"

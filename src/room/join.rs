@@ -39,6 +39,8 @@ impl Room {
         };
         let placement = match kind {
             SessionKind::Publisher => Placement::Home,
+            // Data channels are relayed by the room: their sessions stay in it.
+            SessionKind::Subscriber if signaling::has_data(&lines) => Placement::Home,
             SessionKind::Subscriber => self.shards.place(self.home_subscribers()),
         };
         let (rtc, ufrag, answer) = self.accept(now, kind, placement, &video, offer)?;
@@ -116,7 +118,7 @@ impl Room {
     ) -> Vec<(Mid, MediaKind)> {
         let mids: Vec<(Mid, Vec<Rid>)> = lines
             .iter()
-            .filter(|l| l.kind != LineKind::Other && !l.port_zero)
+            .filter(|l| l.is_media() && !l.port_zero)
             .filter_map(|l| {
                 let rids = l.rids.iter().map(|r| Rid::from(r.as_str())).collect();
                 l.mid.as_deref().map(|m| (Mid::from(m), rids))

@@ -11,6 +11,7 @@
 //! [`signaling`] and [`offer_limits`] (SDP), [`ledger`] (each session's gauges).
 
 pub(crate) mod admin;
+mod data;
 mod join;
 pub(crate) mod ledger;
 pub mod offer_limits;
@@ -19,6 +20,7 @@ mod sharded;
 pub(crate) mod shards;
 pub mod signaling;
 
+pub use data::ServerMessageError;
 pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};
 
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +34,7 @@ use tracing::info;
 
 use crate::conference::info::{Audience, JoinOptions, RoomEvent};
 use crate::conference::Conference;
+use crate::data::{DataLimits, DataMeters, DataRelay};
 use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
 use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp};
 use crate::ids::{ParticipantId, SessionId, SessionKind, TrackRef};
@@ -127,6 +130,9 @@ pub struct Room {
     next_id: u64,
     used: bool,
     meters: Meters,
+    /// The data channel relay (see `data.rs`).
+    data: DataRelay,
+    data_meters: DataMeters,
 }
 
 impl Room {
@@ -157,6 +163,8 @@ impl Room {
             next_id: 1,
             used: false,
             meters,
+            data: DataRelay::new(DataLimits::default()),
+            data_meters: DataMeters::new(),
         }
     }
 
@@ -332,7 +340,7 @@ impl Room {
                 self.home.flush(now);
                 continue;
             }
-            if !self.reap(now) {
+            if !self.reap(now) && !self.collect_events(now) {
                 break;
             }
         }
@@ -391,6 +399,9 @@ impl Room {
                     self.forwarder
                         .handle_keyframe_request(now, id, mid, kind, &mut self.commands);
                 }
+                e @ (ParticipantEvent::ChannelOpen { .. }
+                | ParticipantEvent::ChannelData { .. }
+                | ParticipantEvent::ChannelClose { .. }) => self.on_channel_event(now, id, e),
             }
         }
     }
@@ -457,6 +468,7 @@ impl Room {
             self.pending.remove(&id);
             self.conference.remove(&self.forwarder, id);
             self.forwarder.remove_participant(id);
+            self.data.remove(id);
             if let Some(ledger) = self.ledgers.remove(&id) {
                 ledger.end(reason.as_str());
             }

@@ -88,9 +88,6 @@ impl Room {
     /// [`RoomOutput::Timeout`] when nothing else is waiting (call again after the next
     /// input). Never blocks, never reads the clock.
     pub fn poll_output(&mut self) -> RoomOutput {
-        if self.events.is_empty() {
-            self.events = self.conference.take_events().into();
-        }
         if let Some((audience, event)) = self.events.pop_front() {
             return RoomOutput::Event(audience, event);
         }

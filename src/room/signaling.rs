@@ -22,7 +22,9 @@ pub enum LineKind {
     Audio,
     /// `m=video`
     Video,
-    /// `m=application` (data channels) or anything else: ignored.
+    /// `m=application`: data channels (RFC 8841 SCTP over DTLS), relayed by topic.
+    Application,
+    /// Anything else: ignored.
     Other,
 }
 
@@ -61,6 +63,20 @@ pub struct OfferLine {
     pub port_zero: bool,
 }
 
+impl OfferLine {
+    /// An audio or video m-line.
+    pub fn is_media(&self) -> bool {
+        matches!(self.kind, LineKind::Audio | LineKind::Video)
+    }
+}
+
+/// Whether the offer has a live `m=application` line (data channels).
+pub fn has_data(lines: &[OfferLine]) -> bool {
+    lines
+        .iter()
+        .any(|l| l.kind == LineKind::Application && !l.port_zero)
+}
+
 /// Read the m-lines of an SDP offer. Lenient: only what validation needs.
 pub fn inspect_offer(sdp: &str) -> Vec<OfferLine> {
     let mut lines: Vec<OfferLine> = Vec::new();
@@ -73,6 +89,7 @@ pub fn inspect_offer(sdp: &str) -> Vec<OfferLine> {
             let kind = match parts.next() {
                 Some("audio") => LineKind::Audio,
                 Some("video") => LineKind::Video,
+                Some("application") => LineKind::Application,
                 _ => LineKind::Other,
             };
             let port_zero = parts.next() == Some("0");
@@ -171,8 +188,12 @@ fn codec_list(codecs: &[Codec]) -> String {
 pub fn validate(kind: SessionKind, lines: &[OfferLine]) -> Result<(), JoinError> {
     let media: Vec<&OfferLine> = lines
         .iter()
-        .filter(|l| l.kind != LineKind::Other && !l.port_zero)
+        .filter(|l| l.is_media() && !l.port_zero)
         .collect();
+    if media.is_empty() && kind == SessionKind::Subscriber && has_data(lines) {
+        // A WHEP session for data channels only.
+        return Ok(());
+    }
     if media.is_empty() {
         return Err(JoinError::Unacceptable(
             "the offer has no audio or video m-line".into(),

@@ -112,6 +112,18 @@ pub enum Command {
         /// `true` if the track exists.
         reply: oneshot::Sender<bool>,
     },
+    /// Room API: a server message on the room's data channels. Replies how many
+    /// receivers got it, or why it was refused.
+    Data {
+        /// The topic (channel label).
+        topic: String,
+        /// Any JSON value.
+        data: Box<serde_json::value::RawValue>,
+        /// Only these identities.
+        to: Option<Vec<String>>,
+        /// Receivers, or the refusal.
+        reply: oneshot::Sender<Result<usize, crate::room::ServerMessageError>>,
+    },
     /// Room API: end every session. Replies how many ended.
     Close {
         /// Sessions ended.

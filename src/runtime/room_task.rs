@@ -223,6 +223,15 @@ fn handle_command(
         Command::Close { reply } => {
             let _ = reply.send(room.close_all(now));
         }
+        Command::Data {
+            topic,
+            data,
+            to,
+            reply,
+        } => {
+            let to: Option<Vec<&str>> = to.as_ref().map(|t| t.iter().map(String::as_str).collect());
+            let _ = reply.send(room.handle_server_message(now, &topic, &data, to.as_deref()));
+        }
         Command::Leave { session, reply } => {
             let _ = reply.send(room.handle_leave(now, &session));
         }

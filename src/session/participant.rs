@@ -32,11 +32,13 @@ use tracing::{debug, info};
 
 use crate::bwe::loss::LossEstimator;
 use crate::bwe::meter::BitrateMeter;
+use crate::data::ChannelKey;
 use crate::forwarder::ForwardRtp;
 
 use crate::ids::{ParticipantId, SessionId, SessionKind};
 use crate::net::Datagram;
 
+mod channels;
 mod events;
 
 /// How long a new session may take to connect (ICE + DTLS) before it is dropped: the
@@ -85,6 +87,29 @@ pub enum ParticipantEvent {
         mid: Mid,
         /// PLI or FIR.
         kind: KeyframeRequestKind,
+    },
+    /// A data channel opened (RFC 8832 DCEP, or negotiated out of band).
+    ChannelOpen {
+        /// Its SCTP stream id.
+        channel: ChannelKey,
+        /// Its label: the topic.
+        label: String,
+        /// Ordered, without a retransmit or lifetime limit (RFC 8831 §6.1).
+        reliable: bool,
+    },
+    /// A message on a data channel (at most str0m's SCTP message size).
+    ChannelData {
+        /// The channel.
+        channel: ChannelKey,
+        /// Sent as binary (else as text).
+        binary: bool,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// A data channel closed.
+    ChannelClose {
+        /// The channel.
+        channel: ChannelKey,
     },
 }
 
@@ -147,6 +172,9 @@ pub struct Participant {
     probe_bps: u64,
     /// RTP was queued by [`Participant::queue_rtp`] and not yet flushed.
     unflushed: bool,
+    /// Open data channels: str0m's id → SCTP stream id (str0m forgets the mapping
+    /// before its close event). At most [`channels::MAX_TRACKED`].
+    channels: HashMap<str0m::channel::ChannelId, ChannelKey>,
 }
 
 /// How long a subscriber's sent packets stay available for retransmission.
@@ -199,6 +227,7 @@ impl Participant {
             last_write: now,
             probe_bps: 0,
             unflushed: false,
+            channels: HashMap::new(),
         };
         p.drain(out);
         p

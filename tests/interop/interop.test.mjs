@@ -329,6 +329,18 @@ test('aiortc publishes H.264, GStreamer webrtcbin plays', { timeout: 90_000 }, (
   runCase('aiortc H.264 -> GStreamer', 'h264', aiortcPublish('h264'),
     (room) => pyPlay('gstreamer', room, { seconds: SECONDS, codec: 'h264' })));
 
+test('four aiortc participants chat over data channels (reliable and unreliable topics)', { timeout: 90_000 }, async () => {
+  const room = `interop${++roomSeq}`;
+  const rec = { name: 'aiortc data channels (4 participants)', room, codec: null, passed: false };
+  results.push(rec);
+  const c = new PyClient('aiortc data', 'aiortc_data.py', [`${server.base}/whep/${room}`, '--people', '4', '--messages', '20']);
+  const { result } = await c.done;
+  assert.ok(result, `aiortc data printed no result\n${c.tail()}`);
+  assert.ok(!result.error, `aiortc data: ${result.error}\n${JSON.stringify(result.problems ?? [])}\n${c.tail()}\nserver:\n${server.logTail(20)}`);
+  assert.deepEqual(result.chat_received, [61, 61, 61, 61], 'chat messages per participant');
+  rec.passed = true;
+});
+
 test('Firefox ESR publishes, Firefox ESR plays', { timeout: 120_000 }, () =>
   runCase('Firefox -> Firefox', 'vp8', pagePublish(firefoxPage), pagePlay(firefoxPage)));
 

@@ -17,8 +17,8 @@ use switchboard::conference::info::{Audience, RoomEvent};
 use switchboard::ids::{ParticipantId, SessionKind};
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
-use super::link::{Link, LinkConfig};
-use super::peer::{Peer, Received, Role, Sent};
+use super::link::LinkConfig;
+use super::peer::Peer;
 use super::Sim;
 
 /// Bits of a payload counter below the publisher id (see [`Tag::counter`]).
@@ -191,25 +191,7 @@ impl Peer {
         let first = |mids: &[Mid]| mids.first().copied().or(any).expect("a slot");
         let (audio_mid, video_mid) = (first(&made.audio_mids), first(&made.video_mids));
         let (rtc, offer, pending) = (made.rtc, made.sdp, made.pending);
-        let peer = Peer {
-            name: name.to_owned(),
-            role: Role::Subscriber,
-            addr,
-            uplink: Link::new(links.0),
-            downlink: Link::new(links.1),
-            joined_at: now,
-            connected_at: None,
-            sent: Sent::default(),
-            received: Received::default(),
-            gone: false,
-            tag: Tag::default(),
-            rtc,
-            timeout: now,
-            audio_mid,
-            video_mid,
-            layers: Vec::new(),
-            source: None,
-        };
+        let peer = Peer::receiver(now, name, addr, links, rtc, (audio_mid, video_mid));
         (peer, offer, pending)
     }
 

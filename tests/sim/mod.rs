@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod conference;
+pub mod data;
 pub use switchboard_kit::link;
 pub mod media;
 pub mod peer;
@@ -224,7 +225,7 @@ impl Sim {
     }
 
     /// The address of the next peer to join: 10.0.0.(2 + index):5000.
-    fn next_addr(&self) -> SocketAddr {
+    pub(crate) fn next_addr(&self) -> SocketAddr {
         let index = self.peers.len();
         format!("10.0.0.{}:5000", index + 2).parse().expect("addr")
     }
@@ -232,7 +233,7 @@ impl Sim {
     /// Post `peer`'s offer as a `kind` session of the identity of its name and apply the
     /// answer (a WHEP session may go to a subscriber shard, started first if the room
     /// wants one). Returns its index in [`Sim::peers`].
-    fn admit(
+    pub(crate) fn admit(
         &mut self,
         kind: SessionKind,
         peer: Peer,

@@ -22,6 +22,7 @@ use switchboard_kit::clock::Ticker;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::conference::Tag;
+use super::data::DataLog;
 use super::link::{Link, LinkConfig, Packet, Sample};
 use super::media::{self, Corrupt, LayerSpec};
 
@@ -164,6 +165,8 @@ pub struct Peer {
     pub(super) video_mid: Mid,
     pub(super) layers: Vec<LayerSpec>,
     pub(super) source: Option<Source>,
+    /// Data channels and what went over them.
+    pub data: DataLog,
 }
 
 impl Peer {
@@ -241,8 +244,41 @@ impl Peer {
             layers,
             source: None,
             tag: Tag::default(),
+            data: DataLog::default(),
         };
         (peer, offer, pending)
+    }
+
+    /// A receiving peer around `rtc` (its offer made), at `addr` over `links` (uplink,
+    /// downlink); `mids` are its first audio and video m-lines.
+    pub(super) fn receiver(
+        now: Instant,
+        name: &str,
+        addr: SocketAddr,
+        links: (LinkConfig, LinkConfig),
+        rtc: Rtc,
+        (audio_mid, video_mid): (Mid, Mid),
+    ) -> Peer {
+        Peer {
+            name: name.to_owned(),
+            role: Role::Subscriber,
+            addr,
+            uplink: Link::new(links.0),
+            downlink: Link::new(links.1),
+            joined_at: now,
+            connected_at: None,
+            sent: Sent::default(),
+            received: Received::default(),
+            gone: false,
+            tag: Tag::default(),
+            rtc,
+            timeout: now,
+            audio_mid,
+            video_mid,
+            layers: Vec::new(),
+            source: None,
+            data: DataLog::default(),
+        }
     }
 
     /// Apply the server's answer.
@@ -420,6 +456,11 @@ impl Peer {
         self.drain(now, true);
     }
 
+    /// [`Peer::drain`] after a mutation at `now` that was followed by a timeout input.
+    pub(super) fn drain_now(&mut self, now: Instant) {
+        self.drain(now, true);
+    }
+
     /// Poll the `Rtc` until its next timeout. `after_timeout`: the mutation was a
     /// `Timeout(now)`; a deadline not after `now` is then pushed 1 ms on so that a
     /// deadline str0m keeps at `now` cannot stall virtual time.
@@ -514,7 +555,7 @@ impl Peer {
                     Err(c) => self.received.corrupt.push(c),
                 }
             }
-            _ => {}
+            e => self.on_channel_event(now, e),
         }
     }
 

@@ -103,6 +103,9 @@ impl Participant {
                     kind: req.kind,
                 },
             )),
+            Event::ChannelOpen(id, label) => self.on_channel_open(id, label, out),
+            Event::ChannelData(d) => self.on_channel_data(d.id, d.binary, d.data, out),
+            Event::ChannelClose(id) => self.on_channel_close(id, out),
             _ => {}
         }
     }
