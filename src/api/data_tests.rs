@@ -24,6 +24,11 @@ fn app() -> Router {
 }
 
 async fn call(app: &Router, method: &str, uri: &str, ct: &str, body: String) -> (u16, Value) {
+    let (status, text) = call_text(app, method, uri, ct, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn call_text(app: &Router, method: &str, uri: &str, ct: &str, body: String) -> (u16, String) {
     let r = Request::builder()
         .method(method)
         .uri(uri)
@@ -33,10 +38,7 @@ async fn call(app: &Router, method: &str, uri: &str, ct: &str, body: String) -> 
     let res = app.clone().oneshot(r).await.expect("infallible");
     let status = res.status().as_u16();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A WHEP offer with data channels only (a str0m client's `m=application`).

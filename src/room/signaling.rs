@@ -273,6 +273,10 @@ pub fn publisher_video_codec(lines: &[OfferLine]) -> Option<Codec> {
         .find(|c| VIDEO_CODECS.contains(c))
 }
 
+/// The largest data channel message SCTP accepts, in bytes: the answer's
+/// `a=max-message-size` (RFC 8841 §6).
+pub const SCTP_MAX_MESSAGE: u32 = 64 * 1024;
+
 /// Build the `Rtc` for a session.
 ///
 /// * RTP mode (we forward packets, never frames), ICE-lite (the server only answers
@@ -300,6 +304,9 @@ pub fn build_rtc(
         // OpenSSL's DTLS: RSA client certificates (GStreamer) as well as ECDSA.
         .set_crypto_provider(crate::dtls::crypto_provider())
         .set_local_ice_credentials(creds)
+        // a=max-message-size (RFC 8841 §6): clients do not send larger data channel
+        // messages, and SCTP reassembles none larger; the relay's own limit is lower.
+        .set_sctp_max_message_size(SCTP_MAX_MESSAGE)
         .clear_codecs()
         .enable_opus(true, false);
     for c in video {
