@@ -196,3 +196,41 @@ fn chat_is_reliable_for_everyone_and_a_slow_receiver_loses_only_its_own_position
         failures.join("\n")
     );
 }
+
+/// A session that opens a channel labelled `_events` gets the room's events on it (the
+/// SSE stream's, wrapped), and a message it sends there is refused with an error reply.
+#[test]
+fn the_events_topic_carries_room_events_and_refuses_messages() {
+    let mut sim = Sim::new();
+    let watcher = sim.join_data("watcher", &[("_events", true)], link(), link());
+    sim.run_until_connected(watcher, sim.now + 5 * S);
+    let open = |sim: &Sim| sim.peers[watcher].data.open.len() == 1;
+    assert!(sim.run_until_or(sim.now + 5 * S, open), "_events not open");
+    let other = sim.join_data("other", &[("chat", true)], link(), link());
+    sim.run_until_connected(other, sim.now + 5 * S);
+    sim.run_until(sim.now + S);
+    let events: Vec<&serde_json::Value> = sim.peers[watcher]
+        .data
+        .on("_events")
+        .map(|m| &m.json)
+        .collect();
+    let joined = events.iter().find(|e| {
+        e["data"]["event"] == "participant-joined" && e["data"]["data"]["identity"] == "other"
+    });
+    assert!(
+        joined.is_some(),
+        "no participant-joined for other: {events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["from"] == "server" && e["topic"] == "_events"));
+    let now = sim.now;
+    assert!(sim.peers[watcher].send_data(now, "_events", r#"{"data": 1}"#));
+    sim.run_until(sim.now + S);
+    let reply = sim.peers[watcher]
+        .data
+        .on("_events")
+        .last()
+        .map(|m| m.json.clone());
+    assert_eq!(reply.map(|r| r["error"].clone()), Some("reserved".into()));
+}
