@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the pieces around forwarding: the demux of one datagram to its
 //! room (RTP by learned source address, among many sessions), the per-subscriber allocator
-//! (one reallocation with several tracks), and the VP8 descriptor rewriter.
+//! (one reallocation with several tracks), the VP8 descriptor rewriter, and the data
+//! channel relay (one chat message validated, re-serialized and fanned out to N others).
 //!
 //! `cargo bench --bench core`. Figures go in the issue notes, never in tests.
 
@@ -129,5 +130,47 @@ fn vp8_rewriter(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, demux, allocator, vp8_rewriter);
+fn data_relay(c: &mut Criterion) {
+    use switchboard::data::{ChannelKey, DataLimits, DataRelay};
+    use switchboard::ids::ParticipantId;
+
+    let mut group = c.benchmark_group("relay_message");
+    let msg = br#"{"data": {"text": "a chat line of about sixty bytes, as people type them"}}"#;
+    for n in [1usize, 10, 50] {
+        // No rate limit: the benchmark sends far faster than a participant may.
+        let limits = DataLimits {
+            rate: f64::MAX,
+            burst: f64::MAX,
+            ..DataLimits::default()
+        };
+        let mut relay = DataRelay::new(limits);
+        for i in 0..=n as u64 {
+            let who: Arc<str> = format!("p{i}").into();
+            relay.handle_open(
+                ParticipantId(i),
+                who.clone(),
+                who,
+                ChannelKey(0),
+                "chat",
+                true,
+            );
+        }
+        let t0 = Instant::now();
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let got =
+                    relay.handle_message(t0, ParticipantId(0), ChannelKey(0), false, msg, |_| true);
+                let mut outputs = 0;
+                while let Some(o) = relay.poll_output() {
+                    black_box(o);
+                    outputs += 1;
+                }
+                black_box((got, outputs))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, demux, allocator, vp8_rewriter, data_relay);
 criterion_main!(benches);
