@@ -17,6 +17,12 @@
 //!   [`PROBE_WINDOW`], [`PROBE_BACKOFF_MIN`] apart, doubling to [`PROBE_BACKOFF_MAX`]
 //!   while climbs fail, and only toward a step that str0m's probes (at most twice the
 //!   estimate) can reach.
+//! * **Padding ramp**: inside a window the padding target starts a quarter of the way
+//!   from what media sends to the next step, reaches the step after [`PROBE_RAMP`], and
+//!   never exceeds the usable share of the estimate. An estimate can run past the link
+//!   while media is application-limited (nothing verifies it); padding to it at once
+//!   would overfill a shallow bottleneck queue before delay-based detection reacts, and
+//!   the viewer would lose media. A gradual rise lets the queue's growth show first.
 //! * **Desired rate**: what every track's top layer needs, with the allocator's climb
 //!   headroom; raised by a quarter inside a window, which is what makes str0m probe.
 //!
@@ -31,6 +37,9 @@ use super::EstimateKind;
 
 /// A probe window: how long str0m may pad toward the next layer up.
 pub(crate) const PROBE_WINDOW: Duration = Duration::from_secs(2);
+/// How long the padding target takes inside a probe window to rise from a quarter of
+/// the way to the whole way toward the next step (module docs: padding ramp).
+pub(crate) const PROBE_RAMP: Duration = Duration::from_millis(1_500);
 /// First pause between probe windows; doubles while climbs fail, up to
 /// [`PROBE_BACKOFF_MAX`], and resets when a track climbs a rung of its ladder.
 pub(crate) const PROBE_BACKOFF_MIN: Duration = Duration::from_secs(4);
@@ -87,6 +96,8 @@ pub(crate) struct ViewerPolicy {
     allocated: u64,
     /// Padding toward the next layer up is allowed until then (a probe window).
     probe_until: Option<Instant>,
+    /// When the current probe window opened (the padding ramp's start).
+    probe_opened: Option<Instant>,
     /// When the next probe window may open.
     next_probe: Option<Instant>,
     /// Current back-off between probe windows.
@@ -114,6 +125,7 @@ impl ViewerPolicy {
             step_down: StepDownHold::default(),
             allocated: 0,
             probe_until: None,
+            probe_opened: None,
             next_probe: None,
             probe_backoff: PROBE_BACKOFF_MIN,
             probe_from_rungs: 0,
@@ -206,6 +218,7 @@ impl ViewerPolicy {
             && self.probe_until.is_none()
         {
             self.probe_until = Some(now + PROBE_WINDOW);
+            self.probe_opened = Some(now);
             self.probe_from_rungs = sent.rungs;
             window_opened = true;
         }
@@ -219,10 +232,14 @@ impl ViewerPolicy {
         // estimate) only when `desired` rises above the estimate; padding alone is capped
         // by the estimate and cannot raise it. Between windows `desired` returns to the
         // full demand, which keeps str0m's periodic probes in application-limited
-        // periods aimed at it and makes every window's rise a fresh probe.
+        // periods aimed at it and makes every window's rise a fresh probe. The padding
+        // target ramps toward the step (module docs).
         let (minimum, desired) = if self.probe_until.is_some() {
             let raised = desired + desired / 4;
-            (minimum.min(raised), raised)
+            (
+                self.padding(now, sent.allocated, minimum.min(raised)),
+                raised,
+            )
         } else {
             (sent.allocated.min(desired), desired)
         };
@@ -231,6 +248,23 @@ impl ViewerPolicy {
             desired,
             window_opened,
         })
+    }
+
+    /// The padding target inside a probe window, bit/s: from a quarter of the way between
+    /// `allocated` (what media sends) and `goal` at the window's start to `goal` after
+    /// [`PROBE_RAMP`], capped at the usable share of the estimate, never below
+    /// `allocated`.
+    fn padding(&self, now: Instant, allocated: u64, goal: u64) -> u64 {
+        let ramp = PROBE_RAMP.as_millis() as u64;
+        let elapsed = self
+            .probe_opened
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis() as u64);
+        let permille = (250 + 750 * elapsed.min(ramp) / ramp).min(1_000);
+        let ramped = allocated + goal.saturating_sub(allocated) / 1_000 * permille;
+        let cap = self
+            .estimate
+            .map_or(u64::MAX, |(e, _)| e / 100 * USABLE_PERCENT);
+        ramped.min(cap).max(allocated)
     }
 }
 

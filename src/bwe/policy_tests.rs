@@ -189,20 +189,54 @@ fn desired_rate_is_the_full_demand_with_headroom_raised_inside_a_window() {
     assert_eq!(t.desired, full);
     assert_eq!(t.minimum, sent(&demands, &choice).allocated);
     // Inside the first window (opens at PROBE_BACKOFF_MIN): desired up by a quarter,
-    // minimum toward the next step up.
-    let now = t0 + PROBE_BACKOFF_MIN;
-    p.on_estimate(now, 1_200 * K, EstimateKind::Twcc);
-    let (choice, t) = step(&mut p, now, &demands);
+    // minimum a quarter of the way toward the next step up.
+    let opened = t0 + PROBE_BACKOFF_MIN;
+    p.on_estimate(opened, 1_200 * K, EstimateKind::Twcc);
+    let (choice, t) = step(&mut p, opened, &demands);
     let t = t.expect("targets");
     assert!(t.window_opened);
     assert_eq!(t.desired, full + full / 4);
-    let next = sent(&demands, &choice).next_total;
-    assert_eq!(t.minimum, next / USABLE_PERCENT * PROBE_HEADROOM_PERCENT);
+    let sent_now = sent(&demands, &choice);
+    let goal = sent_now.next_total / USABLE_PERCENT * PROBE_HEADROOM_PERCENT;
+    let gap = goal - sent_now.allocated;
+    let cap = 1_200 * K / 100 * USABLE_PERCENT;
+    assert_eq!(t.minimum, sent_now.allocated + gap / 1_000 * 250);
+    // Half-way through the ramp: five eighths of the way, here past the cap.
+    let now = opened + PROBE_RAMP / 2;
+    p.on_estimate(now, 1_200 * K, EstimateKind::Twcc);
+    let t = step(&mut p, now, &demands).1.expect("targets");
+    assert!(sent_now.allocated + gap / 1_000 * 625 > cap);
+    assert_eq!(t.minimum, cap);
+    // At the end of the ramp the step, capped at the usable share of the estimate.
+    let now = opened + PROBE_RAMP;
+    p.on_estimate(now, 1_200 * K, EstimateKind::Twcc);
+    let t = step(&mut p, now, &demands).1.expect("targets");
+    assert_eq!(t.minimum, goal.min(cap));
     // After the window: back to the demand.
-    let now = now + PROBE_WINDOW + S;
+    let now = opened + PROBE_WINDOW + S;
     p.on_estimate(now, 1_200 * K, EstimateKind::Twcc);
     let t = step(&mut p, now, &demands).1.expect("targets");
     assert_eq!(t.desired, full);
+}
+
+#[test]
+fn padding_never_exceeds_the_usable_share_of_an_estimate_past_the_link() {
+    // One video track on its lowest layer, the estimate just enough for the middle one
+    // to be within probe reach: whatever the ramp, padding stays within 90 % of it.
+    let t0 = Instant::now();
+    let mut p = ViewerPolicy::default();
+    let demands = [video(1)];
+    for i in 0..40u32 {
+        let now = t0 + 500 * MS * i;
+        p.on_estimate(now, 450 * K, EstimateKind::Twcc);
+        let (choice, t) = step(&mut p, now, &demands);
+        let t = t.expect("targets");
+        let allocated = sent(&demands, &choice).allocated;
+        assert!(
+            t.minimum <= (450 * K / 100 * USABLE_PERCENT).max(allocated),
+            "{t:?}"
+        );
+    }
 }
 
 #[test]
