@@ -199,6 +199,7 @@ fn chat_is_reliable_for_everyone_and_a_slow_receiver_loses_only_its_own_position
 
 /// A session that opens a channel labelled `_events` gets the room's events on it (the
 /// SSE stream's, wrapped), and a message it sends there is refused with an error reply.
+/// Data-only sessions are not counted as viewers.
 #[test]
 fn the_events_topic_carries_room_events_and_refuses_messages() {
     let mut sim = Sim::new();
@@ -224,6 +225,15 @@ fn the_events_topic_carries_room_events_and_refuses_messages() {
     assert!(events
         .iter()
         .all(|e| e["from"] == "server" && e["topic"] == "_events"));
+    // Data-only sessions are not viewers: no `viewers` event counts them.
+    let viewers: Vec<_> = events
+        .iter()
+        .filter(|e| e["data"]["event"] == "viewers")
+        .collect();
+    assert!(
+        viewers.iter().all(|e| e["data"]["data"]["count"] == 0),
+        "{viewers:?}"
+    );
     let now = sim.now;
     assert!(sim.peers[watcher].send_data(now, "_events", r#"{"data": 1}"#));
     sim.run_until(sim.now + S);

@@ -73,7 +73,7 @@ impl Conference {
             self.active_speaker_event(),
             RoomEvent::new(
                 "viewers",
-                &serde_json::json!({ "count": self.viewers.len() }),
+                &serde_json::json!({ "count": self.viewer_count() }),
             ),
         ])
     }
@@ -142,7 +142,7 @@ impl Conference {
     }
 
     pub(super) fn emit_viewers(&mut self) {
-        let data = serde_json::json!({ "count": self.viewers.len() });
+        let data = serde_json::json!({ "count": self.viewer_count() });
         self.emit(Audience::All, RoomEvent::new("viewers", &data));
     }
 

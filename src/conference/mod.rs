@@ -158,9 +158,15 @@ impl Conference {
         v
     }
 
-    /// Number of WHEP sessions.
+    /// Number of WHEP sessions with at least one media slot: a data-only session
+    /// (an offer with only `m=application`) is not a viewer.
     pub fn viewer_count(&self) -> usize {
-        self.viewers.len()
+        self.viewers.values().filter(|s| !s.is_empty()).count()
+    }
+
+    /// Whether `id` is a WHEP session with at least one media slot.
+    pub fn watches_media(&self, id: ParticipantId) -> bool {
+        self.viewers.get(&id).is_some_and(|s| !s.is_empty())
     }
 
     /// Distinct identities, and those with a WHIP session.
@@ -318,7 +324,7 @@ impl Conference {
             },
         );
         if kind == SessionKind::Subscriber {
-            let slots = slots
+            let slots: Vec<Slot> = slots
                 .into_iter()
                 .map(|(mid, kind)| Slot {
                     mid,
@@ -327,9 +333,12 @@ impl Conference {
                     reported: None,
                 })
                 .collect();
+            let counted = !slots.is_empty();
             self.viewers.insert(id, slots);
             self.next_report.get_or_insert(now + LAYER_REPORT_EVERY);
-            self.emit_viewers();
+            if counted {
+                self.emit_viewers();
+            }
         }
         if let Some(p) = self.participant(fwd, &identity) {
             let name = if known {
@@ -351,7 +360,7 @@ impl Conference {
                 self.speaker.remove(t);
             }
         }
-        if self.viewers.remove(&id).is_some() {
+        if self.viewers.remove(&id).is_some_and(|s| !s.is_empty()) {
             self.emit_viewers();
         }
         match self.participant(fwd, &m.identity) {

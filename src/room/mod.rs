@@ -247,11 +247,12 @@ impl Room {
         }
     }
 
-    /// WHEP sessions this room drives itself (not in a shard).
+    /// WHEP sessions with media that this room drives itself (not in a shard): what
+    /// `--shard-after` counts. Data-only sessions always stay here and are not counted.
     fn home_subscribers(&self) -> usize {
         self.home
             .iter()
-            .filter(|p| p.kind() == SessionKind::Subscriber)
+            .filter(|p| self.conference.watches_media(p.id()))
             .count()
     }
 
