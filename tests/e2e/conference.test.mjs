@@ -12,22 +12,34 @@
 // - p1 becomes the active speaker on p2..p4 (`active-speaker` events) and occupies one
 //   of their audio slots (a `slots` entry of kind audio with identity p1);
 // - every page's resolution caps (PATCH /whep/{room}/{session}, JSON) were accepted;
+// - chat, reactions and hands over each page's data-only WHEP session (channels `chat`
+//   and `reactions`, web/assets/room-chat.js): every page's `chat.state` is 'open'; p1
+//   opens its chat panel, types a line into #chat-input and presses Enter, and p2..p4 have
+//   it (from p1, the exact text) in `chat.messages` within 1 s of the keypress, with their
+//   closed panels' unread count and badge up, the line rendered as text; p2 clicks a
+//   reaction button and within 1 s p1, p3 and p4 list it in `reactions` and show its
+//   emoji over p2's tile (.tile[data-identity="p2"] .tile-reaction); p3 raises its hand
+//   (#hand) and the others get `hands.p3` and a ✋ badge on p3's tile, then lowers it and
+//   both go;
 // - p4 leaves (#leave: DELETE of its sessions): within 5 s no page shows a tile of p4.
 //
-// The server runs with `--shard-after 2 --max-shards 1`: p1's and p2's WHEP sessions are
-// driven by the room, p3's and p4's by a subscriber shard (the server's
-// switchboard_sharded_sessions_total says 2), so every assertion holds for browsers on
+// The server runs with `--shard-after 2 --max-shards 1`: p1's and p2's media WHEP sessions
+// are driven by the room, p3's and p4's by a subscriber shard (the server's
+// switchboard_sharded_sessions_total says 2; the data-only sessions always stay with the
+// room and do not count toward --shard-after), so every assertion holds for browsers on
 // both paths.
 //
 // Capture is 640x360 at 15 fps (see CAPTURE). It prints per page and tile the decoded
 // resolution, received bitrate and frame rate (getStats of the slot's inbound-rtp), the
 // layer (`layer` events), the tile's cap and the time to the first decoded frame, and
-// writes them to <repo>/artifacts/e2e/conference.json, with screenshots
+// writes them, and the chat, reaction and hand latencies (the time each receiving page
+// recorded, less the test's clock just before the keypress or click: one machine, one
+// clock), to <repo>/artifacts/e2e/conference.json, with screenshots
 // conference-p1.png … conference-p4.png and the server log conference-server.log.
 //
 // The pages expose window.switchboardRoom (documented in web/assets/room.js); the test
-// reads that hook (and, for the figures, each WHEP session's stats resource) and clicks
-// only #leave.
+// reads that hook (and, for the figures, each WHEP session's stats resource), and it
+// clicks #leave, #chat-toggle, a reaction button and #hand and types into #chat-input.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +67,14 @@ const GROWTH_TIMEOUT_MS = 20_000;
 const FIGURES_SETTLE_MS = 8_000;
 const SPEAKER_TIMEOUT_MS = 30_000;
 const LEAVE_LIMIT_MS = 5_000;
+/** Chat, reactions and hands: from the keypress or click to every other page. */
+const DATA_LIMIT_MS = 1_000;
+const CHAT_OPEN_TIMEOUT_MS = 10_000;
+const CHATTER = 'p1';
+const CHAT_TEXT = 'Hello from p1: <b>not bold</b> & ünïcødé ✓';
+const REACTOR = 'p2';
+const EMOJI = '👏';
+const HAND = 'p3';
 /** Two viewers on the room's own task, the next ones on one subscriber shard. */
 const SHARDING = ['--shard-after', '2', '--max-shards', '1'];
 
@@ -155,7 +175,108 @@ function framesByIdentity(h) {
   return out;
 }
 
-test('conference: four participants see each other, the speaker is heard, a leaver disappears', { timeout: 180_000 }, async () => {
+/**
+ * In each page of `names`, waits for fn(arg) to return something truthy (polled every
+ * 50 ms, in the page); resolves { name: value }. Fails with diagnostics after timeoutMs.
+ */
+async function inPages(pages, names, what, fn, arg, timeoutMs, info) {
+  const values = await Promise.all(names.map((n) => pages[n]
+    .waitForFunction(fn, arg, { polling: 50, timeout: timeoutMs })
+    .then((handle) => handle.jsonValue())
+    .then((value) => [n, value], (err) => [n, { failed: err.message.split('\n')[0] }])));
+  const failed = values.filter(([, v]) => v?.failed);
+  if (failed.length) assert.fail(`${what}: ${failed.map(([n, v]) => `${n}: ${v.failed}`).join('; ')}${await info()}`);
+  return Object.fromEntries(values);
+}
+
+/**
+ * Chat, a reaction and a raised hand through the pages' UI and data sessions; fills
+ * `figures` (latencies in ms from just before the keypress or click to the receiving page).
+ */
+async function checkData(pages, info, figures) {
+  const opened = await waitForAll(pages, NAMES, 'every page\'s chat (data session) opens', (h) => h.chat?.state === 'open', CHAT_OPEN_TIMEOUT_MS);
+  figures.chatOpenWaitMs = opened.ms;
+
+  // p1 types and presses Enter; p2..p4 get the line
+  const readers = others(CHATTER);
+  const chatter = pages[CHATTER];
+  if (!(await chatter.isVisible('#chat-input'))) await chatter.click('#chat-toggle', { timeout: 5_000 });
+  await chatter.fill('#chat-input', CHAT_TEXT, { timeout: 5_000 });
+  const typedAt = Date.now();
+  await chatter.press('#chat-input', 'Enter', { timeout: 5_000 });
+  const got = await inPages(pages, readers, `${CHATTER}'s chat line reaches ${readers.join(', ')}`, ({ from, text }) => {
+    const m = window.switchboardRoom.chat.messages.find((x) => x.from === from && x.text === text && !x.mine);
+    if (!m) return null;
+    const panel = document.getElementById('chat-panel');
+    const badge = document.getElementById('chat-unread');
+    const line = [...document.querySelectorAll('#chat-list .chat-text')].find((p) => p.textContent === text);
+    return {
+      at: m.at,
+      name: m.name,
+      unread: window.switchboardRoom.chat.unread,
+      panelOpen: !panel.hidden,
+      badge: badge.hidden ? null : badge.textContent,
+      renderedAsText: Boolean(line) && line.children.length === 0,
+    };
+  }, { from: CHATTER, text: CHAT_TEXT }, 5_000, info);
+  const own = (await roomOf(chatter)).chat;
+  assert.ok(own.messages.some((m) => m.mine && m.text === CHAT_TEXT && m.from === CHATTER), `${CHATTER} does not list its own line: ${JSON.stringify(own)}${await info()}`);
+  assert.equal(await chatter.inputValue('#chat-input'), '', `${CHATTER}'s chat input was not cleared`);
+  figures.chatLatencyMs = {};
+  for (const n of readers) {
+    const g = got[n];
+    figures.chatLatencyMs[n] = g.at - typedAt;
+    assert.equal(g.name, CHATTER, `${n}: the line's sender name`);
+    assert.ok(g.renderedAsText, `${n}: the line is not shown as plain text: ${JSON.stringify(g)}`);
+    if (!g.panelOpen) {
+      assert.ok(g.unread >= 1 && Number(g.badge) >= 1, `${n}: closed chat panel without an unread count: ${JSON.stringify(g)}${await info()}`);
+    }
+  }
+  figures.unread = Object.fromEntries(readers.map((n) => [n, { unread: got[n].unread, badge: got[n].badge, panelOpen: got[n].panelOpen }]));
+  console.log(`  chat line ${CHATTER} -> ${readers.map((n) => `${n} ${figures.chatLatencyMs[n]} ms`).join(', ')} after Enter (unread badges ${readers.map((n) => got[n].badge ?? '-').join(', ')})`);
+  for (const n of readers) {
+    assert.ok(figures.chatLatencyMs[n] <= DATA_LIMIT_MS, `${n} got the chat line ${figures.chatLatencyMs[n]} ms after Enter (limit ${DATA_LIMIT_MS} ms)${await info()}`);
+  }
+
+  // p2 reacts; its tile shows the emoji on the others' grids
+  const watchers = others(REACTOR);
+  const seen = watchers.map((n) => pages[n].waitForFunction(({ from, emoji }) => {
+    const r = window.switchboardRoom.reactions.find((x) => x.from === from && x.emoji === emoji);
+    const overlay = document.querySelector(`.tile[data-identity="${from}"]:not(.screen) .tile-reaction`);
+    return r && overlay?.textContent === emoji ? { at: r.at, shownAt: Date.now() } : null;
+  }, { from: REACTOR, emoji: EMOJI }, { polling: 50, timeout: 5_000 }).then((h) => h.jsonValue(), (err) => ({ failed: err.message.split('\n')[0] })));
+  const clickedAt = Date.now();
+  await pages[REACTOR].click(`#reactions button[data-emoji="${EMOJI}"]`, { timeout: 5_000 });
+  const shown = Object.fromEntries((await Promise.all(seen)).map((v, i) => [watchers[i], v]));
+  for (const n of watchers) {
+    if (shown[n].failed) assert.fail(`${n} does not show ${REACTOR}'s ${EMOJI} on its tile: ${shown[n].failed}${await info()}`);
+  }
+  figures.reactionLatencyMs = Object.fromEntries(watchers.map((n) => [n, shown[n].at - clickedAt]));
+  figures.reactionShownMs = Object.fromEntries(watchers.map((n) => [n, shown[n].shownAt - clickedAt]));
+  console.log(`  reaction ${EMOJI} ${REACTOR} -> ${watchers.map((n) => `${n} ${figures.reactionLatencyMs[n]} ms (on the tile by ${figures.reactionShownMs[n]} ms)`).join(', ')} after the click`);
+  for (const n of watchers) {
+    assert.ok(figures.reactionShownMs[n] <= DATA_LIMIT_MS, `${n} showed ${REACTOR}'s reaction ${figures.reactionShownMs[n]} ms after the click (limit ${DATA_LIMIT_MS} ms)${await info()}`);
+  }
+
+  // p3 raises its hand, then lowers it
+  const handWatchers = others(HAND);
+  const hand = ({ from, up }) => {
+    const badge = document.querySelector(`.tile[data-identity="${from}"]:not(.screen) .badge-icon.hand`);
+    return (window.switchboardRoom.hands[from] === true) === up && Boolean(badge) === up ? Date.now() : null;
+  };
+  let handAt = Date.now();
+  await pages[HAND].click('#hand', { timeout: 5_000 });
+  const raised = await inPages(pages, handWatchers, `${HAND}'s raised hand shows on ${handWatchers.join(', ')}`, hand, { from: HAND, up: true }, 5_000, info);
+  figures.handRaisedMs = Object.fromEntries(handWatchers.map((n) => [n, raised[n] - handAt]));
+  assert.equal((await roomOf(pages[HAND])).hands[HAND], undefined, `${HAND} lists its own hand among the others'`);
+  handAt = Date.now();
+  await pages[HAND].click('#hand', { timeout: 5_000 });
+  const lowered = await inPages(pages, handWatchers, `${HAND}'s lowered hand goes from ${handWatchers.join(', ')}`, hand, { from: HAND, up: false }, 5_000, info);
+  figures.handLoweredMs = Object.fromEntries(handWatchers.map((n) => [n, lowered[n] - handAt]));
+  console.log(`  ${HAND}'s hand up on ${handWatchers.map((n) => `${n} ${figures.handRaisedMs[n]} ms`).join(', ')}; down on ${handWatchers.map((n) => `${n} ${figures.handLoweredMs[n]} ms`).join(', ')}`);
+}
+
+test('conference: four participants see each other, the speaker is heard, they chat and react, a leaver disappears', { timeout: 180_000 }, async () => {
   const pages = {};
   const result = { passed: false, room: ROOM, pages: {}, figures: {} };
   const info = async () => `\n${await diagnostics(pages)}`;
@@ -172,7 +293,7 @@ test('conference: four participants see each other, the speaker is heard, a leav
     const allJoinedAt = performance.now();
     result.browser = await pages.p1.evaluate(() => navigator.userAgent);
     result.figures.shardedSessions = await metric('switchboard_sharded_sessions_total');
-    assert.ok(result.figures.shardedSessions >= 2, `p3's and p4's WHEP sessions are on a shard, counted ${result.figures.shardedSessions}${await info()}`);
+    assert.equal(result.figures.shardedSessions, 2, `p3's and p4's media WHEP sessions (only those) are on a shard, counted ${result.figures.shardedSessions}${await info()}`);
 
     // everybody decodes everybody else
     const decoding = await waitForAll(
@@ -266,6 +387,9 @@ test('conference: four participants see each other, the speaker is heard, a leav
       result.pages[name].capsError = h.capsError ?? null;
       assert.equal(h.capsError ?? null, null, `${name}: the tile-size PATCH failed: ${h.capsError}${await info()}`);
     }
+
+    result.figures.data = {};
+    await checkData(pages, info, result.figures.data);
 
     // p4 leaves: its tile goes from every other grid within 5 s
     await pages[LEAVER].click('#leave', { timeout: 5_000 });

@@ -10,10 +10,13 @@
 //   grid.bindMedia();       // after a new WHEP session: tiles get its receivers
 //   grid.setSelf(stream);   // own camera preview, or null
 //   grid.setSummaries(on);  // a one-line stats summary over every tile
+//   grid.marks = chat.marks; grid.renderMarks();  // raised hands, reactions (room-chat.js)
 //   grid.tiles();           // [{ mid, identity, name, source, width, height, framesDecoded, … }]
 
 import { sampleInboundByMid } from './stats.js';
 import { BandwidthChart } from './chart.js';
+import { showMarks } from './room-chat.js';
+import { el } from './ui.js';
 
 const ASPECT = 16 / 9;
 const GAP = 8; // px between tiles, as in room.css
@@ -58,13 +61,6 @@ function place(tiles, rect) {
       height: `${Math.floor(tileH)}px`,
     });
   });
-}
-
-function el(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
 }
 
 /** "f S2 T1 640×360" from a `layer` event: rid, spatial and temporal layer, size; 'none'. */
@@ -186,6 +182,7 @@ class Tile {
   update(slot, participant, conf) {
     this.identity = slot.identity;
     this.source = slot.source;
+    this.root.dataset.identity = slot.identity ?? '';
     const name = participant?.name || slot.identity;
     this.nameEl.textContent = slot.source === 'screen' ? `${name} (screen)` : name;
     this.root.title = `${name} · slot ${slot.mid}`;
@@ -204,7 +201,13 @@ class Tile {
     if (slot.source !== 'screen' && (micMuted || noMic)) this.badges.append(el('span', 'badge-icon mic-off', 'mic off'));
     if (camMuted) this.badges.append(el('span', 'badge-icon cam-off', 'camera off'));
     if (slot.pinned) this.badges.append(el('span', 'badge-icon', 'pinned'));
+    this.renderMarks();
     if (this.panel.hidden === false) this.renderStats();
+  }
+
+  /** A raised hand and a recent reaction of the participant, on the camera tile only. */
+  renderMarks() {
+    showMarks(this.root, this.badges, this.source === 'screen' ? null : this.identity, this.grid.marks);
   }
 
   renderStats() {
@@ -260,6 +263,7 @@ export class Grid {
     this.conf = conf;
     this.tilesByMid = new Map();
     this.selfTile = null;
+    this.marks = null; // { hand(identity), reaction(identity) }, see room-chat.js
     this.empty = area.querySelector('.empty-room');
     this.samples = new Map();
     this.rttMs = null;
@@ -313,6 +317,13 @@ export class Grid {
     badges.replaceChildren();
     if (!micOn) badges.append(el('span', 'badge-icon mic-off', 'mic off'));
     if (!camOn) badges.append(el('span', 'badge-icon cam-off', 'camera off'));
+    showMarks(root, badges, this.conf?.identity ?? null, this.marks);
+  }
+
+  /** Hands and reactions (grid.marks) on every tile, the own one included. */
+  renderMarks() {
+    for (const tile of this.tilesByMid.values()) tile.renderMarks();
+    if (this.selfTile) showMarks(this.selfTile.root, this.selfTile.caption.querySelector('.badges'), this.conf?.identity ?? null, this.marks);
   }
 
   /** Tiles for the occupied video slots of the last `slots` event; others go. */

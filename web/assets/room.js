@@ -2,8 +2,9 @@
 // device pickers), then the call (grid of the room's participants, controls). Built on
 // WHIP, WHEP slots, JSON PATCH preferences and server-sent events only
 // (docs/conference.md); the pieces live in room-conference.js (sessions and room
-// state), room-grid.js (tiles, layout, per-tile stats), room-media.js (capture) and
-// room-events.js (the event stream).
+// state), room-grid.js (tiles, layout, per-tile stats), room-media.js (capture),
+// room-events.js (the event stream) and room-chat.js (chat, raised hands and emoji
+// reactions over data channels, on a data-only WHEP session of their own).
 //
 // URL parameters: name (display name / identity), token (bearer token for every
 // request), autojoin=1 (skip the pre-join screen), width, height, fps (camera capture,
@@ -22,12 +23,24 @@
 //   viewers, error, capsError, mic, cam, sharing, joinedAt,
 //   tiles(),          // [{ mid, identity, name, source, width, height, framesDecoded,
 //                     //    fps, bitrateKbps, firstFrameMs, tileWidth, tileHeight, cap, layer }]
+//   chat: {
+//     state,          // the data session's: 'connecting' | 'open' | 'failed' | 'closed'
+//     messages,       // [{ from, name, text, at, mine }], the last 200: at is Date.now() when
+//                     //   received (or sent: mine, our own, which the server never echoes)
+//     unread,         // messages received while the panel was closed
+//   },
+//   reactions,        // [{ from, emoji, at }]: the last 50 received
+//   hands,            // { identity: true } for every other participant whose hand is up
 // }
+//
+// Tiles carry data-identity (their slot's identity); a reaction shows for 3 s as a
+// .tile-reaction over the sender's camera tile, a raised hand as a .badge-icon.hand.
 
 import { params, showError, setState as setBadge, setHint } from './ui.js';
 import { LocalMedia, fillDeviceSelect, meterLevel, captureScreen } from './room-media.js';
 import { Conference } from './room-conference.js';
 import { Grid } from './room-grid.js';
+import { RoomChat } from './room-chat.js';
 
 const AUDIO_SLOTS = 3;
 const VIDEO_SLOTS = 9;
@@ -85,6 +98,7 @@ const ui = {
 
 let conf = null;
 let grid = null;
+const chat = new RoomChat();
 let pageState = 'prejoin';
 let stopMeter = () => {};
 let joinedAt = null;
@@ -111,9 +125,13 @@ window.switchboardRoom = Object.freeze({
   get sharing() { return Boolean(conf?.screen); },
   get joinedAt() { return joinedAt; },
   tiles() { return grid ? grid.tiles() : []; },
+  get chat() { return chat.snapshot().chat; },
+  get reactions() { return chat.snapshot().reactions; },
+  get hands() { return chat.snapshot().hands; },
   toJSON() {
     const out = {};
     for (const key of ['state', 'identity', 'sessionUrls', 'participants', 'slots', 'activeSpeaker', 'events', 'layers', 'viewers', 'error', 'capsError', 'mic', 'cam', 'sharing']) out[key] = this[key];
+    Object.assign(out, chat.snapshot());
     out.tiles = this.tiles();
     return out;
   },
@@ -260,6 +278,8 @@ function updateStatus() {
 function onConferenceChange(e) {
   switch (e.detail.what) {
     case 'state':
+      // back after a reconnect (maybe on another node): the data session follows
+      if (conf.state === 'joined' && pageState === 'reconnecting') chat.restart();
       if (conf.state === 'joined' || conf.state === 'reconnecting') setPageState(conf.state);
       updateStatus();
       grid.render();
@@ -268,8 +288,12 @@ function onConferenceChange(e) {
       grid.bindMedia();
       bindAudio();
       break;
-    case 'slots':
     case 'participants':
+      chat.prune(conf.participants);
+      grid.render();
+      updatePeople();
+      break;
+    case 'slots':
     case 'layer':
       grid.render();
       updatePeople();
@@ -316,6 +340,7 @@ async function join() {
   conf = new Conference({ room, name, token, audioSlots: AUDIO_SLOTS, videoSlots: VIDEO_SLOTS });
   grid ??= new Grid(ui.area, conf);
   grid.conf = conf;
+  grid.marks = chat.marks;
   conf.addEventListener('change', onConferenceChange);
   showCall(true);
   setBadge('connecting', 'joining');
@@ -325,6 +350,7 @@ async function join() {
     grid.startStats();
     setPageState('joined');
     updateStatus();
+    chat.start(conf); // its own session: if it fails, the call goes on without chat
   } catch (err) {
     setPageState('failed');
     grid.stopStats();
@@ -341,7 +367,7 @@ async function leave({ keepalive = false } = {}) {
   const current = conf;
   current.removeEventListener('change', onConferenceChange);
   // the DELETEs go out first, whatever happens to the page after
-  const done = current.leave({ keepalive });
+  const done = Promise.all([current.leave({ keepalive }), chat.stop({ keepalive })]);
   if (keepalive) return;
   grid.stopStats();
   grid.clear();
@@ -416,6 +442,9 @@ ui.share.addEventListener('click', () => toggleShare());
 ui.stats.addEventListener('click', () => toggleAllStats());
 ui.enableAudio.addEventListener('click', () => playAudio());
 ui.leave.addEventListener('click', () => leave());
+chat.addEventListener('change', (e) => {
+  if (e.detail.what === 'marks') grid?.renderMarks();
+});
 navigator.mediaDevices?.addEventListener?.('devicechange', () => refreshDevices());
 window.addEventListener('pagehide', () => leave({ keepalive: true }));
 

@@ -164,3 +164,11 @@ export function setBusy(startButton, stopButton, running) {
   startButton.disabled = running;
   stopButton.disabled = !running;
 }
+
+/** A new `tag` element with `className` and `text` (as textContent, never markup). */
+export function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = text;
+  return e;
+}
