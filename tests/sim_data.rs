@@ -17,6 +17,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sim::link::LinkConfig;
 use sim::Sim;
+use switchboard::limits::ShardPolicy;
 
 const S: Duration = Duration::from_secs(1);
 const DELAY: Duration = Duration::from_millis(20);
@@ -243,4 +244,61 @@ fn the_events_topic_carries_room_events_and_refuses_messages() {
         .last()
         .map(|m| m.json.clone());
     assert_eq!(reply.map(|r| r["error"].clone()), Some("reserved".into()));
+}
+
+/// WHEP sessions with media slots and a `chat` channel are placed like any viewer (the
+/// first in the room, the next on a subscriber shard, with `after: 1`), a data-only one
+/// stays in the room; chat flows between all three both ways: into the shard as
+/// `ToShard::WriteChannel`, out of it through the shard's reports.
+#[test]
+fn a_session_with_media_and_channels_on_a_shard_chats_both_ways() {
+    let mut sim = Sim::with_shards(ShardPolicy { after: 1, max: 1 });
+    let chat = [("chat", true)];
+    let data_only = sim.join_data("dana", &chat, link(), link());
+    sim.run_until_connected(data_only, sim.now + 5 * S);
+    let home = sim.join_media_data("hugo", &chat, link(), link());
+    sim.run_until_connected(home, sim.now + 5 * S);
+    let sharded = sim.join_media_data("sara", &chat, link(), link());
+    sim.run_until_connected(sharded, sim.now + 5 * S);
+    assert_eq!(
+        sim.shard_of(data_only),
+        None,
+        "the data-only session is the room's"
+    );
+    assert_eq!(sim.shard_of(home), None, "the first viewer is the room's");
+    assert_eq!(
+        sim.shard_of(sharded),
+        Some(0),
+        "the second viewer is on the shard"
+    );
+    let people = [data_only, home, sharded];
+    let all_open = |sim: &Sim| people.iter().all(|&p| sim.peers[p].data.open.len() == 1);
+    assert!(
+        sim.run_until_or(sim.now + 5 * S, all_open),
+        "channels not open"
+    );
+    for (n, &p) in people.iter().enumerate() {
+        let now = sim.now;
+        let line = format!(r#"{{"data":{{"n":{n}}}}}"#);
+        assert!(sim.peers[p].send_data(now, "chat", &line), "{n} not taken");
+        sim.run_until(sim.now + S / 10);
+    }
+    sim.run_until(sim.now + S);
+    let names = ["dana", "hugo", "sara"];
+    for (r, &p) in people.iter().enumerate() {
+        let mut got: Vec<(String, u64)> = sim.peers[p]
+            .data
+            .on("chat")
+            .map(|m| {
+                let from = m.json["from"].as_str().unwrap_or("?").to_owned();
+                (from, m.json["data"]["n"].as_u64().unwrap_or(u64::MAX))
+            })
+            .collect();
+        got.sort();
+        let want: Vec<(String, u64)> = (0..3)
+            .filter(|&s| s != r)
+            .map(|s| (names[s].to_owned(), s as u64))
+            .collect();
+        assert_eq!(got, want, "chat received by {}", names[r]);
+    }
 }

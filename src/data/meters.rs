@@ -2,7 +2,7 @@
 
 use metrics::{counter, Counter};
 
-use super::Refusal;
+use super::{Refusal, WriteResult};
 use crate::metrics::names::{DATA_CHANNELS_CLOSED, DATA_DELIVERED, DATA_DROPPED, DATA_RECEIVED};
 
 /// Why a relayed message was not written to one receiver.
@@ -61,6 +61,15 @@ impl DataMeters {
     /// A message was written to a receiver's channel of this reliability.
     pub fn delivered(&self, reliable: bool) {
         self.delivered[kind(reliable)].increment(1);
+    }
+
+    /// How a delivery's write went: delivered, or dropped as full or gone.
+    pub fn written(&self, reliable: bool, result: WriteResult) {
+        match result {
+            WriteResult::Written => self.delivered(reliable),
+            WriteResult::Full => self.write_dropped(WriteDrop::ReceiverFull),
+            WriteResult::Gone => self.write_dropped(WriteDrop::ReceiverGone),
+        }
     }
 
     /// A message was refused.

@@ -2,9 +2,11 @@
 //! events go in, the relay's deliveries are written to the receivers' channels, and the
 //! room's events go out on the reserved topic as well as to the SSE streams.
 //!
-//! Data sessions stay in the room: a WHEP offer with an `m=application` line is never
-//! placed on a subscriber shard (see `join.rs`), so every channel is one the room's own
-//! participants hold.
+//! A WHEP session with media and channels may live on a subscriber shard: its channel
+//! events come up in the shard's reports like the room's own, and writes to it go down
+//! as commands (`ToShard::WriteChannel`); the shard counts them and reports back only
+//! what the relay acts on (a full or gone receiver). Data-only sessions always stay in
+//! the room (see `join.rs`): they cost little and do not count as viewers.
 
 use std::time::Instant;
 
@@ -13,7 +15,7 @@ use tracing::debug;
 
 use super::Room;
 use crate::conference::info::{Audience, RoomEvent};
-use crate::data::{DataOutput, Relayed, WriteDrop, WriteResult, EVENTS_TOPIC};
+use crate::data::{ChannelKey, DataOutput, Relayed, WriteResult, EVENTS_TOPIC};
 use crate::ids::ParticipantId;
 use crate::session::ParticipantEvent;
 
@@ -81,9 +83,7 @@ impl Room {
                     .handle_open(id, who, name, channel, &label, reliable)
                 {
                     self.data_meters.closed(false);
-                    if let Some((p, out)) = self.home.get_mut(id) {
-                        p.close_channel(now, channel, out);
-                    }
+                    self.close_data_channel(now, id, channel);
                 }
             }
             ParticipantEvent::ChannelData {
@@ -127,25 +127,32 @@ impl Room {
                     };
                     let result = match self.home.get_mut(to) {
                         Some((p, out)) => p.write_channel(now, channel, &text, limit, out),
+                        // Its shard writes, counts, and reports what the relay needs.
+                        None if self
+                            .shards
+                            .write_channel(to, channel, reliable, text, limit) =>
+                        {
+                            continue
+                        }
                         None => WriteResult::Gone,
                     };
-                    match result {
-                        WriteResult::Written => self.data_meters.delivered(reliable),
-                        WriteResult::Full => {
-                            self.data_meters.write_dropped(WriteDrop::ReceiverFull)
-                        }
-                        WriteResult::Gone => {
-                            self.data_meters.write_dropped(WriteDrop::ReceiverGone)
-                        }
-                    }
+                    self.data_meters.written(reliable, result);
                     self.data.handle_write(now, to, channel, result);
                 }
                 DataOutput::Close { session, channel } => {
                     self.data_meters.closed(true);
-                    if let Some((p, out)) = self.home.get_mut(session) {
-                        p.close_channel(now, channel, out);
-                    }
+                    self.close_data_channel(now, session, channel);
                 }
+            }
+        }
+    }
+
+    /// Close data channel `channel` of session `id`, in the room or its shard.
+    fn close_data_channel(&mut self, now: Instant, id: ParticipantId, channel: ChannelKey) {
+        match self.home.get_mut(id) {
+            Some((p, out)) => p.close_channel(now, channel, out),
+            None => {
+                self.shards.close_channel(id, channel);
             }
         }
     }

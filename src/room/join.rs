@@ -39,8 +39,14 @@ impl Room {
         };
         let placement = match kind {
             SessionKind::Publisher => Placement::Home,
-            // Data channels are relayed by the room: their sessions stay in it.
-            SessionKind::Subscriber if signaling::has_data(&lines) => Placement::Home,
+            // A data-only session stays in the room (cheap, not a viewer); one with
+            // media and channels is placed like any viewer (its shard relays them).
+            SessionKind::Subscriber
+                if signaling::has_data(&lines)
+                    && !lines.iter().any(|l| l.is_media() && !l.port_zero) =>
+            {
+                Placement::Home
+            }
             SessionKind::Subscriber => self.shards.place(self.home_subscribers()),
         };
         let (rtc, ufrag, answer) = self.accept(now, kind, placement, &video, offer)?;

@@ -27,7 +27,8 @@ impl Room {
         self.shards.add_shard(key)
     }
 
-    /// What shards reported: their subscribers' events, as if raised here, and ends.
+    /// What shards reported: their subscribers' events, as if raised here, ends, and
+    /// the data channel writes the relay must know of.
     /// Reports about a session this room already removed (a shard can report before
     /// it sees the room's Close) are dropped.
     pub fn handle_shard_reports(
@@ -42,8 +43,17 @@ impl Room {
                 }
                 FromShard::Event(..) => {}
                 FromShard::Ended(id, reason) => self.shards.mark_ended(id, reason),
+                FromShard::Written {
+                    subscriber,
+                    channel,
+                    result,
+                } => {
+                    self.data.handle_write(now, subscriber, channel, result);
+                }
             }
         }
+        // A receiver that stayed full closes its channel (`DataOutput::Close`).
+        self.deliver_data(now);
         self.process(now);
     }
 

@@ -3,9 +3,11 @@
 //! delivered to each shard at the end of the room's wake-up.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use str0m::bwe::Bitrate;
 
+use crate::data::ChannelKey;
 use crate::forwarder::ForwardRtp;
 use crate::ids::{ParticipantId, SessionId};
 use crate::limits::ShardPolicy;
@@ -182,6 +184,45 @@ impl Shards {
             desired,
         };
         self.command(i, cmd);
+        true
+    }
+
+    /// Pass a data channel write on (see [`ToShard::WriteChannel`]); `false` if
+    /// `subscriber` is not live in a shard.
+    pub(crate) fn write_channel(
+        &mut self,
+        subscriber: ParticipantId,
+        channel: ChannelKey,
+        reliable: bool,
+        text: Arc<str>,
+        limit: usize,
+    ) -> bool {
+        let Some(i) = self.live_shard_of(subscriber) else {
+            return false;
+        };
+        let cmd = ToShard::WriteChannel {
+            subscriber,
+            channel,
+            reliable,
+            text,
+            limit,
+        };
+        self.command(i, cmd);
+        true
+    }
+
+    /// Close a data channel of a session in a shard; `false` if it is not live in one.
+    pub(crate) fn close_channel(&mut self, subscriber: ParticipantId, channel: ChannelKey) -> bool {
+        let Some(i) = self.live_shard_of(subscriber) else {
+            return false;
+        };
+        self.command(
+            i,
+            ToShard::CloseChannel {
+                subscriber,
+                channel,
+            },
+        );
         true
     }
 

@@ -12,16 +12,24 @@
 //! sessions' datagrams (the demux sends them here by the shard's ufrag prefix) and
 //! timers, and reports each session's events and end back as [`FromShard`]. Same rules
 //! as the room: `now` comes in, no clock, no socket.
+//!
+//! Data channels of its sessions are relayed by the room (`crate::data`): their events
+//! go up like any other, and the room's deliveries come down as
+//! [`ToShard::WriteChannel`]; the shard writes them, counts them, and reports only what
+//! the relay must act on ([`FromShard::Written`]: a full or gone receiver, and the
+//! first write that went through after a full one).
 
 mod output;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
 use tracing::debug;
 
+use crate::data::{ChannelKey, DataMeters, WriteResult};
 use crate::forwarder::ForwardRtp;
 use crate::ids::ParticipantId;
 use crate::metrics::Meters;
@@ -43,6 +51,27 @@ pub enum ToShard {
         /// Everything it could use.
         desired: Bitrate,
     },
+    /// Write a relayed data channel message (JSON text) to a subscriber's channel,
+    /// unless its SCTP send buffer holds `limit` bytes or more already.
+    WriteChannel {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Its channel.
+        channel: ChannelKey,
+        /// Whether the channel is reliable (which counter the write goes to).
+        reliable: bool,
+        /// The message, shared by every receiver.
+        text: Arc<str>,
+        /// Buffered bytes past which the message is dropped for this receiver.
+        limit: usize,
+    },
+    /// Close a subscriber's data channel (too many channels, or a receiver too slow).
+    CloseChannel {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Its channel.
+        channel: ChannelKey,
+    },
     /// End a subscriber (DELETE, room API, replaced): RTCP BYE and DTLS close_notify.
     Close {
         /// The subscriber.
@@ -61,6 +90,17 @@ pub enum FromShard {
     Event(ParticipantId, ParticipantEvent),
     /// A subscriber ended here (timeout, error, the peer closed, or a [`ToShard::Close`]).
     Ended(ParticipantId, EndReason),
+    /// How a [`ToShard::WriteChannel`] went, when the relay must know: every
+    /// [`WriteResult::Full`] and [`WriteResult::Gone`], and [`WriteResult::Written`]
+    /// only for the first write to a channel after a full one.
+    Written {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Its channel.
+        channel: ChannelKey,
+        /// The write's result.
+        result: WriteResult,
+    },
 }
 
 /// One shard's subscribers.
@@ -71,6 +111,9 @@ pub struct Shard {
     bindings: Vec<SocketAddr>,
     reports: VecDeque<FromShard>,
     meters: Meters,
+    data_meters: DataMeters,
+    /// Channels whose last write was refused as full (see [`FromShard::Written`]).
+    full: HashSet<(ParticipantId, ChannelKey)>,
 }
 
 impl Shard {
@@ -82,6 +125,8 @@ impl Shard {
             bindings: Vec::new(),
             reports: VecDeque::new(),
             meters,
+            data_meters: DataMeters::new(),
+            full: HashSet::new(),
         }
     }
 
@@ -121,6 +166,22 @@ impl Shard {
                 } => {
                     if let Some((p, out)) = self.sessions.get_mut(subscriber) {
                         p.set_bitrate(now, minimum, desired, out);
+                    }
+                }
+                ToShard::WriteChannel {
+                    subscriber,
+                    channel,
+                    reliable,
+                    text,
+                    limit,
+                } => self.write_channel(now, subscriber, channel, reliable, &text, limit),
+                ToShard::CloseChannel {
+                    subscriber,
+                    channel,
+                } => {
+                    self.full.remove(&(subscriber, channel));
+                    if let Some((p, out)) = self.sessions.get_mut(subscriber) {
+                        p.close_channel(now, channel, out);
                     }
                 }
                 ToShard::Close { subscriber, reason } => {
@@ -178,6 +239,42 @@ impl Shard {
 
     // ---- internals ----
 
+    /// A [`ToShard::WriteChannel`]: write, count, report what the relay needs.
+    fn write_channel(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        channel: ChannelKey,
+        reliable: bool,
+        text: &str,
+        limit: usize,
+    ) {
+        let result = match self.sessions.get_mut(subscriber) {
+            Some((p, out)) => p.write_channel(now, channel, text, limit, out),
+            None => WriteResult::Gone,
+        };
+        self.data_meters.written(reliable, result);
+        let key = (subscriber, channel);
+        let report = match result {
+            WriteResult::Written => self.full.remove(&key),
+            WriteResult::Full => {
+                self.full.insert(key);
+                true
+            }
+            WriteResult::Gone => {
+                self.full.remove(&key);
+                true
+            }
+        };
+        if report {
+            self.reports.push_back(FromShard::Written {
+                subscriber,
+                channel,
+                result,
+            });
+        }
+    }
+
     /// Flush what was queued, pass events on to the room, and remove ended subscribers
     /// (reporting each).
     fn process(&mut self, now: Instant) {
@@ -198,6 +295,7 @@ impl Shard {
                 reason = reason.as_str(),
                 "subscriber left shard"
             );
+            self.full.retain(|(s, _)| *s != id);
             self.reports.push_back(FromShard::Ended(id, reason));
         }
         // Closing drains; anything it raised is of no use to the room any more.

@@ -58,10 +58,11 @@ impl Peer {
         addr: SocketAddr,
         links: (LinkConfig, LinkConfig),
         channels: &[(&str, bool)],
+        media: bool,
     ) -> (Peer, String, SdpPendingOffer) {
         let spec = OfferSpec {
-            audio: 0,
-            video: 0,
+            audio: u32::from(media),
+            video: u32::from(media),
             channels: channels
                 .iter()
                 .map(|(label, reliable)| ChannelSpec {
@@ -73,7 +74,8 @@ impl Peer {
         };
         let client = ClientConfig::browser(VideoCodecs::Vp8);
         let made = kit::offer(&client, &spec, addr, now).expect("offer");
-        let mids = (Mid::new(), Mid::new());
+        let first = |m: &[Mid]| m.first().copied().unwrap_or_else(Mid::new);
+        let mids = (first(&made.audio_mids), first(&made.video_mids));
         let mut peer = Peer::receiver(now, name, addr, links, made.rtc, mids);
         peer.data.offered = made
             .channels
@@ -150,8 +152,29 @@ impl Sim {
         up: LinkConfig,
         down: LinkConfig,
     ) -> usize {
+        self.join_channels(name, channels, (up, down), false)
+    }
+
+    /// Join a WHEP session with one audio and one video slot and `channels`.
+    pub fn join_media_data(
+        &mut self,
+        name: &str,
+        channels: &[(&str, bool)],
+        up: LinkConfig,
+        down: LinkConfig,
+    ) -> usize {
+        self.join_channels(name, channels, (up, down), true)
+    }
+
+    fn join_channels(
+        &mut self,
+        name: &str,
+        channels: &[(&str, bool)],
+        links: (LinkConfig, LinkConfig),
+        media: bool,
+    ) -> usize {
         let addr = self.next_addr();
-        let (peer, offer, pending) = Peer::offer_data(self.now, name, addr, (up, down), channels);
+        let (peer, offer, pending) = Peer::offer_data(self.now, name, addr, links, channels, media);
         self.admit(SessionKind::Subscriber, peer, &offer, pending)
     }
 }
