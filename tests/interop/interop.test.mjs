@@ -5,7 +5,10 @@
 //   Firefox ESR (puppeteer-core, WebDriver BiDi) and Chromium (the e2e harness, playwright-core)
 //     on the server's own /publish and /watch pages
 //
-// Every case publishes with one stack and plays with another (or the same) in its own
+// aiortc also joins rooms with data channels (aiortc_data.py: four chatting participants;
+// aiortc_data_edges.py: channels beside media, the room API's send, every refusal).
+//
+// Every media case publishes with one stack and plays with another (or the same) in its own
 // room, and checks on the player what arrived: frames decoded at the expected rate,
 // the codec as published, audio present. The server listens on every interface and
 // advertises its interface addresses (libnice does not gather on 127.0.0.1, Firefox
@@ -338,6 +341,57 @@ test('four aiortc participants chat over data channels (reliable and unreliable 
   assert.ok(result, `aiortc data printed no result\n${c.tail()}`);
   assert.ok(!result.error, `aiortc data: ${result.error}\n${JSON.stringify(result.problems ?? [])}\n${c.tail()}\nserver:\n${server.logTail(20)}`);
   assert.deepEqual(result.chat_received, [61, 61, 61, 61], 'chat messages per participant');
+  rec.passed = true;
+});
+
+// aiortc_data_edges.py: channels on a WHIP session with audio and on a WHEP session with
+// slots, `_events`, the room API's send, every refusal of docs/conference.md (about 9 s).
+test('aiortc data channels beside media, the room API send and every refusal', { timeout: 60_000 }, async () => {
+  const room = `interop${++roomSeq}`;
+  const rec = { name: 'aiortc data: media, room API, refusals', room, codec: null, passed: false };
+  results.push(rec);
+  const c = new PyClient('aiortc data edges', 'aiortc_data_edges.py', [server.base, room]);
+  const { result } = await c.done;
+  const context = () => `\n${c.tail(25)}\nserver:\n${server.logTail(30)}`;
+  assert.ok(result, `aiortc data edges printed no result${context()}`);
+  assert.ok(!result.error, `aiortc data edges: ${result.error}\n  ${(result.problems ?? []).join('\n  ')}${context()}`);
+  for (const who of ['alice', 'bob', 'carol', 'dave']) {
+    assert.ok(result.answers[who].some(([kind, port]) => kind === 'application' && port !== 0),
+      `${who}'s answer accepts m=application: ${JSON.stringify(result.answers[who])}`);
+  }
+  assert.ok(result.bob_audio_frames >= 25, `WHEP with slots and a channel: ${result.bob_audio_frames} audio frames`);
+  assert.deepEqual(result.chat.carol, { alice: ['hello from alice'], bob: ['hello from bob'] }, 'the data-only participant hears WHIP and WHEP chat');
+  assert.deepEqual(result.chat.alice.carol, ['hello from carol', 'only for alice'], 'WHIP participant hears the data-only one (and the line directed to it)');
+  assert.deepEqual(result.chat.bob.carol, ['hello from carol'], 'WHEP participant hears the data-only one (not the line directed to alice)');
+  for (const who of ['carol', 'dave']) {
+    assert.ok(result.events[who].includes('participant-joined:erin'), `${who}'s _events: participant-joined of the later participant: ${JSON.stringify(result.events[who])}`);
+  }
+  assert.deepEqual(result.erin_closed, ['t16', 't17'], 'channels past 16 closed by the server (too_many_channels)');
+  assert.deepEqual(result.api, {
+    all: [200, { receivers: 4 }],
+    bob: [200, { receivers: 1 }],
+    nobody: [200, { receivers: 0 }],
+    events: [422, null],
+    unknown: [404, null],
+    erin_kept: [200, { receivers: 1 }],
+    erin_closed: [200, { receivers: 0 }],
+  }, 'POST /api/rooms/{room}/data: status and {"receivers": n}');
+  assert.deepEqual(result.server_notices, { alice: ['all'], bob: ['all', 'bob'], carol: ['all'], dave: ['all'] }, 'room API messages per participant');
+  assert.deepEqual(result.refusals, {
+    too_large: ['chat:too_large'],
+    binary: ['chat:binary'],
+    not_json: ['chat:invalid'],
+    no_data: ['chat:invalid'],
+    json_array: ['chat:invalid'],
+    to_not_array: ['chat:invalid'],
+    to_65: ['chat:invalid'],
+    unknown_recipient: ['chat:unknown_recipient'],
+    reserved: ['_events:reserved'],
+  }, 'error replies (channel:reason) per refused message');
+  assert.ok(result.burst_replies >= 1, 'a burst past the rate limit is answered rate_limited');
+  const relayed = Object.values(result.burst_relayed);
+  assert.ok(relayed.every((n) => n === relayed[0] && n >= 100 && n < 300), `burst of 300 relayed: ${JSON.stringify(result.burst_relayed)}`);
+  assert.equal(result.counted['dropped:rate_limited'], 300 - relayed[0], 'rate_limited refusals counted in /metrics');
   rec.passed = true;
 });
 
