@@ -8,6 +8,7 @@ pub(crate) mod admission;
 pub(crate) mod data;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod ice_restart;
 pub(crate) mod limits;
 pub(crate) mod openapi;
 pub(crate) mod ops;

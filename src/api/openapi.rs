@@ -301,8 +301,11 @@ mod doc_only {
 
     /// Trickle ICE on a WHIP session
     ///
-    /// Accepted and not needed: the server is ICE-lite and learns client addresses from
-    /// their checks. An ICE restart (`If-Match: *`) is not supported.
+    /// Trickle candidates are accepted and not needed: the server is ICE-lite and learns
+    /// client addresses from their checks. A fragment with a new `a=ice-ufrag` and
+    /// `a=ice-pwd` is an ICE restart (RFC 9725 §4.3.2; needs `If-Match`): 200 with the
+    /// server's new credentials and candidates as a fragment and a new `ETag`; the
+    /// session, its streams and its URL stay.
     #[utoipa::path(
         patch,
         path = "/whip/{room}/{session}",
@@ -312,13 +315,16 @@ mod doc_only {
         request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "An SDP fragment (RFC 8840)"),
         security(("bearer" = [])),
         responses(
+            (status = 200, description = "ICE restarted: the server's fragment (`application/trickle-ice-sdpfrag`) and the new `ETag`"),
             (status = 204, description = "Accepted"),
-            (status = 400, description = "Not a valid room name or SDP fragment"),
+            (status = 400, description = "Not a valid room name or SDP fragment, or a restart without a valid `a=ice-ufrag` and `a=ice-pwd`"),
             (status = 401, description = "No valid bearer token"),
             (status = 403, description = "The token does not cover the room or lacks the `publish` grant"),
             (status = 404, description = "No such session"),
             (status = 415, description = "Not `application/trickle-ice-sdpfrag` (`Accept-Patch`)"),
-            (status = 422, description = "An ICE restart: not supported; DELETE the session and POST a new offer"),
+            (status = 412, description = "`If-Match` does not match the session's `ETag`"),
+            (status = 428, description = "An ICE restart without `If-Match`"),
+            (status = 422, description = "The session refused the ICE restart (it goes on unchanged)"),
         )
     )]
     fn whip_patch() {}
@@ -412,13 +418,14 @@ mod doc_only {
         )),
         security(("bearer" = [])),
         responses(
+            (status = 200, description = "ICE restarted (trickle fragment): as on a WHIP session"),
             (status = 204, description = "Applied"),
             (status = 400, description = "Not a valid room name, JSON body or SDP fragment"),
             (status = 401, description = "No valid bearer token"),
             (status = 403, description = "The token does not cover the room or lacks the `subscribe` grant"),
             (status = 404, description = "No such session"),
             (status = 415, description = "Neither content type (`Accept-Patch`)"),
-            (status = 422, description = "An unknown or audio `mid` with a video-only field, a pinned identity not in the room, or an ICE restart"),
+            (status = 422, description = "An unknown or audio `mid` with a video-only field, a pinned identity not in the room, or a refused ICE restart"),
         )
     )]
     fn whep_patch() {}

@@ -477,8 +477,8 @@ async fn delete(
 ///
 /// `If-Match` (RFC 9725 §4.3.1, RFC 9110 §13.1.1): `*` or the session's entity tag
 /// passes; any other value is 412. An ICE restart (a fragment whose `a=ice-ufrag`
-/// differs from the offer's) needs `If-Match` (428 without) and is not supported yet
-/// (422 with it: DELETE the session and POST a new offer).
+/// differs from the client's current one) needs `If-Match` (428 without) and answers
+/// 200 with the server's new fragment and ETag (see [`super::ice_restart`]).
 async fn patch(
     kind: SessionKind,
     State(state): State<AppState>,
@@ -525,9 +525,7 @@ async fn patch(
                 "an ICE restart needs If-Match with the session's entity tag or *".into(),
             ));
         }
-        return Err(ApiError::Unprocessable(
-            "ICE restart is not supported; DELETE this session and POST a new offer".into(),
-        ));
+        return super::ice_restart::restart(&state, &room, &session, &frag).await;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

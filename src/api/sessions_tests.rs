@@ -271,18 +271,17 @@ async fn patch_trickle_and_restart() {
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     // If-Match (RFC 9725 §4.3.1): `*` or the session's tag pass, anything else is 412;
-    // an ICE restart needs it (428) and is not supported (422).
+    // an ICE restart needs it (428).
     let sdpfrag = "application/trickle-ice-sdpfrag";
     let weak = format!("W/{etag}");
     let listed = format!("\"other\", {etag}");
-    let matrix: [(Option<&str>, &str, u16); 8] = [
+    let matrix: [(Option<&str>, &str, u16); 7] = [
         (Some("*"), frag, 204),
         (Some(etag.as_str()), frag, 204),
         (Some(listed.as_str()), frag, 204),
         (Some("\"bogus\""), frag, 412),
         (Some(weak.as_str()), frag, 412),
         (None, restart, 428),
-        (Some("*"), restart, 422),
         (Some("\"bogus\""), restart, 412),
     ];
     for (if_match, body, want) in matrix {
@@ -293,8 +292,42 @@ async fn patch_trickle_and_restart() {
             assert_problem(s, &h, &b, want);
         }
     }
+    // A restart without a pwd, or with one too short, is 400 and changes nothing.
+    let no_pwd = "a=ice-ufrag:abcd\r\n";
+    let short_pwd = "a=ice-ufrag:abcd\r\na=ice-pwd:short\r\n";
+    for body in [no_pwd, short_pwd] {
+        let (s, h, b) = send(&app, patch(sdpfrag, Some(&etag), &location, body)).await;
+        assert_problem(s, &h, &b, 400);
+    }
+    // The restart (RFC 9725 §4.3.2): 200, the server's new credentials and candidates as
+    // a fragment under the offer's first m-line, a new ETag (the new server ufrag).
     let (s, h, b) = send(&app, patch(sdpfrag, Some(&etag), &location, restart)).await;
-    assert_problem(s, &h, &b, 422);
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(h[header::CONTENT_TYPE], sdpfrag);
+    let new_etag = h[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let ufrag = b
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .expect("a=ice-ufrag");
+    assert_eq!(new_etag, format!("\"{ufrag}\""));
+    let pwd = b.lines().find_map(|l| l.strip_prefix("a=ice-pwd:"));
+    assert!(pwd.is_some_and(|p| p.len() >= 22), "{b}");
+    assert!(b.starts_with("a=ice-lite\r\n"), "{b}");
+    for want in [
+        "\r\nm=audio 9 ",
+        "\r\na=mid:0\r\n",
+        "\r\na=candidate:",
+        "a=end-of-candidates\r\n",
+    ] {
+        assert!(b.contains(want), "{want:?} missing: {b}");
+    }
+    // The old ETag is stale now (412); the new one passes, and a trickle fragment with
+    // the client's new ufrag is no restart (204).
+    let (s, h, b) = send(&app, patch(sdpfrag, Some(&etag), &location, restart)).await;
+    assert_problem(s, &h, &b, 412);
+    let (s, _, b) = send(&app, patch(sdpfrag, Some(&new_etag), &location, restart)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let (s, h, b) = send(
         &app,
         patch(

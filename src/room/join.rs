@@ -62,6 +62,7 @@ impl Room {
             rtc,
             &mut self.home.out,
         );
+        p.keep_offer(offer);
         let medias = self.add_tracks(id, kind, &lines, &mut p);
         let mids: Vec<Mid> = medias.iter().map(|(m, _)| *m).collect();
         let etag = self.record(id, &session, (kind, &ufrag, offer), placement, &mids, p);
@@ -184,6 +185,7 @@ impl Room {
         let tags = SessionTags {
             etag: etag.clone(),
             client_ufrag,
+            first_media: signaling::first_media(offer),
         };
         self.tags.insert(session.clone(), tags);
         self.pending.insert(id, self.meters.pending_session());

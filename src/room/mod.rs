@@ -16,12 +16,14 @@ mod join;
 pub(crate) mod ledger;
 pub mod offer_limits;
 mod output;
+mod restart;
 mod sharded;
 pub(crate) mod shards;
 pub mod signaling;
 
 pub use data::ServerMessageError;
 pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};
+pub use restart::{IceRestartError, IceRestarted};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -82,6 +84,9 @@ pub struct SessionTags {
     /// The client's `a=ice-ufrag` from its offer; a trickle fragment with another one
     /// asks for an ICE restart.
     pub client_ufrag: Option<String>,
+    /// The offer's first m-line (port 9) and its `a=mid` value, for the fragment an
+    /// ICE restart answers with (RFC 8840 §9).
+    pub first_media: Option<(String, String)>,
 }
 
 /// Why a join was refused.

@@ -226,6 +226,26 @@ impl Shards {
         true
     }
 
+    /// Pass an ICE restart on (see [`ToShard::RestartIce`]); `false` if `subscriber`
+    /// is not live in a shard.
+    pub(crate) fn restart_ice(
+        &mut self,
+        subscriber: ParticipantId,
+        local: str0m::IceCreds,
+        remote: str0m::IceCreds,
+    ) -> bool {
+        let Some(i) = self.live_shard_of(subscriber) else {
+            return false;
+        };
+        let cmd = ToShard::RestartIce {
+            subscriber,
+            local,
+            remote,
+        };
+        self.command(i, cmd);
+        true
+    }
+
     /// End a session that lives in a shard; `false` if it does not.
     pub(crate) fn close(&mut self, subscriber: ParticipantId, reason: EndReason) -> bool {
         let Some(i) = self.live_shard_of(subscriber) else {

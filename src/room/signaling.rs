@@ -420,6 +420,22 @@ pub fn candidates_on_every_line(answer: &str) -> String {
     out
 }
 
+/// The offer's first m-line with its port set to 9, and that section's `a=mid` value
+/// (RFC 8840 §9: where a trickle fragment puts candidates). `None` without either.
+pub fn first_media(offer: &str) -> Option<(String, String)> {
+    let mut lines = offer.lines().map(str::trim);
+    let m = lines.find(|l| l.starts_with("m="))?;
+    let mid = lines
+        .take_while(|l| !l.starts_with("m="))
+        .find_map(|l| l.strip_prefix("a=mid:"))?;
+    let mut fields: Vec<&str> = m.split(' ').collect();
+    if fields.len() < 3 {
+        return None;
+    }
+    fields[1] = "9";
+    Some((fields.join(" "), mid.to_owned()))
+}
+
 /// Fresh server ICE credentials whose ufrag starts with the room's key prefix
 /// (see [`crate::net::RoomKey`]). ufrag: prefix + 8 random chars; pwd: 24 random chars
 /// (RFC 8839 §5.4: at least 4 and 22 ice-chars).

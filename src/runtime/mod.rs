@@ -135,6 +135,16 @@ pub enum Command {
         /// Never answered.
         reply: oneshot::Sender<()>,
     },
+    /// Restart a session's ICE with the client's new credentials (PATCH, RFC 9725
+    /// §4.3.2).
+    IceRestart {
+        /// The session.
+        session: SessionId,
+        /// The client's new ICE credentials.
+        remote: str0m::IceCreds,
+        /// The server's side of the new ICE session.
+        reply: oneshot::Sender<Result<crate::room::IceRestarted, crate::room::IceRestartError>>,
+    },
     /// Whether a session exists (for PATCH), with its ICE tags.
     Exists {
         /// The session.

@@ -251,6 +251,13 @@ fn handle_command(
             let _unanswered = reply;
             panic!("injected room failure (test)");
         }
+        Command::IceRestart {
+            session,
+            remote,
+            reply,
+        } => {
+            let _ = reply.send(room.handle_ice_restart(now, &session, remote));
+        }
         Command::Exists { session, reply } => {
             let _ = reply.send(room.session_tags(&session));
         }

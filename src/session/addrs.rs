@@ -55,6 +55,13 @@ impl AddrBook {
         self.by_ufrag.insert(ufrag, id);
     }
 
+    /// An ICE restart: STUN checks name `id` by `new` from now on, no longer by `old`;
+    /// the addresses it was bound to stay until checks bind another.
+    pub(crate) fn replace_ufrag(&mut self, id: ParticipantId, old: &str, new: String) {
+        self.by_ufrag.remove(old);
+        self.by_ufrag.insert(new, id);
+    }
+
     /// Forget `id` (its ufrag and every address it used).
     pub(crate) fn remove(&mut self, id: ParticipantId, ufrag: &str) {
         self.by_addr.retain(|_, v| *v != id);

@@ -9,5 +9,5 @@ pub mod participant;
 mod set;
 
 pub use end::{DtlsFailure, EndReason};
-pub use participant::{Outbox, Participant, ParticipantEvent, PtMatcher};
+pub use participant::{Outbox, Participant, ParticipantEvent, PtMatcher, RestartError};
 pub use set::SessionSet;

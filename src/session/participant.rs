@@ -40,6 +40,8 @@ use crate::net::Datagram;
 
 mod channels;
 mod events;
+mod restart;
+pub use restart::RestartError;
 
 /// How long a new session may take to connect (ICE + DTLS) before it is dropped: the
 /// pending-session timeout. Clients connect in well under a second on a LAN and a few
@@ -147,6 +149,8 @@ pub struct Participant {
     session: SessionId,
     kind: SessionKind,
     ufrag: String,
+    /// The SDP offer the session was made from, replayed by an ICE restart.
+    offer: Option<Box<str>>,
     rtc: Rtc,
     rtc_timeout: Instant,
     created: Instant,
@@ -212,6 +216,7 @@ impl Participant {
             session,
             kind,
             ufrag,
+            offer: None,
             rtc,
             rtc_timeout: now,
             created: now,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::addrs::AddrBook;
-use super::{EndReason, Outbox, Participant};
+use super::{EndReason, Outbox, Participant, RestartError};
 use crate::forwarder::ForwardRtp;
 use crate::ids::ParticipantId;
 use crate::metrics::{DropReason, Meters};
@@ -85,6 +85,23 @@ impl SessionSet {
     pub fn insert(&mut self, p: Participant) {
         self.addrs.insert(p.ufrag().to_owned(), p.id());
         self.participants.insert(p.id(), p);
+    }
+
+    /// Restart ICE on session `id` (see [`Participant::restart_ice`]); its STUN checks
+    /// are found by the new ufrag from now on. Errors: `Gone` when `id` is not here, or
+    /// why the session refused (it goes on as before).
+    pub fn restart_ice(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        local: str0m::IceCreds,
+        remote: str0m::IceCreds,
+    ) -> Result<(), RestartError> {
+        let p = self.participants.get_mut(&id).ok_or(RestartError::Gone)?;
+        let new = local.ufrag.clone();
+        let old = p.restart_ice(now, local, remote, &mut self.out)?;
+        self.addrs.replace_ufrag(id, &old, new);
+        Ok(())
     }
 
     /// One datagram for these sessions: found by source address or STUN username

@@ -72,6 +72,16 @@ pub enum ToShard {
         /// Its channel.
         channel: ChannelKey,
     },
+    /// Restart a subscriber's ICE with these credentials (the room chose the server's
+    /// and answered the client already; see `Participant::restart_ice`).
+    RestartIce {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// The server's new credentials (the ufrag keeps this shard's prefix).
+        local: str0m::IceCreds,
+        /// The client's new credentials.
+        remote: str0m::IceCreds,
+    },
     /// End a subscriber (DELETE, room API, replaced): RTCP BYE and DTLS close_notify.
     Close {
         /// The subscriber.
@@ -182,6 +192,16 @@ impl Shard {
                     self.full.remove(&(subscriber, channel));
                     if let Some((p, out)) = self.sessions.get_mut(subscriber) {
                         p.close_channel(now, channel, out);
+                    }
+                }
+                ToShard::RestartIce {
+                    subscriber,
+                    local,
+                    remote,
+                } => {
+                    // The room answered already; a refusal leaves the old ICE session.
+                    if let Err(e) = self.sessions.restart_ice(now, subscriber, local, remote) {
+                        debug!(shard = self.key.0, participant = subscriber.0, error = %e, "ICE restart not applied");
                     }
                 }
                 ToShard::Close { subscriber, reason } => {

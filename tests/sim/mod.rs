@@ -21,6 +21,7 @@ pub use switchboard_kit::link;
 pub mod media;
 pub mod peer;
 pub mod remb;
+pub mod restart;
 pub mod shards;
 pub mod trace;
 pub mod video;
