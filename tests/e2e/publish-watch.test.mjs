@@ -11,6 +11,10 @@
 // Artifacts go to <repo>/artifacts/e2e/: publish.png, watch.png,
 // publish-watch.json (measured figures) and server.log.
 //
+// After the measurement window the viewer restarts ICE (window.switchboard.restartIce():
+// PATCH of new credentials, RFC 9725 §4.3.2) and must decode 30 more frames within 5 s
+// on the same session, with a new ETag.
+//
 // The pages expose window.switchboard = { state, stats, error, firstFrameMs, ... }
 // (documented in web/assets/ui.js); this test reads only that hook.
 
@@ -28,6 +32,10 @@ const sampleSeconds = Number(process.env.E2E_SAMPLE_SECONDS || 10);
 const ROOM = 'e2e';
 const MIN_FPS = 20;
 const CONNECT_TIMEOUT_MS = 20_000;
+/** After an ICE restart, this many more frames must be decoded … */
+const RESTART_FRAMES = 30;
+/** … within this time of its start. */
+const RESTART_TIMEOUT_MS = 5_000;
 const FIRST_FRAME_TIMEOUT_MS = 20_000;
 // One encoding (simulcast=0): this test covers the plain path, where the viewer
 // gets exactly what the publisher sends; simulcast-bwe.test.mjs covers layers.
@@ -157,6 +165,29 @@ test('browser publishes over WHIP and another browser plays it over WHEP', { tim
       result.viewerResolution, result.publisherResolution,
       `decoded resolution differs from the sent one${await info()}`,
     );
+
+    // ICE restart by the viewer (RFC 9725 §4.3.2): new credentials PATCHed with
+    // If-Match, the server's fragment applied. The server flushes its old candidate
+    // pairs, so frames decoded afterwards came over the restarted ICE session; the
+    // session (its URL) stays, its ETag changes.
+    const beforeRestart = await hookOf(pages.viewer);
+    const restartStart = Date.now();
+    const restartError = await pages.viewer.evaluate(() => window.switchboard.restartIce().then(() => null, (e) => String(e?.message || e)));
+    result.iceRestartMs = Date.now() - restartStart;
+    assert.equal(restartError, null, `ICE restart failed: ${restartError}${await info()}`);
+    let afterRestart = await hookOf(pages.viewer);
+    const framesGoal = beforeRestart.stats.framesDecoded + RESTART_FRAMES;
+    const restartDeadline = Date.now() + RESTART_TIMEOUT_MS;
+    while (Date.now() < restartDeadline && afterRestart.stats.framesDecoded < framesGoal) {
+      await sleep(100);
+      afterRestart = await hookOf(pages.viewer);
+    }
+    result.framesAfterRestartMs = Date.now() - restartStart;
+    console.log(`  ICE restart: PATCH and new remote description in ${result.iceRestartMs} ms, ${RESTART_FRAMES} more frames decoded ${result.framesAfterRestartMs} ms after it began (ETag ${beforeRestart.etag} -> ${afterRestart.etag})`);
+    assert.ok(afterRestart.stats.framesDecoded >= framesGoal, `fewer than ${RESTART_FRAMES} frames decoded within ${RESTART_TIMEOUT_MS} ms of the ICE restart${await info()}`);
+    assert.equal(afterRestart.location, beforeRestart.location, 'the session resource changed');
+    assert.notEqual(afterRestart.etag, beforeRestart.etag, 'the ETag did not change with the ICE restart');
+    assert.equal(afterRestart.state, 'connected', `the viewer left the connected state: ${afterRestart.state}`);
     result.passed = true;
   } catch (err) {
     result.error = err.message.split('\n')[0];

@@ -10,6 +10,8 @@
 //                where a layer is { spatialLayerId, encodingId, temporalLayerId }
 //   estimateBps  the server's downlink estimate for this viewer (bit/s) or null
 //   layerUrl     the WHEP layer extension's URL (from the Link header) or null
+//   etag         the session's current ETag; restartIce() restarts ICE on the session
+//                (RFC 9725 §4.3.2, see whip-whep.js) and resolves once applied
 //   statsUrl     the stats resource's URL
 //   layerRequest the last layer request sent from the selector ({} = automatic)
 
@@ -259,6 +261,13 @@ async function start() {
       return;
     }
     hook.location = session.location;
+    hook.etag = session.etag;
+    // ICE restart on request (tests, or a client that saw its network change)
+    const current = session;
+    hook.restartIce = async () => {
+      await current.restartIce();
+      hook.etag = current.etag;
+    };
     hook.layerUrl = session.layerUrl;
     hook.statsUrl = session.statsUrl;
     layerSelect.disabled = !session.layerUrl;

@@ -222,6 +222,64 @@ async function negotiate(pc, endpointUrl, token) {
   return { location, etag: response.headers.get('ETag'), links, base: base.href, answeredAt };
 }
 
+/** The first value of SDP attribute `name` (e.g. 'ice-ufrag') in `sdp`, or null. */
+function sdpAttribute(sdp, name) {
+  const m = new RegExp(`^a=${name}:(.+)$`, 'm').exec(sdp);
+  return m ? m[1].trim() : null;
+}
+
+/**
+ * ICE restart of a WHIP/WHEP session (RFC 9725 §4.3.2): new local credentials, a PATCH
+ * of them as a trickle ICE fragment with If-Match, and the server's fragment (its new
+ * credentials and candidates) applied as the new remote description. Updates
+ * session.etag. Throws a ProblemError when the server refuses (the old ICE session
+ * then goes on).
+ */
+async function restartIce(session, token) {
+  const { pc } = session;
+  pc.restartIce();
+  const offer = await pc.createOffer({ iceRestart: true });
+  await pc.setLocalDescription(offer);
+  const ufrag = sdpAttribute(offer.sdp, 'ice-ufrag');
+  const pwd = sdpAttribute(offer.sdp, 'ice-pwd');
+  const mid = sdpAttribute(offer.sdp, 'mid');
+  const mline = /^m=.*$/m.exec(offer.sdp)?.[0] ?? '';
+  const frag = `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\n${mline}\r\na=mid:${mid}\r\n`;
+  let response;
+  try {
+    response = await fetch(session.location, {
+      method: 'PATCH',
+      headers: {
+        'Content-Type': 'application/trickle-ice-sdpfrag',
+        'If-Match': session.etag || '*',
+        ...authHeaders(token),
+      },
+      body: frag,
+    });
+  } catch (err) {
+    throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+  }
+  if (response.status !== 200) throw await problemFromResponse(response);
+  const answer = await response.text();
+  const serverUfrag = sdpAttribute(answer, 'ice-ufrag');
+  const serverPwd = sdpAttribute(answer, 'ice-pwd');
+  const candidates = answer.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+  // The current answer with the new credentials, and the new candidates in place of the
+  // old ones (after each a=mid).
+  const remote = pc.remoteDescription.sdp
+    .split(/\r?\n/)
+    .filter((l) => l && !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates')
+    .flatMap((l) => {
+      if (l.startsWith('a=ice-ufrag:')) return [`a=ice-ufrag:${serverUfrag}`];
+      if (l.startsWith('a=ice-pwd:')) return [`a=ice-pwd:${serverPwd}`];
+      if (l.startsWith('a=mid:')) return [l, ...candidates, 'a=end-of-candidates'];
+      return [l];
+    })
+    .join('\r\n');
+  await pc.setRemoteDescription({ type: 'answer', sdp: `${remote}\r\n` });
+  session.etag = response.headers.get('ETag') ?? session.etag;
+}
+
 function makeSession(pc, token, negotiated, extra) {
   let stopped = false;
   return {
@@ -231,6 +289,10 @@ function makeSession(pc, token, negotiated, extra) {
     answeredAt: negotiated.answeredAt,
     links: negotiated.links,
     ...extra,
+    /** ICE restart (RFC 9725 §4.3.2), see restartIce above; resolves once applied. */
+    restartIce() {
+      return restartIce(this, token);
+    },
     /**
      * Ends the session on the server (DELETE) and closes the peer connection.
      * Pass { keepalive: true } when called while the page is unloading.
