@@ -142,3 +142,41 @@ fn viewers_and_a_publisher_restart_ice_and_media_goes_on() {
         "the publisher's media stopped: {sent_after}"
     );
 }
+
+/// A viewer that moves without an ICE restart (NAT rebinding): its client nominates a
+/// path from the new address with the same credentials, and the server follows.
+#[test]
+fn a_viewer_that_moves_without_a_restart_is_followed() {
+    let mut sim = Sim::new();
+    sim.join_publisher("publisher", &SIMULCAST, link(), link());
+    sim.run_until(sim.at(Duration::from_millis(500)));
+    assert_eq!(sim.subscribe_limited("viewer", link(), WIDE_BPS), HOME);
+    sim.run_until(sim.at(RESTART_AT));
+    let tag = sim.room.session_tags(&sim.resources[HOME]).expect("tags");
+    sim.move_peer(HOME, "10.2.0.1:7000".parse().expect("addr"));
+    let moved_at = sim.now;
+    sim.run_until(moved_at + AFTER);
+    check_intact(&sim, HOME);
+    let sub = &sim.peers[HOME];
+    let after = sub
+        .received
+        .video
+        .iter()
+        .filter(|g| g.at > moved_at + S)
+        .count();
+    let stall = longest_stall(&sim, HOME);
+    println!(
+        "moved viewer: {after} video packets in the last {} s, longest stall {} ms, {} stray datagrams",
+        (AFTER - S).as_secs(),
+        stall.as_millis(),
+        sim.stats.stray
+    );
+    assert!(after > 500, "video stopped after the move: {after}");
+    assert_eq!(missing(&sim, HOME), 0, "video sequence numbers lost");
+    assert!(stall <= MAX_STALL, "video stalled {stall:?}");
+    let same = sim.room.session_tags(&sim.resources[HOME]).expect("tags");
+    assert_eq!(
+        tag, same,
+        "the session's ICE tags changed without a restart"
+    );
+}

@@ -29,6 +29,8 @@ pub fn classify(buf: &[u8]) -> PacketClass {
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 /// STUN USERNAME attribute type (RFC 8489 §18.3).
 const ATTR_USERNAME: u16 = 0x0006;
+/// USE-CANDIDATE attribute type (RFC 8445 §16.1).
+const ATTR_USE_CANDIDATE: u16 = 0x0025;
 /// STUN header length in bytes (RFC 8489 §5).
 const HEADER_LEN: usize = 20;
 
@@ -37,6 +39,18 @@ const HEADER_LEN: usize = 20;
 /// (0–3, RFC 7983 §7, the same rule as [`classify`]), wrong cookie, a length that does
 /// not fit the datagram, or truncated attributes.
 pub fn stun_username(buf: &[u8]) -> Option<&[u8]> {
+    stun_attribute(buf, ATTR_USERNAME)
+}
+
+/// Whether a well-formed STUN message carries USE-CANDIDATE (RFC 8445 §7.1.2): the
+/// controlling agent nominates the pair it is sent on.
+pub fn stun_use_candidate(buf: &[u8]) -> bool {
+    stun_attribute(buf, ATTR_USE_CANDIDATE).is_some()
+}
+
+/// The value of the first attribute of type `typ` of a well-formed STUN message (see
+/// [`stun_username`] for what is malformed).
+fn stun_attribute(buf: &[u8], typ: u16) -> Option<&[u8]> {
     if buf.len() < HEADER_LEN || buf[0] > 3 || buf[4..8] != MAGIC_COOKIE {
         return None;
     }
@@ -46,13 +60,13 @@ pub fn stun_username(buf: &[u8]) -> Option<&[u8]> {
     }
     let mut attrs = &buf[HEADER_LEN..HEADER_LEN + msg_len];
     while attrs.len() >= 4 {
-        let typ = u16::from_be_bytes([attrs[0], attrs[1]]);
+        let t = u16::from_be_bytes([attrs[0], attrs[1]]);
         let len = u16::from_be_bytes([attrs[2], attrs[3]]) as usize;
         let padded = (len + 3) & !3;
         if 4 + len > attrs.len() {
             return None;
         }
-        if typ == ATTR_USERNAME {
+        if t == typ {
             return Some(&attrs[4..4 + len]);
         }
         attrs = attrs.get(4 + padded..)?;
@@ -107,6 +121,23 @@ mod tests {
         let user = stun_username(&msg).expect("username");
         assert_eq!(user, b"0000002aabcdefgh:cl1ent");
         assert_eq!(server_ufrag(user), Some("0000002aabcdefgh"));
+    }
+
+    #[test]
+    fn reads_use_candidate() {
+        let plain = binding_request("abcd:efgh");
+        assert!(!stun_use_candidate(&plain));
+        // USE-CANDIDATE (zero length) before the fake MESSAGE-INTEGRITY.
+        let mut nominating = plain.clone();
+        let at = nominating.len() - 24;
+        nominating.splice(at..at, [0x00, 0x25, 0x00, 0x00]);
+        let len = u16::from_be_bytes([nominating[2], nominating[3]]) + 4;
+        nominating[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(stun_use_candidate(&nominating));
+        assert_eq!(stun_username(&nominating), Some(&b"abcd:efgh"[..]));
+        for n in 0..nominating.len() {
+            assert!(!stun_use_candidate(&nominating[..n]), "truncated at {n}");
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 
 use crate::ids::ParticipantId;
 use crate::metrics::DropReason;
-use crate::net::classify::{classify, server_ufrag, stun_username, PacketClass};
+use crate::net::classify::{
+    classify, server_ufrag, stun_use_candidate, stun_username, PacketClass,
+};
 use crate::net::Datagram;
 
 /// The ufrag and address indexes of the participants one owner drives.
@@ -24,6 +26,8 @@ pub(crate) struct AddrBook {
     by_ufrag: HashMap<String, ParticipantId>,
     /// Addresses verified since the last [`AddrBook::take_bindings`].
     verified: Vec<SocketAddr>,
+    /// Where each participant's client last nominated a path (USE-CANDIDATE).
+    nominated: HashMap<ParticipantId, SocketAddr>,
 }
 
 /// Where a datagram goes within one room or shard.
@@ -31,6 +35,10 @@ pub(crate) struct AddrBook {
 pub(crate) enum Lookup {
     /// To this participant.
     Found(ParticipantId),
+    /// To this participant, which nominates (USE-CANDIDATE, RFC 8445 §7.1.2) a path
+    /// from another address than the one it nominated before: it moved (NAT
+    /// rebinding, a new network) without an ICE restart.
+    Moved(ParticipantId),
     /// Nobody here: not STUN naming a known ufrag, and from no bound address.
     Unknown,
     /// A STUN message naming a session whose integrity did not verify: dropped.
@@ -42,7 +50,7 @@ impl Lookup {
     /// caller as `switchboard_packets_dropped_total{reason}`).
     pub(crate) fn participant(self) -> Result<ParticipantId, DropReason> {
         match self {
-            Lookup::Found(id) => Ok(id),
+            Lookup::Found(id) | Lookup::Moved(id) => Ok(id),
             Lookup::Unknown => Err(DropReason::UnknownSource),
             Lookup::Unverified => Err(DropReason::StunUnverified),
         }
@@ -65,6 +73,7 @@ impl AddrBook {
     /// Forget `id` (its ufrag and every address it used).
     pub(crate) fn remove(&mut self, id: ParticipantId, ufrag: &str) {
         self.by_addr.retain(|_, v| *v != id);
+        self.nominated.remove(&id);
         self.by_ufrag.remove(ufrag);
     }
 
@@ -85,9 +94,18 @@ impl AddrBook {
                 if !verify(id) {
                     return Lookup::Unverified;
                 }
+                let moved = stun_use_candidate(&d.contents)
+                    && self
+                        .nominated
+                        .insert(id, d.source)
+                        .is_some_and(|before| before != d.source);
                 self.by_addr.insert(d.source, id);
                 self.verified.push(d.source);
-                return Lookup::Found(id);
+                return if moved {
+                    Lookup::Moved(id)
+                } else {
+                    Lookup::Found(id)
+                };
             }
         }
         match self.by_addr.get(&d.source) {

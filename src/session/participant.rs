@@ -151,6 +151,10 @@ pub struct Participant {
     ufrag: String,
     /// The SDP offer the session was made from, replayed by an ICE restart.
     offer: Option<Box<str>>,
+    /// The client's current ICE credentials (from the offer, or the last restart).
+    remote_creds: Option<str0m::IceCreds>,
+    /// When [`Participant::follow_move`] last flushed the ICE pairs.
+    last_move: Option<Instant>,
     rtc: Rtc,
     rtc_timeout: Instant,
     created: Instant,
@@ -217,6 +221,8 @@ impl Participant {
             kind,
             ufrag,
             offer: None,
+            remote_creds: None,
+            last_move: None,
             rtc,
             rtc_timeout: now,
             created: now,

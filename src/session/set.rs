@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::addrs::AddrBook;
+use super::addrs::{AddrBook, Lookup};
 use super::{EndReason, Outbox, Participant, RestartError};
 use crate::forwarder::ForwardRtp;
 use crate::ids::ParticipantId;
@@ -123,6 +123,9 @@ impl SessionSet {
             meters.dropped(DropReason::UnknownSource);
             return;
         };
+        if matches!(found, Lookup::Moved(_)) {
+            p.follow_move(now, &mut self.out);
+        }
         if !p.handle_receive(now, d, &mut self.out) {
             meters.dropped(DropReason::Rejected);
         }

@@ -1,7 +1,7 @@
 //! ICE restarts in the simulation (RFC 8445 §9, RFC 9725 §4.3.2): the room restarts a
 //! peer's session with new client credentials, as a PATCH would, and the peer takes the
 //! server's new credentials, optionally from a new address (its old host candidate
-//! invalidated, as when a phone leaves Wi-Fi).
+//! invalidated, as when a phone leaves Wi-Fi); or a peer moves without a restart.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -32,7 +32,28 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Peer `index` moves to `addr` without an ICE restart (NAT rebinding, a new
+    /// network): its old host candidate is gone, its credentials stay.
+    pub fn move_peer(&mut self, index: usize, addr: SocketAddr) {
+        let now = self.now;
+        self.peers[index].move_to(now, addr);
+    }
+}
+
 impl Peer {
+    fn move_to(&mut self, now: Instant, addr: SocketAddr) {
+        let old = Candidate::host(self.addr, "udp").expect("old candidate");
+        self.rtc.direct_api().invalidate_candidate(&old);
+        let new = Candidate::host(addr, "udp").expect("new candidate");
+        self.rtc.add_local_candidate(new);
+        self.addr = addr;
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .unwrap_or_else(|e| panic!("{}: timeout after moving: {e}", self.name));
+        self.drain_now(now);
+    }
+
     /// Take new ICE credentials (`local` ours, `remote` the server's) and, with
     /// `move_to`, a new address in place of the current one.
     fn restart_ice(

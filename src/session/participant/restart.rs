@@ -11,13 +11,23 @@
 //! are the offer's, unchanged), discards str0m's answer, and sets the server's new
 //! credentials (whose ufrag routes to this session's owner) in place of the random
 //! ones str0m picked.
+//!
+//! A client that moves without a restart (NAT rebinding, a phone changing networks with
+//! an agent that keeps its credentials) nominates a path from its new address with the
+//! same credentials; str0m would keep the old pair there too. [`Participant::follow_move`]
+//! flushes the pairs the same way, with throwaway client credentials, and puts both
+//! sides' real ones back, so the nominating check makes the new path the send path.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::IceCreds;
 
 use super::{Outbox, Participant};
+
+/// At most one [`Participant::follow_move`] per this interval: each replays the offer
+/// (an SDP parse), and a client alternating addresses must not cost more.
+const MOVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why an ICE restart was not applied (the session goes on as before).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +46,41 @@ pub enum RestartError {
 impl Participant {
     /// Keep the offer the session was created from, for [`Participant::restart_ice`].
     pub fn keep_offer(&mut self, offer: &str) {
+        let attr = |name: &str| {
+            offer
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        if let (Some(ufrag), Some(pass)) = (attr("a=ice-ufrag:"), attr("a=ice-pwd:")) {
+            self.remote_creds = Some(IceCreds { ufrag, pass });
+        }
         self.offer = Some(offer.into());
+    }
+
+    /// The client nominates a path from a new address without an ICE restart: flush
+    /// str0m's candidate pairs, keeping both sides' credentials, so that the check being
+    /// handled next makes the new path the send path (module docs). At most once per
+    /// [`MOVE_INTERVAL`]; nothing happens without a kept offer.
+    pub fn follow_move(&mut self, now: Instant, out: &mut Outbox) {
+        if self.last_move.is_some_and(|t| now < t + MOVE_INTERVAL) {
+            return;
+        }
+        let (Some(offer), Some(remote)) = (self.offer.as_deref(), self.remote_creds.clone()) else {
+            return;
+        };
+        self.last_move = Some(now);
+        let local = self.rtc.direct_api().local_ice_credentials();
+        let replayed = with_credentials(offer, &IceCreds::new());
+        let Ok(offer) = SdpOffer::from_sdp_string(&replayed) else {
+            return;
+        };
+        if self.rtc.sdp_api().accept_offer(offer).is_ok() {
+            let mut api = self.rtc.direct_api();
+            api.set_local_ice_credentials(local);
+            api.set_remote_ice_credentials(remote);
+        }
+        self.advance(now, out);
     }
 
     /// Restart ICE: the client's new credentials `remote`, the server's new `local` ones.
@@ -61,6 +105,7 @@ impl Participant {
         }
         let ufrag = local.ufrag.clone();
         self.rtc.direct_api().set_local_ice_credentials(local);
+        self.remote_creds = Some(remote);
         self.advance(now, out);
         Ok(std::mem::replace(&mut self.ufrag, ufrag))
     }
