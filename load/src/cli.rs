@@ -146,6 +146,24 @@ pub enum Scenario {
         #[arg(long, value_enum, default_value_t = Mapping::Room)]
         mapping: Mapping,
     },
+    /// N participants in one room, each with one data-only WHEP session (channels
+    /// `chat`, ordered and reliable, and `pos`, unordered without retransmissions):
+    /// an idle phase with the channels open, then everyone sends on both topics.
+    Data {
+        /// Number of participants (data-only WHEP sessions).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=1000))]
+        participants: u32,
+        /// Messages per second each participant sends on each topic (Switchboard allows
+        /// 50 a second per session over both, bursts of 100).
+        #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+        rate: f64,
+        /// Bytes of padding (`"pad"`) in every message (the server refuses messages over 16 KiB).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+        padding: u32,
+        /// Idle phase before sending: channels open, nothing sent, server CPU measured.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        idle: Duration,
+    },
 }
 
 /// How a conference maps onto rooms.
@@ -235,6 +253,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if v.is_finite() && v > 0.0 && v <= 1000.0 {
+        Ok(v)
+    } else {
+        Err("--rate must be a number of messages per second in (0, 1000]".into())
+    }
+}
+
 fn parse_ramp(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
     if v.is_finite() && v > 0.0 {
@@ -307,5 +334,46 @@ mod tests {
         assert_eq!(parse(&[]), Mapping::Room);
         assert_eq!(parse(&["--mapping", "rooms"]), Mapping::Rooms);
         assert_eq!(parse(&["--mapping", "room"]), Mapping::Room);
+    }
+
+    #[test]
+    fn data_takes_participants_rate_padding_and_idle() {
+        let cli = Cli::try_parse_from([
+            "switchboard-load",
+            "--url",
+            "http://h:1",
+            "data",
+            "--participants",
+            "20",
+            "--rate",
+            "2.5",
+            "--padding",
+            "100",
+            "--idle",
+            "2s",
+            "--duration",
+            "20s",
+        ])
+        .unwrap();
+        match cli.scenario {
+            Scenario::Data {
+                participants,
+                rate,
+                padding,
+                idle,
+            } => assert_eq!(
+                (participants, rate, padding, idle),
+                (20, 2.5, 100, Duration::from_secs(2))
+            ),
+            s => panic!("{s:?}"),
+        }
+        let bad = |args: &[&str]| {
+            let mut all = vec!["switchboard-load", "--url", "http://h:1", "data"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).is_err()
+        };
+        assert!(bad(&["--rate", "0"]));
+        assert!(bad(&["--participants", "1"]));
+        assert!(!bad(&[]));
     }
 }

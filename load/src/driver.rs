@@ -4,8 +4,11 @@
 //! followed by a full drain of `poll_output()`, whose transmits go out on the socket.
 //! Publishers write [`Generator`] packets on its clock and keyframe on
 //! `Event::KeyframeRequest`; viewers parse every `Event::RtpPacket` into
-//! [`RecvStats`], by SSRC (one stream per WHEP slot). Figures the progress display needs go to the shared [`Live`] atomics;
-//! the rest comes back as a [`PeerReport`] when the task ends. Never does HTTP.
+//! [`RecvStats`], by SSRC (one stream per WHEP slot). A data-only peer ([`DataPeer`])
+//! writes its due messages with `rtc.channel(id).write(false, …)` (each write drained
+//! like an RTP write) and checks every `Event::ChannelData`. Figures the progress
+//! display needs go to the shared [`Live`] atomics; the rest comes back as a
+//! [`PeerReport`] when the task ends. Never does HTTP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +23,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 
+use crate::data::{DataPeer, Topic};
 use crate::peer::{Connected, Live, PeerReport, Phase};
 use crate::publisher::{Generator, Packet};
 use switchboard_kit::media::{self, PayloadCodec};
@@ -45,6 +49,8 @@ pub struct Ready {
     pub(crate) codecs: HashMap<Pt, PayloadCodec>,
     pub(crate) publisher: Option<Sender>,
     pub(crate) recv: Option<RecvStats>,
+    /// A data-only session's channels, sender and receiver.
+    pub(crate) data: Option<DataPeer>,
     /// Frame gap above which a viewer counts a freeze, µs.
     pub(crate) freeze_us: u64,
     pub(crate) report: PeerReport,
@@ -78,15 +84,26 @@ impl Ready {
             if let Some(due) = self.publisher.as_ref().and_then(|p| p.gen.next_due()) {
                 wake = wake.min(due);
             }
+            if let Some(due) = self.data.as_ref().and_then(DataPeer::next_due) {
+                wake = wake.min(due);
+            }
             sleep.as_mut().reset(wake.into());
             tokio::select! {
                 changed = phase.changed() => {
                     let p = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Close };
                     match p {
                         Phase::Run => {}
+                        Phase::SendData => {
+                            if let Some(d) = self.data.as_mut() {
+                                d.start(Instant::now());
+                            }
+                        }
                         Phase::StopMedia => {
                             if let Some(s) = self.publisher.as_mut() {
                                 s.gen.stop();
+                            }
+                            if let Some(d) = self.data.as_mut() {
+                                d.stop();
                             }
                         }
                         Phase::Close => {
@@ -123,6 +140,7 @@ impl Ready {
         self.report.error = error;
         self.report.recv = self.recv.take();
         self.report.sent = self.publisher.take().map(|p| p.gen.sent);
+        self.report.data = self.data.take().map(|d| d.stats);
         self.report
     }
 
@@ -166,7 +184,8 @@ impl Ready {
             .map_err(|e| format!("poll_output: {e}"))
     }
 
-    /// Write every due packet (each write drained), then let str0m's pacer move them.
+    /// Write every due packet and data message (each write drained), then let str0m's
+    /// pacer move them.
     async fn write_media(
         &mut self,
         now: Instant,
@@ -184,6 +203,13 @@ impl Ready {
             self.drain(live, connected)
                 .await
                 .map_err(|e| format!("poll_output after write: {e}"))?;
+        }
+        let due = self.data.as_mut().map(|d| d.due(now)).unwrap_or_default();
+        for topic in due {
+            self.write_data(topic, live);
+            self.drain(live, connected)
+                .await
+                .map_err(|e| format!("poll_output after a data write: {e}"))?;
         }
         self.rtc
             .handle_input(Input::Timeout(now.max(Instant::now())))
@@ -209,6 +235,23 @@ impl Ready {
                     .marker(p.marker)
                     .nackable(p.layer.is_some()),
             );
+        }
+    }
+
+    /// Write the next message of `topic` on its channel, stamped now.
+    fn write_data(&mut self, topic: Topic, live: &Live) {
+        let Some(d) = self.data.as_mut() else {
+            return;
+        };
+        let text = d.message(topic, live.micros(Instant::now()));
+        let ok = d.channel(topic).is_some_and(|id| {
+            self.rtc
+                .channel(id)
+                .is_some_and(|mut c| c.write(false, text.as_bytes()).unwrap_or(false))
+        });
+        d.written(topic, text.len(), ok);
+        if ok {
+            live.data_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -262,6 +305,31 @@ impl Ready {
             Event::KeyframeRequest(req) if req.mid == self.video_mid => {
                 if let Some(s) = self.publisher.as_mut() {
                     s.gen.request_keyframe(req.rid);
+                }
+            }
+            Event::ChannelOpen(id, label) => {
+                let now = Instant::now();
+                if self
+                    .data
+                    .as_mut()
+                    .is_some_and(|d| d.opened(id, &label, now))
+                {
+                    live.channels_open.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Event::ChannelData(m) => {
+                let now_us = live.micros(Instant::now());
+                if self
+                    .data
+                    .as_mut()
+                    .is_some_and(|d| d.receive(m.id, &m.data, now_us))
+                {
+                    live.data_received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Event::ChannelClose(id) => {
+                if let Some(d) = self.data.as_mut() {
+                    d.closed(id);
                 }
             }
             Event::RtpPacket(pkt) => {

@@ -1,18 +1,22 @@
 //! `switchboard-load`: a WHIP/WHEP load and quality tool.
 //!
 //! It creates sessions against any WHIP/WHEP server — a `broadcast` (one publisher,
-//! N viewers) or a `conference` (P participants, each publishing and watching K
+//! N viewers), a `conference` (P participants, each publishing and watching K
 //! others: in one room with one multi-slot WHEP session each, or in one room per
-//! participant) — at a steady ramp, with str0m peers over real UDP, one socket and
-//! one tokio task per peer. Publishers send synthetic but well-formed VP8 simulcast
-//! (q/h/f) or H264, plus Opus, at real rates, with keyframes on schedule and on
-//! PLI/FIR. Every payload carries its publisher's id, a per-stream counter and a send
-//! timestamp after its codec header, so viewers measure loss, one-way latency (same
-//! host), freezes, layer switches and slot source changes without trusting RIDs or
-//! SSRCs. With `--server-pid` it also reads the server's CPU time and RSS from
-//! `/proc`. At the end every session is DELETEd.
+//! participant) or `data` (N data-only WHEP sessions in one room exchanging chat and
+//! position messages over data channels) — at a steady ramp, with str0m peers over
+//! real UDP, one socket and one tokio task per peer. Publishers send synthetic but
+//! well-formed VP8 simulcast (q/h/f) or H264, plus Opus, at real rates, with keyframes
+//! on schedule and on PLI/FIR. Every payload carries its publisher's id, a per-stream
+//! counter and a send timestamp after its codec header, so viewers measure loss,
+//! one-way latency (same host), freezes, layer switches and slot source changes
+//! without trusting RIDs or SSRCs; data messages carry a sequence number and a send
+//! time the same way. With `--server-pid` it also reads the server's CPU time and RSS
+//! from `/proc`. At the end every session is DELETEd.
 //!
-//! Modules: [`cli`] (options), [`scenario`] (plan, ramp, window, teardown), [`peer`]
+//! Modules: [`cli`] (options), [`plan`] (the sessions of a scenario), [`scenario`]
+//! (ramp, window, teardown), [`data`] (data-only peers: send schedule, receive
+//! checks), [`data_report`] (their figures), [`peer`]
 //! (one `Rtc`, offer and answer), [`driver`] (the task that runs it), [`publisher`]
 //! (media clock), [`media`] (payloads), [`stats`] and [`slot`] (what viewers measure,
 //! per received stream), [`histogram`] (percentiles), [`signaling`] (HTTP),
@@ -23,8 +27,11 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod data;
+mod data_report;
 mod driver;
 mod peer;
+mod plan;
 mod procstat;
 mod progress;
 mod publisher;
@@ -39,7 +46,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Scenario};
+use crate::data::DataConfig;
 use crate::peer::{Live, MediaConfig};
 use crate::progress::Progress;
 
@@ -80,6 +88,19 @@ async fn run(cli: &Cli) -> Result<ExitCode, String> {
         fps: cli.fps,
         keyframe_interval: cli.keyframe_interval,
         temporal_layers: cli.temporal_layers,
+        data: match cli.scenario {
+            Scenario::Data {
+                participants,
+                rate,
+                padding,
+                ..
+            } => DataConfig {
+                rate,
+                padding: padding as usize,
+                participants,
+            },
+            _ => DataConfig::default(),
+        },
     };
     let live = Arc::new(Live::new());
     let show = !cli.quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();

@@ -1,8 +1,9 @@
 //! One WHIP publisher or WHEP viewer up to its answer: its own UDP socket, its str0m
 //! `Rtc` (RTP mode; Opus plus VP8 or H264 for publishers, all three for viewers), the
 //! SDP offer (simulcast `q;h;f` send layers for a VP8 publisher; for a viewer one
-//! `recvonly` m-line per [`Slots`] entry, audio first), and accepting the answer
-//! (payload types the server kept). The task that then drives the `Rtc` is in
+//! `recvonly` m-line per [`Slots`] entry, audio first; for a data-only session only
+//! `m=application` with the [`Topic`] channels), and accepting the answer (payload
+//! types the server kept). The task that then drives the `Rtc` is in
 //! [`crate::driver`]; the run-wide [`Live`] counters and [`Phase`] commands are here.
 //! Never does HTTP.
 
@@ -11,12 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
 use str0m::media::{Direction, Mid};
 use str0m::Rtc;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 use tokio::net::UdpSocket;
 
 use crate::cli::VideoCodec;
+use crate::data::{DataConfig, DataPeer, DataStats, Topic};
 use crate::driver::{Ready, Sender};
 use crate::publisher::{Generator, LayerPlan, SentStats};
 use switchboard_kit::media::PayloadCodec;
@@ -29,6 +32,8 @@ pub enum Role {
     Publisher,
     /// WHEP: receives media.
     Viewer,
+    /// WHEP without media: data channels only (the `data` scenario).
+    Data,
 }
 
 /// The m-lines of a session's offer: a publisher sends one of each; a conference
@@ -71,6 +76,8 @@ pub struct MediaConfig {
     pub keyframe_interval: Duration,
     /// VP8 temporal layers (1..=3).
     pub temporal_layers: u8,
+    /// What data-only sessions send.
+    pub data: DataConfig,
 }
 
 /// Run-wide figures every task updates, for the progress display and the window.
@@ -86,6 +93,12 @@ pub struct Live {
     pub viewer_bytes: AtomicU64,
     /// RTP packets written by all publishers.
     pub sent_packets: AtomicU64,
+    /// Data channels of data-only sessions that opened.
+    pub channels_open: AtomicU64,
+    /// Data messages str0m took from all data-only sessions.
+    pub data_sent: AtomicU64,
+    /// Data messages of other participants received (the first time) by all of them.
+    pub data_received: AtomicU64,
 }
 
 impl Live {
@@ -97,6 +110,9 @@ impl Live {
             viewer_packets: AtomicU64::new(0),
             viewer_bytes: AtomicU64::new(0),
             sent_packets: AtomicU64::new(0),
+            channels_open: AtomicU64::new(0),
+            data_sent: AtomicU64::new(0),
+            data_received: AtomicU64::new(0),
         }
     }
 
@@ -111,7 +127,9 @@ impl Live {
 pub enum Phase {
     /// Connect and stream.
     Run,
-    /// Publishers stop writing media; connections stay up.
+    /// Data-only sessions start sending messages.
+    SendData,
+    /// Publishers stop writing media, data-only sessions stop sending; connections stay up.
     StopMedia,
     /// Close the `Rtc` (DTLS close_notify) and end.
     Close,
@@ -133,6 +151,8 @@ pub struct PeerReport {
     pub recv: Option<RecvStats>,
     /// Publishers: what was sent.
     pub sent: Option<SentStats>,
+    /// Data-only sessions: what was sent and received.
+    pub data: Option<DataStats>,
     /// The `Rtc` failed or died before it was told to close.
     pub error: Option<String>,
     /// Times ICE went to disconnected.
@@ -148,6 +168,7 @@ pub struct Offered {
     pending: SdpPendingOffer,
     video_mid: Mid,
     audio_mid: Mid,
+    channels: Vec<ChannelId>,
     /// The SDP offer to POST.
     pub offer: String,
 }
@@ -169,6 +190,7 @@ pub async fn offer(spec: PeerSpec, cfg: &MediaConfig, ip: IpAddr) -> Result<Offe
         pending: made.pending,
         video_mid: made.video_mid,
         audio_mid: made.audio_mid,
+        channels: made.channels,
         offer: made.offer,
     })
 }
@@ -180,6 +202,8 @@ struct Made {
     /// The first video and audio m-lines (a publisher's only ones).
     video_mid: Mid,
     audio_mid: Mid,
+    /// The data channels, in [`Topic::ALL`] order.
+    channels: Vec<ChannelId>,
     offer: String,
 }
 
@@ -214,6 +238,15 @@ fn make_offer(spec: PeerSpec, cfg: &MediaConfig, local: SocketAddr) -> Result<Ma
             };
             (ClientConfig::browser(VideoCodecs::Both), offer)
         }
+        Role::Data => {
+            let offer = OfferSpec {
+                audio: 0,
+                video: 0,
+                channels: Topic::ALL.iter().map(|t| t.channel()).collect(),
+                ..OfferSpec::one_each(Direction::RecvOnly)
+            };
+            (ClientConfig::browser(VideoCodecs::Vp8), offer)
+        }
     };
     let made = kit::offer(&client, &offer, local, Instant::now())?;
     // A viewer without m-lines of one kind never looks at that kind's mid.
@@ -223,6 +256,7 @@ fn make_offer(spec: PeerSpec, cfg: &MediaConfig, local: SocketAddr) -> Result<Ma
         audio_mid: first(&made.audio_mids),
         rtc: made.rtc,
         pending: made.pending,
+        channels: made.channels,
         offer: made.sdp,
     })
 }
@@ -234,7 +268,7 @@ impl Offered {
         kit::accept_answer(&mut self.rtc, self.pending, answer)?;
         let codecs = kit::payload_codecs(&self.rtc);
         let publisher = match self.spec.role {
-            Role::Viewer => None,
+            Role::Viewer | Role::Data => None,
             Role::Publisher => {
                 let want = match cfg.codec {
                     VideoCodec::Vp8 => PayloadCodec::Vp8,
@@ -269,6 +303,10 @@ impl Offered {
             publisher,
             recv: (self.spec.role == Role::Viewer).then(|| RecvStats::new(self.spec.participant)),
             freeze_us: 3 * frame_us,
+            data: (self.spec.role == Role::Data).then(|| {
+                let me = self.spec.participant.unwrap_or(0);
+                DataPeer::new(me, cfg.data, &self.channels)
+            }),
             report: PeerReport::default(),
             ice_at: None,
         })
@@ -287,6 +325,7 @@ mod tests {
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
             temporal_layers: 1,
+            data: DataConfig::default(),
         }
     }
 
@@ -314,5 +353,15 @@ mod tests {
             "{}",
             made.offer
         );
+        // A data-only session offers only m=application, with both channels.
+        let spec = PeerSpec {
+            role: Role::Data,
+            participant: Some(0),
+            slots: Slots { video: 0, audio: 0 },
+        };
+        let made = make_offer(spec, &cfg(), local).unwrap();
+        assert_eq!(made.offer.matches("m=").count(), 1, "{}", made.offer);
+        assert!(made.offer.contains("m=application"), "{}", made.offer);
+        assert_eq!(made.channels.len(), 2);
     }
 }

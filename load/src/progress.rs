@@ -1,5 +1,6 @@
 //! The live progress display (indicatif, on stderr): sessions set up during the ramp,
-//! then the measurement window with the viewers' packet rate. Hidden with `--quiet` or
+//! then the measurement window with the viewers' packet rate (the `data` scenario: the
+//! messages received per second). Hidden with `--quiet` or
 //! when stdout is not a terminal; then every call does nothing.
 
 use std::sync::atomic::Ordering;
@@ -77,21 +78,26 @@ impl Progress {
 
     /// The warm-up before the window.
     pub fn warmup(&self, duration: Duration) {
+        self.phase("warm-up", format!("{duration:?} before measuring"));
+    }
+
+    /// A phase without a bar: `prefix`, a spinner, `msg`.
+    pub fn phase(&self, prefix: &'static str, msg: String) {
         if !self.enabled {
             return;
         }
         self.set_ticker(None);
-        self.bar.set_prefix("warm-up");
+        self.bar.set_prefix(prefix);
         if let Ok(style) = ProgressStyle::with_template("{prefix:>8} {spinner} {msg}") {
             self.bar.set_style(style);
         }
-        self.bar
-            .set_message(format!("{duration:?} before measuring"));
+        self.bar.set_message(msg);
         self.bar.enable_steady_tick(TICK);
     }
 
-    /// The measurement window of `duration`.
-    pub fn window(&self, duration: Duration, live: Arc<Live>) {
+    /// The measurement window of `duration`; `data`: show data messages received
+    /// rather than RTP packets.
+    pub fn window(&self, duration: Duration, live: Arc<Live>, data: bool) {
         if !self.enabled {
             return;
         }
@@ -109,16 +115,21 @@ impl Progress {
         self.bar.set_message("");
         let bar = self.bar.clone();
         self.set_ticker(Some(tokio::spawn(async move {
+            let (counter, what) = if data {
+                (&live.data_received, "participants receive {} msg/s")
+            } else {
+                (&live.viewer_packets, "viewers receive {} pkt/s")
+            };
             let start = tokio::time::Instant::now();
-            let mut last = (start, live.viewer_packets.load(Ordering::Relaxed));
+            let mut last = (start, counter.load(Ordering::Relaxed));
             loop {
                 tokio::time::sleep(TICK * 4).await;
                 let now = tokio::time::Instant::now();
-                let packets = live.viewer_packets.load(Ordering::Relaxed);
-                let rate = (packets - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
-                last = (now, packets);
+                let count = counter.load(Ordering::Relaxed);
+                let rate = (count - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
+                last = (now, count);
                 bar.set_position(((now - start).as_millis() as u64).min(total_ms));
-                bar.set_message(format!("viewers receive {rate:.0} pkt/s"));
+                bar.set_message(what.replace("{}", &format!("{rate:.0}")));
             }
         })));
     }

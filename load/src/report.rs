@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::cli::{Cli, Mapping, Scenario, VideoCodec};
+use crate::data_report::{self, DataEntry};
 use crate::peer::{MediaConfig, Role};
 use crate::scenario::{self, RunResult};
 use crate::viewers::{self, pct, us_between, SlotTotals, ViewerEntry};
@@ -30,7 +31,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of_us(h: &Histogram) -> Self {
+    /// The figures of `h` (µs) in ms.
+    pub fn of_us(h: &Histogram) -> Self {
         let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
         Percentiles {
             count: h.len(),
@@ -45,7 +47,7 @@ impl Percentiles {
 /// A session that failed, or a DELETE that did.
 #[derive(Clone, Debug, Serialize)]
 pub struct FailureEntry {
-    /// `publisher` or `viewer`.
+    /// `publisher`, `viewer` or `data`.
     pub role: &'static str,
     /// Room.
     pub room: String,
@@ -70,6 +72,8 @@ pub struct Sessions {
     pub publishers_connected: u64,
     /// Viewers connected.
     pub viewers_connected: u64,
+    /// Data-only sessions connected.
+    pub data_connected: u64,
     /// Connected sessions whose connection ended or failed before teardown.
     pub lost_during_run: u64,
     /// The failures (the first 50).
@@ -117,14 +121,14 @@ pub struct ServerCost {
     pub rss_idle_kib: Option<u64>,
     /// RSS at the end of the window, KiB.
     pub rss_end_kib: Option<u64>,
-    /// (end − idle) / connected viewers, KiB.
+    /// (end − idle) / connected WHEP sessions (viewers, or data-only sessions), KiB.
     pub rss_per_viewer_kib: Option<f64>,
 }
 
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// `broadcast` or `conference`.
+    /// `broadcast`, `conference` or `data`.
     pub scenario: &'static str,
     /// The conference's mapping and slots; `null` for a broadcast.
     pub conference: Option<ConferenceEntry>,
@@ -207,12 +211,15 @@ pub struct Report {
     pub delete_failures: Vec<FailureEntry>,
     /// Every viewer.
     pub viewer_details: Vec<ViewerEntry>,
+    /// The `data` scenario's figures; `null` for the others.
+    pub data: Option<DataEntry>,
 }
 
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Publisher => "publisher",
         Role::Viewer => "viewer",
+        Role::Data => "data",
     }
 }
 
@@ -242,6 +249,7 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
                 match r.planned.role {
                     Role::Publisher => s.publishers_connected += 1,
                     Role::Viewer => s.viewers_connected += 1,
+                    Role::Data => s.data_connected += 1,
                 }
                 setup.record(us_between(t.post_at, t.ice_at));
                 connect.record(us_between(t.post_at, t.connected_at));
@@ -305,6 +313,7 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
     }
     let window_s = run.window.duration.as_secs_f64().max(1e-9);
     let w = &run.window;
+    let whep_connected = s.viewers_connected + s.data_connected;
     let server = cli.server_pid.map(|pid| {
         let [idle, start, end] = run.server;
         let cpu_s = start.zip(end).map(|(a, b)| (b.cpu_s - a.cpu_s).max(0.0));
@@ -324,8 +333,8 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
             rss_end_kib: rss_end,
             rss_per_viewer_kib: rss_idle
                 .zip(rss_end)
-                .filter(|_| s.viewers_connected > 0)
-                .map(|(a, b)| (b as f64 - a as f64) / s.viewers_connected as f64),
+                .filter(|_| whep_connected > 0)
+                .map(|(a, b)| (b as f64 - a as f64) / whep_connected as f64),
         }
     });
     let [t0, t1] = run.tool;
@@ -336,11 +345,13 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
             .fold((0, 0), |(p, v), r| match r.planned.role {
                 Role::Publisher => (p + 1, v),
                 Role::Viewer => (p, v + 1),
+                Role::Data => (p, v),
             });
     Report {
         scenario: match cli.scenario {
             Scenario::Broadcast { .. } => "broadcast",
             Scenario::Conference { .. } => "conference",
+            Scenario::Data { .. } => "data",
         },
         conference: scenario::conference_shape(cli).map(|c| {
             let room = c.mapping == Mapping::Room;
@@ -403,5 +414,6 @@ pub fn build(cli: &Cli, cfg: &MediaConfig, run: &RunResult) -> Report {
         delete_failures,
         sessions: s,
         viewer_details: details,
+        data: data_report::build(cli, run),
     }
 }

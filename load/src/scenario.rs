@@ -1,18 +1,13 @@
-//! The run: plan the sessions of a scenario, ramp them up at `--ramp` per second
-//! (publishers first), measure for `--duration` once all are set up, then stop media,
-//! DELETE every session and close every peer. Returns the raw [`RunResult`]; the
-//! figures are computed in [`crate::report`].
+//! The run: plan the sessions of a scenario ([`crate::plan`]), ramp them up at `--ramp`
+//! per second (publishers first), measure for `--duration` once all are set up, then
+//! stop media, DELETE every session and close every peer. Returns the raw
+//! [`RunResult`]; the figures are computed in [`crate::report`].
 //!
-//! Conference mappings ([`Mapping`]):
-//! - `room` (default): one conference room `{room}` with many publishers, as Switchboard
-//!   has (`docs/conference.md`). Participant `i` publishes with WHIP `?name=p{i}` and
-//!   watches with one WHEP session `?name=p{i}` whose offer has `K` `recvonly` video
-//!   m-lines and `min(K, 3)` audio ones: the server fills those slots with the other
-//!   participants' media, never `p{i}`'s own.
-//! - `rooms`: for servers with one publisher per room, P rooms `{room}-{i}`: participant
-//!   `i` publishes to its own room and watches the rooms of the `K` participants after
-//!   it (`i+1 … i+K`, wrapping) with one plain WHEP session each, so every publisher
-//!   has `K` viewers.
+//! The `data` scenario has two phases before its window ([`DataPhases`]): it waits until
+//! every connected session's channels are open, then idles for `--idle` with the
+//! server's CPU sampled around it; the window starts with [`Phase::SendData`], and
+//! after it the sessions get [`DATA_DRAIN`] for the last messages to arrive before
+//! the DELETEs.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::cli::{Cli, Mapping, Scenario};
-use crate::peer::{self, Live, MediaConfig, PeerReport, PeerSpec, Phase, Role, Slots};
+use crate::cli::{Cli, Scenario};
+use crate::peer::{self, Live, MediaConfig, PeerReport, Phase, Role};
+pub use crate::plan::{conference_shape, plan, Planned};
 use crate::procstat::{self, Sample};
 use crate::progress::Progress;
 use switchboard_kit::whip::{self as signaling, SignalError, WhipClient};
@@ -32,146 +28,12 @@ use switchboard_kit::whip::{self as signaling, SignalError, WhipClient};
 const DELETE_CONCURRENCY: usize = 16;
 /// How long teardown waits for the peer tasks to end after `Close`.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
-/// Most audio slots a `room`-mapped conference viewer asks for.
-const MAX_AUDIO_SLOTS: u32 = 3;
-
-/// One session to create.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Planned {
-    /// Publisher (WHIP) or viewer (WHEP).
-    pub role: Role,
-    /// Room name.
-    pub room: String,
-    /// Endpoint URL to POST to.
-    pub url: String,
-    /// A publisher's id (in every payload it sends); a viewer's own participant.
-    pub participant: Option<u32>,
-    /// The m-lines of the offer (a viewer's slots).
-    pub slots: Slots,
-}
-
-impl Planned {
-    /// What the peer needs to know.
-    pub fn spec(&self) -> PeerSpec {
-        PeerSpec {
-            role: self.role,
-            participant: self.participant,
-            slots: self.slots,
-        }
-    }
-}
-
-/// A conference's shape: its mapping, how many others each participant watches (`K`),
-/// and the slots of a viewer's offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    /// One room or one room per participant.
-    pub mapping: Mapping,
-    /// Participants.
-    pub participants: u32,
-    /// Others each participant watches.
-    pub watch: u32,
-    /// The m-lines of each viewer's offer.
-    pub slots: Slots,
-}
-
-/// The shape of the conference scenario (`None` for a broadcast).
-pub fn conference_shape(cli: &Cli) -> Option<Shape> {
-    match &cli.scenario {
-        Scenario::Broadcast { .. } => None,
-        Scenario::Conference {
-            participants,
-            watch,
-            mapping,
-        } => Some(shape_of(*participants, *watch, *mapping)),
-    }
-}
-
-fn shape_of(p: u32, watch: Option<u32>, mapping: Mapping) -> Shape {
-    let k = watch
-        .unwrap_or(p.saturating_sub(1))
-        .min(p.saturating_sub(1));
-    let slots = match mapping {
-        Mapping::Room => Slots {
-            video: k,
-            audio: k.min(MAX_AUDIO_SLOTS),
-        },
-        Mapping::Rooms => Slots::ONE,
-    };
-    Shape {
-        mapping,
-        participants: p,
-        watch: k,
-        slots,
-    }
-}
-
-/// The identity of participant `i` in a `room`-mapped conference.
-pub fn participant_name(i: u32) -> String {
-    format!("p{i}")
-}
-
-/// The sessions of the scenario: publishers first, in ramp order.
-pub fn plan(cli: &Cli) -> Vec<Planned> {
-    let base = cli.base_url();
-    let session = |role, room: String, participant, slots, name: Option<String>| {
-        let template = match role {
-            Role::Publisher => &cli.whip_url,
-            Role::Viewer => &cli.whep_url,
-        };
-        let mut url = signaling::endpoint(template, base, &room);
-        if let Some(n) = name {
-            url = signaling::with_query(&url, "name", &n);
-        }
-        Planned {
-            role,
-            room,
-            url,
-            participant,
-            slots,
-        }
-    };
-    let shape = match &cli.scenario {
-        Scenario::Conference {
-            participants,
-            watch,
-            mapping,
-        } => shape_of(*participants, *watch, *mapping),
-        Scenario::Broadcast { viewers } => {
-            let one =
-                |role, participant| session(role, cli.room.clone(), participant, Slots::ONE, None);
-            return std::iter::once(one(Role::Publisher, Some(0)))
-                .chain((0..*viewers).map(|_| one(Role::Viewer, None)))
-                .collect();
-        }
-    };
-    let (p, k) = (shape.participants, shape.watch);
-    match shape.mapping {
-        Mapping::Room => {
-            let member = |role, i: u32, slots| {
-                let name = Some(participant_name(i));
-                session(role, cli.room.clone(), Some(i), slots, name)
-            };
-            let publishers = (0..p).map(|i| member(Role::Publisher, i, Slots::ONE));
-            // K = 0 (a conference of one): nobody to watch, no viewers.
-            let viewers = (0..p)
-                .filter(|_| k > 0)
-                .map(|i| member(Role::Viewer, i, shape.slots));
-            publishers.chain(viewers).collect()
-        }
-        Mapping::Rooms => {
-            let room = |i: u32| format!("{}-{i}", cli.room);
-            let publishers =
-                (0..p).map(|i| session(Role::Publisher, room(i), Some(i), Slots::ONE, None));
-            let viewers = (0..p).flat_map(|i| (1..=k).map(move |d| (i, (i + d) % p)));
-            publishers
-                .chain(
-                    viewers.map(|(i, j)| session(Role::Viewer, room(j), Some(i), Slots::ONE, None)),
-                )
-                .collect()
-        }
-    }
-}
+/// How long data-only sessions keep receiving after they stop sending, before teardown.
+pub const DATA_DRAIN: Duration = Duration::from_secs(1);
+/// Wait between the channels being open and the first message when `--idle` is 0.
+const DATA_SETTLE: Duration = Duration::from_millis(250);
+/// How often the channel count is looked at while waiting for every channel to open.
+const OPEN_POLL: Duration = Duration::from_millis(20);
 
 /// Why a session did not get set up.
 #[derive(Clone, Debug)]
@@ -221,6 +83,26 @@ pub struct Window {
     pub viewer_bytes: u64,
     /// RTP packets all publishers wrote in the window.
     pub sent_packets: u64,
+    /// Data messages all data-only sessions sent in the window.
+    pub data_sent: u64,
+    /// Data messages all data-only sessions received (the first time) in the window.
+    pub data_received: u64,
+}
+
+/// The `data` scenario's phases before its window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DataPhases {
+    /// Channels of the connected data-only sessions (two each).
+    pub channels_expected: u64,
+    /// Of those, open when sending started.
+    pub channels_open: u64,
+    /// From the end of the ramp (and warm-up) until every channel was open; `None`
+    /// when not all were within `--setup-timeout`.
+    pub all_open_after: Option<Duration>,
+    /// The idle phase: channels open, nothing sent.
+    pub idle: Duration,
+    /// The server at the idle phase's start and end.
+    pub server: [Option<Sample>; 2],
 }
 
 /// The raw outcome of a run.
@@ -238,6 +120,8 @@ pub struct RunResult {
     pub tool: [Option<Sample>; 2],
     /// The tool's time origin (receive stamps count from it).
     pub epoch: Instant,
+    /// The `data` scenario's phases before the window.
+    pub data: Option<DataPhases>,
 }
 
 /// Ramp-up and live counters for the progress display.
@@ -306,7 +190,7 @@ pub async fn run(
     let ramp_start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / cli.ramp);
     let mut setups = Vec::with_capacity(planned.len());
-    for role in [Role::Publisher, Role::Viewer] {
+    for role in [Role::Publisher, Role::Viewer, Role::Data] {
         let mut handles = Vec::new();
         let group_start = tokio::time::Instant::now();
         for (i, p) in planned.iter().filter(|p| p.role == role).enumerate() {
@@ -329,37 +213,55 @@ pub async fn run(
         progress.warmup(cli.warmup);
         tokio::time::sleep(cli.warmup).await;
     }
+    let is_data = matches!(cli.scenario, Scenario::Data { .. });
+    let data = match &cli.scenario {
+        Scenario::Data { idle, .. } if any => {
+            let connected = setups.iter().filter(|s| s.setup.is_ok()).count() as u64;
+            Some(data_phases(cli, *idle, &live, connected, progress).await)
+        }
+        _ => None,
+    };
     let snapshot = || {
-        (
-            live.viewer_packets.load(Ordering::Relaxed),
-            live.viewer_bytes.load(Ordering::Relaxed),
-            live.sent_packets.load(Ordering::Relaxed),
-        )
+        [
+            &live.viewer_packets,
+            &live.viewer_bytes,
+            &live.sent_packets,
+            &live.data_sent,
+            &live.data_received,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
     };
     let server_start = cli.server_pid.and_then(|p| procstat::sample(Some(p)));
     let tool_start = procstat::sample(None);
-    let (p0, b0, s0) = snapshot();
+    let _ = phase_tx.send(Phase::SendData);
+    let c0 = snapshot();
     let window_start = Instant::now();
     live.measuring.store(true, Ordering::Relaxed);
     if any {
-        progress.window(cli.duration, live.clone());
+        progress.window(cli.duration, live.clone(), is_data);
         tokio::time::sleep(cli.duration).await;
     }
     live.measuring.store(false, Ordering::Relaxed);
     let duration = window_start.elapsed();
-    let (p1, b1, s1) = snapshot();
+    let c1 = snapshot();
     let server_end = cli.server_pid.and_then(|p| procstat::sample(Some(p)));
     let tool_end = procstat::sample(None);
     let window = Window {
         duration,
-        viewer_packets: p1 - p0,
-        viewer_bytes: b1 - b0,
-        sent_packets: s1 - s0,
+        viewer_packets: c1[0] - c0[0],
+        viewer_bytes: c1[1] - c0[1],
+        sent_packets: c1[2] - c0[2],
+        data_sent: c1[3] - c0[3],
+        data_received: c1[4] - c0[4],
     };
 
-    // Teardown: stop media, DELETE everything that was created, close the peers.
+    // Teardown: stop media (and messages: the last ones get DATA_DRAIN to arrive),
+    // DELETE everything that was created, close the peers.
     progress.teardown();
     let _ = phase_tx.send(Phase::StopMedia);
+    if is_data && any {
+        tokio::time::sleep(DATA_DRAIN).await;
+    }
     let limit = Arc::new(Semaphore::new(DELETE_CONCURRENCY));
     let deletes: Vec<_> = setups
         .iter()
@@ -409,7 +311,47 @@ pub async fn run(
         server: [server_idle, server_start, server_end],
         tool: [tool_start, tool_end],
         epoch: live.epoch,
+        data,
     })
+}
+
+/// Wait until the `connected` data-only sessions have both channels open (at most
+/// `--setup-timeout`), then idle for `idle` (at least [`DATA_SETTLE`], so that the
+/// server has every channel before the first message), sampling the server around it.
+async fn data_phases(
+    cli: &Cli,
+    idle: Duration,
+    live: &Live,
+    connected: u64,
+    progress: &Progress,
+) -> DataPhases {
+    let expected = 2 * connected;
+    let open = || live.channels_open.load(Ordering::Relaxed);
+    progress.phase(
+        "channels",
+        format!("waiting for {expected} data channels to open"),
+    );
+    let start = Instant::now();
+    while open() < expected && start.elapsed() < cli.setup_timeout {
+        tokio::time::sleep(OPEN_POLL).await;
+    }
+    let all_open_after = (open() >= expected).then(|| start.elapsed());
+    progress.phase(
+        "idle",
+        format!("{idle:?} with the channels open, nothing sent"),
+    );
+    let server_start = cli.server_pid.and_then(|p| procstat::sample(Some(p)));
+    let idle_start = Instant::now();
+    tokio::time::sleep(idle.max(DATA_SETTLE)).await;
+    let idle = idle_start.elapsed();
+    let server_end = cli.server_pid.and_then(|p| procstat::sample(Some(p)));
+    DataPhases {
+        channels_expected: expected,
+        channels_open: open(),
+        all_open_after,
+        idle,
+        server: [server_start, server_end],
+    }
 }
 
 /// Create one session: offer, POST, answer, connect.
@@ -484,109 +426,5 @@ async fn connect(ctx: &Ctx, out: &mut Setup) -> Result<SetupTimes, Failure> {
                 format!("not connected (ICE + DTLS) within {:?}", ctx.setup_timeout),
             ))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["switchboard-load", "--url", "http://h:1", "--room", "r"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
-    }
-
-    #[test]
-    fn broadcast_is_one_publisher_then_viewers() {
-        let p = plan(&cli(&["broadcast", "--viewers", "3"]));
-        assert_eq!(p.len(), 4);
-        assert_eq!(p[0].role, Role::Publisher);
-        assert_eq!(p[0].url, "http://h:1/whip/r");
-        assert!(p[1..]
-            .iter()
-            .all(|s| s.role == Role::Viewer && s.url == "http://h:1/whep/r"));
-    }
-
-    #[test]
-    fn conference_rooms_maps_onto_one_publisher_rooms() {
-        let p = plan(&cli(&[
-            "conference",
-            "--participants",
-            "3",
-            "--watch",
-            "1",
-            "--mapping",
-            "rooms",
-        ]));
-        let rooms: Vec<(Role, &str, Option<u32>)> = p
-            .iter()
-            .map(|s| (s.role, s.room.as_str(), s.participant))
-            .collect();
-        assert_eq!(
-            rooms,
-            vec![
-                (Role::Publisher, "r-0", Some(0)),
-                (Role::Publisher, "r-1", Some(1)),
-                (Role::Publisher, "r-2", Some(2)),
-                (Role::Viewer, "r-1", Some(0)),
-                (Role::Viewer, "r-2", Some(1)),
-                (Role::Viewer, "r-0", Some(2)),
-            ]
-        );
-        assert!(p
-            .iter()
-            .all(|s| s.slots == Slots::ONE && !s.url.contains('?')));
-        assert_eq!(p[3].url, "http://h:1/whep/r-1");
-        // Default: everyone watches everyone else.
-        assert_eq!(
-            plan(&cli(&[
-                "conference",
-                "--participants",
-                "4",
-                "--mapping",
-                "rooms"
-            ]))
-            .len(),
-            4 + 12
-        );
-    }
-
-    #[test]
-    fn conference_room_is_one_room_with_named_participants_and_slots() {
-        let p = plan(&cli(&["conference", "--participants", "6", "--watch", "4"]));
-        assert_eq!(p.len(), 12);
-        for (i, s) in p.iter().enumerate() {
-            let n = (i % 6) as u32;
-            let (role, path, slots) = if i < 6 {
-                (Role::Publisher, "whip", Slots::ONE)
-            } else {
-                (Role::Viewer, "whep", Slots { video: 4, audio: 3 })
-            };
-            assert_eq!(s.role, role, "{s:?}");
-            assert_eq!(s.room, "r");
-            assert_eq!(s.url, format!("http://h:1/{path}/r?name=p{n}"));
-            assert_eq!(s.participant, Some(n));
-            assert_eq!(s.slots, slots, "{s:?}");
-        }
-        // Default K: all others; fewer than 3 others means fewer audio slots.
-        let p = plan(&cli(&["conference", "--participants", "3"]));
-        assert_eq!(p.len(), 6);
-        assert_eq!(p[3].slots, Slots { video: 2, audio: 2 });
-        // A template with a query of its own gets `&name=`.
-        let p = plan(&cli(&[
-            "--whep-url",
-            "{url}/whep/{room}?participant=x",
-            "conference",
-            "--participants",
-            "2",
-        ]));
-        assert_eq!(p[2].url, "http://h:1/whep/r?participant=x&name=p0");
-        assert_eq!(p[0].url, "http://h:1/whip/r?name=p0");
-        // A conference of one has no one to watch.
-        assert_eq!(plan(&cli(&["conference", "--participants", "1"])).len(), 1);
-        let shape = conference_shape(&cli(&["conference", "--participants", "5"])).unwrap();
-        assert_eq!((shape.mapping, shape.watch), (Mapping::Room, 4));
     }
 }

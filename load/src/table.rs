@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use clap::ValueEnum;
 
+use crate::data_report;
 use crate::report::{Percentiles, Report};
 
 fn ms(v: Option<f64>) -> String {
@@ -29,18 +30,27 @@ pub fn table(r: &Report) -> String {
     let mut row = |k: &str, v: String| {
         let _ = writeln!(t, "{k:<22} {v}");
     };
-    row(
-        "scenario",
-        format!(
-            "{}: {} publisher(s), {} viewer(s); {:?} [{}] @ {} fps + Opus",
-            r.scenario,
-            r.publishers,
-            r.viewers,
-            r.codec,
-            layers.join(", "),
-            r.fps
+    match &r.data {
+        Some(d) => row(
+            "scenario",
+            format!(
+                "data: {} participants, one data-only WHEP session each (chat: ordered, reliable; pos: unordered, no retransmissions); {} msg/s per topic, {} B padding",
+                d.participants, d.rate_per_topic, d.padding_bytes
+            ),
         ),
-    );
+        None => row(
+            "scenario",
+            format!(
+                "{}: {} publisher(s), {} viewer(s); {:?} [{}] @ {} fps + Opus",
+                r.scenario,
+                r.publishers,
+                r.viewers,
+                r.codec,
+                layers.join(", "),
+                r.fps
+            ),
+        ),
+    }
     if let Some(c) = &r.conference {
         let shape = match (c.video_slots, c.audio_slots) {
             (Some(v), Some(a)) => format!(
@@ -79,8 +89,13 @@ pub fn table(r: &Report) -> String {
     row(
         "sessions",
         format!(
-            "{} connected, {} failed (publishers {}, viewers {}), {} lost during run",
-            s.connected, s.failed, s.publishers_connected, s.viewers_connected, s.lost_during_run
+            "{} connected, {} failed (publishers {}, viewers {}, data-only {}), {} lost during run",
+            s.connected,
+            s.failed,
+            s.publishers_connected,
+            s.viewers_connected,
+            s.data_connected,
+            s.lost_during_run
         ),
     );
     for f in &s.failures {
@@ -99,92 +114,47 @@ pub fn table(r: &Report) -> String {
     let p = |x: &Percentiles| format!("p50 {}  p99 {}  max {}", ms(x.p50), ms(x.p99), ms(x.max));
     row("setup (POST→ICE)", p(&r.setup_ms));
     row("connect (POST→DTLS)", p(&r.connect_ms));
-    row(
-        "first keyframe (201→)",
-        format!(
-            "{}  ({} of {} viewers)",
-            p(&r.first_keyframe_ms),
-            r.viewers_with_keyframe,
-            r.viewers
-        ),
-    );
-    row(
-        "forwarded",
-        format!(
-            "{:.0} pkt/s, {:.2} Mbit/s to viewers (publishers send {:.0} pkt/s)",
-            r.forwarded_packets_per_s,
-            r.forwarded_bps / 1e6,
-            r.sent_packets_per_s
-        ),
-    );
-    row(
-        "loss",
-        format!(
-            "{} ({} of {} packets; worst viewer {})",
-            num(r.loss_percent, " %", 3),
-            r.loss_lost,
-            r.loss_expected,
-            num(r.loss_worst_viewer_percent, " %", 3)
-        ),
-    );
-    row("latency (one-way)", p(&r.latency_ms));
-    row("  audio only", p(&r.audio_latency_ms));
-    row(
-        "freezes",
-        format!(
-            "{} ({:.0} ms in all, {} viewers)",
-            r.freezes, r.freeze_total_ms, r.viewers_with_freezes
-        ),
-    );
-    let by_layer: Vec<String> = r
-        .viewers_by_final_layer
-        .iter()
-        .zip(&r.layers)
-        .map(|(n, l)| format!("{}: {n}", l.rid.as_deref().unwrap_or("single")))
-        .collect();
-    row(
-        "layer switches",
-        format!(
-            "{} ({} per viewer); {} ended on {}",
-            r.layer_switches,
-            num(r.layer_switches_per_viewer, "", 2),
-            if r.conference.is_some() {
-                "video slots"
-            } else {
-                "viewers"
-            },
-            by_layer.join(", ")
-        ),
-    );
-    row(
-        "keyframes",
-        format!(
-            "{} sent, {} requests (PLI/FIR) received",
-            r.keyframes_sent, r.keyframe_requests
-        ),
-    );
-    if r.unreadable_packets > 0 {
-        row("unreadable payloads", r.unreadable_packets.to_string());
+    let rows = match &r.data {
+        Some(d) => data_report::rows(d),
+        None => media_rows(r),
+    };
+    for (k, v) in rows {
+        row(k, v);
     }
     if let Some(c) = &r.server {
-        row(
-            "server cpu",
-            format!(
-                "{} ({} of one core): {} per forwarded packet, {} packets per cpu-s",
-                num(c.cpu_s, " s", 2),
-                num(c.cpu_percent_of_one_core, " %", 0),
-                num(c.cpu_us_per_forwarded_packet, " µs", 1),
-                num(c.packets_per_cpu_s, "", 0)
-            ),
+        let cpu = format!(
+            "{} ({} of one core)",
+            num(c.cpu_s, " s", 2),
+            num(c.cpu_percent_of_one_core, " %", 0)
         );
+        if let Some(d) = &r.data {
+            row("server cpu, window", cpu);
+            for (k, v) in data_report::server_rows(d) {
+                row(k, v);
+            }
+        } else {
+            row(
+                "server cpu",
+                format!(
+                    "{cpu}: {} per forwarded packet, {} packets per cpu-s",
+                    num(c.cpu_us_per_forwarded_packet, " µs", 1),
+                    num(c.packets_per_cpu_s, "", 0)
+                ),
+            );
+        }
         let mib = |k: Option<u64>| num(k.map(|k| k as f64 / 1024.0), " MiB", 1);
         row(
             "server rss",
             format!(
-                "idle {}, end {}, {} per viewer",
+                "idle {}, end {}, {} per {}",
                 mib(c.rss_idle_kib),
                 mib(c.rss_end_kib),
-                num(c.rss_per_viewer_kib, " KiB", 0)
+                num(c.rss_per_viewer_kib, " KiB", 0),
+                if r.data.is_some() {
+                    "data-only session"
+                } else {
+                    "viewer"
+                }
             ),
         );
     }
@@ -206,4 +176,78 @@ pub fn table(r: &Report) -> String {
         );
     }
     t
+}
+
+/// The media rows: keyframes, forwarding, loss, latency, freezes, layers.
+fn media_rows(r: &Report) -> Vec<(&'static str, String)> {
+    let p = |x: &Percentiles| format!("p50 {}  p99 {}  max {}", ms(x.p50), ms(x.p99), ms(x.max));
+    let mut out = Vec::new();
+    out.push((
+        "first keyframe (201→)",
+        format!(
+            "{}  ({} of {} viewers)",
+            p(&r.first_keyframe_ms),
+            r.viewers_with_keyframe,
+            r.viewers
+        ),
+    ));
+    out.push((
+        "forwarded",
+        format!(
+            "{:.0} pkt/s, {:.2} Mbit/s to viewers (publishers send {:.0} pkt/s)",
+            r.forwarded_packets_per_s,
+            r.forwarded_bps / 1e6,
+            r.sent_packets_per_s
+        ),
+    ));
+    out.push((
+        "loss",
+        format!(
+            "{} ({} of {} packets; worst viewer {})",
+            num(r.loss_percent, " %", 3),
+            r.loss_lost,
+            r.loss_expected,
+            num(r.loss_worst_viewer_percent, " %", 3)
+        ),
+    ));
+    out.push(("latency (one-way)", p(&r.latency_ms)));
+    out.push(("  audio only", p(&r.audio_latency_ms)));
+    out.push((
+        "freezes",
+        format!(
+            "{} ({:.0} ms in all, {} viewers)",
+            r.freezes, r.freeze_total_ms, r.viewers_with_freezes
+        ),
+    ));
+    let by_layer: Vec<String> = r
+        .viewers_by_final_layer
+        .iter()
+        .zip(&r.layers)
+        .map(|(n, l)| format!("{}: {n}", l.rid.as_deref().unwrap_or("single")))
+        .collect();
+    out.push((
+        "layer switches",
+        format!(
+            "{} ({} per viewer); {} ended on {}",
+            r.layer_switches,
+            num(r.layer_switches_per_viewer, "", 2),
+            if r.conference.is_some() {
+                "video slots"
+            } else {
+                "viewers"
+            },
+            by_layer.join(", ")
+        ),
+    ));
+    out.push((
+        "keyframes",
+        format!(
+            "{} sent, {} requests (PLI/FIR) received",
+            r.keyframes_sent, r.keyframe_requests
+        ),
+    ));
+    if r.unreadable_packets > 0 {
+        out.push(("unreadable payloads", r.unreadable_packets.to_string()));
+    }
+    out
 }

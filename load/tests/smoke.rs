@@ -1,7 +1,8 @@
 //! Smoke tests of `switchboard-load` against the real server: a 1 → 10 VP8 simulcast
 //! broadcast for 5 s on loopback, and a four-person conference in one room for 4 s,
 //! each once with the room driving every session and once with its viewers spread
-//! over subscriber shards (`--shard-after`, `--max-shards`). Asserts behaviour from the
+//! over subscriber shards (`--shard-after`, `--max-shards`); and the `data` scenario:
+//! four data-only participants exchanging chat and position messages for 2 s. Asserts behaviour from the
 //! tool's JSON report (every session connected, no loss, every viewer saw a keyframe,
 //! every session deleted) and then that the server's `/metrics` drops back to zero
 //! live sessions (and shards). No timing or
@@ -240,7 +241,14 @@ async fn assert_no_sessions_left(server: &Server) -> String {
     loop {
         if let Some(text) = scrape(server).await {
             last = text;
-            let p = metric(&last, "switchboard_sessions{kind=\"publisher\"}");
+            // A server that never had a publisher (the data scenario) has no
+            // publisher series at all.
+            let published = metric(
+                &last,
+                "switchboard_sessions_created_total{kind=\"publisher\"}",
+            );
+            let p = metric(&last, "switchboard_sessions{kind=\"publisher\"}")
+                .or(published.is_none().then_some(0.0));
             let s = metric(&last, "switchboard_sessions{kind=\"subscriber\"}");
             let shards = metric(&last, "switchboard_subscriber_shards").unwrap_or(0.0);
             if p == Some(0.0) && s == Some(0.0) && shards == 0.0 {
@@ -368,4 +376,63 @@ async fn conference_over_subscriber_shards_is_clean_and_cleans_up() {
         metric(&metrics, "switchboard_sharded_sessions_total"),
         Some(3.0)
     );
+}
+
+/// Four data-only participants (channels `chat`, reliable, and `pos`, unreliable) send
+/// 10 messages a second on each for 2 s. On loopback every message of every other
+/// participant arrives exactly once on both topics, chat in order; no error replies,
+/// no own messages; everything is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channels_of_four_deliver_every_message_once() {
+    let server = start_server(&[]).await;
+    let (r, context) = run_report(
+        &server,
+        "smoke-data",
+        &[
+            "data",
+            "--participants",
+            "4",
+            "--duration",
+            "2s",
+            "--idle",
+            "1s",
+        ],
+    )
+    .await;
+    let num = |path: &str| num(&r, path, &context);
+    assert_eq!(r["scenario"], "data", "{context}");
+    assert_eq!(num("/sessions/connected"), 4.0, "{context}");
+    assert_eq!(num("/sessions/data_connected"), 4.0, "{context}");
+    assert_eq!(num("/sessions/failed"), 0.0, "{context}");
+    assert_eq!(num("/sessions/lost_during_run"), 0.0, "{context}");
+    assert_eq!(num("/data/channels_expected"), 8.0, "{context}");
+    assert_eq!(num("/data/channels_open"), 8.0, "{context}");
+    for (i, topic) in ["chat", "pos"].iter().enumerate() {
+        let t = |field: &str| num(&format!("/data/topics/{i}/{field}"));
+        assert_eq!(r["data"]["topics"][i]["topic"], *topic, "{context}");
+        // About 2 s × 10/s × 4 senders; each goes to the 3 others.
+        assert!(t("sent") >= 40.0, "{topic}: {context}");
+        assert_eq!(t("expected"), 3.0 * t("sent"), "{topic}: {context}");
+        assert_eq!(t("delivered"), t("expected"), "{topic}: {context}");
+        assert_eq!(t("lost"), 0.0, "{topic}: {context}");
+        assert_eq!(t("duplicated"), 0.0, "{topic}: {context}");
+        assert_eq!(t("unsent"), 0.0, "{topic}: {context}");
+        assert_eq!(t("channels_closed"), 0.0, "{topic}: {context}");
+        assert!(t("latency_ms/count") > 0.0, "{topic}: {context}");
+    }
+    // Chat is ordered: nothing out of order.
+    assert_eq!(num("/data/topics/0/out_of_order"), 0.0, "{context}");
+    let errors = r["data"]["error_replies"]
+        .as_object()
+        .expect("error_replies");
+    assert!(errors.is_empty(), "error replies: {context}");
+    assert_eq!(num("/data/own_messages"), 0.0, "{context}");
+    assert_eq!(num("/data/foreign_messages"), 0.0, "{context}");
+    assert_eq!(num("/data/wrong_topic_messages"), 0.0, "{context}");
+    assert_eq!(num("/data/unreadable_messages"), 0.0, "{context}");
+    // The server figures are present (values are machine-dependent, not asserted).
+    assert!(r["data"]["server"]["idle_cpu_s"].is_number(), "{context}");
+    assert_eq!(num("/deletes_ok"), 4.0, "{context}");
+    assert_eq!(num("/deletes_failed"), 0.0, "{context}");
+    assert_no_sessions_left(&server).await;
 }
