@@ -139,7 +139,8 @@ async fn a_viewer_on_another_node_is_proxied_to_the_room_owner() {
         "no media through the proxied session"
     );
 
-    // PATCH (trickle) and DELETE sent to B reach the session on A.
+    // PATCH (an ICE restart: new credentials) and DELETE sent to B reach the session
+    // on A, which answers the restart with its fragment and a new ETag.
     let url = format!("{}{}", b.base_url(), viewer.location_header());
     let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\na=mid:0\r\n\
                 a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
@@ -151,10 +152,20 @@ async fn a_viewer_on_another_node_is_proxied_to_the_room_owner() {
         .send()
         .await
         .expect("PATCH via B");
-    assert!(
-        [204, 422].contains(&patch.status().as_u16()),
+    assert_eq!(
+        patch.status().as_u16(),
+        200,
         "PATCH via B: {}",
         patch.status()
+    );
+    assert!(
+        patch.headers().contains_key("etag"),
+        "the restart's answer has no ETag"
+    );
+    let answer = patch.text().await.expect("PATCH body");
+    assert!(
+        answer.starts_with("a=ice-lite\r\na=ice-ufrag:"),
+        "the restart's fragment: {answer}"
     );
     let first = common::delete(&url, None).await.expect("DELETE via B");
     assert_eq!(first.status, 200, "{first:?}");
