@@ -38,10 +38,10 @@ pub struct IceRestarted {
 
 impl Room {
     /// Restart ICE on `session` with the client's new credentials `remote`. The
-    /// session, its streams, slots and resource URL stay; `None` when there is no such
-    /// live session. The session's entity tag becomes the new server ufrag, quoted, and
-    /// the client ufrag a later PATCH is compared with becomes `remote`'s. A session in
-    /// a shard is answered at once and restarted by its shard.
+    /// session, its streams, slots and resource URL stay. The session's entity tag
+    /// becomes the new server ufrag, quoted, and the client ufrag a later PATCH is
+    /// compared with becomes `remote`'s. A session in a shard is answered at once and
+    /// restarted by its shard.
     ///
     /// Errors: [`IceRestartError::NotFound`] when there is no such live session,
     /// [`IceRestartError::Refused`] when the session refused (it goes on unchanged).
