@@ -50,7 +50,7 @@ trap cleanup EXIT
 for n in $FANOUTS; do
     echo "== 1 -> $n viewers at $BITRATE" >&2
     "${server_cpu[@]}" target/release/switchboard --http-addr "127.0.0.1:$HTTP_PORT" \
-        --udp-addr "127.0.0.1:$UDP_PORT" --public-ip 127.0.0.1 $ADMISSION_ARGS $SERVER_ARGS \
+        --udp-addr "127.0.0.1:$UDP_PORT" --tcp-addr 127.0.0.1:0 --public-ip 127.0.0.1 $ADMISSION_ARGS $SERVER_ARGS \
         >"$OUT/server-$n.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 50); do

@@ -7,6 +7,7 @@
 #   - Chromium from the distribution (used by playwright-core via executablePath,
 #     so no browser download is ever attempted)
 #   - iproute2 (ip, tc) for the network-namespace simulcast test
+#   - coturn (turnserver) for the TURN test (tests/e2e/turn.test.mjs)
 #   - redis-server for the two-node cluster tests (tests/cluster.rs starts and
 #     stops its own instances on free loopback ports; the service is not enabled)
 #   - the Node.js dev dependencies of tests/e2e (npm ci when a lockfile exists)
@@ -58,6 +59,11 @@ apt_install gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plug
   gstreamer1.0-nice gstreamer1.0-libav python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 \
   firefox-esr python3-venv python3-pip
 
+# coturn (turnserver): the TURN test (tests/e2e/turn.test.mjs) starts its own instance
+# on free ports with a config on its command line; the package's service is not needed
+# (on Debian it stays disabled until /etc/default/coturn enables it)
+apt_install coturn
+
 # ip and tc (iproute2): the simulcast test puts a viewer in a network namespace
 # behind a shaped veth pair; without them that test is skipped
 if command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; then
@@ -68,6 +74,10 @@ else
   apt-get update
   apt-get install -y --no-install-recommends iproute2
 fi
+
+# nftables (nft): the ICE-TCP and bad-links tests drop UDP inside their own network
+# namespaces (all of it, or 5 % at random); without nft they are skipped
+apt_install nftables
 
 # redis-server: tests/cluster.rs runs two nodes sharing rooms through Redis
 if command -v redis-server >/dev/null 2>&1; then

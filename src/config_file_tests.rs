@@ -176,3 +176,25 @@ fn print_config_round_trips_through_the_file() {
     assert_eq!(back.http_header_timeout, std::time::Duration::from_secs(5));
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn tls_files_come_in_pairs_from_flags_or_the_file() {
+    let err = load(&["--tls-cert", "/etc/sb/cert.pem"]).unwrap_err();
+    assert!(err.to_string().contains("--tls-key"), "{err}");
+    let err = load(&["--tls-key", "/etc/sb/key.pem"]).unwrap_err();
+    assert!(err.to_string().contains("--tls-cert"), "{err}");
+    let path = file(
+        "tls",
+        "tls_cert = \"/etc/sb/cert.pem\"\ntls_key = \"/etc/sb/key.pem\"\n",
+    );
+    let c = load(&["--config", path.to_str().unwrap()]).unwrap();
+    assert_eq!(c.tls_cert, Some(PathBuf::from("/etc/sb/cert.pem")));
+    assert_eq!(c.tls_key, Some(PathBuf::from("/etc/sb/key.pem")));
+    // --print-config shows them, and its output loads back.
+    let back = file("tls-back", &c.to_toml());
+    let c2 = load(&["--config", back.to_str().unwrap()]).unwrap();
+    assert_eq!(c2.tls_cert, c.tls_cert);
+    assert_eq!(c2.tls_key, c.tls_key);
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(back);
+}

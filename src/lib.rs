@@ -70,6 +70,8 @@ pub mod config_file;
 
 pub mod api;
 
+pub(crate) mod tls;
+
 pub(crate) mod http_serve;
 
 pub mod server;

@@ -157,6 +157,16 @@ pub mod names {
     /// Counter: data channels the server closed, label `reason` (`slow_receiver`,
     /// `too_many_channels`).
     pub const DATA_CHANNELS_CLOSED: &str = "switchboard_data_channels_closed_total";
+    /// Counter: responses that carried fresh TURN credentials (`--turn-url`, one count
+    /// per response whatever the number of URLs), label `method` (`post` | `options`).
+    pub const TURN_CREDENTIALS: &str = "switchboard_turn_credentials_issued_total";
+    /// Counter: changes of the `--tls-cert`/`--tls-key` files seen, label `outcome`
+    /// (`ok`: the new certificate is in use; `error`: it did not load, the previous one
+    /// stays).
+    pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
+    /// Counter: TLS handshakes on the HTTPS listener that failed or timed out (plain HTTP
+    /// to the HTTPS port, no common parameters, a client that sent nothing).
+    pub const TLS_HANDSHAKE_FAILURES: &str = "switchboard_tls_handshake_failures_total";
 }
 
 /// Install the Prometheus recorder for this process and describe every metric.
@@ -234,6 +244,18 @@ fn describe() {
     describe_counter!(
         DATA_CHANNELS_CLOSED,
         "Data channels the server closed, by reason."
+    );
+    describe_counter!(
+        TURN_CREDENTIALS,
+        "Responses that carried fresh TURN credentials, by method."
+    );
+    describe_counter!(
+        TLS_RELOADS,
+        "Changes of the TLS certificate files seen, by outcome (ok, error)."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes on the HTTPS listener that failed or timed out."
     );
 }
 
@@ -408,7 +430,24 @@ pub fn room_failed() {
     counter!(names::ROOM_FAILURES).increment(1);
 }
 
+/// Count a response that carried fresh TURN credentials (`method`: `post` or `options`).
+pub fn turn_credentials_issued(method: &'static str) {
+    counter!(names::TURN_CREDENTIALS, "method" => method).increment(1);
+}
+
 /// Gauge of live rooms.
 pub fn rooms_gauge() -> Gauge {
     gauge!(names::ROOMS)
+}
+
+/// Count a change of the TLS certificate files: `ok` (in use) or not (the previous
+/// certificate stays).
+pub fn tls_reloaded(ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!(names::TLS_RELOADS, "outcome" => outcome).increment(1);
+}
+
+/// Count a TLS handshake that failed or timed out.
+pub fn tls_handshake_failed() {
+    counter!(names::TLS_HANDSHAKE_FAILURES).increment(1);
 }

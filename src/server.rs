@@ -17,8 +17,9 @@ use crate::cluster::{Cluster, ClusterConfig, Directory, MemoryDirectory};
 use crate::config::{Config, PodDeletionCost};
 use crate::http_serve::HttpLimits;
 use crate::metrics::Meters;
-use crate::net::{Demux, RoomTable, UdpEndpoint};
+use crate::net::{Demux, RoomTable, TcpIce, UdpEndpoint};
 use crate::runtime::{RoomContext, Rooms};
+use crate::tls::Tls;
 
 /// A bound, not yet serving, server.
 pub struct Server {
@@ -31,20 +32,71 @@ pub struct Server {
     /// The live session count, when this pod keeps its deletion cost current.
     deletion_cost: Option<Arc<AtomicI64>>,
     http_limits: HttpLimits,
+    /// `Some`: the HTTP listener serves HTTPS only (`--tls-cert`, `--tls-key`).
+    tls: Option<Tls>,
+    /// `Some`: the HTTP listener also takes ICE-TCP connections (`--ice-tcp-on-http`).
+    shared_ice: Option<Arc<TcpIce>>,
 }
 
 impl Server {
-    /// Bind both sockets and start the UDP receive loop.
+    /// Bind the ICE-TCP listener (`--tcp-addr`) and start accepting on it; with
+    /// `--ice-tcp-on-http` the HTTP port's candidates are advertised too (the HTTP
+    /// listener hands ICE connections over). `None` when ICE over TCP is off.
+    async fn bind_ice_tcp(
+        config: &Config,
+        table: &Arc<RoomTable>,
+        http_addr: SocketAddr,
+    ) -> io::Result<Option<Arc<TcpIce>>> {
+        let listener = match config.tcp_addr.0 {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let mut candidates = Vec::new();
+        if let Some(l) = &listener {
+            candidates.extend(config.tcp_candidate_addrs(l.local_addr()?.port()));
+        }
+        if config.ice_tcp_on_http {
+            candidates.extend(config.tcp_candidate_addrs(http_addr.port()));
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        crate::net::TcpMeters::describe();
+        let ice = Arc::new(TcpIce::new(
+            Arc::clone(table),
+            candidates,
+            config.tcp_max_connections,
+        ));
+        if let Some(l) = listener {
+            info!(tcp = %l.local_addr()?, "ice-tcp listening");
+            tokio::spawn(Arc::clone(&ice).run(l));
+        }
+        Ok(Some(ice))
+    }
+
+    /// Bind both sockets and start the UDP receive loop. With `--tls-cert`, first load
+    /// the certificate and key: an unreadable or invalid file is an `InvalidInput` error
+    /// naming it.
     pub async fn bind(config: &Config, prometheus: PrometheusHandle) -> io::Result<Server> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::new(cert, key).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("TLS certificate: {e}"))
+            })?),
+            _ => None,
+        };
         let endpoint = UdpEndpoint::bind(config.udp_addr, config.candidate_addrs())?;
         let udp_addr = endpoint.local_addr()?;
         let candidates = endpoint.candidates().to_vec();
         let table = Arc::new(RoomTable::default());
+        let listener = TcpListener::bind(config.http_addr).await?;
+        let http_addr = listener.local_addr()?;
+        let tcp_ice = Self::bind_ice_tcp(config, &table, http_addr).await?;
         let meters = Meters::new();
         let rooms = Rooms::new(
             Arc::clone(&table),
             RoomContext {
                 endpoint: Arc::clone(&endpoint),
+                tcp: tcp_ice.clone(),
                 meters: meters.clone(),
                 limits: crate::limits::RoomLimits {
                     max_publishers: config.max_publishers,
@@ -73,8 +125,6 @@ impl Server {
                 error!(error = %e, "udp receive loop ended");
             }
         });
-        let listener = TcpListener::bind(config.http_addr).await?;
-        let http_addr = listener.local_addr()?;
         let internal = match config.internal_addr {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
@@ -84,16 +134,17 @@ impl Server {
             .host_ip
             .or_else(|| candidates.first().map(|c| c.ip()))
             .unwrap_or(http_addr.ip());
-        let reachable = |bound: SocketAddr| {
+        let reachable = |scheme: &str, bound: SocketAddr| {
             let ip = if bound.ip().is_unspecified() {
                 advertised
             } else {
                 bound.ip()
             };
-            format!("http://{}", SocketAddr::new(ip, bound.port()))
+            format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
         };
+        // The internal listener is always plain HTTP; the public one HTTPS with TLS.
         let internal_url = match &internal {
-            Some(l) => reachable(l.local_addr()?),
+            Some(l) => reachable("http", l.local_addr()?),
             None => String::new(),
         };
         let directory: Arc<dyn Directory> = match &config.redis_url {
@@ -108,7 +159,7 @@ impl Server {
                 public_url: config
                     .public_url
                     .clone()
-                    .unwrap_or_else(|| reachable(http_addr)),
+                    .unwrap_or_else(|| reachable(scheme(tls.is_some()), http_addr)),
                 ice: candidates.iter().map(|c| c.to_string()).collect(),
                 multi_node: config.redis_url.is_some(),
                 room_lease: ClusterConfig::ROOM_LEASE,
@@ -127,6 +178,7 @@ impl Server {
             )),
             ice_links: config.ice_server_links().into(),
             ice_links_public: config.ice_server_links_public().into(),
+            turn: crate::api::turn::TurnRest::from_config(config).map(Arc::new),
             admission: Arc::new(admission),
             event_streams: Default::default(),
             prometheus,
@@ -161,6 +213,8 @@ impl Server {
                 max_connections: config.max_connections,
                 header_timeout: config.http_header_timeout,
             },
+            tls,
+            shared_ice: tcp_ice.filter(|_| config.ice_tcp_on_http),
         })
     }
 
@@ -191,7 +245,8 @@ impl Server {
             candidates = ?self.candidates,
             auth = self.state.auth.mode(),
             cluster = self.state.cluster.multi_node(),
-            "switchboard listening; open http://{}/",
+            "switchboard listening; open {}://{}/",
+            scheme(self.tls.is_some()),
             display_addr(self.http_addr)
         );
         if self.state.auth.mode() == "open" {
@@ -216,17 +271,29 @@ impl Server {
             let limits = self.http_limits;
             tokio::spawn(async move {
                 let forever = std::future::pending();
-                if let Err(e) = crate::http_serve::serve(listener, app, limits, forever).await {
+                let served = crate::http_serve::serve(listener, app, limits, None, None, forever);
+                if let Err(e) = served.await {
                     error!(error = %e, "internal listener ended");
                 }
             });
         }
         let app = router(self.state);
-        let result = crate::http_serve::serve(self.listener, app, self.http_limits, async move {
-            shutdown.await;
-            ready.store(false, Ordering::Relaxed);
-            info!("shutting down");
-        })
+        if let Some(tls) = &self.tls {
+            // Ends with the listener (when the last clone of `tls` is gone).
+            tls.watch(crate::tls::RELOAD_PERIOD);
+        }
+        let result = crate::http_serve::serve(
+            self.listener,
+            app,
+            self.http_limits,
+            self.tls,
+            self.shared_ice,
+            async move {
+                shutdown.await;
+                ready.store(false, Ordering::Relaxed);
+                info!("shutting down");
+            },
+        )
         .await;
         membership.abort();
         cluster.leave().await;
@@ -262,6 +329,15 @@ impl DrainHandle {
     /// Live rooms now.
     pub fn rooms(&self) -> usize {
         self.rooms.len()
+    }
+}
+
+/// The URL scheme of the public listener.
+fn scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
     }
 }
 

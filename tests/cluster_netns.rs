@@ -177,7 +177,13 @@ fn candidates(sdp: &str) -> Vec<String> {
         .filter(|l| l.starts_with("a=candidate:"))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some(format!("{}:{}", f.get(4)?, f.get(5)?))
+            // "<transport> <address>:<port>", e.g. "udp 10.77.1.2:7880".
+            Some(format!(
+                "{} {}:{}",
+                f.get(2)?.to_lowercase(),
+                f.get(4)?,
+                f.get(5)?
+            ))
         });
     // Every audio/video m-section repeats the candidates: each address once.
     for c in found {
@@ -291,7 +297,7 @@ async fn nodes_in_their_own_namespaces_advertise_only_their_address() {
     .unwrap_or_else(|e| panic!("WHIP to A: {e:?}"));
     assert_eq!(
         candidates(publisher.answer()),
-        vec!["10.77.1.2:7880"],
+        vec!["udp 10.77.1.2:7880", "tcp 10.77.1.2:7881"],
         "{}",
         publisher.answer()
     );
@@ -305,7 +311,7 @@ async fn nodes_in_their_own_namespaces_advertise_only_their_address() {
     );
     assert_eq!(
         candidates(viewer.answer()),
-        vec!["10.77.1.2:7880"],
+        vec!["udp 10.77.1.2:7880", "tcp 10.77.1.2:7881"],
         "only A's advertised address: {}",
         viewer.answer()
     );

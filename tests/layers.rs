@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["config_file"],
     &["api"],
+    &["tls"],
     &["http_serve"],
     &["server"],
 ];

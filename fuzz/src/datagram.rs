@@ -68,12 +68,7 @@ pub fn run(data: &[u8]) {
         // Only room 0x2a is live here; what goes to it reaches the room.
         if let Route::Room(to) = demux.route(source, &bytes) {
             if to.same_channel(&tx) {
-                let d = Datagram {
-                    source,
-                    destination: w.server,
-                    received: w.now,
-                    contents: bytes,
-                };
+                let d = Datagram::udp(source, w.server, w.now, bytes);
                 w.room.handle_datagram(w.now, d);
                 w.pump();
             }

@@ -239,12 +239,7 @@ impl World {
                     return;
                 }
                 Output::Transmit(t) => {
-                    let d = Datagram {
-                        source: p.addr,
-                        destination: t.destination,
-                        received: now,
-                        contents: t.contents.to_vec(),
-                    };
+                    let d = Datagram::udp(p.addr, t.destination, now, t.contents.to_vec());
                     self.room.handle_datagram(now, d);
                 }
                 Output::Event(e) => match e {
@@ -285,12 +280,7 @@ impl World {
         let Some(p) = self.peers.get(index) else {
             return;
         };
-        let d = Datagram {
-            source: p.addr,
-            destination: self.server,
-            received: self.now,
-            contents,
-        };
+        let d = Datagram::udp(p.addr, self.server, self.now, contents);
         self.room.handle_datagram(self.now, d);
         self.pump();
     }

@@ -96,6 +96,8 @@ async fn start_server(extra: &[&str]) -> Server {
             .arg(http_addr.to_string())
             .arg("--udp-addr")
             .arg(format!("127.0.0.1:{udp}"))
+            .arg("--tcp-addr")
+            .arg("127.0.0.1:0")
             .arg("--public-ip")
             .arg("127.0.0.1")
             .args(extra)

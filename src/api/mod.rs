@@ -17,6 +17,7 @@ pub(crate) mod proxy;
 pub mod rooms;
 pub(crate) mod sessions;
 pub mod slot_prefs;
+pub mod turn;
 pub(crate) mod web;
 
 use std::sync::atomic::AtomicBool;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub ice_links: Arc<[String]>,
     /// The same without credentials (STUN servers only), for anyone.
     pub ice_links_public: Arc<[String]>,
+    /// Per-session TURN credentials (`--turn-url`), for authorized callers only.
+    pub turn: Option<Arc<turn::TurnRest>>,
     /// Admission of new sessions: rate, session and pending limits.
     pub admission: Arc<admission::Admission>,
     /// Open event streams per session.

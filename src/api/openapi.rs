@@ -246,7 +246,7 @@ mod doc_only {
                 headers(
                     ("Location" = String, description = "The session resource (`/n/{node}/whip/...` in a cluster)"),
                     ("ETag" = String, description = "The ICE session's entity tag"),
-                    ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`)"),
+                    ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`, RFC 9725 §4.6); TURN ones with `username`, `credential` and `credential-type=\"password\"` (per session with `--turn-url`)"),
                 )),
             (status = 307, description = "The room lives on another node (`--routing redirect`): POST there", headers(("Location" = String))),
             (status = 400, description = "Not a valid room name, query or SDP offer"),
@@ -274,7 +274,7 @@ mod doc_only {
         responses((status = 204, description = "What the endpoint accepts", headers(
             ("Allow" = String),
             ("Accept-Post" = String, description = "`application/sdp`"),
-            ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`), RFC 9725 §4.6"),
+            ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`), RFC 9725 §4.6; TURN credentials only for callers allowed to POST here (per-session ones only with a valid token)"),
         )))
     )]
     fn whip_options() {}
@@ -350,7 +350,7 @@ mod doc_only {
                 headers(
                     ("Location" = String, description = "The session resource (`/n/{node}/whep/...` in a cluster)"),
                     ("ETag" = String, description = "The ICE session's entity tag"),
-                    ("Link" = String, description = "ICE servers; `<{session}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"`; `<{session}/events>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"`"),
+                    ("Link" = String, description = "ICE servers (TURN ones with credentials, as for WHIP); `<{session}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"`; `<{session}/events>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"`"),
                 )),
             (status = 307, description = "The room lives on another node (`--routing redirect`): POST there", headers(("Location" = String))),
             (status = 400, description = "Not a valid room name, query or SDP offer"),
@@ -375,7 +375,7 @@ mod doc_only {
         responses((status = 204, description = "What the endpoint accepts", headers(
             ("Allow" = String),
             ("Accept-Post" = String, description = "`application/sdp`"),
-            ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`), RFC 9725 §4.6"),
+            ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`), RFC 9725 §4.6; TURN credentials only for callers allowed to POST here (per-session ones only with a valid token)"),
         )))
     )]
     fn whep_options() {}

@@ -116,7 +116,9 @@ type Endpoint<'a> = (
 /// them on a non-preflight OPTIONS; preflights never reach here, the CORS layer answers).
 /// TURN credentials only go to a caller whose token would be allowed to POST here; any
 /// other caller gets the servers without credentials (`endpoint`: the endpoint's kind,
-/// the request's headers and room; `None` on a session resource).
+/// the request's headers and room; `None` on a session resource). Per-session TURN
+/// credentials (`--turn-url`) need a verified token: an open server gives them only
+/// with a 201, one per (rate-limited) session.
 fn options(state: &AppState, allow: &'static str, endpoint: Option<Endpoint<'_>>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
@@ -127,11 +129,17 @@ fn options(state: &AppState, allow: &'static str, endpoint: Option<Endpoint<'_>>
     );
     if let Some((kind, headers, path)) = endpoint {
         h.insert("accept-post", HeaderValue::from_static(SDP));
-        let authorized = path.ok().is_some_and(|Path(room)| {
-            room_name(&room).is_ok() && authorize(state, headers, &room, action_of(kind)).is_ok()
+        let checked = path.ok().and_then(|Path(room)| {
+            room_name(&room).ok()?;
+            authorize(state, headers, &room, action_of(kind)).ok()
         });
-        if authorized {
+        if let Some(claims) = checked {
             add_ice_links(h, state);
+            if state.auth.mode() != "open" {
+                let identity = claims.map(|c| c.sub);
+                let turn = state.turn.as_deref();
+                super::turn::append_links(h, turn, identity.as_deref(), "options");
+            }
         } else {
             for link in state.ice_links_public.iter() {
                 if let Ok(v) = HeaderValue::from_str(link) {
@@ -408,6 +416,10 @@ async fn post(
         h.insert(header::ETAG, v);
     }
     add_ice_links(h, &state);
+    // Authorized by construction: `authorize` above returned early with 401/403 unless
+    // the token (when auth is on) allows this room and action.
+    let turn = state.turn.as_deref();
+    super::turn::append_links(h, turn, opts.identity.as_deref(), "post");
     if kind == SessionKind::Subscriber {
         let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
         let events = format!(

@@ -37,6 +37,44 @@ pub struct Datagram {
     pub received: Instant,
     /// The bytes.
     pub contents: Vec<u8>,
+    /// How it came: the shared UDP socket, or an ICE-TCP connection (whose link the
+    /// room's task keeps to send back on).
+    pub transport: Transport,
+}
+
+/// The transport a [`Datagram`] came on.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// The shared UDP socket.
+    Udp,
+    /// An ICE-TCP connection (RFC 6544), one RFC 4571 frame.
+    Tcp(super::tcp::TcpLink),
+}
+
+impl Datagram {
+    /// A datagram received on the UDP socket.
+    pub fn udp(
+        source: SocketAddr,
+        destination: SocketAddr,
+        received: Instant,
+        contents: Vec<u8>,
+    ) -> Self {
+        Datagram {
+            source,
+            destination,
+            received,
+            contents,
+            transport: Transport::Udp,
+        }
+    }
+
+    /// str0m's name for the transport (ICE candidates pair per protocol).
+    pub fn proto(&self) -> str0m::net::Protocol {
+        match self.transport {
+            Transport::Udp => str0m::net::Protocol::Udp,
+            Transport::Tcp(_) => str0m::net::Protocol::Tcp,
+        }
+    }
 }
 
 /// A room's number, unique in this process for its lifetime, carried as the first
@@ -120,7 +158,8 @@ impl RoomTable {
         self.rooms.write().remove(&key);
     }
 
-    fn get(&self, key: RoomKey) -> Option<DatagramTx> {
+    /// The queue of room (or shard) `key`.
+    pub(crate) fn get(&self, key: RoomKey) -> Option<DatagramTx> {
         self.rooms.read().get(&key).cloned()
     }
 
@@ -379,13 +418,8 @@ mod tests {
         let Route::Room(tx) = demux.route(addr(7), &[0x80, 96]) else {
             panic!("bound address dropped");
         };
-        tx.try_send(Datagram {
-            source: addr(7),
-            destination: addr(1),
-            received: Instant::now(),
-            contents: vec![0x80],
-        })
-        .unwrap();
+        tx.try_send(Datagram::udp(addr(7), addr(1), Instant::now(), vec![0x80]))
+            .unwrap();
         assert!(rx_b.try_recv().is_err(), "room 2 got room 1's media");
     }
 

@@ -10,6 +10,8 @@
 
 pub mod classify;
 pub(crate) mod demux;
+pub mod framing;
+pub mod tcp;
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -22,9 +24,59 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
-pub use demux::{Datagram, DatagramTx, Demux, RoomKey, RoomTable, Route};
+pub use demux::{Datagram, DatagramTx, Demux, RoomKey, RoomTable, Route, Transport};
+pub use tcp::{TcpIce, TcpMeters, TcpPaths};
 
 use crate::metrics::{DropReason, Meters};
+
+/// The host candidates every session advertises (RFC 8445 §5.1.1.1): the UDP ones, and
+/// passive TCP ones (RFC 6544 §4.5) after them. str0m gives TCP host candidates a lower
+/// type preference (90 against 126), so clients use TCP only when no UDP pair works.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostCandidates {
+    /// Addresses (with the bound port) of the UDP socket.
+    pub udp: Vec<SocketAddr>,
+    /// Addresses (with the listening port) where ICE-TCP connections are accepted.
+    pub tcp: Vec<SocketAddr>,
+}
+
+impl HostCandidates {
+    /// The candidates as str0m builds and advertises them: UDP first, then TCP passive.
+    /// An address str0m refuses (unspecified, or multicast) is skipped with a warning.
+    pub fn to_str0m(&self) -> Vec<str0m::Candidate> {
+        let udp = self
+            .udp
+            .iter()
+            .map(|a| (*a, str0m::Candidate::host(*a, "udp")));
+        let tcp = self.tcp.iter().map(|a| {
+            let c = str0m::Candidate::builder()
+                .tcp()
+                .host(*a)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build();
+            (*a, c)
+        });
+        udp.chain(tcp)
+            .filter_map(|(addr, c)| match c {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(%addr, error = %e, "skipping unusable host candidate");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<SocketAddr>> for HostCandidates {
+    /// UDP candidates only.
+    fn from(udp: Vec<SocketAddr>) -> Self {
+        HostCandidates {
+            udp,
+            tcp: Vec::new(),
+        }
+    }
+}
 
 /// Datagrams per `sendmmsg(2)` call (the kernel takes up to `UIO_MAXIOV`, 1024).
 pub const SEND_BATCH: usize = 64;
@@ -195,12 +247,7 @@ impl UdpEndpoint {
                     }
                     match demux.route(m.addr, datagram) {
                         Route::Room(tx) => {
-                            let d = Datagram {
-                                source: m.addr,
-                                destination,
-                                received,
-                                contents: datagram.to_vec(),
-                            };
+                            let d = Datagram::udp(m.addr, destination, received, datagram.to_vec());
                             match tx.try_send(d) {
                                 Ok(()) => {}
                                 Err(TrySendError::Full(_)) => meters.dropped(DropReason::RoomBusy),

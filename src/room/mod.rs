@@ -42,7 +42,7 @@ use crate::forwarder::{Forwarder, ForwarderOutput, InboundRtp};
 use crate::ids::{ParticipantId, SessionId, SessionKind, TrackRef};
 use crate::limits::RoomLimits;
 use crate::metrics::{self, DropReason, Meters, PendingSession};
-use crate::net::{Datagram, RoomKey};
+use crate::net::{Datagram, HostCandidates, RoomKey};
 use crate::session::{EndReason, Participant, ParticipantEvent, SessionSet};
 use ledger::SessionLedger;
 use shards::{Placement, Shards};
@@ -107,7 +107,7 @@ pub enum JoinError {
 pub struct Room {
     name: String,
     key: RoomKey,
-    candidates: Vec<SocketAddr>,
+    candidates: HostCandidates,
     /// The sessions this room drives itself: every WHIP session, and WHEP sessions
     /// until the shard policy places them in a shard.
     home: SessionSet,
@@ -141,18 +141,19 @@ pub struct Room {
 }
 
 impl Room {
-    /// An empty room. `candidates` are the host candidates every session advertises.
+    /// An empty room. `candidates` are the host candidates every session advertises
+    /// (a `Vec<SocketAddr>` means UDP ones only).
     pub fn new(
         name: String,
         key: RoomKey,
-        candidates: Vec<SocketAddr>,
+        candidates: impl Into<HostCandidates>,
         limits: RoomLimits,
         meters: Meters,
     ) -> Self {
         Room {
             name,
             key,
-            candidates,
+            candidates: candidates.into(),
             home: SessionSet::default(),
             shards: Shards::new(limits.shards),
             by_session: HashMap::new(),

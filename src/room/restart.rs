@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use str0m::{Candidate, IceCreds};
+use str0m::IceCreds;
 
 use super::{signaling, Room};
 use crate::ids::SessionId;
@@ -88,8 +88,8 @@ impl Room {
         let media = tags.first_media.clone();
         let candidates = self
             .candidates
+            .to_str0m()
             .iter()
-            .filter_map(|a| Candidate::host(*a, "udp").ok())
             .map(|c| c.to_sdp_string())
             .collect();
         self.process(now);

@@ -4,16 +4,15 @@
 //!
 //! Never does HTTP; never reads the clock (`now` is passed in).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::{Candidate, IceCreds, Rtc};
-use tracing::warn;
+use str0m::{IceCreds, Rtc};
 
 use super::{JoinError, SessionKind};
+use crate::net::HostCandidates;
 
 /// Media kind of an m-line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +281,7 @@ pub const SCTP_MAX_MESSAGE: u32 = 64 * 1024;
 /// * RTP mode (we forward packets, never frames), ICE-lite (the server only answers
 ///   checks; clients with no candidates, like OBS, work through peer-reflexive discovery,
 ///   RFC 8445 §2.5), our ICE credentials (the ufrag routes STUN to this room), and one
-///   host candidate per advertised address.
+///   host candidate per advertised address and transport (UDP, then passive TCP).
 /// * Codecs: Opus, plus `video` — for a publisher the one codec chosen from its offer;
 ///   for a subscriber the publisher's codec when known, else every codec we forward.
 /// * `bwe`: for subscribers, enable str0m's TWCC/GCC send-side estimator starting at this
@@ -290,7 +289,7 @@ pub const SCTP_MAX_MESSAGE: u32 = 64 * 1024;
 pub fn build_rtc(
     now: Instant,
     creds: IceCreds,
-    candidates: &[SocketAddr],
+    candidates: &HostCandidates,
     video: &[Codec],
     bwe: Option<Bitrate>,
 ) -> Rtc {
@@ -320,13 +319,8 @@ pub fn build_rtc(
         };
     }
     let mut rtc = cfg.build(now);
-    for addr in candidates {
-        match Candidate::host(*addr, "udp") {
-            Ok(c) => {
-                rtc.add_local_candidate(c);
-            }
-            Err(e) => warn!(%addr, error = %e, "skipping unusable host candidate"),
-        }
+    for c in candidates.to_str0m() {
+        rtc.add_local_candidate(c);
     }
     rtc
 }

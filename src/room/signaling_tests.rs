@@ -1,5 +1,7 @@
 //! Tests of offer inspection and validation.
 
+use std::net::SocketAddr;
+
 use super::*;
 
 const OBS: &str = include_str!("../../tests/fixtures/obs-offer.sdp");
@@ -118,12 +120,24 @@ fn garbage_never_panics() {
 #[test]
 fn accept_offer_maps_errors() {
     let now = Instant::now();
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264], None);
+    let mut rtc = build_rtc(
+        now,
+        ice_creds("00000001"),
+        &HostCandidates::default(),
+        &[Codec::H264],
+        None,
+    );
     assert!(matches!(
         accept_offer(&mut rtc, "not sdp"),
         Err(JoinError::Malformed(_))
     ));
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[], &[Codec::H264], None);
+    let mut rtc = build_rtc(
+        now,
+        ice_creds("00000001"),
+        &HostCandidates::default(),
+        &[Codec::H264],
+        None,
+    );
     let no_fingerprint: String = OBS
         .lines()
         .filter(|l| !l.starts_with("a=fingerprint"))
@@ -131,7 +145,13 @@ fn accept_offer_maps_errors() {
         .collect();
     assert!(accept_offer(&mut rtc, &no_fingerprint).is_err());
     let addr: SocketAddr = "127.0.0.1:7880".parse().unwrap();
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &[addr], &[Codec::H264], None);
+    let mut rtc = build_rtc(
+        now,
+        ice_creds("00000001"),
+        &vec![addr].into(),
+        &[Codec::H264],
+        None,
+    );
     let answer = accept_offer(&mut rtc, OBS).expect("obs offer accepted");
     assert!(answer.contains("a=candidate:"));
     assert!(answer.contains("127.0.0.1 7880 typ host"));
@@ -205,7 +225,13 @@ fn every_answer_m_section_carries_the_candidates_and_their_end() {
         "127.0.0.1:7880".parse().unwrap(),
         "192.0.2.10:7880".parse().unwrap(),
     ];
-    let mut rtc = build_rtc(now, ice_creds("00000001"), &addrs, &VIDEO_CODECS, None);
+    let mut rtc = build_rtc(
+        now,
+        ice_creds("00000001"),
+        &addrs.clone().into(),
+        &VIDEO_CODECS,
+        None,
+    );
     let answer = accept_offer(&mut rtc, AIORTC_3V2A).expect("aiortc offer accepted");
     let secs = sections(&answer);
     assert_eq!(secs.len(), 5, "{answer}");
@@ -238,4 +264,34 @@ fn every_answer_m_section_carries_the_candidates_and_their_end() {
 fn an_answer_without_candidates_is_left_alone() {
     let a = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n";
     assert_eq!(candidates_on_every_line(a), a);
+}
+
+/// RFC 6544 §4.5: the answer carries a passive TCP host candidate per address after the
+/// UDP ones, with a lower priority, in every m-section.
+#[test]
+fn answers_carry_passive_tcp_candidates_after_the_udp_ones() {
+    let now = Instant::now();
+    let candidates = HostCandidates {
+        udp: vec!["127.0.0.1:7880".parse().unwrap()],
+        tcp: vec!["127.0.0.1:7881".parse().unwrap()],
+    };
+    let mut rtc = build_rtc(now, ice_creds("00000001"), &candidates, &VIDEO_CODECS, None);
+    let answer = accept_offer(&mut rtc, AIORTC_3V2A).expect("aiortc offer accepted");
+    for section in &sections(&answer) {
+        let cands: Vec<&str> = section
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        assert_eq!(cands.len(), 2, "{answer}");
+        assert!(cands[0].contains(" udp ") && cands[0].contains("127.0.0.1 7880 typ host"));
+        assert!(
+            cands[1].contains(" tcp ")
+                && cands[1].contains("127.0.0.1 7881 typ host tcptype passive"),
+            "{}",
+            cands[1]
+        );
+        let prio = |c: &str| c.split(' ').nth(3).unwrap().parse::<u32>().unwrap();
+        assert!(prio(cands[0]) > prio(cands[1]));
+    }
 }

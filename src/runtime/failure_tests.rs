@@ -40,6 +40,7 @@ fn registry() -> (Arc<Rooms>, Arc<RoomTable>, Meters) {
     let meters = Meters::new();
     let ctx = RoomContext {
         endpoint,
+        tcp: None,
         meters: meters.clone(),
         limits: RoomLimits::default(),
     };

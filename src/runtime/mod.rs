@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::conference::{info, SlotPreference};
 use crate::ids::{SessionId, SessionKind};
 use crate::metrics::Meters;
-use crate::net::{DatagramTx, RoomKey, RoomTable, UdpEndpoint};
+use crate::net::{DatagramTx, HostCandidates, RoomKey, RoomTable, TcpIce, UdpEndpoint};
 use crate::room::{admin, ledger, JoinError, Joined, SessionTags};
 
 /// Capacity of a room's datagram queue. When full, the receive loop drops and counts
@@ -211,10 +211,27 @@ pub enum RoomError {
 pub struct RoomContext {
     /// The UDP endpoint rooms send on and whose candidates they advertise.
     pub endpoint: Arc<UdpEndpoint>,
+    /// ICE over TCP, when on: rooms advertise its passive candidates too.
+    pub tcp: Option<Arc<TcpIce>>,
     /// Metric handles.
     pub meters: Meters,
     /// Per-room limits.
     pub limits: crate::limits::RoomLimits,
+}
+
+impl RoomContext {
+    /// The host candidates every session advertises: the UDP endpoint's, then the
+    /// ICE-TCP listener's when on.
+    pub fn candidates(&self) -> HostCandidates {
+        HostCandidates {
+            udp: self.endpoint.candidates().to_vec(),
+            tcp: self
+                .tcp
+                .as_ref()
+                .map(|t| t.candidates().to_vec())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// The registry of live rooms by name. Its lock is held only to look up, insert or

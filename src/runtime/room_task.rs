@@ -15,7 +15,7 @@ use super::{Command, EventFeed};
 use crate::conference::info::{Audience, RoomEvent};
 use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
-use crate::net::{Datagram, RoomKey, RoomTable, UdpEndpoint};
+use crate::net::{Datagram, RoomKey, RoomTable, TcpPaths, UdpEndpoint};
 use crate::room::{drive, Room, RoomSink, ShardDelivery};
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
@@ -53,7 +53,7 @@ pub(crate) async fn run(
     let mut room = Room::new(
         name.clone(),
         key,
-        ctx.endpoint.candidates().to_vec(),
+        ctx.candidates(),
         ctx.limits,
         ctx.meters.clone(),
     );
@@ -70,6 +70,7 @@ pub(crate) async fn run(
         links: Vec::new(),
         meters: ctx.meters.clone(),
         outgoing: Vec::new(),
+        tcp: TcpPaths::default(),
         events: Vec::new(),
     };
     let mut next_timeout = None;
@@ -107,7 +108,10 @@ pub(crate) async fn run(
                 }
                 handle_command(&mut room, now, cmd, &mut io, &mut listeners);
             }
-            Wake::Datagrams => room.handle_datagrams(now, batch.drain(..)),
+            Wake::Datagrams => {
+                batch.iter().for_each(|d| io.tcp.learn(d));
+                room.handle_datagrams(now, batch.drain(..));
+            }
             Wake::Reports => room.handle_shard_reports(now, reports.drain(..)),
             Wake::Timeout => room.handle_timeout(now),
         }
@@ -118,7 +122,7 @@ pub(crate) async fn run(
             }
         }
         next_timeout = drive(&mut room, &mut io);
-        send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
+        send_all(&mut io.outgoing, &mut io.tcp, &ctx.endpoint, &ctx.meters).await;
         fan_out(&room, &mut io.events, &mut listeners);
         busy.stop(&ctx.meters.room_cpu);
         // A room that has had a join and is empty again exits at once; a fresh room
@@ -140,6 +144,8 @@ struct Io {
     links: Vec<Option<ShardLink>>,
     meters: metrics::Meters,
     outgoing: Vec<Transmit>,
+    /// The ICE-TCP connections of this room's sessions.
+    tcp: TcpPaths,
     events: Vec<(Audience, RoomEvent)>,
 }
 
@@ -283,13 +289,21 @@ fn fan_out(room: &Room, events: &mut Vec<(Audience, RoomEvent)>, listeners: &mut
 }
 
 /// Send what a room or shard produced in this wake-up: one `sendmmsg(2)` per
-/// [`crate::net::SEND_BATCH`] datagrams, whatever their destinations. Leaves `batch`
-/// empty.
+/// [`crate::net::SEND_BATCH`] UDP datagrams, whatever their destinations; TCP transmits
+/// go to their connections' write queues (never waiting). Leaves `batch` empty.
 pub(super) async fn send_all(
     batch: &mut Vec<Transmit>,
+    tcp: &mut TcpPaths,
     endpoint: &Arc<UdpEndpoint>,
     meters: &metrics::Meters,
 ) {
+    batch.retain(|t| {
+        let udp = t.proto == str0m::net::Protocol::Udp;
+        if !udp {
+            tcp.send(t);
+        }
+        udp
+    });
     if batch.is_empty() {
         return;
     }

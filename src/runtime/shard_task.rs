@@ -14,7 +14,7 @@ use super::room_task::send_all;
 use super::{RoomContext, DATAGRAM_QUEUE};
 use crate::forwarder::ForwardRtp;
 use crate::metrics::{self, DropReason, Meters};
-use crate::net::{Datagram, RoomKey, RoomTable};
+use crate::net::{Datagram, RoomKey, RoomTable, TcpPaths};
 use crate::shard::{drive, FromShard, Shard, ShardSink, ToShard};
 
 /// Batches of routed packets buffered per shard. A shard this far behind is overloaded:
@@ -149,6 +149,7 @@ async fn run(
         table,
         key,
         outgoing: Vec::new(),
+        tcp: TcpPaths::default(),
         reports,
     };
     let mut next_timeout = None;
@@ -170,16 +171,19 @@ async fn run(
         match wake.1 {
             Wake::Commands => shard.handle_commands(now, commands.drain(..)),
             Wake::Packets => shard.handle_rtp(now, packets.drain(..).flatten()),
-            Wake::Datagrams => shard.handle_datagrams(now, datagrams.drain(..)),
+            Wake::Datagrams => {
+                datagrams.iter().for_each(|d| io.tcp.learn(d));
+                shard.handle_datagrams(now, datagrams.drain(..));
+            }
             Wake::Timeout => shard.handle_timeout(now),
         }
         next_timeout = drive(&mut shard, &mut io);
-        send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
+        send_all(&mut io.outgoing, &mut io.tcp, &ctx.endpoint, &ctx.meters).await;
         busy.stop(&ctx.meters.shard_cpu);
     }
     shard.close_all(Instant::now());
     drive(&mut shard, &mut io);
-    send_all(&mut io.outgoing, &ctx.endpoint, &ctx.meters).await;
+    send_all(&mut io.outgoing, &mut io.tcp, &ctx.endpoint, &ctx.meters).await;
     info!(room = %room, shard = key.0, "subscriber shard stopped");
 }
 
@@ -190,6 +194,8 @@ struct Io {
     table: Arc<RoomTable>,
     key: RoomKey,
     outgoing: Vec<Transmit>,
+    /// The ICE-TCP connections of this shard's sessions.
+    tcp: TcpPaths,
     reports: mpsc::UnboundedSender<FromShard>,
 }
 

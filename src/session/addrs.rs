@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use str0m::net::Protocol;
+
 use crate::ids::ParticipantId;
 use crate::metrics::DropReason;
 use crate::net::classify::{
@@ -19,15 +21,21 @@ use crate::net::classify::{
 };
 use crate::net::Datagram;
 
+/// A client's end of a path: the transport and its source address. A UDP and a TCP
+/// path from the same address and port are different paths (and may be different
+/// clients).
+type Path = (Protocol, SocketAddr);
+
 /// The ufrag and address indexes of the participants one owner drives.
 #[derive(Default)]
 pub(crate) struct AddrBook {
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_addr: HashMap<Path, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
-    /// Addresses verified since the last [`AddrBook::take_bindings`].
+    /// UDP addresses verified since the last [`AddrBook::take_bindings`] (a TCP
+    /// connection routes itself and needs no demux binding).
     verified: Vec<SocketAddr>,
     /// Where each participant's client last nominated a path (USE-CANDIDATE).
-    nominated: HashMap<ParticipantId, SocketAddr>,
+    nominated: HashMap<ParticipantId, Path>,
 }
 
 /// Where a datagram goes within one room or shard.
@@ -85,6 +93,7 @@ impl AddrBook {
         d: &Datagram,
         verify: impl FnOnce(ParticipantId) -> bool,
     ) -> Lookup {
+        let path = (d.proto(), d.source);
         if classify(&d.contents) == PacketClass::Stun {
             let by_ufrag = stun_username(&d.contents)
                 .and_then(server_ufrag)
@@ -97,10 +106,12 @@ impl AddrBook {
                 let moved = stun_use_candidate(&d.contents)
                     && self
                         .nominated
-                        .insert(id, d.source)
-                        .is_some_and(|before| before != d.source);
-                self.by_addr.insert(d.source, id);
-                self.verified.push(d.source);
+                        .insert(id, path)
+                        .is_some_and(|before| before != path);
+                self.by_addr.insert(path, id);
+                if path.0 == Protocol::Udp {
+                    self.verified.push(d.source);
+                }
                 return if moved {
                     Lookup::Moved(id)
                 } else {
@@ -108,7 +119,7 @@ impl AddrBook {
                 };
             }
         }
-        match self.by_addr.get(&d.source) {
+        match self.by_addr.get(&path) {
             Some(id) => Lookup::Found(*id),
             None => Lookup::Unknown,
         }

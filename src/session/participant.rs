@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Input, Output, Rtc, RtcError};
 use tracing::{debug, info};
@@ -162,6 +162,9 @@ pub struct Participant {
     connected: bool,
     /// ICE connected at this time (the DTLS handshake starts then).
     ice_connected: Option<Instant>,
+    /// The send m-lines media is forwarded into (`prepare_forwarding`): they get
+    /// keyframes when ICE connects again after a restart.
+    forwarding_mids: Vec<Mid>,
     /// The latest `now` this participant was given (for event timestamps).
     last_now: Instant,
     ended: Option<EndReason>,
@@ -229,6 +232,7 @@ impl Participant {
             last_rx: now,
             connected: false,
             ice_connected: None,
+            forwarding_mids: Vec::new(),
             last_now: now,
             ended: None,
             ssrcs: HashMap::new(),
@@ -326,7 +330,7 @@ impl Participant {
     pub fn handle_receive(&mut self, now: Instant, d: &Datagram, out: &mut Outbox) -> bool {
         self.last_rx = now.max(self.last_rx);
         self.last_now = now.max(self.last_now);
-        let Ok(recv) = Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) else {
+        let Ok(recv) = Receive::new(d.proto(), d.source, d.destination, &d.contents) else {
             return false;
         };
         let result = self.rtc.handle_input(Input::Receive(d.received, recv));
@@ -341,7 +345,7 @@ impl Participant {
     /// USERNAME names its ICE session and MESSAGE-INTEGRITY verifies with its password
     /// (RFC 8445 §7.3, RFC 8489 §14.5). Reads the `Rtc`, never mutates it.
     pub fn verifies(&self, d: &Datagram) -> bool {
-        match Receive::new(Protocol::Udp, d.source, d.destination, &d.contents) {
+        match Receive::new(d.proto(), d.source, d.destination, &d.contents) {
             Ok(recv) => self.rtc.accepts(&Input::Receive(d.received, recv)),
             Err(_) => false,
         }
@@ -440,6 +444,7 @@ impl Participant {
     /// viewer behind a 400 kbit/s bottleneck read the publisher's bursts as congestion
     /// (its estimate fell to 110–300 kbit/s, 8 fps instead of 22).
     pub fn prepare_forwarding(&mut self, mids: &[Mid]) {
+        self.forwarding_mids = mids.to_vec();
         let mut api = self.rtc.direct_api();
         for &mid in mids {
             if let Some(stream) = api.stream_tx_by_mid(mid, None) {

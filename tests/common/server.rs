@@ -77,6 +77,11 @@ impl Server {
         let udp_addr: SocketAddr = ([127, 0, 0, 1], udp_port).into();
 
         let mut cmd = Command::new(binary());
+        // ICE-TCP on a free port too, unless the test chooses (the default, 7881, is one
+        // fixed port that parallel tests would fight over).
+        if !extra_args.contains(&"--tcp-addr") {
+            cmd.arg("--tcp-addr").arg("127.0.0.1:0");
+        }
         cmd.arg("--http-addr")
             .arg(http_addr.to_string())
             .arg("--udp-addr")

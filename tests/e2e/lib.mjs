@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -103,14 +104,15 @@ export const round = (x, digits = 1) => (x == null ? null : Math.round(x * 10 **
 /**
  * Starts `server` on free loopback ports (advertising 127.0.0.1 only) with `serverArgs`
  * added, waits for /livez, and launches Chromium: what a single-machine test needs
- * before its first page.
+ * before its first page. With `--tls-cert` among `serverArgs` the base URL is https://
+ * (set `server.ca` to the certificate's PEM for the /livez check).
  */
 export async function startOnLoopback(server, browserOptions = {}, serverArgs = []) {
   checkPrerequisites();
   const { httpPort, udpPort } = await freePorts();
   server.start(
-    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `127.0.0.1:${udpPort}`, '--public-ip', '127.0.0.1', ...serverArgs],
-    `http://127.0.0.1:${httpPort}`,
+    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `127.0.0.1:${udpPort}`, '--tcp-addr', '127.0.0.1:0', '--public-ip', '127.0.0.1', ...serverArgs],
+    `${serverArgs.includes('--tls-cert') ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
   );
   await server.waitForLivez();
   return launchBrowser(browserOptions);
@@ -125,6 +127,8 @@ export class Server {
     this.base = null;
     this.logFile = null;
     this.maxLines = 5000;
+    /** PEM of the certificate an https:// base is checked against (waitForLivez). */
+    this.ca = null;
   }
 
   /**
@@ -173,9 +177,12 @@ export class Server {
         throw new Error(`switchboard exited before becoming live (${JSON.stringify(this.exited)}):\n${this.logTail()}`);
       }
       try {
-        const res = await fetch(`${this.base}/livez`, { signal: AbortSignal.timeout(1000) });
-        if (res.status === 200) return;
-        last = `HTTP ${res.status}`;
+        const url = `${this.base}/livez`;
+        const status = url.startsWith('https:')
+          ? await httpsStatus(url, this.ca)
+          : (await fetch(url, { signal: AbortSignal.timeout(1000) })).status;
+        if (status === 200) return;
+        last = `HTTP ${status}`;
       } catch (err) {
         last = err.cause?.code || err.message;
       }
@@ -213,22 +220,35 @@ export class Server {
   }
 }
 
+/** Status of `GET url` over https, verified against `ca` (PEM); rejects after 1 s. */
+export function httpsStatus(url, ca) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // browser
 
 /**
  * Launches Chromium with a fresh profile. `executablePath` may be a wrapper
- * script that ends in `exec chromium "$@"` (playwright talks to it over a pipe).
+ * script that ends in `exec chromium "$@"` (playwright talks to it over a pipe);
+ * `extraArgs` are added to CHROMIUM_ARGS.
  * Returns { context, close() }; close() also removes the profile.
  */
-export async function launchBrowser({ executablePath = chromiumPath, prefix = 'switchboard-e2e-' } = {}) {
+export async function launchBrowser({ executablePath = chromiumPath, prefix = 'switchboard-e2e-', extraArgs = [] } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   let context;
   try {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       viewport: { width: 1280, height: 900 },
       timeout: 30_000,
     });

@@ -359,6 +359,7 @@ before(async () => {
     [
       '--http-addr', `0.0.0.0:${httpPort}`,
       '--udp-addr', `0.0.0.0:${udpPort}`,
+      '--tcp-addr', '127.0.0.1:0',
       '--public-ip', '127.0.0.1',
       '--public-ip', HOST_IP,
     ],

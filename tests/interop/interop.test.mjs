@@ -62,7 +62,7 @@ before(async () => {
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort('0.0.0.0');
   server.start(
-    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `0.0.0.0:${udpPort}`],
+    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `0.0.0.0:${udpPort}`, '--tcp-addr', '127.0.0.1:0'],
     `http://127.0.0.1:${httpPort}`,
     { rustLog: 'info,switchboard::session::participant=debug', logFile: path.join(outDir, 'server.log') },
   );

@@ -383,12 +383,7 @@ impl Sim {
             Due::Shard(i) => self.shard_timeout(i),
             Due::Uplink(i) => {
                 if let Some(p) = self.peers[i].uplink.pop_due(now) {
-                    let d = Datagram {
-                        source: p.source,
-                        destination: p.destination,
-                        received: now,
-                        contents: p.contents,
-                    };
+                    let d = Datagram::udp(p.source, p.destination, now, p.contents);
                     if let Some(s) = self.shard_of(i) {
                         self.shard_datagram(s, d);
                     } else {

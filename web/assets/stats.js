@@ -8,7 +8,9 @@
 //     framesEncoded, qualityLimitationReason, encoderImplementation, layers,    (outbound)
 //     framesDecoded, framesDropped, freezeCount, totalFreezesDuration,
 //     packetsLost, packetsReceived, jitterMs, decoderImplementation,           (inbound)
-//     nackCount, pliCount }
+//     nackCount, pliCount,
+//     localCandidateType, remoteCandidateType }   (of the selected candidate pair:
+//     'host' | 'srflx' | 'prflx' | 'relay'; 'relay' locally: media goes through TURN)
 //
 // Outbound with simulcast: every encoding has its own outbound-rtp report.
 // `layers` lists them from the lowest resolution up:
@@ -154,6 +156,12 @@ export async function sampleStats(pc, direction, previous = null) {
     sample.audioBitrateKbps = audioRate == null ? 0 : Math.round((audioRate * 8) / 1000);
   }
   if (pair?.currentRoundTripTime != null) sample.rttMs = Math.round(pair.currentRoundTripTime * 1000);
+  if (pair) {
+    sample.localCandidateType = report.get(pair.localCandidateId)?.candidateType;
+    sample.remoteCandidateType = report.get(pair.remoteCandidateId)?.candidateType;
+    // 'udp' or 'tcp': the transport of the path in use (ICE-TCP, RFC 6544, or TURN over TCP).
+    sample.candidateProtocol = report.get(pair.localCandidateId)?.protocol;
+  }
 
   const layers = new Map(outboundVideo.map((s) => [layerKey(s), s]));
   return { sample, state: { at, video, audio, layers } };

@@ -5,7 +5,7 @@
 //! the `direct_api` needs, so the single-mutation invariant of the parent holds.
 
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::media::MediaKind;
+use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::{Event, IceConnectionState};
 use tracing::debug;
 
@@ -19,6 +19,17 @@ impl Participant {
             Event::IceConnectionStateChange(
                 IceConnectionState::Connected | IceConnectionState::Completed,
             ) => {
+                if self.connected {
+                    // ICE is back after a restart (RFC 9725 §4.3.2) on a transport that
+                    // was up: what was sent while the old path died is lost, so each
+                    // forwarded m-line asks for a keyframe (as the client's PLI would,
+                    // seconds later); the forwarder skips audio and throttles.
+                    for &mid in &self.forwarding_mids {
+                        let kind = KeyframeRequestKind::Pli;
+                        let e = ParticipantEvent::KeyframeRequest { mid, kind };
+                        out.events.push_back((self.id, e));
+                    }
+                }
                 self.ice_connected.get_or_insert(self.last_now);
             }
             Event::Connected => {

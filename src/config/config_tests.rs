@@ -99,3 +99,62 @@ fn ice_server_links() {
     let public = c.ice_server_links_public();
     assert_eq!(public, vec![links[0].clone()]);
 }
+
+#[test]
+fn turn_flags() {
+    let c = parse(&[]);
+    assert!(c.turn_urls.is_empty() && c.turn_secret.is_none());
+    assert_eq!(c.turn_ttl, Duration::from_secs(6 * 3600));
+    assert!(c.validate().is_ok());
+    let secret = "0123456789abcdef0123";
+    let c = parse(&[
+        "--turn-url",
+        "turn:192.0.2.7:3478?transport=udp",
+        "--turn-url",
+        "turns:turn.example.org:443?transport=tcp",
+        "--turn-secret",
+        secret,
+        "--turn-ttl",
+        "90m",
+    ]);
+    assert!(c.validate().is_ok());
+    assert_eq!(c.turn_urls.len(), 2);
+    assert_eq!(c.turn_ttl, Duration::from_secs(5400));
+    let toml = c.to_toml();
+    assert!(toml.contains("turn_secret = \"<redacted>\""), "{toml}");
+    assert!(!toml.contains(secret), "{toml}");
+    assert!(toml.contains("turn_ttl = \"1h 30m\""), "{toml}");
+
+    let t = ["--turn-url", "turn:t.example.org"];
+    assert!(invalid(&t).contains("--turn-secret"));
+    assert!(invalid(&["--turn-secret", secret]).contains("--turn-url"));
+    let with = |extra: &[&'static str]| [&t[..], extra].concat();
+    assert!(invalid(&with(&["--turn-secret", "short"])).contains("at least 16"));
+    let placeholder = "REPLACE-ME-with-a-random-secret";
+    assert!(invalid(&with(&["--turn-secret", placeholder])).contains("placeholder"));
+    let ttl0 = ["--turn-secret", "0123456789abcdef", "--turn-ttl", "0s"];
+    assert!(invalid(&with(&ttl0)).contains("--turn-ttl"));
+    let stun = ["--turn-url", "stun:t.example.org", "--turn-secret", secret];
+    assert!(invalid(&stun).contains("turn:"));
+    assert!(Config::try_parse_from(["switchboard", "--turn-ttl", "soon"]).is_err());
+}
+
+#[test]
+fn turn_settings_from_the_config_file() {
+    let path = std::env::temp_dir().join(format!(
+        "switchboard-config-{}-turn.toml",
+        std::process::id()
+    ));
+    let text = "turn_url = [\"turn:192.0.2.7:3478?transport=udp\"]\n\
+                turn_secret = \"0123456789abcdef\"\nturn_ttl = \"2h\"\n";
+    std::fs::write(&path, text).unwrap();
+    let args = ["switchboard", "--config", path.to_str().unwrap()];
+    let c = crate::config_file::load_from(args).expect("valid file");
+    assert_eq!(c.turn_urls, vec!["turn:192.0.2.7:3478?transport=udp"]);
+    assert_eq!(c.turn_ttl, Duration::from_secs(7200));
+    // Without the secret the file is refused before anything starts.
+    std::fs::write(&path, "turn_url = \"turn:192.0.2.7\"\n").unwrap();
+    let e = crate::config_file::load_from(args).unwrap_err();
+    assert!(e.to_string().contains("--turn-secret"), "{e}");
+    let _ = std::fs::remove_file(path);
+}

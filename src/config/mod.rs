@@ -10,6 +10,13 @@ use clap::{Parser, ValueEnum};
 
 use crate::config_file::ConfigError;
 
+mod network;
+mod print;
+
+pub(crate) use network::check_turn;
+use network::parse_tcp_addr;
+pub use network::{TcpAddr, MAX_TTL, MIN_SECRET_LEN};
+
 /// Switchboard: a WebRTC SFU with WHIP ingest and WHEP playback.
 ///
 /// Every flag can also be set with an environment variable `SWITCHBOARD_<FLAG>`, or in the
@@ -35,6 +42,32 @@ pub struct Config {
     /// The one UDP address all WebRTC traffic (ICE, DTLS, SRTP) uses.
     #[arg(long, env = "SWITCHBOARD_UDP_ADDR", default_value = "0.0.0.0:7880")]
     pub udp_addr: SocketAddr,
+
+    /// The TCP address where ICE over TCP (RFC 6544 passive candidates, RFC 4571
+    /// framing) is accepted, for networks that block UDP; `off` disables it. Its
+    /// candidates use the `--public-ip` addresses (or the interface addresses) with this
+    /// port, after the UDP ones and with a lower priority.
+    #[arg(long, env = "SWITCHBOARD_TCP_ADDR", default_value = "0.0.0.0:7881", value_parser = parse_tcp_addr)]
+    pub tcp_addr: TcpAddr,
+
+    /// Also accept ICE over TCP on the HTTP port (`--http-addr`): a connection whose first
+    /// bytes are an RFC 4571-framed STUN Binding request is ICE, anything else is HTTP
+    /// (or TLS). With HTTPS on 443 and UDP on 443, a server reachable on port 443 alone
+    /// serves signalling and media. Candidates on the HTTP port are advertised too.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ICE_TCP_ON_HTTP",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub ice_tcp_on_http: bool,
+
+    /// Most open ICE-TCP connections, on all listeners together; further connections are
+    /// closed at once (counted in `switchboard_tcp_connections_total{outcome="refused_limit"}`).
+    #[arg(long, env = "SWITCHBOARD_TCP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub tcp_max_connections: u32,
 
     /// Address put in ICE candidates (repeatable, or comma separated in the env var).
     /// When absent: the UDP address if it is specific, else every interface address of
@@ -89,7 +122,7 @@ pub struct Config {
     pub routing: Routing,
 
     /// Base URL clients reach this node at, for redirects (default:
-    /// `http://<first candidate address>:<HTTP port>`).
+    /// `http://<first candidate address>:<HTTP port>`, `https://` with `--tls-cert`).
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -179,6 +212,18 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_header_timeout: Duration,
 
+    /// PEM file with the certificate chain, leaf first, that makes the HTTP listener
+    /// (`--http-addr`, not `--internal-addr`) serve HTTPS only: TLS 1.3 or 1.2 (RFC
+    /// 8446), ALPN `http/1.1` (RFC 7301). Needs `--tls-key`. Both files are read again
+    /// every 2 s and a change is used from the next handshake; a bad new pair keeps the
+    /// old one (`switchboard_tls_reloads_total{outcome="error"}`).
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// A one-shot action instead of serving.
     #[command(subcommand)]
     pub command: Option<Action>,
@@ -200,6 +245,29 @@ pub struct Config {
     /// Credential (password) advertised with `turn:`/`turns:` ICE servers.
     #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL")]
     pub ice_credential: Option<String>,
+
+    /// TURN server given per-session credentials (TURN REST, draft-uberti-behave-turn-rest-00;
+    /// coturn `use-auth-secret`), e.g. `turn:turn.example.org:3478?transport=udp` or
+    /// `turns:turn.example.org:443?transport=tcp` (RFC 7065). Repeatable. A WHIP/WHEP 201
+    /// (and an OPTIONS with a valid token) carries each in a `Link` header (RFC 9725 §4.6)
+    /// with username `<expiry unix seconds>:<identity>` and credential
+    /// `base64(HMAC-SHA1(--turn-secret, username))`. Needs `--turn-secret`.
+    #[arg(
+        long = "turn-url",
+        env = "SWITCHBOARD_TURN_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_urls: Vec<String>,
+
+    /// Secret shared with the TURN server (coturn `static-auth-secret`), at least 16
+    /// characters.
+    #[arg(long, env = "SWITCHBOARD_TURN_SECRET")]
+    pub turn_secret: Option<String>,
+
+    /// Lifetime of TURN credentials from their issue (1m to 7days, e.g. `6h`): the longest
+    /// a session can keep its relay, as the TURN server refuses refreshes after it.
+    #[arg(long, env = "SWITCHBOARD_TURN_TTL", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub turn_ttl: Duration,
 }
 
 /// One-shot actions.
@@ -264,13 +332,6 @@ pub enum PublicIpFrom {
     /// The address given with `--host-ip` / `SWITCHBOARD_HOST_IP`.
     HostIp,
 }
-
-/// Interface name prefixes of container networking: their addresses are never reachable
-/// from outside the host.
-const CONTAINER_IFACES: &[&str] = &[
-    "docker", "br-", "veth", "cni", "flannel", "cali", "weave", "kube-", "cilium", "vxlan", "tunl",
-    "podman", "virbr", "lxc", "lxd",
-];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -345,6 +406,7 @@ impl Config {
             ("--auth-key", &self.auth_key),
             ("--internal-secret", &self.internal_secret),
             ("--ice-credential", &self.ice_credential),
+            ("--turn-secret", &self.turn_secret),
         ];
         for (flag, value) in secrets {
             if value.as_deref().is_some_and(is_placeholder) {
@@ -353,6 +415,15 @@ impl Config {
                      set a random secret (e.g. `openssl rand -hex 32`)"
                 )));
             }
+        }
+        check_turn(&self.turn_urls, self.turn_secret.as_deref(), self.turn_ttl)
+            .map_err(ConfigError::Invalid)?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "--tls-cert and --tls-key (SWITCHBOARD_TLS_CERT, SWITCHBOARD_TLS_KEY) go \
+                 together: the certificate chain and its private key, both PEM files"
+                    .into(),
+            ));
         }
         if self.http_header_timeout.is_zero() {
             return Err(ConfigError::Invalid(
@@ -382,101 +453,6 @@ impl Config {
             .unwrap_or_else(|| "switchboard".into())
     }
 
-    /// The effective settings as TOML (`--print-config`), secrets redacted.
-    pub fn to_toml(&self) -> String {
-        let list = |v: &[String]| {
-            let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
-            format!("[{}]", items.join(", "))
-        };
-        let ips: Vec<String> = self.public_ip.iter().map(|i| i.to_string()).collect();
-        let mut out = vec![
-            format!("http_addr = \"{}\"", self.http_addr),
-            format!("udp_addr = \"{}\"", self.udp_addr),
-            format!("public_ip = {}", list(&ips)),
-            format!(
-                "public_ip_from = \"{}\"",
-                match self.public_ip_from {
-                    PublicIpFrom::Interfaces => "interfaces",
-                    PublicIpFrom::HostIp => "host-ip",
-                }
-            ),
-        ];
-        if let Some(ip) = self.host_ip {
-            out.push(format!("host_ip = \"{ip}\""));
-        }
-        out.push(format!(
-            "drain_timeout = \"{}\"",
-            humantime::format_duration(self.drain_timeout)
-        ));
-        out.push(format!("node_id = {:?}", self.node_id()));
-        if let Some(u) = &self.redis_url {
-            out.push(format!("redis_url = {u:?}"));
-        }
-        if let Some(a) = self.internal_addr {
-            out.push(format!("internal_addr = \"{a}\""));
-        }
-        if self.internal_secret.is_some() {
-            out.push("internal_secret = \"<redacted>\"".into());
-        }
-        out.push(format!(
-            "routing = \"{}\"",
-            match self.routing {
-                Routing::Proxy => "proxy",
-                Routing::Redirect => "redirect",
-            }
-        ));
-        if let Some(u) = &self.public_url {
-            out.push(format!("public_url = {u:?}"));
-        }
-        out.push(format!(
-            "pod_deletion_cost = \"{}\"",
-            match self.pod_deletion_cost {
-                PodDeletionCost::Auto => "auto",
-                PodDeletionCost::Off => "off",
-            }
-        ));
-        out.push(format!(
-            "log_format = \"{}\"",
-            match self.log_format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }
-        ));
-        out.push(format!("max_publishers = {}", self.max_publishers));
-        out.push(format!("max_participants = {}", self.max_participants));
-        out.push(format!("shard_after = {}", self.shard_after));
-        if let Some(n) = self.max_shards {
-            out.push(format!("max_shards = {n}"));
-        }
-        out.push(format!(
-            "max_sessions_per_identity = {}",
-            self.max_sessions_per_identity
-        ));
-        out.push(format!("max_sessions = {}", self.max_sessions));
-        out.push(format!("max_pending = {}", self.max_pending));
-        out.push(format!("post_rate = {}", self.post_rate));
-        out.push(format!("post_burst = {}", self.post_burst));
-        out.push(format!("max_connections = {}", self.max_connections));
-        out.push(format!(
-            "http_header_timeout = \"{}\"",
-            humantime::format_duration(self.http_header_timeout)
-        ));
-        if self.token.is_some() {
-            out.push("token = \"<redacted>\"".into());
-        }
-        if self.auth_key.is_some() {
-            out.push("auth_key = \"<redacted>\"".into());
-        }
-        out.push(format!("ice_server = {}", list(&self.ice_servers)));
-        if let Some(u) = &self.ice_username {
-            out.push(format!("ice_username = {u:?}"));
-        }
-        if self.ice_credential.is_some() {
-            out.push("ice_credential = \"<redacted>\"".into());
-        }
-        out.join("\n") + "\n"
-    }
-
     /// When rooms spread their viewers over subscriber shards (`--shard-after`,
     /// `--max-shards`).
     pub fn shard_policy(&self) -> crate::limits::ShardPolicy {
@@ -485,75 +461,6 @@ impl Config {
             after: self.shard_after,
             max: self.max_shards.unwrap_or(cpus.saturating_sub(1)),
         }
-    }
-
-    /// The addresses to advertise as ICE host candidates, with the UDP port.
-    ///
-    /// Order: explicit `--public-ip`; `--host-ip` with `--public-ip-from host-ip`; the UDP
-    /// bind address when it is specific; else every interface address of the bind
-    /// address's family, except container bridges ([`PublicIpFrom::Interfaces`]) and IPv6
-    /// link-local (a candidate would need its scope id). Never empty: falls back to
-    /// loopback.
-    pub fn candidate_addrs(&self) -> Vec<SocketAddr> {
-        let port = self.udp_addr.port();
-        let mut ips: Vec<IpAddr> = if !self.public_ip.is_empty() {
-            self.public_ip.clone()
-        } else if let (PublicIpFrom::HostIp, Some(ip)) = (self.public_ip_from, self.host_ip) {
-            vec![ip]
-        } else if !self.udp_addr.ip().is_unspecified() {
-            vec![self.udp_addr.ip()]
-        } else {
-            let want_v6 = self.udp_addr.is_ipv6();
-            let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|i| !CONTAINER_IFACES.iter().any(|p| i.name.starts_with(p)))
-                .map(|i| i.ip())
-                .filter(|ip| match ip {
-                    IpAddr::V4(_) => true,
-                    IpAddr::V6(v6) => want_v6 && (v6.segments()[0] & 0xffc0) != 0xfe80,
-                })
-                .collect();
-            // Non-loopback first: clients prefer earlier candidates of equal priority.
-            ips.sort_by_key(|ip| ip.is_loopback());
-            ips
-        };
-        ips.dedup();
-        if ips.is_empty() {
-            ips.push(IpAddr::from([127, 0, 0, 1]));
-        }
-        ips.into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect()
-    }
-
-    /// `Link` header values for the ICE servers that need no credentials (STUN), for
-    /// callers that are not authorized (RFC 9725 §4.6).
-    pub fn ice_server_links_public(&self) -> Vec<String> {
-        self.ice_servers
-            .iter()
-            .filter(|url| !(url.starts_with("turn:") || url.starts_with("turns:")))
-            .map(|url| format!("<{url}>; rel=\"ice-server\""))
-            .collect()
-    }
-
-    /// `Link` header values for the configured ICE servers (RFC 9725 §4.6), in order.
-    pub fn ice_server_links(&self) -> Vec<String> {
-        self.ice_servers
-            .iter()
-            .map(|url| {
-                let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
-                match (is_turn, &self.ice_username, &self.ice_credential) {
-                    (true, Some(user), Some(cred)) => format!(
-                        "<{url}>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"; \
-                         credential-type=\"password\"",
-                        quote_escape(user),
-                        quote_escape(cred)
-                    ),
-                    _ => format!("<{url}>; rel=\"ice-server\""),
-                }
-            })
-            .collect()
     }
 }
 
@@ -573,10 +480,6 @@ fn is_placeholder(secret: &str) -> bool {
     ]
     .iter()
     .any(|p| s.contains(p))
-}
-
-fn quote_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
