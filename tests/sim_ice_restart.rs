@@ -6,9 +6,9 @@
 //!
 //! Checks: the sessions stay (same resource, nobody leaves), media goes on to the new
 //! addresses with no video sequence number lost (what was sent to an old address is
-//! repaired by NACK and RTX), video never stops for longer than `MAX_STALL`, the publisher gets no
-//! more than one keyframe request per viewer for it, and the server's STUN tag (ETag)
-//! changes. Prints the figures (run with `--nocapture`).
+//! repaired by NACK and RTX), video never stops for longer than `MAX_STALL`, the publisher gets a
+//! keyframe request when a viewer's ICE is back but no more than one per viewer, and the
+//! server's STUN tag (ETag) changes. Prints the figures (run with `--nocapture`).
 
 mod sim;
 
@@ -127,8 +127,11 @@ fn viewers_and_a_publisher_restart_ice_and_media_goes_on() {
         assert!(stall <= MAX_STALL, "{}: video stalled {stall:?}", sub.name);
     }
     println!("publisher: {requests} keyframe requests after the restarts");
+    // Each viewer whose ICE came back asks for a keyframe once (what was sent while its
+    // old path died may be lost; the client's own PLI would come seconds later), and the
+    // forwarder's throttle lets through at most one per viewer: no storm.
     assert!(
-        requests <= 2,
+        (1..=2).contains(&requests),
         "keyframe requests after the restarts: {requests}"
     );
     let sent_after = sim.peers[PUBLISHER]

@@ -300,10 +300,12 @@ impl Demux {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn stun_check(server_ufrag: &str) -> Vec<u8> {
+    /// A STUN Binding request whose USERNAME is `"<server_ufrag>:peer"` (RFC 8489 §5,
+    /// §14.3), without integrity: what the demux reads, for the net tests.
+    pub(crate) fn stun_check(server_ufrag: &str) -> Vec<u8> {
         let user = format!("{server_ufrag}:peer");
         let mut attrs = vec![0x00, 0x06, 0x00, user.len() as u8];
         attrs.extend_from_slice(user.as_bytes());

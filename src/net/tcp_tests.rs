@@ -1,21 +1,8 @@
 use std::io::{Read, Write};
 
 use super::*;
+use crate::net::demux::tests::stun_check;
 use crate::net::framing::encode_frame;
-
-/// A STUN Binding request whose USERNAME is `"<server_ufrag>:peer"` (RFC 8489 §5, §14.3).
-fn stun_check(server_ufrag: &str) -> Vec<u8> {
-    let user = format!("{server_ufrag}:peer");
-    let mut attrs = vec![0x00, 0x06, 0x00, user.len() as u8];
-    attrs.extend_from_slice(user.as_bytes());
-    while attrs.len() % 4 != 0 {
-        attrs.push(0);
-    }
-    let mut msg = vec![0x00, 0x01, 0x00, attrs.len() as u8, 0x21, 0x12, 0xA4, 0x42];
-    msg.extend_from_slice(&[1; 12]);
-    msg.extend_from_slice(&attrs);
-    msg
-}
 
 fn framed(packet: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

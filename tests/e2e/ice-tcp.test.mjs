@@ -19,107 +19,46 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
-  artifactsDir, chromiumPath, checkPrerequisites, cpuSeconds, freeTcpPort, freeUdpPort, round, sleep,
+  artifactsDir, checkPrerequisites, cpuSeconds, freeTcpPort, freeUdpPort, round, sleep,
   Server, launchBrowser, instrument, hookOf, waitForHook, stopPages,
 } from './lib.mjs';
+import { IP, NFT, Network, run } from './netns.mjs';
 
 const NS = `sbi${process.pid}`;
-const VETH = { host: `${NS}h`, ns: `${NS}n`, hostIp: '10.215.0.1', nsIp: '10.215.0.2' };
+const VETH = { ns: NS, hostIf: `${NS}h`, nsIf: `${NS}n`, hostIp: '10.215.0.1', nsIp: '10.215.0.2' };
 const ROOM = 'icetcp';
 const MIN_FPS = 25;
 const WINDOW_S = 5;
 const CONNECT_TIMEOUT_MS = 25_000;
 
-function findExecutable(name) {
-  for (const dir of [...(process.env.PATH || '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
-const IP = findExecutable('ip');
-const NFT = findExecutable('nft');
-const run = (cmd, args) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 10_000 });
-const errText = (err) => (err.stderr?.toString().trim() || err.message).split('\n')[0];
-
+const net = new Network('sbi');
 let skipReason = null;
-let netUp = false;
-let wrapperDir = null;
 let hostBrowser = null;
 let nsBrowser = null;
 const figures = {};
 
-/** Removes what an earlier, killed run left behind (its pid is gone). */
-function removeStale() {
-  try {
-    for (const line of run(IP, ['netns', 'list']).split('\n')) {
-      const m = /^sbi(\d+)\b/.exec(line.trim());
-      if (!m || Number(m[1]) === process.pid) continue;
-      try {
-        process.kill(Number(m[1]), 0);
-      } catch {
-        try { run(IP, ['netns', 'del', `sbi${m[1]}`]); } catch { /* gone */ }
-      }
-    }
-  } catch {
-    // setUp reports what matters
-  }
-}
-
 function setUp() {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    skipReason = 'needs root for ip netns and nft (run the tests as root)';
-    return;
-  }
-  if (!IP || !NFT) {
-    skipReason = `needs ${!IP ? 'ip (iproute2)' : 'nft (nftables)'}: run scripts/install-test-deps.sh`;
-    return;
-  }
-  removeStale();
+  skipReason = net.skipReason(['ip', 'nft']);
+  if (skipReason) return;
+  net.removeStale();
   try {
-    run(IP, ['netns', 'add', NS]);
+    net.addNamespace(VETH);
   } catch (err) {
-    skipReason = `ip netns add failed (${errText(err)}): network namespaces unavailable`;
-    return;
+    skipReason = err.message;
   }
-  netUp = true;
-  run(IP, ['link', 'add', VETH.host, 'type', 'veth', 'peer', 'name', VETH.ns, 'netns', NS]);
-  run(IP, ['addr', 'add', `${VETH.hostIp}/30`, 'dev', VETH.host]);
-  run(IP, ['link', 'set', VETH.host, 'up']);
-  run(IP, ['-n', NS, 'addr', 'add', `${VETH.nsIp}/30`, 'dev', VETH.ns]);
-  run(IP, ['-n', NS, 'link', 'set', VETH.ns, 'up']);
-  run(IP, ['-n', NS, 'link', 'set', 'lo', 'up']);
 }
 
 /** From now on every UDP packet in or out of the namespace is dropped: only TCP gets through. */
 function dropUdp() {
-  const rules = [
+  net.nft(NS, [
     'table inet nodup {',
     '  chain out { type filter hook output priority 0; policy accept; meta l4proto udp counter drop; }',
     '  chain in { type filter hook input priority 0; policy accept; meta l4proto udp counter drop; }',
     '}',
-  ].join('\n');
-  execFileSync(IP, ['netns', 'exec', NS, NFT, '-f', '-'], { input: rules, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
-
-/** Synchronous, so it also runs from an exit handler; never throws. */
-function tearDown() {
-  if (!netUp) return;
-  try { run(IP, ['link', 'del', VETH.host]); } catch { /* goes with the namespace */ }
-  try { run(IP, ['netns', 'del', NS]); } catch { /* best effort */ }
-  netUp = false;
+  ].join('\n'));
 }
 
 /** UDP packets the namespace's rules dropped so far (both directions). */
@@ -132,31 +71,18 @@ function udpDropped() {
   }
 }
 
-process.on('exit', tearDown);
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    tearDown();
-    process.exit(130);
-  });
-}
-
 before(async () => {
   checkPrerequisites();
   setUp();
   if (skipReason) return;
-  wrapperDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-e2e-icetcp-'));
-  const wrapper = path.join(wrapperDir, 'chromium-in-netns');
-  const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${q(IP)} netns exec ${q(NS)} ${q(chromiumPath)} "$@"\n`, { mode: 0o755 });
   hostBrowser = await launchBrowser();
-  nsBrowser = await launchBrowser({ executablePath: wrapper, prefix: 'switchboard-e2e-icetcp-ns-' });
+  nsBrowser = await launchBrowser({ executablePath: net.chromium(NS), prefix: 'switchboard-e2e-icetcp-ns-' });
 }, { timeout: 60_000 });
 
 after(async () => {
   await hostBrowser?.close();
   await nsBrowser?.close();
-  tearDown();
-  if (wrapperDir) fs.rmSync(wrapperDir, { recursive: true, force: true });
+  net.tearDown();
   fs.writeFileSync(path.join(artifactsDir, 'ice-tcp.json'), JSON.stringify(figures, null, 2));
 }, { timeout: 30_000 });
 

@@ -7,12 +7,14 @@
 // layers (per-encoding figures, see stats.js; frameWidth/frameHeight/fps are the
 // top layer's); degradationPreference reports what the video sender ended up
 // with, simulcast whether layers were requested and encodings the requested ones.
+// A lost connection reconnects by itself (whip-whep.js, "Reconnecting": ICE restart,
+// else a new POST of the same stream); reconnects and lastReconnect are in the hook.
 
 import { publish, SIMULCAST_ENCODINGS } from './whip-whep.js';
 import { startStats } from './stats.js';
 import {
   hook, params, initFields, rememberRoom, roomEndpoint, setState, setHint, showError,
-  trackConnection, renderStats, setBusy,
+  trackConnection, renderStats, setBusy, followReconnects, reconnectOverlay,
 } from './ui.js';
 
 const FIELDS = [
@@ -45,6 +47,7 @@ const startButton = document.getElementById('start');
 const stopButton = document.getElementById('stop');
 const preview = document.getElementById('preview');
 const watchLink = document.getElementById('watch-link');
+const overlay = reconnectOverlay(preview.parentElement);
 
 let session = null;
 let stream = null;
@@ -123,6 +126,9 @@ async function start() {
   showError(null);
   setBusy(startButton, stopButton, true);
   simulcastBox.disabled = true;
+  hook.connectedOnce = false;
+  hook.reconnectState = null;
+  overlay.hide();
   setState('connecting', 'opening camera and microphone');
   rememberRoom(roomName);
   rememberSimulcast(simulcast);
@@ -155,11 +161,21 @@ async function start() {
       active: e.active ?? true,
     }));
     if (hook.state === 'connecting') setHint('establishing media connection');
-    stopSampling = startStats(session.pc, 'outbound', (sample) => {
-      hook.stats = sample;
-      renderStats(sample, FIELDS);
-      renderLayers(sample.layers);
+    const current = session;
+    const sample = () => startStats(current.pc, 'outbound', (s) => {
+      hook.stats = s;
+      renderStats(s, FIELDS);
+      renderLayers(s.layers);
     });
+    followReconnects(current, {
+      overlay,
+      onRenewed: () => {
+        if (current !== session) return;
+        stopSampling?.();
+        stopSampling = sample();
+      },
+    });
+    stopSampling = sample();
   } catch (err) {
     if (myAttempt !== attempt) return;
     releaseMedia();
@@ -191,6 +207,7 @@ async function stop({ keepalive = false } = {}) {
   const current = session;
   session = null;
   releaseMedia();
+  overlay.hide();
   await current?.stop({ keepalive });
   hook.location = null;
   hook.connectionState = 'closed';

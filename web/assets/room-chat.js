@@ -217,6 +217,9 @@ export class RoomChat extends EventTarget {
         token: conf.token,
         audioSlots: 0,
         videoSlots: 0,
+        // ICE restarts keep the data channels; a new POST would not (this class opens
+        // a new data session itself when the supervisor gives up)
+        reconnect: { newSession: false },
         onPeerConnection: (pc) => {
           channels.chat = pc.createDataChannel('chat');
           channels.reactions = pc.createDataChannel('reactions', { ordered: false, maxRetransmits: 0 });
@@ -247,7 +250,13 @@ export class RoomChat extends EventTarget {
       });
     }
     session.pc.addEventListener('connectionstatechange', () => {
-      if (current() && session.pc.connectionState === 'failed') this.lost('its connection failed');
+      // a connection that was up is the reconnect supervisor's first (whip-whep.js)
+      if (current() && session.pc.connectionState === 'failed' && session.reconnectState !== 'reconnecting') {
+        this.lost('its connection failed');
+      }
+    });
+    session.addEventListener('reconnectfailed', () => {
+      if (current()) this.lost('its connection failed');
     });
   }
 

@@ -11,10 +11,13 @@
 //   await conf.startScreen(stream); await conf.stopScreen();
 //   await conf.leave();                // DELETE every session
 //
-// A `reconnect` event (the node drains), a lost event stream (404) or a failed peer
-// connection sets up new sessions: the new WHEP session first (the old one keeps playing
-// meanwhile), then the WHIP sessions (a new camera session of a live identity is
-// answered 409, so the old one is ended first when that happens).
+// Every session reconnects by itself first (whip-whep.js, "Reconnecting"): an ICE
+// restart when its connection drops, a new POST of the same session when the server
+// forgot it (a 404); a new WHEP session gets its slots and event stream bound again.
+// A `reconnect` event (the node drains), or a session whose supervisor gave up, sets up
+// new sessions: the new WHEP session first (the old one keeps playing meanwhile), then
+// the WHIP sessions (a new camera session of a live identity is answered 409, so the old
+// one is ended first when that happens).
 
 import { publish, play, SIMULCAST_ENCODINGS } from './whip-whep.js';
 import { openEventStream } from './room-events.js';
@@ -22,10 +25,12 @@ import { openEventStream } from './room-events.js';
 /**
  * What a `change` event's detail.what can be: 'state', 'sessions', 'media' (a new WHEP
  * peer connection: bind slots again), 'participants', 'slots', 'speaker', 'layer',
- * 'viewers', 'events', 'error', 'publishing'.
+ * 'viewers', 'events', 'error', 'publishing', 'reconnected' (a session's supervisor
+ * reconnected it: its lastReconnect says how).
  */
 export const CHANGES = Object.freeze([
   'state', 'sessions', 'media', 'participants', 'slots', 'speaker', 'layer', 'viewers', 'events', 'error', 'publishing',
+  'reconnected',
 ]);
 
 /** Camera simulcast as docs/conference.md has browsers send it: q/h/f at ¼, ½ and full size. */
@@ -76,6 +81,9 @@ export class Conference extends EventTarget {
     this.recovering = false;
     this.recoveries = 0;
     this.lastRecoveryAt = -Infinity;
+    this.reconnects = 0; // sessions that their supervisor reconnected (whip-whep.js)
+    this.lastReconnect = null; // the last one's lastReconnect, with `session`: 'WHEP' | 'camera' | 'screen'
+
     this.sentCaps = new Map(); // mid → "w×h" last accepted by the server
     this.pendingCaps = null;
     this.capsTimer = null;
@@ -167,12 +175,52 @@ export class Conference extends EventTarget {
       audioSlots: this.audioSlots,
       videoSlots: this.videoSlots,
     });
-    session.pc.addEventListener('connectionstatechange', () => {
-      if (session !== this.whep) return;
-      this.emit('state');
-      if (session.pc.connectionState === 'failed') this.recover('WHEP connection failed', 1000);
+    this.superviseSession(session, 'WHEP', () => session === this.whep, () => {
+      // a new POST (the old session was gone): new receivers, a new event stream
+      if (session === this.whep) this.useWhep(session);
     });
     return session;
+  }
+
+  /**
+   * Follows a session's connection and reconnect supervisor: `isCurrent()` says whether
+   * it is still in use, `onRenewed()` runs after a new POST replaced its resource.
+   */
+  superviseSession(session, what, isCurrent, onRenewed) {
+    const follow = (pc) => pc.addEventListener('connectionstatechange', () => {
+      if (!isCurrent() || pc !== session.pc) return;
+      this.emit('state');
+      // one that never connected has no supervisor yet: new sessions
+      if (pc.connectionState === 'failed' && session.reconnectState !== 'reconnecting') {
+        this.recover(`${what} connection failed`, 1000);
+      }
+    });
+    follow(session.pc);
+    session.addEventListener('reconnectstate', () => {
+      if (isCurrent()) this.emit('state');
+    });
+    session.addEventListener('reconnected', () => {
+      if (!isCurrent()) return;
+      this.reconnects += 1;
+      this.lastReconnect = { ...session.lastReconnect, session: what };
+      this.emit('reconnected');
+    });
+    session.addEventListener('reconnectfailed', () => {
+      if (isCurrent()) this.recover(`${what} connection lost`, 1000);
+    });
+    session.addEventListener('renewed', () => {
+      follow(session.pc);
+      if (!isCurrent()) return;
+      onRenewed?.();
+      this.emit('sessions');
+    });
+  }
+
+  /** Whether any session is reconnecting now, and the largest attempt number. */
+  get reconnecting() {
+    const sessions = [this.whep, this.camera, this.screen].filter(Boolean);
+    const busy = sessions.filter((s) => s.reconnectState === 'reconnecting');
+    return busy.length ? { attempt: Math.max(...busy.map((s) => s.reconnectAttempt || 1)) } : null;
   }
 
   /** Makes `session` the current WHEP session and follows its event stream. */
@@ -195,7 +243,8 @@ export class Conference extends EventTarget {
         if (epoch === this.epoch) this.onEvent(name, data ?? {});
       },
       onGone: () => {
-        if (epoch === this.epoch) this.recover('the WHEP session is gone', 1000);
+        // the server forgot the session: the supervisor POSTs it again (same slots)
+        if (epoch === this.epoch) session.reconnect({ newSession: true, reason: 'gone' });
       },
     });
   }
@@ -229,11 +278,7 @@ export class Conference extends EventTarget {
   }
 
   watchPublisher(session, which) {
-    session.pc.addEventListener('connectionstatechange', () => {
-      if (session !== this[which]) return;
-      this.emit('state');
-      if (session.pc.connectionState === 'failed') this.recover(`${which} connection failed`, 1000);
-    });
+    this.superviseSession(session, which, () => session === this[which]);
   }
 
   onEvent(name, data) {

@@ -8,6 +8,7 @@
 //   const grid = new Grid(areaElement, conference);
 //   grid.render();          // after slots / participants / speaker / layer changes
 //   grid.bindMedia();       // after a new WHEP session: tiles get its receivers
+//   grid.showReconnecting(on);  // "reconnecting…" over the tiles (last frame stays)
 //   grid.setSelf(stream);   // own camera preview, or null
 //   grid.setSummaries(on);  // a one-line stats summary over every tile
 //   grid.marks = chat.marks; grid.renderMarks();  // raised hands, reactions (room-chat.js)
@@ -106,7 +107,14 @@ class Tile {
     this.chart = null;
     this.summary = el('div', 'tile-summary');
     this.toggle.addEventListener('click', () => this.showStats(this.panel.hidden));
-    this.root.append(this.video, this.summary, this.caption, this.toggle, this.panel);
+    // "reconnecting…" over the last frame while a session reconnects (not a black tile)
+    this.note = el('div', 'tile-note', 'reconnecting…');
+    this.note.setAttribute('role', 'status');
+    Object.assign(this.note.style, {
+      position: 'absolute', inset: '0', display: 'none', alignItems: 'center', justifyContent: 'center',
+      background: 'rgba(0, 0, 0, 0.45)', color: '#fff', fontWeight: '600', pointerEvents: 'none', zIndex: '1',
+    });
+    this.root.append(this.video, this.note, this.summary, this.caption, this.toggle, this.panel);
     this.video.addEventListener('resize', () => this.grid.layoutSoon());
   }
 
@@ -270,6 +278,7 @@ export class Grid {
     this.statsState = null;
     this.statsTimer = null;
     this.layoutQueued = false;
+    this.reconnecting = false;
     if ('ResizeObserver' in window) new ResizeObserver(() => this.layoutSoon()).observe(area);
     else window.addEventListener('resize', () => this.layoutSoon());
   }
@@ -350,6 +359,7 @@ export class Grid {
         this.tilesByMid.set(mid, tile);
         this.area.append(tile.root);
         tile.bind(conf.receiver(mid), conf.whep?.answeredAt ?? performance.now());
+        tile.note.style.display = this.reconnecting ? 'flex' : 'none';
         if (this.summaries) tile.renderSummary();
       }
       tile.update(slot, conf.participants.get(slot.identity), conf);
@@ -365,6 +375,12 @@ export class Grid {
     this.samples.clear();
     this.statsState = null;
     this.render();
+  }
+
+  /** Shows (or hides) "reconnecting…" over every tile, the ones made later included. */
+  showReconnecting(on) {
+    this.reconnecting = on;
+    for (const tile of this.tilesByMid.values()) tile.note.style.display = on ? 'flex' : 'none';
   }
 
   clear() {

@@ -21,6 +21,9 @@
 //   events,           // names of the events received, in order
 //   layers,           // plain object mid → the last `layer` event for it
 //   viewers, error, capsError, mic, cam, sharing, joinedAt,
+//   reconnects,       // sessions their supervisor reconnected (whip-whep.js, "Reconnecting"):
+//   lastReconnect,    //   { kind: 'ice-restart' | 'new-session', ms, session, … } or null
+//                     //   (also on window.switchboard, as on the other pages)
 //   tiles(),          // [{ mid, identity, name, source, width, height, framesDecoded,
 //                     //    fps, bitrateKbps, firstFrameMs, tileWidth, tileHeight, cap, layer }]
 //   chat: {
@@ -36,7 +39,7 @@
 // Tiles carry data-identity (their slot's identity); a reaction shows for 3 s as a
 // .tile-reaction over the sender's camera tile, a raised hand as a .badge-icon.hand.
 
-import { params, showError, setState as setBadge, setHint } from './ui.js';
+import { hook, params, showError, setState as setBadge, setHint } from './ui.js';
 import { LocalMedia, fillDeviceSelect, meterLevel, captureScreen } from './room-media.js';
 import { Conference } from './room-conference.js';
 import { Grid } from './room-grid.js';
@@ -124,6 +127,8 @@ window.switchboardRoom = Object.freeze({
   get cam() { return local.enabled.video; },
   get sharing() { return Boolean(conf?.screen); },
   get joinedAt() { return joinedAt; },
+  get reconnects() { return hook.reconnects; },
+  get lastReconnect() { return structuredClone(hook.lastReconnect); },
   tiles() { return grid ? grid.tiles() : []; },
   get chat() { return chat.snapshot().chat; },
   get reactions() { return chat.snapshot().reactions; },
@@ -265,7 +270,10 @@ function updateStatus() {
       setBadge('connecting', `reconnecting: ${conf.reconnectReason ?? ''}`);
       break;
     case 'joined':
-      if (pcs.some((s) => s === 'failed')) setBadge('failed', 'a connection failed; reconnecting');
+      if (conf.reconnecting) {
+        const { attempt } = conf.reconnecting;
+        setBadge('connecting', `reconnecting…${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+      } else if (pcs.some((s) => s === 'failed')) setBadge('failed', 'a connection failed; reconnecting');
       else if (pcs.every((s) => s === 'connected')) setBadge('connected', '');
       else setBadge('connecting', 'connecting media');
       break;
@@ -283,6 +291,7 @@ function onConferenceChange(e) {
       if (conf.state === 'joined' || conf.state === 'reconnecting') setPageState(conf.state);
       updateStatus();
       grid.render();
+      grid.showReconnecting(conf.state === 'reconnecting' || Boolean(conf.reconnecting));
       break;
     case 'media':
       grid.bindMedia();
@@ -304,6 +313,10 @@ function onConferenceChange(e) {
       break;
     case 'viewers':
       updatePeople();
+      break;
+    case 'reconnected':
+      hook.reconnects = conf.reconnects;
+      hook.lastReconnect = conf.lastReconnect;
       break;
     case 'error':
       showError(describeError(conf.error));

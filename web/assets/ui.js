@@ -2,11 +2,18 @@
 //
 // Automation hook: every page keeps `window.switchboard` up to date:
 //   window.switchboard = {
-//     state,   // 'idle' | 'connecting' | 'connected' | 'failed' | 'stopped'
+//     state,   // 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'stopped'
 //     stats,   // latest per-second sample (see stats.js) or null, at least
 //              // { frameWidth, frameHeight, fps, bitrateKbps,
 //              //   framesEncoded (publish) | framesDecoded, freezeCount, packetsLost (watch) }
 //     error,   // human-readable message of the last failure, or null
+//     reconnects,      // reconnects that succeeded since the page loaded
+//     lastReconnect,   // the last one: { kind: 'ice-restart' | 'new-session', trigger,
+//                      //   attempts, ms (trigger → media again: a decoded frame for a
+//                      //   viewer, the connection for a publisher), connectedMs,
+//                      //   startedAt, resumedAt (performance.now() values) } or null
+//     reconnectState,  // 'connected' | 'reconnecting' | 'failed' (see whip-whep.js)
+//     reconnectAttempt,
 //     ...      // page extras, e.g. firstFrameMs on the watch page
 //   }
 // Browser tests poll these fields instead of scraping the DOM.
@@ -19,6 +26,10 @@ export const hook = {
   error: null,
   connectionState: 'new',
   location: null,
+  reconnects: 0,
+  lastReconnect: null,
+  reconnectState: null,
+  reconnectAttempt: 0,
 };
 window.switchboard = hook;
 
@@ -50,7 +61,8 @@ export function setState(state, hint = '') {
   const badge = $('state');
   if (badge) {
     badge.textContent = state;
-    badge.dataset.state = state;
+    // reconnecting looks like connecting (the stylesheet knows that one)
+    badge.dataset.state = state === 'reconnecting' ? 'connecting' : state;
   }
   setHint(hint);
 }
@@ -104,13 +116,21 @@ function serverCandidates(pc) {
   return [...found].join(', ');
 }
 
-/** Follows the peer connection's state into the hook and the status badge. */
+/**
+ * Follows the peer connection's state into the hook and the status badge. Once the
+ * session connected, a lost connection is the reconnect supervisor's (whip-whep.js):
+ * the page says "reconnecting…" (see followReconnects) instead of "failed".
+ */
 export function trackConnection(pc, { onFailed } = {}) {
   const update = () => {
     const cs = pc.connectionState;
     hook.connectionState = cs;
-    if (cs === 'connected') setState('connected');
-    else if (cs === 'disconnected') setState('connecting', 'connection interrupted, waiting for it to recover');
+    if (cs === 'connected') {
+      hook.connectedOnce = true;
+      if (hook.reconnectState !== 'reconnecting') setState('connected');
+    } else if (hook.connectedOnce && (cs === 'disconnected' || cs === 'failed')) {
+      if (hook.reconnectState !== 'failed') setState('reconnecting', 'connection lost: reconnecting…');
+    } else if (cs === 'disconnected') setState('connecting', 'connection interrupted, waiting for it to recover');
     else if (cs === 'failed') {
       setState('failed');
       const where = serverCandidates(pc);
@@ -123,6 +143,75 @@ export function trackConnection(pc, { onFailed } = {}) {
   };
   pc.addEventListener('connectionstatechange', update);
   update();
+}
+
+/** A "reconnecting…" note over `container` (a positioned element), shown while `on`. */
+export function reconnectOverlay(container) {
+  const note = document.createElement('div');
+  note.className = 'reconnect-note';
+  note.setAttribute('role', 'status');
+  note.hidden = true;
+  Object.assign(note.style, {
+    position: 'absolute', inset: '0', display: 'flex', alignItems: 'center', justifyContent: 'center',
+    background: 'rgba(0, 0, 0, 0.45)', color: '#fff', font: '600 1.1rem/1.4 system-ui, sans-serif',
+    textAlign: 'center', pointerEvents: 'none', zIndex: '2',
+  });
+  if (getComputedStyle(container).position === 'static') container.style.position = 'relative';
+  container.append(note);
+  return {
+    show(text) {
+      note.textContent = text;
+      note.hidden = false;
+      note.style.display = 'flex';
+    },
+    hide() {
+      note.hidden = true;
+      note.style.display = 'none';
+    },
+  };
+}
+
+/**
+ * Follows a session's reconnect supervisor (whip-whep.js) into the hook, the badge and
+ * `overlay` (from reconnectOverlay, optional); `onRenewed()` after a new POST (a new
+ * peer connection: the page binds its media and stats again).
+ */
+export function followReconnects(session, { overlay, onRenewed } = {}) {
+  const sync = () => {
+    hook.reconnectState = session.reconnectState;
+    hook.reconnectAttempt = session.reconnectAttempt;
+    hook.location = session.location;
+    hook.etag = session.etag;
+  };
+  session.addEventListener('reconnectstate', () => {
+    sync();
+    if (session.reconnectState === 'reconnecting') {
+      const n = session.reconnectAttempt;
+      const text = `reconnecting…${n > 1 ? ` (attempt ${n})` : ''}`;
+      setState('reconnecting', text);
+      overlay?.show(text);
+    } else if (session.reconnectState === 'connected') {
+      overlay?.hide();
+      showError(null);
+      setState(session.pc.connectionState === 'connected' ? 'connected' : 'connecting');
+    }
+  });
+  session.addEventListener('reconnected', (e) => {
+    sync();
+    hook.reconnects += 1;
+    hook.lastReconnect = { ...e.detail };
+  });
+  session.addEventListener('reconnectfailed', (e) => {
+    sync();
+    overlay?.show('connection lost');
+    setState('failed');
+    showError(e.detail?.error ?? new Error('The connection could not be restored.'));
+  });
+  session.addEventListener('renewed', () => {
+    sync();
+    onRenewed?.();
+  });
+  sync();
 }
 
 const fmt = {

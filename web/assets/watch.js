@@ -14,13 +14,20 @@
 //                (RFC 9725 §4.3.2, see whip-whep.js) and resolves once applied
 //   statsUrl     the stats resource's URL
 //   layerRequest the last layer request sent from the selector ({} = automatic)
+//   reconnects, lastReconnect, reconnectState: see ui.js. The session reconnects by
+//                itself (whip-whep.js, "Reconnecting"): an ICE restart when the
+//                connection drops, a new POST when the session is gone (a 404 from the
+//                stats resource, the event stream or the PATCH) or the server drains
+//                (the event stream's `reconnect`); the video element keeps its stream
+//                and shows "reconnecting…" meanwhile.
 
 import { play } from './whip-whep.js';
+import { openEventStream } from './room-events.js';
 import { startStats } from './stats.js';
 import { BandwidthChart, formatBps } from './chart.js';
 import {
   hook, params, initFields, rememberRoom, roomEndpoint, setState, setHint, showError,
-  trackConnection, renderStats, setBusy,
+  trackConnection, renderStats, setBusy, followReconnects, reconnectOverlay,
 } from './ui.js';
 
 const FIELDS = [
@@ -44,6 +51,7 @@ const video = document.getElementById('remote');
 const layerSelect = document.getElementById('layer-select');
 const layerInfo = document.getElementById('layer-info');
 const chart = new BandwidthChart(document.getElementById('chart'), { seconds: 60 });
+const overlay = reconnectOverlay(video.parentElement);
 
 const SERVER_STATS_INTERVAL_MS = 1000;
 const LAYER_NAMES = ['Lowest', 'Middle', 'Highest'];
@@ -59,6 +67,7 @@ let session = null;
 let stopSampling = null;
 let stopFirstFrameWatch = null;
 let stopServerStats = null;
+let eventStream = null;
 let attempt = 0;
 /** RIDs seen per spatialLayerId, to name the selector's entries. */
 const ridByRank = new Map();
@@ -140,8 +149,10 @@ function pollServerStats(current) {
         receivedBps: hook.stats?.bitrateKbps == null ? null : hook.stats.bitrateKbps * 1000,
         layer: spatialName(track?.currentLayer),
       });
-    } catch {
-      // the session may be ending, or one poll timed out: try again next tick
+    } catch (err) {
+      // 404: the server forgot the session (a restart, or it was ended): a new one
+      if (err?.status === 404 && current === session) current.reconnect({ newSession: true, reason: 'gone' });
+      // else the session may be ending, or one poll timed out: try again next tick
     } finally {
       clearTimeout(abortTimer);
     }
@@ -201,6 +212,56 @@ async function startVideo() {
 }
 
 /**
+ * Follows the session's event stream for `reconnect` (the server drains: a new session,
+ * after its retryAfter plus jitter) and 404 (the session is gone: a new one now). A new
+ * session on the very node that drains would be told again at once: moving once is
+ * enough, that one stays until the node goes.
+ */
+let drainingNode = null;
+function followEvents(current) {
+  eventStream?.close();
+  eventStream = null;
+  if (!current.eventsUrl) return;
+  let node = null;
+  eventStream = openEventStream(current.eventsUrl, {
+    token: token.value.trim() || undefined,
+    onEvent: (name, data) => {
+      if (current !== session) return;
+      if (name === 'session') node = data?.node ?? null;
+      if (name !== 'reconnect') return;
+      if (node && node === drainingNode) return;
+      drainingNode = node;
+      const after = Number(data?.retryAfter);
+      const delayMs = (Number.isFinite(after) && after >= 0 ? after * 1000 : 3000) + Math.random() * 1000;
+      current.reconnect({ newSession: true, delayMs, reason: 'drain' });
+    },
+    onGone: () => {
+      if (current === session) current.reconnect({ newSession: true, reason: 'gone' });
+    },
+  });
+}
+
+/** After a new POST: the video element, stats and events follow the new peer connection. */
+function rebind(current) {
+  if (current !== session) return;
+  video.srcObject = null;
+  video.srcObject = current.stream;
+  startVideo();
+  stopSampling?.();
+  stopSampling = sampleStats(current);
+  followEvents(current);
+}
+
+function sampleStats(current) {
+  return startStats(current.pc, 'inbound', (sample) => {
+    hook.stats = sample;
+    renderStats(sample, FIELDS);
+    if (hook.state === 'connected' && !sample.framesDecoded) setHint('connected, waiting for the publisher');
+    else if (hook.state === 'connected') setHint('');
+  });
+}
+
+/**
  * Records hook.firstFrameMs relative to `since` using the earliest of
  * requestVideoFrameCallback and a fast getStats poll for framesDecoded > 0.
  */
@@ -248,6 +309,9 @@ async function start() {
   hook.stats = null;
   hook.layer = null;
   hook.estimateBps = null;
+  hook.connectedOnce = false;
+  hook.reconnectState = null;
+  overlay.hide();
   setBusy(startButton, stopButton, true);
   setState('connecting', 'connecting to the server');
   rememberRoom(roomName);
@@ -264,6 +328,8 @@ async function start() {
     hook.etag = session.etag;
     // ICE restart on request (tests, or a client that saw its network change)
     const current = session;
+    followReconnects(current, { overlay, onRenewed: () => rebind(current) });
+    followEvents(current);
     hook.restartIce = async () => {
       await current.restartIce();
       hook.etag = current.etag;
@@ -279,12 +345,7 @@ async function start() {
     startVideo();
     stopFirstFrameWatch = watchFirstFrame(session.pc, session.answeredAt);
     if (hook.state === 'connecting') setHint('establishing media connection');
-    stopSampling = startStats(session.pc, 'inbound', (sample) => {
-      hook.stats = sample;
-      renderStats(sample, FIELDS);
-      if (hook.state === 'connected' && !sample.framesDecoded) setHint('connected, waiting for the publisher');
-      else if (hook.state === 'connected') setHint('');
-    });
+    stopSampling = sampleStats(session);
   } catch (err) {
     if (myAttempt !== attempt) return;
     setState('failed');
@@ -301,6 +362,9 @@ async function stop({ keepalive = false } = {}) {
   stopFirstFrameWatch = null;
   stopServerStats?.();
   stopServerStats = null;
+  eventStream?.close();
+  eventStream = null;
+  overlay.hide();
   layerSelect.disabled = true;
   const current = session;
   session = null;
