@@ -23,14 +23,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
-  repoRoot, serverBin, chromiumPath, artifactsDir, checkPrerequisites, freePorts, round, sleep,
+  repoRoot, serverBin, artifactsDir, checkPrerequisites, freePorts, round, sleep,
   Server, launchBrowser, instrument, hookOf, diagnostics, waitForHook, screenshots, stopPages,
 } from './lib.mjs';
+import { TC, Network, run } from './netns.mjs';
 
 const ROOM = 'sim';
 const NS = `sbv${process.pid}`;
@@ -38,7 +37,6 @@ const HOST_IF = `${NS}h`;
 const NS_IF = `${NS}n`;
 const HOST_IP = '10.213.0.1';
 const NS_IP = '10.213.0.2';
-const PREFIX_LEN = 30;
 // server → viewer B; tbf on the host side of the veth shapes what leaves the host
 const LIMIT = ['rate', '400kbit', 'burst', '16kbit', 'latency', '100ms'];
 
@@ -59,124 +57,36 @@ const server = new Server();
 const pageEvents = [];
 const browsers = { host: null, ns: null };
 let skipReason = null;
-let wrapperDir = null;
 let nsBase = null;
 
 // ---------------------------------------------------------------------------
 // network namespace, veth, tbf
 
-function findExecutable(name) {
-  const dirs = [...(process.env.PATH || '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
-const IP = findExecutable('ip');
-const TC = findExecutable('tc');
-const net = { ns: false, link: false, qdisc: false };
-
-function run(cmd, args, { timeout = 10_000 } = {}) {
-  return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout });
-}
-
-const errText = (err) => (err.stderr?.toString().trim() || err.message).split('\n')[0];
-
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
-}
-
-/** Removes namespaces and links an earlier, killed run of this test left behind. */
-function removeStale() {
-  try {
-    for (const line of run(IP, ['netns', 'list']).split('\n')) {
-      const m = /^sbv(\d+)\b/.exec(line.trim());
-      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
-        try {
-          run(IP, ['netns', 'del', `sbv${m[1]}`]);
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
-    for (const line of run(IP, ['-o', 'link', 'show']).split('\n')) {
-      const m = /^\d+:\s+sbv(\d+)h[@:]/.exec(line);
-      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
-        try {
-          run(IP, ['link', 'del', `sbv${m[1]}h`]);
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
-  } catch {
-    // listing failed: setUpNetwork reports what matters
-  }
-}
+const net = new Network('sbv');
+const VETH = { ns: NS, hostIf: HOST_IF, nsIf: NS_IF, hostIp: HOST_IP, nsIp: NS_IP };
+let qdisc = false;
 
 /** Creates the namespace and the veth pair; sets skipReason when this machine cannot. */
 function setUpNetwork() {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    skipReason = 'needs root for ip netns and tc (run the tests as root)';
-    return;
-  }
-  if (!IP || !TC) {
-    skipReason = `needs ${!IP ? 'ip' : 'tc'} from iproute2 (run scripts/install-test-deps.sh)`;
-    return;
-  }
-  removeStale();
+  skipReason = net.skipReason(['ip', 'tc']);
+  if (skipReason) return;
+  net.removeStale();
   try {
-    const holders = run(IP, ['-o', '-4', 'addr', 'show', 'to', `${HOST_IP}/32`]).trim();
-    if (holders) {
-      skipReason = `${HOST_IP} is already assigned on this machine: ${holders.split(/\s+/)[1]}`;
-      return;
-    }
-  } catch {
-    // carry on; adding the address reports a conflict
-  }
-  try {
-    run(IP, ['netns', 'add', NS]);
-    net.ns = true;
+    net.addNamespace(VETH);
   } catch (err) {
-    skipReason = `ip netns add failed (${errText(err)}): network namespaces unavailable`;
-    return;
+    skipReason = err.message;
   }
-  try {
-    run(IP, ['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS]);
-    net.link = true;
-  } catch (err) {
-    skipReason = `creating a veth pair failed (${errText(err)})`;
-    return;
-  }
-  run(IP, ['addr', 'add', `${HOST_IP}/${PREFIX_LEN}`, 'dev', HOST_IF]);
-  run(IP, ['link', 'set', HOST_IF, 'up']);
-  run(IP, ['-n', NS, 'addr', 'add', `${NS_IP}/${PREFIX_LEN}`, 'dev', NS_IF]);
-  run(IP, ['-n', NS, 'link', 'set', NS_IF, 'up']);
-  run(IP, ['-n', NS, 'link', 'set', 'lo', 'up']);
 }
 
 function limitDownlink() {
   run(TC, ['qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', ...LIMIT]);
-  net.qdisc = true;
+  qdisc = true;
 }
 
 /** Packets the tbf dropped and sent so far (`tc -s qdisc`), or null if unreadable. */
 function qdiscStats() {
   try {
-    const out = execFileSync(TC, ['-s', 'qdisc', 'show', 'dev', HOST_IF], { encoding: 'utf8' });
+    const out = run(TC, ['-s', 'qdisc', 'show', 'dev', HOST_IF]);
     const m = out.match(/Sent \d+ bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/);
     return m ? { sent: Number(m[1]), dropped: Number(m[2]), overlimits: Number(m[3]) } : null;
   } catch {
@@ -186,65 +96,26 @@ function qdiscStats() {
 
 function liftDownlink() {
   run(TC, ['qdisc', 'del', 'dev', HOST_IF, 'root']);
-  net.qdisc = false;
+  qdisc = false;
 }
 
 /** Synchronous, so it also works from an exit handler; never throws. */
 function tearDownNetwork() {
-  if (net.qdisc) {
+  if (qdisc) {
     try {
       liftDownlink();
     } catch {
       // the link may be gone already
     }
   }
-  if (net.link) {
-    try {
-      run(IP, ['link', 'del', HOST_IF]);
-    } catch {
-      // deleting the namespace removes the pair as well
-    }
-    net.link = false;
-  }
-  if (net.ns) {
-    try {
-      run(IP, ['netns', 'del', NS]);
-    } catch {
-      // best effort
-    }
-    net.ns = false;
-  }
+  net.tearDown();
 }
 
-process.on('exit', tearDownNetwork);
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    if (server.proc && !server.exited) server.proc.kill('SIGKILL');
-    tearDownNetwork();
-    process.exit(130);
-  });
-}
-
-/** A script that starts Chromium inside the namespace; playwright's pipe passes through exec. */
-function writeNamespacedChromium() {
-  wrapperDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-e2e-ns-'));
-  const wrapper = path.join(wrapperDir, 'chromium-in-netns');
-  const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${q(IP)} netns exec ${q(NS)} ${q(chromiumPath)} "$@"\n`, { mode: 0o755 });
-  return wrapper;
-}
-
-/** GET /livez from inside the namespace, with this Node.js: proves the veth path works. */
-function checkNamespaceReachesServer(url) {
-  const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(5000) })
-    .then((r) => { process.stdout.write(String(r.status)); process.exit(r.status === 200 ? 0 : 1); })
-    .catch((e) => { process.stdout.write(String(e.cause?.code || e.message)); process.exit(1); });`;
-  try {
-    run(IP, ['netns', 'exec', NS, process.execPath, '-e', script], { timeout: 10_000 });
-  } catch (err) {
-    assert.fail(`from namespace ${NS}, GET ${url} failed: ${err.stdout || errText(err)}`);
-  }
-}
+// The server is killed on SIGINT/SIGTERM before the namespace goes.
+net.onExit.push(() => {
+  if (server.proc && !server.exited) server.proc.kill('SIGKILL');
+  tearDownNetwork();
+});
 
 // ---------------------------------------------------------------------------
 // timeline of every page
@@ -371,9 +242,9 @@ before(async () => {
   );
   nsBase = `http://${HOST_IP}:${httpPort}`;
   await server.waitForLivez();
-  checkNamespaceReachesServer(`${nsBase}/livez`);
+  net.checkReaches(NS, `${nsBase}/livez`);
   browsers.host = await launchBrowser();
-  browsers.ns = await launchBrowser({ executablePath: writeNamespacedChromium(), prefix: 'switchboard-e2e-b-' });
+  browsers.ns = await launchBrowser({ executablePath: net.chromium(NS), prefix: 'switchboard-e2e-b-' });
 }, { timeout: 60_000 });
 
 after(async () => {
@@ -383,7 +254,6 @@ after(async () => {
     await server.stop();
   } finally {
     tearDownNetwork();
-    if (wrapperDir) fs.rmSync(wrapperDir, { recursive: true, force: true });
   }
 }, { timeout: 30_000 });
 
