@@ -79,7 +79,8 @@ fi
 # namespaces (all of it, or 5 % at random); without nft they are skipped
 apt_install nftables
 
-# redis-server: tests/cluster.rs runs two nodes sharing rooms through Redis
+# redis-server: tests/cluster.rs and tests/e2e/drain.test.mjs run two nodes sharing rooms
+# through Redis
 if command -v redis-server >/dev/null 2>&1; then
   log "redis-server already installed: $(redis-server --version | head -c 60)"
 else

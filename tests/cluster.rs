@@ -5,7 +5,9 @@
 //! to A and receives media; the session URL names A, and PATCH and DELETE sent to B reach
 //! A; in redirect mode B answers 307 to A. Faults: SIGTERM on A turns its `/readyz` 503
 //! within a second while its room keeps flowing, a new room asked of A lands on B, and A
-//! exits 0 after its last session; SIGKILL on A frees its room within the lease so a new
+//! exits 0 after its last session; draining, A gives up the claim of a room whose
+//! participants all move (each publisher also watches: the room page) so B opens it,
+//! and keeps that of a broadcast (a publisher that only publishes); SIGKILL on A frees its room within the lease so a new
 //! publisher lands on B; with Redis stopped live media continues and a new room gets 503
 //! with `Retry-After`, and service returns with Redis.
 
@@ -15,7 +17,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Peer, PublisherKind, Server};
+use common::{Peer, PublisherKind, Role, Server};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET: &str = "cluster-test-secret-0123456789";
@@ -250,6 +252,99 @@ async fn a_draining_node_keeps_its_room_and_sends_new_rooms_elsewhere() {
         .expect("A still running after its last session");
     assert_eq!(status.code(), Some(0));
     elsewhere.stop().await;
+}
+
+/// A session of `identity` in `room` asked of `server` (`whip` or `whep`).
+async fn join_as(server: &Server, kind: &str, room: &str, identity: &str) -> Peer {
+    let role = if kind == "whip" {
+        Role::Publisher(PublisherKind::BrowserVp8)
+    } else {
+        Role::Subscriber
+    };
+    let path = format!("/{kind}/{room}?name={identity}");
+    Peer::connect(server.base_url(), &path, server.token(), role)
+        .await
+        .unwrap_or_else(|e| panic!("{kind} {room} as {identity}: {e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_gives_up_rooms_whose_participants_all_move() {
+    let Some(redis) = Redis::start() else { return };
+    // B starts once both rooms live on A (new rooms go to the least loaded node).
+    let mut a = node(&redis, "a", &[]).await;
+    // A conference room: its participant publishes and watches (the room page), so the
+    // `reconnect` of its event stream moves all its sessions. A broadcast room: a
+    // publisher that only publishes, told nothing until A goes.
+    let cam = join_as(&a, "whip", "conf", "p").await;
+    let eyes = join_as(&a, "whep", "conf", "p").await;
+    // p sees r (nobody gets their own media back).
+    let cam_r = join_as(&a, "whip", "conf", "r").await;
+    let eyes_r = join_as(&a, "whep", "conf", "r").await;
+    let encoder = Peer::publish(&a, "show", PublisherKind::BrowserVp8)
+        .await
+        .expect("WHIP show to A");
+    let viewer = Peer::subscribe(&a, "show").await.expect("WHEP show to A");
+    for p in [&cam, &eyes, &cam_r, &eyes_r, &encoder, &viewer] {
+        assert!(
+            p.location_header().starts_with("/n/a/"),
+            "{}",
+            p.location_header()
+        );
+    }
+    let b = node(&redis, "b", &[]).await;
+    wait_for_peers(&a, &b).await;
+    assert!(
+        flowing(&eyes, 30).await,
+        "no media in conf before the drain"
+    );
+
+    a.signal("TERM");
+    let t0 = Instant::now();
+    // A releases conf's claim at its next membership tick (every 1.25 s): a new session
+    // asked of B then opens conf on B, not on draining A. One that still lands on A (the
+    // claim not released yet) is ended and asked again.
+    let mut moved = None;
+    while t0.elapsed() < Duration::from_secs(4) {
+        let p = join_as(&b, "whep", "conf", "q").await;
+        if p.location_header().starts_with("/n/b/") {
+            moved = Some(p);
+            break;
+        }
+        assert!(
+            p.location_header().starts_with("/n/a/"),
+            "{}",
+            p.location_header()
+        );
+        p.stop().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let moved = moved.expect("conf still sent to draining A 4 s after SIGTERM");
+    println!("conf opens on B {:?} after SIGTERM of A", t0.elapsed());
+    // The broadcast stays with its publisher: a new viewer asked of B is sent to A.
+    let late = Peer::subscribe(&b, "show").await.expect("WHEP show via B");
+    assert!(
+        late.location_header().starts_with("/n/a/"),
+        "a new viewer of A's broadcast must reach it on A: {}",
+        late.location_header()
+    );
+    assert!(
+        flowing(&late, 30).await,
+        "no media for the late viewer on A"
+    );
+    // A's own sessions went on meanwhile; once they end, A exits by itself.
+    assert!(
+        flowing(&eyes, eyes.report().subscriber.video.packets + 20).await,
+        "conf stalled on A while draining"
+    );
+    for p in [cam, eyes, cam_r, eyes_r, encoder, viewer, late] {
+        p.stop().await;
+    }
+    let status = a
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("A still running after its last session");
+    assert_eq!(status.code(), Some(0));
+    moved.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,10 +223,27 @@ impl Cluster {
         if let Ok(nodes) = self.directory.nodes().await {
             *self.nodes.lock() = nodes;
         }
-        let live: HashSet<String> = self.rooms.names().into_iter().collect();
+        let mut live: HashSet<String> = self.rooms.names().into_iter().collect();
+        if !self.ready.load(Ordering::Relaxed) {
+            // Draining: a room whose participants will all move gives its claim up now,
+            // so their new sessions open it on a ready node instead of being sent back
+            // here (where they would stay until this node goes).
+            let mut moving = Vec::new();
+            for room in &live {
+                if self.moves_on_drain(room).await {
+                    moving.push(room.clone());
+                }
+            }
+            for room in moving {
+                live.remove(&room);
+                if self.directory.release(&room, &me).await.is_ok() {
+                    self.claimed.lock().remove(&room);
+                }
+            }
+        }
         let claimed: Vec<String> = self.claimed.lock().iter().cloned().collect();
         for room in claimed.iter().filter(|r| !live.contains(*r)) {
-            // Claimed for a first session that never came, or the room ended.
+            // Claimed for a first session that never came, or the room ended (or moves).
             if self.directory.release(room, &me).await.is_ok() {
                 self.claimed.lock().remove(room);
             }
@@ -256,6 +273,29 @@ impl Cluster {
             }
         }
         true
+    }
+
+    /// Whether `room`'s participants all move when this node drains: every identity that
+    /// publishes also watches (a conference client: its WHEP event stream says
+    /// `reconnect`, and it then sets up all its sessions again). A publisher that only
+    /// publishes (an encoder, the publish page) learns nothing until this node goes, so
+    /// its room keeps its claim here and new viewers still come to it. Only in a
+    /// cluster: a single node has nowhere to move rooms to.
+    async fn moves_on_drain(&self, room: &str) -> bool {
+        if !self.config.multi_node {
+            return false;
+        }
+        let detail = self
+            .rooms
+            .request(room, false, |reply| crate::runtime::Command::Detail {
+                reply,
+            })
+            .await;
+        match detail {
+            Ok(Some(d)) => d.participants.iter().all(|p| !p.publishing || p.watching),
+            // Gone meanwhile (released as ended above next time) or busy: ask again later.
+            _ => false,
+        }
     }
 
     /// Leave the cluster: drop this node's record and its claims (shutdown).
