@@ -6,7 +6,8 @@
 //! that opens TCP and sends nothing is closed after the header timeout; new certificate
 //! files (another subject) are served within the reload period, a bad file keeps the
 //! certificate in use; startup with a bad file fails naming it; `--print-config` shows
-//! the files.
+//! the files; with `--ice-tcp-on-http` a framed STUN check on the HTTPS port goes to the
+//! ICE-TCP side while HTTPS goes on answering there.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -346,4 +347,60 @@ async fn startup_with_a_bad_file_fails_naming_it() {
         .expect("run the binary");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+}
+
+/// A framed (RFC 4571) STUN Binding request whose USERNAME names server ufrag
+/// `server_ufrag` (RFC 8489 §5, §14.3), without integrity.
+fn framed_stun_check(server_ufrag: &str) -> Vec<u8> {
+    let user = format!("{server_ufrag}:peer");
+    let mut attrs = vec![0x00, 0x06, 0x00, user.len() as u8];
+    attrs.extend_from_slice(user.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    let mut msg = vec![0x00, 0x01, 0x00, attrs.len() as u8, 0x21, 0x12, 0xA4, 0x42];
+    msg.extend_from_slice(&[1; 12]);
+    msg.extend_from_slice(&attrs);
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&msg);
+    framed
+}
+
+/// `--ice-tcp-on-http` with TLS: one port serves HTTPS and ICE-TCP. A connection that
+/// opens with a framed STUN check goes to the ICE side (here refused: it names no room,
+/// counted as such, not as a failed TLS handshake); HTTPS goes on answering on the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_and_https_share_one_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new("shared");
+    pki.issue("shared");
+    let addr = start(&pki, &["--ice-tcp-on-http"]).await;
+    let client = pki.client();
+    assert_eq!(client.get(addr, "/livez").await.status, 200);
+    let before = client.get(addr, "/metrics").await.body;
+    let refused = "switchboard_tcp_connections_total{outcome=\"refused_unknown_room\"} ";
+    let tls_failed = "switchboard_tls_handshake_failures_total ";
+
+    let mut ice = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ice.write_all(&framed_stun_check("0000000fabcd"))
+        .await
+        .expect("write");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), ice.read(&mut buf))
+        .await
+        .expect("closed within 5 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+
+    let after = client.get(addr, "/metrics").await.body;
+    assert_eq!(
+        metric(&after, refused) - metric(&before, refused),
+        1.0,
+        "the check went to the ICE side\n{after}"
+    );
+    assert_eq!(
+        metric(&after, tls_failed),
+        metric(&before, tls_failed),
+        "the check was not taken for a TLS handshake"
+    );
+    assert_eq!(client.get(addr, "/publish").await.status, 200);
 }
