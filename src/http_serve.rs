@@ -144,7 +144,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Listener, watc
     let _ = stream.set_nodelay(true);
     if let Some(ice) = &shared.ice {
         match first_bytes(&stream, shared.limits.header_timeout).await {
-            FirstBytes::Ice => return ice.serve(stream, peer, Vec::new()),
+            FirstBytes::Ice => return ice.serve(stream, peer),
             FirstBytes::Other => {}
             // Closed, or silent past the header timeout with a prefix that could still
             // be either: nothing to serve.

@@ -23,7 +23,7 @@
 //!   ICE restart, a reconnect); it times out only if no path carries its traffic.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,7 +187,7 @@ impl TcpIce {
     pub async fn run(self: Arc<Self>, listener: TcpListener) {
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) => self.serve(stream, peer, Vec::new()),
+                Ok((stream, peer)) => self.serve(stream, peer),
                 Err(e) => {
                     warn!(error = %e, "ice-tcp accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -196,9 +196,10 @@ impl TcpIce {
         }
     }
 
-    /// Serve one accepted connection whose first bytes `prefix` were already read (the
-    /// shared HTTP port's classification). At the connection limit it is closed at once.
-    pub fn serve(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, prefix: Vec<u8>) {
+    /// Serve one accepted connection (from its own listener, or handed over by the
+    /// shared HTTP port, which only peeked at its first bytes). At the connection limit
+    /// it is closed at once.
+    pub fn serve(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             self.meters.refused_limit.increment(1);
             return;
@@ -207,7 +208,7 @@ impl TcpIce {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             this.meters.open.increment(1.0);
-            this.connection(stream, peer, prefix, permit).await;
+            this.connection(stream, peer, permit).await;
             this.meters.open.decrement(1.0);
         });
     }
@@ -224,13 +225,7 @@ impl TcpIce {
             .unwrap_or(local)
     }
 
-    async fn connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        prefix: Vec<u8>,
-        _permit: OwnedSemaphorePermit,
-    ) {
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
         let _ = stream.set_nodelay(true);
         let Ok(local) = stream.local_addr() else {
             return;
@@ -251,7 +246,6 @@ impl TcpIce {
             route: None,
             decoder: FrameDecoder::new(MAX_DATAGRAM),
         };
-        conn.decoder.push(&prefix);
         let mut buf = vec![0u8; READ_BUF];
         let mut window = (Instant::now(), 0usize);
         let end = loop {
@@ -433,13 +427,6 @@ impl TcpPaths {
     pub fn is_empty(&self) -> bool {
         self.links.is_empty()
     }
-}
-
-/// The TCP host candidates for `ips` on `port`: one per address, like the UDP ones.
-pub fn tcp_candidates(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<SocketAddr> {
-    ips.into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect()
 }
 
 #[cfg(test)]
