@@ -58,6 +58,7 @@ pub mod conference;
 pub mod shard;
 
 pub mod room;
+pub mod webhook;
 
 pub(crate) mod runtime;
 

@@ -92,6 +92,9 @@ impl Server {
         let http_addr = listener.local_addr()?;
         let tcp_ice = Self::bind_ice_tcp(config, &table, http_addr).await?;
         let meters = Meters::new();
+        let webhooks =
+            crate::webhook::Webhooks::start(&config.webhook_urls, config.webhook_secret.as_deref())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let rooms = Rooms::new(
             Arc::clone(&table),
             RoomContext {
@@ -104,6 +107,7 @@ impl Server {
                     max_sessions_per_identity: config.max_sessions_per_identity,
                     shards: config.shard_policy(),
                 },
+                webhooks,
             },
         );
         let demux = Demux::new(table);

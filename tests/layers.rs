@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["data", "forwarder"],
     &["session"],
     &["shard", "conference"],
-    &["room"],
+    &["room", "webhook"],
     &["runtime"],
     &["auth", "cluster"],
     &["config"],

@@ -63,6 +63,12 @@ claims name the room (or `*`), the identity (`sub`) and grants: WHIP needs `publ
 `subscribe`, the room API `admin`. With `--token`, that one token allows everything. With \
 neither the server is open (development) and needs no token.\n\n\
 **Errors** are RFC 9457 `application/problem+json` bodies (`Problem`).\n\n\
+**Webhooks.** With `--webhook-url`, every room, participant and track event is POSTed to \
+the receiver as a `WebhookEvent` (schema below), signed per Standard Webhooks: headers \
+`webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` then the \
+base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under `--webhook-secret`). Any 2xx \
+acknowledges; 408, 429, 5xx and network errors are retried (6 tries, 0.5 s doubling), in \
+order per receiver.\n\n\
 **Clusters.** Session URLs name their node (`/n/{node}/whip/...`); any node forwards them. \
 The room API answers for the rooms of the node it is asked; `/n/{node}/api/rooms/...` \
 reaches another node's."
@@ -97,6 +103,9 @@ reaches another node's."
         SlotInfo,
         SpeakerInfo,
         LayerInfo,
+        crate::webhook::WebhookEvent,
+        crate::webhook::WebhookKind,
+        crate::webhook::WebhookData,
     )),
     modifiers(&Conventions),
     tags(

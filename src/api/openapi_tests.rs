@@ -69,6 +69,9 @@ async fn openapi_document_lists_the_api() {
         "SlotRequest",
         "LayerRequest",
         "ServerInfo",
+        "WebhookEvent",
+        "WebhookKind",
+        "WebhookData",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
@@ -119,4 +122,30 @@ async fn schemas_match_real_answers() {
         .await
         .json();
     assert_eq!(keys(&problem), properties(&doc, "Problem"));
+}
+
+/// The webhook schemas say what the deliveries hold (the bodies themselves are
+/// checked against a receiver in `tests/webhooks.rs`).
+#[test]
+fn webhook_schemas_match_the_bodies() {
+    let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
+    assert_eq!(
+        properties(&doc, "WebhookEvent"),
+        ["data", "timestamp", "type"]
+    );
+    assert_eq!(
+        properties(&doc, "WebhookData"),
+        ["identity", "participant", "room", "track"]
+    );
+    let kinds = doc["components"]["schemas"]["WebhookKind"].to_string();
+    for kind in [
+        "room.started",
+        "room.finished",
+        "participant.joined",
+        "participant.left",
+        "track.published",
+        "track.unpublished",
+    ] {
+        assert!(kinds.contains(&format!("\"{kind}\"")), "{kinds}");
+    }
 }

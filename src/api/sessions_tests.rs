@@ -59,6 +59,7 @@ fn test_state(
             tcp: None,
             meters: Meters::new(),
             limits,
+            webhooks: crate::webhook::Webhooks::disabled(),
         },
     );
     let ready = Arc::new(AtomicBool::new(ready));

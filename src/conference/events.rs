@@ -62,6 +62,11 @@ impl Conference {
         std::mem::take(&mut self.events)
     }
 
+    /// Joins, leaves and tracks since the last call, in order ([`super::notices`]).
+    pub fn take_notices(&mut self) -> Vec<super::Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// The current state for a viewer's (re)connecting event stream: `participants`,
     /// `slots`, `active-speaker`, `viewers`. `None` when not a WHEP session.
     pub fn snapshot(&self, fwd: &Forwarder, viewer: ParticipantId) -> Option<Vec<RoomEvent>> {

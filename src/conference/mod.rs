@@ -8,6 +8,7 @@
 //! is O(1) per audio packet.
 
 pub mod info;
+pub mod notices;
 pub(crate) mod slots;
 pub(crate) mod speaker;
 
@@ -22,6 +23,7 @@ use crate::forwarder::{Forwarder, ForwarderOutput};
 use crate::ids::{ParticipantId, SessionKind, TrackRef};
 use crate::limits::RoomLimits;
 use info::{Audience, JoinOptions, LayerInfo, ParticipantInfo, RoomEvent, Source, TrackInfo};
+use notices::Notice;
 use slots::{AudioCandidate, Pin, SlotState, VideoCandidate};
 use speaker::{SpeakerConfig, SpeakerDetector};
 
@@ -116,6 +118,8 @@ pub struct Conference {
     next_order: u64,
     limits: RoomLimits,
     events: Vec<(Audience, RoomEvent)>,
+    /// Joins, leaves and tracks for the webhooks, not taken yet.
+    notices: Vec<Notice>,
     /// Next check of the layers forwarded into video slots (while there are viewers).
     next_report: Option<Instant>,
 }
@@ -135,6 +139,7 @@ impl Conference {
             next_order: 1,
             limits,
             events: Vec::new(),
+            notices: Vec::new(),
             next_report: None,
         }
     }
@@ -310,6 +315,7 @@ impl Conference {
         slots: Vec<(Mid, MediaKind)>,
     ) {
         let known = !self.sessions_of(&identity).is_empty();
+        let before = self.participant(fwd, &identity);
         let order = self.next_order;
         self.next_order += 1;
         self.members.insert(
@@ -340,7 +346,9 @@ impl Conference {
                 self.emit_viewers();
             }
         }
-        if let Some(p) = self.participant(fwd, &identity) {
+        let after = self.participant(fwd, &identity);
+        notices::diff(before.as_ref(), after.as_ref(), &mut self.notices);
+        if let Some(p) = after {
             let name = if known {
                 "participant-updated"
             } else {
@@ -352,6 +360,10 @@ impl Conference {
 
     /// A session ended (call before its tracks leave `fwd`).
     pub fn remove(&mut self, fwd: &Forwarder, id: ParticipantId) {
+        let Some(identity) = self.members.get(&id).map(|m| m.identity.clone()) else {
+            return;
+        };
+        let before = self.participant(fwd, &identity);
         let Some(m) = self.members.remove(&id) else {
             return;
         };
@@ -363,7 +375,9 @@ impl Conference {
         if self.viewers.remove(&id).is_some_and(|s| !s.is_empty()) {
             self.emit_viewers();
         }
-        match self.participant(fwd, &m.identity) {
+        let after = self.participant(fwd, &m.identity);
+        notices::diff(before.as_ref(), after.as_ref(), &mut self.notices);
+        match after {
             // Built from the remaining sessions: the ended one's tracks are not listed.
             Some(p) => {
                 self.emit(Audience::All, RoomEvent::new("participant-updated", &p));

@@ -158,3 +158,27 @@ fn turn_settings_from_the_config_file() {
     assert!(e.to_string().contains("--turn-secret"), "{e}");
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn webhook_flags() {
+    let secret = "whsec_c3dpdGNoYm9hcmQtd2ViaG9vay10ZXN0LWtleQ==";
+    let c = parse(&[
+        "--webhook-url",
+        "https://hooks.example.org/switchboard",
+        "--webhook-url",
+        "http://billing.internal:8080/events",
+        "--webhook-secret",
+        secret,
+    ]);
+    assert!(c.validate().is_ok());
+    assert_eq!(c.webhook_urls.len(), 2);
+    let toml = c.to_toml();
+    assert!(toml.contains("webhook_secret = \"<redacted>\""), "{toml}");
+    assert!(!toml.contains(secret), "{toml}");
+    assert!(invalid(&["--webhook-url", "http://h/x"]).contains("--webhook-secret"));
+    assert!(invalid(&["--webhook-secret", secret]).contains("--webhook-url"));
+    let bad_url = ["--webhook-url", "ftp://h/x", "--webhook-secret", secret];
+    assert!(invalid(&bad_url).contains("http://"));
+    let short = ["--webhook-url", "http://h/x", "--webhook-secret", "short"];
+    assert!(invalid(&short).contains("16 bytes"));
+}

@@ -268,6 +268,22 @@ pub struct Config {
     /// a session can keep its relay, as the TURN server refuses refreshes after it.
     #[arg(long, env = "SWITCHBOARD_TURN_TTL", default_value = "6h", value_parser = humantime::parse_duration)]
     pub turn_ttl: Duration,
+
+    /// Receiver of the webhooks: every room, participant and track event is POSTed
+    /// there as signed JSON (Standard Webhooks headers `webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`), with retries. `http://` or
+    /// `https://`. Repeatable. Needs `--webhook-secret`.
+    #[arg(
+        long = "webhook-url",
+        env = "SWITCHBOARD_WEBHOOK_URLS",
+        value_delimiter = ','
+    )]
+    pub webhook_urls: Vec<String>,
+
+    /// Key of the webhook signatures (HMAC-SHA256): `whsec_` and base64 (Standard
+    /// Webhooks' format), or any string of at least 16 bytes.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
 }
 
 /// One-shot actions.
@@ -407,6 +423,7 @@ impl Config {
             ("--internal-secret", &self.internal_secret),
             ("--ice-credential", &self.ice_credential),
             ("--turn-secret", &self.turn_secret),
+            ("--webhook-secret", &self.webhook_secret),
         ];
         for (flag, value) in secrets {
             if value.as_deref().is_some_and(is_placeholder) {
@@ -418,6 +435,8 @@ impl Config {
         }
         check_turn(&self.turn_urls, self.turn_secret.as_deref(), self.turn_ttl)
             .map_err(ConfigError::Invalid)?;
+        crate::webhook::check(&self.webhook_urls, self.webhook_secret.as_deref())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "--tls-cert and --tls-key (SWITCHBOARD_TLS_CERT, SWITCHBOARD_TLS_KEY) go \

@@ -109,6 +109,10 @@ impl Config {
         }
         let ttl = humantime::format_duration(self.turn_ttl);
         out.push(format!("turn_ttl = \"{ttl}\""));
+        out.push(format!("webhook_url = {}", list(&self.webhook_urls)));
+        if self.webhook_secret.is_some() {
+            out.push("webhook_secret = \"<redacted>\"".into());
+        }
         out.join("\n") + "\n"
     }
 }

@@ -160,6 +160,7 @@ impl Room {
     /// Take the conference's new events: for the SSE streams, and on the reserved
     /// topic for sessions that opened it. Returns whether there were any.
     pub(super) fn collect_events(&mut self, now: Instant) -> bool {
+        self.notices.extend(self.conference.take_notices());
         let events = self.conference.take_events();
         if events.is_empty() {
             return false;

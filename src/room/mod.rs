@@ -35,6 +35,7 @@ use str0m::media::{Mid, Rid};
 use tracing::info;
 
 use crate::conference::info::{Audience, JoinOptions, RoomEvent};
+use crate::conference::notices::Notice;
 use crate::conference::Conference;
 use crate::data::{DataLimits, DataMeters, DataRelay};
 use crate::forwarder::preferences::{LayerPreference, PreferenceError, SubscriberStats};
@@ -127,6 +128,8 @@ pub struct Room {
     commands: Vec<ForwarderOutput>,
     /// Room events taken from the conference and not handed out yet.
     events: VecDeque<(Audience, RoomEvent)>,
+    /// Notices taken from the conference and not handed out yet.
+    notices: VecDeque<Notice>,
     /// Bindings taken from the sessions and not handed out yet.
     bindings: Vec<SocketAddr>,
     /// RTP packets and payload bytes written since the last [`Room::process`] ended:
@@ -164,6 +167,7 @@ impl Room {
             forwarder: Forwarder::new(meters.clone()),
             commands: Vec::new(),
             events: VecDeque::new(),
+            notices: VecDeque::new(),
             bindings: Vec::new(),
             rtp_out: (0, 0),
             next_id: 1,

@@ -8,7 +8,7 @@
 //!    `handle_shard_reports`, `handle_shard_lost` or a room API call — each with `now`,
 //!    monotonic, never earlier than the last.
 //! 2. Call [`drive`] (or [`Room::poll_output`] until it returns
-//!    [`RoomOutput::Timeout`]): events, then datagrams, then source bindings, then shard
+//!    [`RoomOutput::Timeout`]): events, then notices, then datagrams, then source bindings, then shard
 //!    deliveries, and last the instant at which to call `handle_timeout` if no other
 //!    input comes first.
 //! 3. Wait for the next input or that instant, and start over.
@@ -24,6 +24,7 @@ use str0m::net::Transmit;
 
 use super::Room;
 use crate::conference::info::{Audience, RoomEvent};
+use crate::conference::notices::Notice;
 use crate::forwarder::ForwardRtp;
 use crate::shard::ToShard;
 
@@ -44,6 +45,9 @@ pub struct ShardDelivery {
 pub enum RoomOutput {
     /// A room event for the event streams of `Audience` (SSE, in order).
     Event(Audience, RoomEvent),
+    /// A participant joined or left, a track was published or unpublished (for the
+    /// webhooks, in order).
+    Notice(Notice),
     /// A datagram to send.
     Transmit(Transmit),
     /// A source address that a verified STUN request bound to one of the room's own
@@ -61,6 +65,8 @@ pub enum RoomOutput {
 pub trait RoomSink {
     /// A room event for `audience`.
     fn event(&mut self, audience: Audience, event: RoomEvent);
+    /// A join, leave, publish or unpublish.
+    fn notice(&mut self, notice: Notice);
     /// A datagram to send.
     fn transmit(&mut self, t: Transmit);
     /// A source address bound to the room (see [`RoomOutput::Bind`]).
@@ -75,6 +81,7 @@ pub fn drive(room: &mut Room, sink: &mut impl RoomSink) -> Option<Instant> {
     loop {
         match room.poll_output() {
             RoomOutput::Event(audience, event) => sink.event(audience, event),
+            RoomOutput::Notice(n) => sink.notice(n),
             RoomOutput::Transmit(t) => sink.transmit(t),
             RoomOutput::Bind(source) => sink.bind(source),
             RoomOutput::Deliver(d) => sink.deliver(d),
@@ -90,6 +97,9 @@ impl Room {
     pub fn poll_output(&mut self) -> RoomOutput {
         if let Some((audience, event)) = self.events.pop_front() {
             return RoomOutput::Event(audience, event);
+        }
+        if let Some(n) = self.notices.pop_front() {
+            return RoomOutput::Notice(n);
         }
         if let Some(t) = self.home.out.transmits.pop_front() {
             return RoomOutput::Transmit(t);

@@ -43,6 +43,7 @@ fn registry() -> (Arc<Rooms>, Arc<RoomTable>, Meters) {
         tcp: None,
         meters: meters.clone(),
         limits: RoomLimits::default(),
+        webhooks: crate::webhook::Webhooks::disabled(),
     };
     (Rooms::new(Arc::clone(&table), ctx), table, meters)
 }

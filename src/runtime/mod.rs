@@ -217,6 +217,8 @@ pub struct RoomContext {
     pub meters: Meters,
     /// Per-room limits.
     pub limits: crate::limits::RoomLimits,
+    /// Where rooms report joins, leaves and tracks (`--webhook-url`).
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 impl RoomContext {

@@ -13,10 +13,12 @@ use tracing::info;
 use super::shard_task::{ShardFactory, ShardLink};
 use super::{Command, EventFeed};
 use crate::conference::info::{Audience, RoomEvent};
+use crate::conference::notices::Notice;
 use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, RoomTable, TcpPaths, UdpEndpoint};
 use crate::room::{drive, Room, RoomSink, ShardDelivery};
+use crate::webhook::Webhooks;
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
 const DATAGRAM_BATCH: usize = 64;
@@ -72,6 +74,11 @@ pub(crate) async fn run(
         outgoing: Vec::new(),
         tcp: TcpPaths::default(),
         events: Vec::new(),
+        hooks: Hooks {
+            webhooks: ctx.webhooks.clone(),
+            room: name.clone(),
+            started: false,
+        },
     };
     let mut next_timeout = None;
     loop {
@@ -132,6 +139,9 @@ pub(crate) async fn run(
             break;
         }
     }
+    if io.hooks.started {
+        io.hooks.webhooks.room_finished(&name);
+    }
     info!(room = %name, "room closed");
 }
 
@@ -147,11 +157,29 @@ struct Io {
     /// The ICE-TCP connections of this room's sessions.
     tcp: TcpPaths,
     events: Vec<(Audience, RoomEvent)>,
+    hooks: Hooks,
+}
+
+/// The room's webhooks: `room.started` before its first notice, then every notice.
+struct Hooks {
+    webhooks: Webhooks,
+    room: String,
+    /// `room.started` was sent (so `room.finished` is due when the task ends).
+    started: bool,
 }
 
 impl RoomSink for Io {
     fn event(&mut self, audience: Audience, event: RoomEvent) {
         self.events.push((audience, event));
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        let h = &mut self.hooks;
+        if !h.started {
+            h.started = true;
+            h.webhooks.room_started(&h.room);
+        }
+        h.webhooks.notice(&h.room, &notice);
     }
 
     fn transmit(&mut self, t: Transmit) {

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
 use str0m::net::Transmit;
+use switchboard::conference::notices::Notice;
 use switchboard::ids::{SessionId, SessionKind};
 use switchboard::limits::RoomLimits;
 use switchboard::limits::ShardPolicy;
@@ -112,6 +113,8 @@ pub struct Sim {
     /// Every room event, in order, stamped with the virtual time of the step that
     /// queued it.
     pub events: Vec<SimEvent>,
+    /// Every notice (join, leave, publish, unpublish), in order.
+    pub notices: Vec<Notice>,
     /// Subscriber shards, by index (empty without a shard policy).
     pub shards: Vec<Shard>,
     /// The shard driving each peer's session, by peer index (see [`Sim::shard_of`]).
@@ -153,6 +156,7 @@ impl Sim {
             stats: SimStats::default(),
             estimates: Vec::new(),
             events: Vec::new(),
+            notices: Vec::new(),
             shards: Vec::new(),
             shard_of: Vec::new(),
             last_room_timeout: None,

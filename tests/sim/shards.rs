@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use str0m::net::Transmit;
 use switchboard::conference::info::{Audience, RoomEvent};
+use switchboard::conference::notices::Notice;
 use switchboard::forwarder::ForwardRtp;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
@@ -108,6 +109,7 @@ impl Sim {
             for (audience, event) in room_out.events {
                 self.events.push(SimEvent::new(self.now, audience, &event));
             }
+            self.notices.append(&mut room_out.notices);
             for t in room_out.transmits {
                 self.send_down(t);
             }
@@ -173,6 +175,7 @@ impl Sim {
 #[derive(Default)]
 struct Collected {
     events: Vec<(Audience, RoomEvent)>,
+    notices: Vec<Notice>,
     transmits: Vec<Transmit>,
     deliveries: Vec<ShardDelivery>,
     reports: Vec<FromShard>,
@@ -181,6 +184,10 @@ struct Collected {
 impl RoomSink for Collected {
     fn event(&mut self, audience: Audience, event: RoomEvent) {
         self.events.push((audience, event));
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        self.notices.push(notice);
     }
 
     fn transmit(&mut self, t: Transmit) {
