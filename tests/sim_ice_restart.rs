@@ -183,3 +183,47 @@ fn a_viewer_that_moves_without_a_restart_is_followed() {
         "the session's ICE tags changed without a restart"
     );
 }
+
+/// A session gets `MAX_RESTARTS_PER_WINDOW` ICE restarts in a `RESTART_WINDOW`; one more
+/// is refused with the wait (a PATCH gets 429 with `Retry-After`) and changes nothing;
+/// after the window a restart works again and media goes on over it.
+#[test]
+fn ice_restarts_past_the_per_session_budget_are_refused_until_the_window_ends() {
+    use switchboard::room::{IceRestartError, MAX_RESTARTS_PER_WINDOW, RESTART_WINDOW};
+    let mut sim = Sim::new();
+    sim.join_publisher("publisher", &SIMULCAST, link(), link());
+    sim.run_until(sim.at(Duration::from_millis(500)));
+    let viewer = sim.subscribe_limited("viewer", link(), WIDE_BPS);
+    sim.run_until(sim.at(Duration::from_secs(2)));
+    let first = sim.now;
+    for _ in 0..MAX_RESTARTS_PER_WINDOW {
+        sim.restart_ice(viewer, None);
+        sim.run_until(sim.now + Duration::from_millis(300));
+    }
+    let before = sim.room.session_tags(&sim.resources[viewer]).expect("tags");
+    let creds = str0m::IceCreds {
+        ufrag: "oneTooMany".into(),
+        pass: "restartedpassword0123456789".into(),
+    };
+    let session = sim.resources[viewer].clone();
+    match sim.room.handle_ice_restart(sim.now, &session, creds) {
+        Err(IceRestartError::TooSoon(wait)) => {
+            assert_eq!(wait, first + RESTART_WINDOW - sim.now, "the wait")
+        }
+        other => panic!("restart past the budget: {other:?}"),
+    }
+    let after = sim.room.session_tags(&sim.resources[viewer]).expect("tags");
+    assert_eq!(
+        before.etag, after.etag,
+        "a refused restart changed the session"
+    );
+
+    sim.run_until(first + RESTART_WINDOW);
+    let received = sim.peers[viewer].received.video.len();
+    sim.restart_ice(viewer, None);
+    sim.run_until(sim.now + 2 * S);
+    assert!(
+        sim.peers[viewer].received.video.len() > received + 60,
+        "video goes on after the next window's restart"
+    );
+}

@@ -42,6 +42,10 @@ pub(super) async fn restart(
         IceRestartError::Refused(why) => ApiError::Unprocessable(format!(
             "ICE restart refused ({why}); the session goes on unchanged"
         )),
+        e @ IceRestartError::TooSoon(wait) => ApiError::RateLimited {
+            retry_after: wait.as_secs_f64().ceil().max(1.0) as u32,
+            detail: format!("{e}; the session goes on unchanged"),
+        },
     })?;
     let mut res = (StatusCode::OK, answer_fragment(&restarted)).into_response();
     let h = res.headers_mut();

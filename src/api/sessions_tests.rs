@@ -341,6 +341,18 @@ async fn patch_trickle_and_restart() {
     assert_problem(s, &h, &b, 412);
     let (s, _, b) = send(&app, patch(sdpfrag, Some(&new_etag), &location, restart)).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    // Restarts past the per-session budget (one used above) are 429 with Retry-After.
+    for n in 1..=crate::room::MAX_RESTARTS_PER_WINDOW {
+        let body = format!("a=ice-ufrag:rst{n}\r\na=ice-pwd:restartpassword0123456789\r\n");
+        let (s, h, b) = send(&app, patch(sdpfrag, Some("*"), &location, &body)).await;
+        if n < crate::room::MAX_RESTARTS_PER_WINDOW {
+            assert_eq!(s, StatusCode::OK, "restart {n}: {b}");
+        } else {
+            assert_problem(s, &h, &b, 429);
+            let wait: u64 = h[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+            assert!((1..=10).contains(&wait), "Retry-After {wait}");
+        }
+    }
     let (s, h, b) = send(
         &app,
         patch(

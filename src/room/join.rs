@@ -186,6 +186,7 @@ impl Room {
             etag: etag.clone(),
             client_ufrag,
             first_media: signaling::first_media(offer),
+            restarts: RestartBudget::default(),
         };
         self.tags.insert(session.clone(), tags);
         self.pending.insert(id, self.meters.pending_session());

@@ -23,7 +23,9 @@ pub mod signaling;
 
 pub use data::ServerMessageError;
 pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};
-pub use restart::{IceRestartError, IceRestarted};
+pub use restart::{
+    IceRestartError, IceRestarted, RestartBudget, MAX_RESTARTS_PER_WINDOW, RESTART_WINDOW,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -88,6 +90,8 @@ pub struct SessionTags {
     /// The offer's first m-line (port 9) and its `a=mid` value, for the fragment an
     /// ICE restart answers with (RFC 8840 §9).
     pub first_media: Option<(String, String)>,
+    /// ICE restarts in the current window (a per-session rate limit).
+    pub restarts: RestartBudget,
 }
 
 /// Why a join was refused.

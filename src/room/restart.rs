@@ -3,7 +3,7 @@
 //! room picks the server's new credentials (a ufrag that routes to where the session
 //! lives, its own or a shard's), has the session's owner apply them, and answers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::IceCreds;
 
@@ -20,6 +20,46 @@ pub enum IceRestartError {
     /// The session refused the new credentials and goes on as before (422).
     #[error("{0}")]
     Refused(String),
+    /// The session made [`MAX_RESTARTS_PER_WINDOW`] restarts within
+    /// [`RESTART_WINDOW`]; the next is allowed after this wait (429 with
+    /// `Retry-After`).
+    #[error("too many ICE restarts: at most {MAX_RESTARTS_PER_WINDOW} in {RESTART_WINDOW:?}")]
+    TooSoon(Duration),
+}
+
+/// ICE restarts one session may ask for within one [`RESTART_WINDOW`]. Each costs an
+/// SDP parse and a new ICE agent state in the room's task; a client that recovers
+/// with backoff (as `docs/conference.md` describes) needs far fewer.
+pub const MAX_RESTARTS_PER_WINDOW: u32 = 6;
+/// The window [`MAX_RESTARTS_PER_WINDOW`] counts in, from a session's first restart
+/// after the previous window ended.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(10);
+
+/// How many ICE restarts a session made in its current window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartBudget {
+    window_start: Option<Instant>,
+    used: u32,
+}
+
+impl RestartBudget {
+    /// Counts one restart at `now` (monotonic). Errors with the wait until the next is
+    /// allowed when the window's budget is spent (nothing is counted then).
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.window_start {
+            Some(start) if now < start + RESTART_WINDOW => {
+                if self.used >= MAX_RESTARTS_PER_WINDOW {
+                    return Err(start + RESTART_WINDOW - now);
+                }
+                self.used += 1;
+            }
+            _ => {
+                self.window_start = Some(now);
+                self.used = 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What an ICE restart answers: the server's side of the new ICE session.
@@ -44,7 +84,8 @@ impl Room {
     /// restarted by its shard.
     ///
     /// Errors: [`IceRestartError::NotFound`] when there is no such live session,
-    /// [`IceRestartError::Refused`] when the session refused (it goes on unchanged).
+    /// [`IceRestartError::Refused`] when the session refused (it goes on unchanged),
+    /// [`IceRestartError::TooSoon`] past [`MAX_RESTARTS_PER_WINDOW`] (unchanged too).
     pub fn handle_ice_restart(
         &mut self,
         now: Instant,
@@ -61,6 +102,12 @@ impl Room {
             _ => None,
         };
         let key = key.ok_or(IceRestartError::NotFound)?;
+        self.tags
+            .get_mut(session)
+            .ok_or(IceRestartError::NotFound)?
+            .restarts
+            .take(now)
+            .map_err(IceRestartError::TooSoon)?;
         let local = signaling::ice_creds(&key.ufrag_prefix());
         let applied = if self.home.contains(id) {
             self.home

@@ -15,6 +15,9 @@
 // 2. The viewer's session is DELETEd behind its back (what a restarted node does to it):
 //    the page's next request on it gets 404, it POSTs a new session to the same
 //    endpoint and plays again within MAX_NEW_SESSION_MS, with a new resource URL.
+// 3. The page asks for 7 ICE restarts in a row: 6 are made, the 7th gets 429 with a
+//    Retry-After of 1-10 s (the per-session cap), which the page's error carries
+//    (retryAfterS, honoured by the supervisor); the session goes on and plays.
 // Prints the measured times (change → first decoded frame) and writes them to
 // artifacts/e2e/reconnect.json. Skipped, saying why, when not root or without ip.
 // DEBUG_WEB_FROM_DISK=1 serves web/assets/*.js from the working tree instead of the
@@ -175,4 +178,31 @@ test('a viewer whose session is gone (404) POSTs a new one and plays on', { time
   assert.notEqual(after.location, before.location, 'the resource URL did not change');
   assert.ok(ms <= MAX_NEW_SESSION_MS, `frames again ${ms} ms after the DELETE, want <= ${MAX_NEW_SESSION_MS}\n${await diagnostics(pages, events, server)}`);
   await assertPlaying('on the new session');
+});
+
+test('a viewer past the ICE restart budget is told when to come back (429, Retry-After) and plays on', { timeout: 60_000 }, async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const before = await hookOf(pages.viewer);
+  // The session of the test before is new: its budget (6 restarts in 10 s) is whole.
+  const outcomes = await pages.viewer.evaluate(async () => {
+    const out = [];
+    for (let i = 0; i < 7; i++) {
+      try {
+        await window.switchboard.restartIce();
+        out.push({ ok: true });
+      } catch (err) {
+        out.push({ ok: false, status: err?.status, retryAfterS: err?.retryAfterS ?? null, message: String(err?.message ?? err) });
+      }
+    }
+    return out;
+  });
+  figures.restartBudget = outcomes;
+  console.log(`7 ICE restarts in a row: ${JSON.stringify(outcomes)}`);
+  assert.deepEqual(outcomes.slice(0, 6).map((o) => o.ok), [true, true, true, true, true, true], JSON.stringify(outcomes));
+  const last = outcomes[6];
+  assert.equal(last.status, 429, JSON.stringify(last));
+  assert.ok(last.retryAfterS >= 1 && last.retryAfterS <= 10, `Retry-After ${last.retryAfterS}`);
+  const after = await hookOf(pages.viewer);
+  assert.equal(after.location, before.location, 'the session resource changed');
+  await assertPlaying('after the refused restart');
 });

@@ -2,9 +2,12 @@
 // problem details, `Link` headers (RFC 8288) and the ICE servers they name (RFC 9725
 // §4.6), bearer tokens. No peer connection here.
 
-/** An HTTP error from a WHIP/WHEP endpoint, carrying RFC 9457 problem details when present. */
+/**
+ * An HTTP error from a WHIP/WHEP endpoint, carrying RFC 9457 problem details when present,
+ * and retryAfterS: the response's `Retry-After` in seconds (429, 503), else undefined.
+ */
 export class ProblemError extends Error {
-  constructor({ status, title, detail, type, instance }) {
+  constructor({ status, title, detail, type, instance, retryAfterS }) {
     super(detail ? `${title}: ${detail}` : title);
     this.name = 'ProblemError';
     this.status = status;
@@ -12,6 +15,7 @@ export class ProblemError extends Error {
     this.detail = detail;
     this.type = type;
     this.instance = instance;
+    this.retryAfterS = retryAfterS;
   }
 }
 
@@ -125,6 +129,7 @@ export async function problemFromResponse(response) {
     status: response.status,
     title: response.statusText || `HTTP ${response.status}`,
     detail: undefined,
+    retryAfterS: retryAfterSeconds(response.headers.get('Retry-After')),
   };
   let text = '';
   try {
@@ -142,10 +147,17 @@ export async function problemFromResponse(response) {
         detail: body.detail,
         type: body.type,
         instance: body.instance,
+        retryAfterS: fallback.retryAfterS,
       });
     } catch {
       // fall through to the plain-text form
     }
   }
   return new ProblemError({ ...fallback, detail: text.trim().slice(0, 500) || undefined });
+}
+
+/** A `Retry-After` value in delay-seconds (RFC 9110 §10.2.3), else undefined (absent, or a date). */
+function retryAfterSeconds(value) {
+  if (!value || !/^\s*\d+\s*$/.test(value)) return undefined;
+  return Number.parseInt(value, 10);
 }

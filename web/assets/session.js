@@ -292,6 +292,7 @@ export function makeSession(pc, token, negotiated, extra, { endpointUrl, build, 
     let ifMatch;
     let kind = 'ice-restart';
     let wait = delayMs;
+    let retryAfterMs = 0;
     for (;;) {
       if (wait > 0) await sleep(wait);
       if (stopped) return;
@@ -323,6 +324,8 @@ export function makeSession(pc, token, negotiated, extra, { endpointUrl, build, 
       } catch (err) {
         if (stopped) return;
         session.reconnectError = err?.message || String(err);
+        // 429 (too many restarts) or 503 (busy): the server says when to come back
+        retryAfterMs = (err?.retryAfterS ?? 0) * 1000;
         if (err?.status === 404 && !wantNew) {
           gone = true;
           if (!allowNewSession) {
@@ -342,7 +345,8 @@ export function makeSession(pc, token, negotiated, extra, { endpointUrl, build, 
           return;
         }
       }
-      wait = reconnectBackoff(attempt);
+      wait = Math.max(reconnectBackoff(attempt), retryAfterMs);
+      retryAfterMs = 0;
     }
     // connected again: the page stops saying "reconnecting…" now
     const connectedAt = performance.now();
