@@ -17,14 +17,15 @@
 //!   rate cap ([`READ_RATE`]) above which the reader stops reading and lets TCP push
 //!   back on the client.
 //! * **Writes never block a room.** A room hands a frame to the connection's writer
-//!   task through a bounded queue ([`WRITE_QUEUE`]); when it is full the frame is
-//!   dropped and counted (`switchboard_tcp_frames_dropped_total{reason="backpressure"}`).
+//!   task through a queue bounded in frames ([`WRITE_QUEUE`]) and in bytes not yet
+//!   written to the socket ([`WRITE_QUEUE_BYTES`]); past either the frame is dropped
+//!   and counted (`switchboard_tcp_frames_dropped_total{reason="backpressure"}`).
 //! * **A connection's end ends only its path.** The session lives on (another pair, an
 //!   ICE restart, a reconnect); it times out only if no path carries its traffic.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames queued for one connection's writer, at most; beyond it frames are dropped
 /// (about 600 KB of media: half a second of a 10 Mbit/s stream).
 pub const WRITE_QUEUE: usize = 512;
+/// Bytes handed to one connection's writer and not yet written to its socket, at most
+/// (a 720p keyframe fits; a quarter of a second of a 8 Mbit/s stream); beyond it frames
+/// are dropped. Bounds a client that stops reading to this much memory.
+pub const WRITE_QUEUE_BYTES: usize = 256 * 1024;
 /// A write that makes no progress for this long closes the connection (its client stopped
 /// reading).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,6 +73,9 @@ pub struct TcpLink {
     /// Unique per connection in this process.
     id: u64,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued and not yet written (added before a frame is queued, taken off
+    /// once the writer wrote it).
+    queued: Arc<AtomicUsize>,
 }
 
 impl TcpLink {
@@ -233,11 +241,13 @@ impl TcpIce {
         let destination = self.destination_for(local);
         let (mut reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let link = TcpLink {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             tx,
+            queued: Arc::clone(&queued),
         };
-        let write_task = tokio::spawn(write_loop(writer, rx));
+        let write_task = tokio::spawn(write_loop(writer, rx, queued));
         let mut conn = Connection {
             ice: self,
             peer,
@@ -349,7 +359,11 @@ impl Connection<'_> {
 }
 
 /// Write queued frames in order, gathering what is queued into one write.
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while let Some(first) = rx.recv().await {
         batch.clear();
@@ -361,7 +375,9 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>)
             }
         }
         match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&batch)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            }
             Ok(Err(_)) | Err(_) => return,
         }
     }
@@ -404,16 +420,28 @@ impl TcpPaths {
             meters.dropped_no_path.increment(1);
             return;
         };
-        let mut frame = Vec::with_capacity(2 + t.contents.len());
+        let len = 2 + t.contents.len();
+        // Counted before it is queued, so the writer never takes off what was not added.
+        if link.queued.fetch_add(len, Ordering::Relaxed) + len > WRITE_QUEUE_BYTES {
+            link.queued.fetch_sub(len, Ordering::Relaxed);
+            meters.dropped_backpressure.increment(1);
+            return;
+        }
+        let mut frame = Vec::with_capacity(len);
         if !encode_frame(&t.contents, &mut frame) {
+            link.queued.fetch_sub(len, Ordering::Relaxed);
             return;
         }
         match link.tx.try_send(frame) {
             Ok(()) => meters.frames_out.increment(1),
-            Err(TrySendError::Full(_)) => meters.dropped_backpressure.increment(1),
-            Err(TrySendError::Closed(_)) => {
-                self.links.remove(&t.destination);
-                meters.dropped_no_path.increment(1);
+            Err(e) => {
+                link.queued.fetch_sub(len, Ordering::Relaxed);
+                if let TrySendError::Full(_) = e {
+                    meters.dropped_backpressure.increment(1);
+                } else {
+                    self.links.remove(&t.destination);
+                    meters.dropped_no_path.increment(1);
+                }
             }
         }
     }

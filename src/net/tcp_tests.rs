@@ -184,7 +184,11 @@ async fn past_the_connection_limit_a_connection_is_closed_at_once() {
 #[tokio::test]
 async fn a_full_write_queue_drops_and_a_closed_connection_is_forgotten() {
     let (tx, mut rx) = mpsc::channel(1);
-    let link = TcpLink { id: 7, tx };
+    let link = TcpLink {
+        id: 7,
+        tx,
+        queued: Arc::default(),
+    };
     let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
     let d = Datagram {
         source: peer,
@@ -216,4 +220,47 @@ async fn a_full_write_queue_drops_and_a_closed_connection_is_forgotten() {
         vec![0x80],
     ));
     assert!(paths.is_empty());
+}
+
+/// A connection whose writer is not draining takes at most `WRITE_QUEUE_BYTES`: later
+/// frames are dropped until the writer takes bytes off.
+#[tokio::test]
+async fn a_connection_holds_at_most_write_queue_bytes() {
+    let (tx, mut rx) = mpsc::channel(WRITE_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let link = TcpLink {
+        id: 8,
+        tx,
+        queued: Arc::clone(&queued),
+    };
+    let peer: SocketAddr = "192.0.2.2:5000".parse().unwrap();
+    let local: SocketAddr = "127.0.0.1:7881".parse().unwrap();
+    let mut paths = TcpPaths::default();
+    paths.learn(&Datagram {
+        source: peer,
+        destination: local,
+        received: Instant::now(),
+        contents: vec![0x80],
+        transport: Transport::Tcp(link),
+    });
+    let t = Transmit {
+        proto: str0m::net::Protocol::Tcp,
+        source: local,
+        destination: peer,
+        contents: vec![0x80; 1198].into(),
+    };
+    for _ in 0..WRITE_QUEUE {
+        paths.send(&t);
+    }
+    let fit = WRITE_QUEUE_BYTES / 1200;
+    let mut got = 0;
+    while rx.try_recv().is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, fit, "frames queued");
+    assert_eq!(queued.load(Ordering::Relaxed), fit * 1200);
+    // The writer wrote them: room again.
+    queued.fetch_sub(fit * 1200, Ordering::Relaxed);
+    paths.send(&t);
+    assert!(rx.try_recv().is_ok());
 }
