@@ -11,8 +11,8 @@
 //! bandwidth estimates reach the room's allocator (it steps down behind a bottleneck
 //! and climbs back, with a keyframe request, once the bottleneck lifts, while the
 //! room's viewer stays on the top layer), and that it leaves cleanly (the shard and the
-//! room forget it, the other viewer goes on, and the next viewer takes its place in the
-//! shard). Since the driver does the shard's work in the same virtual instant as the
+//! room forget it, the webhooks' notices say it joined and left once, the other viewer
+//! goes on, and the next viewer takes its place in the shard). Since the driver does the shard's work in the same virtual instant as the
 //! room's, the bottleneck run must also be identical, packet for packet and estimate for
 //! estimate, to the same run without shards. Each test prints its figures (run with
 //! `--nocapture`).
@@ -26,6 +26,7 @@ use sim::link::LinkConfig;
 use sim::media::SIMULCAST;
 use sim::video::Video;
 use sim::{check_intact, secs, trace, Sim};
+use switchboard::conference::notices::Notice;
 use switchboard::limits::ShardPolicy;
 
 const S: Duration = Duration::from_secs(1);
@@ -417,6 +418,48 @@ fn sharding_changes_nothing_the_viewers_receive() {
 
 // ---- a sharded viewer leaves ----
 
+/// The room's notices (what the webhooks carry), a sharded viewer's included: the
+/// publisher joins and publishes its two tracks, both viewers join, the sharded one
+/// leaves — each once.
+fn check_notices(sim: &Sim) {
+    let said: Vec<String> = sim
+        .notices
+        .iter()
+        .map(|n| match n {
+            Notice::ParticipantJoined(p) => format!("joined {}", p.identity),
+            Notice::ParticipantLeft { identity, .. } => format!("left {identity}"),
+            Notice::TrackPublished { identity, track } => {
+                format!("published {identity} {}", track.kind)
+            }
+            Notice::TrackUnpublished { identity, track } => {
+                format!("unpublished {identity} {}", track.kind)
+            }
+        })
+        .collect();
+    let joined: Vec<&str> = sim
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::ParticipantJoined(p) => Some(p.identity.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined.len(), 3, "{said:?}");
+    let (publisher, sharded) = (joined[0], joined[2]);
+    let mut published: Vec<&String> = said[1..3].iter().collect();
+    published.sort();
+    assert_eq!(
+        published,
+        [
+            &format!("published {publisher} audio"),
+            &format!("published {publisher} video")
+        ],
+        "{said:?}"
+    );
+    assert_eq!(said.len(), 6, "{said:?}");
+    assert_eq!(said[5], format!("left {sharded}"), "{said:?}");
+}
+
 const LEAVE_AT: Duration = Duration::from_secs(5);
 const NEXT_AT: Duration = Duration::from_secs(8);
 const LEAVE_END: Duration = Duration::from_secs(12);
@@ -451,6 +494,7 @@ fn a_sharded_viewer_leaves_cleanly() {
         "the shard sent the departed viewer no goodbye"
     );
     assert!(!sim.leave(SHARDED), "a second DELETE found the session");
+    check_notices(&sim);
 
     // The room's viewer goes on, without a gap.
     sim.run_until(sim.at(NEXT_AT));
