@@ -157,7 +157,7 @@ export async function problemFromResponse(response) {
 }
 
 /** A `Retry-After` value in delay-seconds (RFC 9110 §10.2.3), else undefined (absent, or a date). */
-function retryAfterSeconds(value) {
+export function retryAfterSeconds(value) {
   if (!value || !/^\s*\d+\s*$/.test(value)) return undefined;
   return Number.parseInt(value, 10);
 }

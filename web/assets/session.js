@@ -13,7 +13,7 @@
 //
 
 import {
-  ProblemError, authHeaders, iceServersFromLinks, parseLinkHeader, problemFromResponse,
+  ProblemError, authHeaders, iceServersFromLinks, parseLinkHeader, problemFromResponse, retryAfterSeconds,
 } from './http.js';
 import {
   RECONNECT, connectedState, inboundVideo, reconnectBackoff, sleep, waitConnected,
@@ -26,6 +26,15 @@ const RELAY_FALLBACK_MS = 3000;
 
 /** A PATCH (ICE restart) that has no answer after this long counts as failed. */
 const PATCH_TIMEOUT_MS = 5000;
+
+/**
+ * A POST answered 503 (the server is full, busy, or its room is moving) or 429 (a rate
+ * limit) with a `Retry-After` of at most POST_RETRY_MAX_S seconds is sent again after
+ * that long (plus up to 0.5 s of jitter), at most POST_RETRIES times; without
+ * `Retry-After` (a room limit, say) the error stands.
+ */
+const POST_RETRIES = 3;
+const POST_RETRY_MAX_S = 10;
 
 /**
  * Adds the ICE servers of the 201's `Link` headers to the session's peer connection and,
@@ -107,14 +116,21 @@ export async function negotiate(pc, endpointUrl, token) {
   await waitForIceGathering(pc);
 
   let response;
-  try {
-    response = await fetch(endpointUrl, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp', ...authHeaders(token) },
-      body: pc.localDescription.sdp,
-    });
-  } catch (err) {
-    throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+  for (let retry = 0; ; retry++) {
+    try {
+      response = await fetch(endpointUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', ...authHeaders(token) },
+        body: pc.localDescription.sdp,
+      });
+    } catch (err) {
+      throw new ProblemError({ status: 0, title: 'Network error', detail: String(err?.message || err) });
+    }
+    const waitS = retryAfterSeconds(response.headers.get('Retry-After'));
+    const busy = response.status === 503 || response.status === 429;
+    if (!busy || waitS == null || waitS > POST_RETRY_MAX_S || retry >= POST_RETRIES) break;
+    await response.text().catch(() => {});
+    await sleep(waitS * 1000 + Math.random() * 500);
   }
   const answeredAt = performance.now();
   if (response.status !== 201) {
