@@ -94,9 +94,8 @@ pub(crate) struct ViewerPolicy {
     step_down: StepDownHold,
     /// `Sent::allocated` of the last call to `targets`, bit/s.
     allocated: u64,
-    /// Padding toward the next layer up is allowed until then (a probe window).
-    probe_until: Option<Instant>,
-    /// When the current probe window opened (the padding ramp's start).
+    /// When the current probe window opened (the padding ramp's start); `None` between
+    /// windows. Padding toward the next layer up is allowed for [`PROBE_WINDOW`] from it.
     probe_opened: Option<Instant>,
     /// When the next probe window may open.
     next_probe: Option<Instant>,
@@ -124,7 +123,6 @@ impl ViewerPolicy {
             pause: PauseGate::default(),
             step_down: StepDownHold::default(),
             allocated: 0,
-            probe_until: None,
             probe_opened: None,
             next_probe: None,
             probe_backoff: PROBE_BACKOFF_MIN,
@@ -215,15 +213,14 @@ impl ViewerPolicy {
         if sent.next_total > sent.allocated
             && reachable
             && now >= next_probe
-            && self.probe_until.is_none()
+            && self.probe_opened.is_none()
         {
-            self.probe_until = Some(now + PROBE_WINDOW);
             self.probe_opened = Some(now);
             self.probe_from_rungs = sent.rungs;
             window_opened = true;
         }
-        if self.probe_until.is_some_and(|t| now >= t) {
-            self.probe_until = None;
+        if self.probe_opened.is_some_and(|t| now >= t + PROBE_WINDOW) {
+            self.probe_opened = None;
             self.next_probe = Some(now + self.probe_backoff);
             self.probe_backoff = (self.probe_backoff * 2).min(PROBE_BACKOFF_MAX);
         }
@@ -234,7 +231,7 @@ impl ViewerPolicy {
         // full demand, which keeps str0m's periodic probes in application-limited
         // periods aimed at it and makes every window's rise a fresh probe. The padding
         // target ramps toward the step (module docs).
-        let (minimum, desired) = if self.probe_until.is_some() {
+        let (minimum, desired) = if self.probe_opened.is_some() {
             let raised = desired + desired / 4;
             (
                 self.padding(now, sent.allocated, minimum.min(raised)),
