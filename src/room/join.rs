@@ -177,10 +177,8 @@ impl Room {
         p: Participant,
     ) -> String {
         self.by_session.insert(session.clone(), id);
-        let client_ufrag = offer
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-            .map(|u| u.trim().to_owned());
+        // Parsed once, by the participant's `keep_offer`.
+        let client_ufrag = p.client_ufrag().map(str::to_owned);
         let etag = format!("\"{ufrag}\"");
         let tags = SessionTags {
             etag: etag.clone(),

@@ -58,6 +58,12 @@ impl Participant {
         self.offer = Some(offer.into());
     }
 
+    /// The client's current ICE ufrag: its offer's `a=ice-ufrag` (see
+    /// [`Participant::keep_offer`]), or the one of its last ICE restart.
+    pub fn client_ufrag(&self) -> Option<&str> {
+        self.remote_creds.as_ref().map(|c| c.ufrag.as_str())
+    }
+
     /// The client nominates a path from a new address without an ICE restart: flush
     /// str0m's candidate pairs, keeping both sides' credentials, so that the check being
     /// handled next makes the new path the send path (module docs). At most once per
