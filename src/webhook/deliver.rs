@@ -31,15 +31,27 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// system's root certificates, HTTP/1.1, no redirects followed.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the client. Errors when the system's root certificates cannot be read.
-pub fn client() -> std::io::Result<HttpClient> {
+/// Builds the client. Errors when the system's root certificates cannot be read and
+/// `https` (some receiver is `https://`); with only `http://` receivers a machine without
+/// root certificates (a minimal image) still delivers.
+pub fn client(https: bool) -> std::io::Result<HttpClient> {
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
+        Ok(b) => b,
+        Err(e) if https => return Err(e),
+        Err(_) => {
+            let tls = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(std::io::Error::other)?
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
+        }
+    };
+    let connector = builder.https_or_http().enable_http1().build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 /// What one try came to.

@@ -151,7 +151,8 @@ impl Webhooks {
             return Ok(Webhooks::disabled());
         };
         let signer = Arc::new(Signer::new(secret)?);
-        let client = deliver::client()?;
+        let https = uris.iter().any(|u| u.scheme_str() == Some("https"));
+        let client = deliver::client(https)?;
         let meters = WebhookMeters::new();
         WebhookMeters::describe();
         let queues = uris
