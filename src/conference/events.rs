@@ -1,20 +1,68 @@
-//! The conference's outputs: the room events it queues for event streams (`slots`,
-//! `layer`, `active-speaker`, `viewers`, `participant-updated`) and the state a new
-//! stream starts with. JSON shapes in `docs/conference.md`.
+//! The conference's outputs: its views of the participants (for the room API, the
+//! events and the notices), the room events it queues for event streams (`slots`,
+//! `layer`, `active-speaker`, `viewers`, `participant-updated`), the state a new stream
+//! starts with, and the notices. JSON shapes in `docs/conference.md`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::media::MediaKind;
 
-use super::{kind_str, Conference};
+use super::{kind_str, track_info, Conference};
 use crate::conference::info::{
     Audience, LayerInfo, ParticipantInfo, RoomEvent, SlotInfo, SpeakerInfo,
 };
 use crate::forwarder::Forwarder;
-use crate::ids::ParticipantId;
 use crate::ids::TrackRef;
+use crate::ids::{ParticipantId, SessionKind};
 
 impl Conference {
+    // ---- views of the participants (room API, events, notices) ----
+
+    /// Everybody in the room, in join order.
+    pub fn participants(&self, fwd: &Forwarder) -> Vec<ParticipantInfo> {
+        let mut first: Vec<(u64, Arc<str>)> = Vec::new();
+        for m in self.members.values() {
+            match first.iter_mut().find(|(_, i)| *i == m.identity) {
+                Some(e) => e.0 = e.0.min(m.order),
+                None => first.push((m.order, m.identity.clone())),
+            }
+        }
+        first.sort();
+        first
+            .iter()
+            .filter_map(|(_, i)| self.participant(fwd, i))
+            .collect()
+    }
+
+    /// One participant, if it has a session here.
+    pub fn participant(&self, fwd: &Forwarder, identity: &str) -> Option<ParticipantInfo> {
+        let sessions = self.sessions_of(identity);
+        let first = self.members.get(sessions.first()?)?;
+        let mut info = ParticipantInfo {
+            identity: identity.to_owned(),
+            name: first.name.to_string(),
+            publishing: false,
+            watching: false,
+            tracks: Vec::new(),
+        };
+        for id in sessions {
+            let m = &self.members[&id];
+            match m.kind {
+                SessionKind::Subscriber => info.watching = true,
+                SessionKind::Publisher => {
+                    info.publishing = true;
+                    for (t, kind) in fwd.published_tracks() {
+                        if t.participant == id {
+                            info.tracks.push(track_info(fwd, t, kind, m.source));
+                        }
+                    }
+                }
+            }
+        }
+        Some(info)
+    }
+
     /// `layer` events for video slots whose forwarded layer changed since last reported.
     pub(super) fn report_layers(&mut self, now: Instant, fwd: &mut Forwarder) {
         let mut events = Vec::new();

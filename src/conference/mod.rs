@@ -22,7 +22,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use crate::forwarder::{Forwarder, ForwarderOutput};
 use crate::ids::{ParticipantId, SessionKind, TrackRef};
 use crate::limits::RoomLimits;
-use info::{Audience, JoinOptions, LayerInfo, ParticipantInfo, RoomEvent, Source, TrackInfo};
+use info::{Audience, JoinOptions, LayerInfo, RoomEvent, Source, TrackInfo};
 use notices::Notice;
 use slots::{AudioCandidate, Pin, SlotState, VideoCandidate};
 use speaker::{SpeakerConfig, SpeakerDetector};
@@ -188,50 +188,6 @@ impl Conference {
             v.dedup();
         }
         (all.len(), publishing.len())
-    }
-
-    /// Everybody in the room, in join order.
-    pub fn participants(&self, fwd: &Forwarder) -> Vec<ParticipantInfo> {
-        let mut first: Vec<(u64, Arc<str>)> = Vec::new();
-        for m in self.members.values() {
-            match first.iter_mut().find(|(_, i)| *i == m.identity) {
-                Some(e) => e.0 = e.0.min(m.order),
-                None => first.push((m.order, m.identity.clone())),
-            }
-        }
-        first.sort();
-        first
-            .iter()
-            .filter_map(|(_, i)| self.participant(fwd, i))
-            .collect()
-    }
-
-    /// One participant, if it has a session here.
-    pub fn participant(&self, fwd: &Forwarder, identity: &str) -> Option<ParticipantInfo> {
-        let sessions = self.sessions_of(identity);
-        let first = self.members.get(sessions.first()?)?;
-        let mut info = ParticipantInfo {
-            identity: identity.to_owned(),
-            name: first.name.to_string(),
-            publishing: false,
-            watching: false,
-            tracks: Vec::new(),
-        };
-        for id in sessions {
-            let m = &self.members[&id];
-            match m.kind {
-                SessionKind::Subscriber => info.watching = true,
-                SessionKind::Publisher => {
-                    info.publishing = true;
-                    for (t, kind) in fwd.published_tracks() {
-                        if t.participant == id {
-                            info.tracks.push(track_info(fwd, t, kind, m.source));
-                        }
-                    }
-                }
-            }
-        }
-        Some(info)
     }
 
     /// The published track `track_id` (`{source}-{kind}`) of an identity.
