@@ -14,8 +14,9 @@
 //! Delivery is off the media path: [`Webhooks::notice`] serializes once and puts the
 //! message on each receiver's bounded queue ([`QUEUE`] messages) without waiting; a
 //! full queue drops and counts. Each receiver's task delivers in order, retrying with
-//! backoff ([`deliver`]). Delivery is at least once while the process runs; messages
-//! still queued when it exits are lost.
+//! backoff ([`deliver`]). An event reaches a receiver at least once unless the receiver
+//! refuses it, stays unreachable through every try (counted `failed`) or its queue is
+//! full (`dropped`); events still queued when the process exits are lost.
 
 pub mod deliver;
 pub mod sign;
