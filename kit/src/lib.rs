@@ -11,6 +11,8 @@
 //! - [`clock`]: a publisher's media clock (frames due on a fixed grid, catch-up bounded).
 //! - [`peer`]: the one sans-IO client peer setup: a str0m `Rtc` shaped as a browser or
 //!   OBS, its WHIP/WHEP offer, the answer, the negotiated payload types.
+//! - [`source`]: the one synthetic publisher: frames and audio packets due on the
+//!   media clock, simulcast streams, keyframes on schedule and on request.
 //! - [`recv`]: the receiver's checks: per-stream loss by counter, frames, freezes,
 //!   layer and source switches, first keyframe, one-way latency histograms.
 //! - [`whip`]: the one WHIP/WHEP HTTP client (offer POST, Location, ETag, Link, DELETE).
@@ -24,4 +26,5 @@ pub mod link;
 pub mod media;
 pub mod peer;
 pub mod recv;
+pub mod source;
 pub mod whip;

@@ -139,7 +139,7 @@ impl Ready {
     fn finish(mut self, error: Option<String>) -> PeerReport {
         self.report.error = error;
         self.report.recv = self.recv.take();
-        self.report.sent = self.publisher.take().map(|p| p.gen.sent);
+        self.report.sent = self.publisher.take().map(|p| p.gen.sent().clone());
         self.report.data = self.data.take().map(|d| d.stats);
         self.report
     }

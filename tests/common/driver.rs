@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::{self, RecvCodec};
-use super::publisher::{MediaGen, MAX_CATCH_UP};
+use super::publisher::MediaGen;
 use super::report::PeerReport;
 use switchboard_kit::media as kit;
 use switchboard_kit::recv::Arrival;
@@ -90,7 +90,7 @@ impl Driver {
             }
             let mut wake = timeout.min(now + Duration::from_millis(500));
             if !closing {
-                if let Some(due) = self.gen.as_ref().and_then(MediaGen::next_due) {
+                if let Some(due) = self.gen.as_ref().and_then(|g| g.source.next_due()) {
                     wake = wake.min(due);
                 }
             }
@@ -102,7 +102,7 @@ impl Driver {
                 cmd = cmd_rx.recv(), if !closing => match cmd {
                     Some(Cmd::PauseMedia) => {
                         if let Some(g) = self.gen.as_mut() {
-                            g.paused = true;
+                            g.source.set_paused(true);
                         }
                     }
                     Some(Cmd::SendRaw(to, bytes)) => {
@@ -190,7 +190,7 @@ impl Driver {
             Event::Connected => {
                 self.shared.lock().unwrap().connected_at = Some(now);
                 if let Some(g) = self.gen.as_mut() {
-                    g.start(now);
+                    g.source.start(now);
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -252,107 +252,61 @@ impl Driver {
         let Some(gen) = self.gen.as_mut() else {
             return Ok(());
         };
-        if gen.paused || gen.frames.started().is_none() {
-            return Ok(());
-        }
-        let mut writes = Vec::new();
-        let send_us = media::micros_since_epoch(now);
-
-        // Video frames.
-        for n in gen.frames.due(now, MAX_CATCH_UP) {
-            let wallclock = gen.frames.at(n).unwrap_or(now);
-            let codec = gen.codec;
-            let mut any_keyframe = false;
-            let mut keyframes = 0;
-            for stream in gen.video.iter_mut() {
-                let keyframe = stream.scheduled_keyframe(n) || stream.force_keyframe;
-                stream.force_keyframe = false;
-                any_keyframe |= keyframe;
-                keyframes += u64::from(keyframe);
-                let ts = stream
-                    .ts_base
-                    .wrapping_add((n * (media::VIDEO_CLOCK / media::VIDEO_FPS) as u64) as u32);
-                let pkts = match stream.layer {
-                    None => media::video_frame(codec, keyframe, n, &mut gen.next_counter, send_us),
-                    Some((layer, _)) => {
-                        let shape = media::SIMULCAST_LAYERS[layer as usize];
-                        let count = match (keyframe, n % 2) {
-                            (true, _) => shape.key_packets,
-                            (false, 0) => shape.delta_packets.0,
-                            (false, _) => shape.delta_packets.1,
-                        };
-                        let next_n = &mut stream.next_n;
-                        media::video_frame_with(
-                            codec,
-                            keyframe,
-                            count,
-                            shape.payload_len,
-                            send_us,
-                            || {
-                                let c = media::layer_counter(layer, *next_n);
-                                *next_n += 1;
-                                c
-                            },
-                        )
-                    }
-                };
-                if let Some((layer, _)) = stream.layer {
-                    let mut s = self.shared.lock().unwrap();
-                    if let Some(sent) = s.publisher.layers.get_mut(layer as usize) {
+        let packets = gen.poll_due(now);
+        let mut writes = Vec::with_capacity(packets.len());
+        // Figures per frame: its first packet on each layer.
+        let mut frame_of_layer: Vec<Option<u64>> = vec![None; gen.source.layers()];
+        let mut last_frame = None;
+        for p in packets {
+            let Some(layer) = p.layer else {
+                writes.push(Write {
+                    mid: gen.audio_mid,
+                    layer: None,
+                    pt: gen.audio_pt,
+                    seq: p.seq,
+                    ts: p.ts,
+                    wallclock: p.wallclock,
+                    payload: p.payload,
+                    marker: p.marker,
+                    nackable: false,
+                    counter: p.counter,
+                    video: false,
+                });
+                continue;
+            };
+            let rid = gen.rid(layer).map(|rid| (layer as u8, rid));
+            if frame_of_layer[layer] != Some(p.frame) {
+                frame_of_layer[layer] = Some(p.frame);
+                let mut s = self.shared.lock().unwrap();
+                if last_frame != Some(p.frame) {
+                    last_frame = Some(p.frame);
+                    s.publisher.video_frames += 1;
+                }
+                s.publisher.keyframes_sent += u64::from(p.keyframe);
+                if rid.is_some() {
+                    if let Some(sent) = s.publisher.layers.get_mut(layer) {
                         sent.frames += 1;
-                        if keyframe {
+                        if p.keyframe {
                             sent.keyframes_sent += 1;
                             sent.keyframe_sent_at.push(now);
                         }
                     }
                 }
-                for p in pkts {
-                    let seq = stream.seq;
-                    stream.seq += 1;
-                    writes.push(Write {
-                        mid: gen.video_mid,
-                        layer: stream.layer,
-                        pt: gen.video_pt,
-                        seq,
-                        ts,
-                        wallclock,
-                        payload: p.payload,
-                        marker: p.last,
-                        nackable: true,
-                        counter: p.counter,
-                        video: true,
-                    });
-                }
             }
-            let mut s = self.shared.lock().unwrap();
-            s.publisher.video_frames += 1;
-            if any_keyframe {
-                s.publisher.keyframes_sent += keyframes;
-            }
-        }
-
-        // Audio packets.
-        for n in gen.audio.due(now, MAX_CATCH_UP) {
-            let counter = gen.next_counter;
-            gen.next_counter += 1;
-            let seq = gen.audio_seq;
-            gen.audio_seq += 1;
-            let samples = media::AUDIO_CLOCK / 1000 * media::AUDIO_PTIME_MS;
             writes.push(Write {
-                mid: gen.audio_mid,
-                layer: None,
-                pt: gen.audio_pt,
-                seq,
-                ts: gen.audio_ts_base.wrapping_add((n * samples as u64) as u32),
-                wallclock: gen.audio.at(n).unwrap_or(now),
-                payload: media::opus_packet(counter, send_us),
-                marker: n == 0,
-                nackable: false,
-                counter,
-                video: false,
+                mid: gen.video_mid,
+                layer: rid,
+                pt: gen.video_pt,
+                seq: p.seq,
+                ts: p.ts,
+                wallclock: p.wallclock,
+                payload: p.payload,
+                marker: p.marker,
+                nackable: true,
+                counter: p.counter,
+                video: true,
             });
         }
-
         for w in writes {
             self.write(w, now).await?;
         }
@@ -366,25 +320,17 @@ impl Driver {
         let Some(gen) = self.gen.as_mut() else {
             return;
         };
-        let (mid, pt) = (gen.video_mid, gen.video_pt);
-        let Some(v) = gen.video.first_mut() else {
-            return;
-        };
-        let rid = v.layer.map(|(_, rid)| rid);
+        let (mid, pt, rid) = (gen.video_mid, gen.video_pt, gen.rid(0));
         let now = Instant::now();
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
             return;
         };
         for _ in 0..count {
-            v.seq += 1;
-            tx.write_rtp(RtpWrite::new(
-                pt,
-                v.seq.into(),
-                v.ts_base,
-                now,
-                vec![0; len],
-            ));
+            let Some((seq, ts)) = gen.source.take_seq(0) else {
+                return;
+            };
+            tx.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, vec![0; len]));
         }
     }
 

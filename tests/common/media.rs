@@ -115,7 +115,7 @@ pub fn video_payload_len(counter: u64) -> usize {
 pub use switchboard_kit::codec::h264_nal_types;
 /// Codecs a subscriber can tell apart in what it receives.
 pub use switchboard_kit::media::PayloadCodec as RecvCodec;
-use switchboard_kit::media::{self as kit, Body, FrameSpec, ParseError};
+use switchboard_kit::media::{self as kit, ParseError};
 
 /// The process-wide time origin shared by publishers (send stamps) and
 /// subscribers (receive stamps).
@@ -146,81 +146,10 @@ impl VideoCodec {
     }
 }
 
-/// One RTP payload of a generated video frame.
-#[derive(Clone, Debug)]
-pub struct VideoPacket {
-    pub counter: u64,
-    pub payload: Vec<u8>,
-    /// Last packet of the frame (the RTP marker bit).
-    pub last: bool,
-}
-
-/// Number of packets a frame has: keyframes 5, delta frames 3 or 4.
-pub fn packets_per_frame(keyframe: bool, frame_index: u64) -> usize {
-    if keyframe {
-        5
-    } else {
-        3 + (frame_index % 2) as usize
-    }
-}
-
-/// Build the payloads of frame `frame_index` of the single-stream publisher.
-/// `next_counter` is advanced by one per packet.
-pub fn video_frame(
-    codec: VideoCodec,
-    keyframe: bool,
-    frame_index: u64,
-    next_counter: &mut u64,
-    send_us: u64,
-) -> Vec<VideoPacket> {
-    let n = packets_per_frame(keyframe, frame_index);
-    video_frame_with(codec, keyframe, n, VIDEO_PAYLOAD_LEN, send_us, || {
-        let c = *next_counter;
-        *next_counter += 1;
-        c
-    })
-}
-
-/// Build the `n` payloads (each `payload_len` bytes) of one video frame,
-/// taking each packet's counter from `next_counter`.
-pub fn video_frame_with(
-    codec: VideoCodec,
-    keyframe: bool,
-    n: usize,
-    payload_len: usize,
-    send_us: u64,
-    mut next_counter: impl FnMut() -> u64,
-) -> Vec<VideoPacket> {
-    let counters: Vec<u64> = (0..n).map(|_| next_counter()).collect();
-    let spec = FrameSpec::new(codec.payload_codec(), keyframe);
-    let payloads = kit::video_frame(&spec, &vec![payload_len; n], |i| Body {
-        stream: kit::stream_byte(counter_layer(counters[i]).unwrap_or(0), 0),
-        counter: counters[i],
-        send_us,
-        ..Body::default()
-    });
-    payloads
-        .into_iter()
-        .zip(counters)
-        .enumerate()
-        .map(|(i, (payload, counter))| VideoPacket {
-            counter,
-            payload,
-            last: i == n - 1,
-        })
-        .collect()
-}
-
-/// Build an Opus payload.
-pub fn opus_packet(counter: u64, send_us: u64) -> Vec<u8> {
-    let body = Body {
-        stream: kit::AUDIO_STREAM,
-        counter,
-        send_us,
-        ..Body::default()
-    };
-    kit::opus_packet(body, AUDIO_PAYLOAD_LEN)
-}
+/// Packets of a keyframe of the single-stream publisher.
+pub const KEYFRAME_PACKETS: usize = 5;
+/// Packets of its delta frames: even, then odd frame numbers.
+pub const DELTA_PACKETS: [usize; 2] = [3, 4];
 
 /// What a receiver learns from one payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,95 +184,4 @@ pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, 
         intact: filler_ok && payload.len() == expected_len,
         starts_keyframe: parsed.starts_keyframe,
     })
-}
-
-#[cfg(test)]
-mod self_check {
-    use super::*;
-
-    #[test]
-    fn generated_payloads_round_trip() {
-        let mut counter = 7;
-        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
-            let recv = codec.payload_codec();
-            for (frame, key) in [(0, true), (1, false), (2, false)] {
-                let pkts = video_frame(codec, key, frame, &mut counter, 1234);
-                assert_eq!(pkts.len(), packets_per_frame(key, frame));
-                for (i, pkt) in pkts.iter().enumerate() {
-                    assert_eq!(pkt.payload.len(), VIDEO_PAYLOAD_LEN);
-                    let parsed = parse_payload(recv, &pkt.payload).unwrap();
-                    assert_eq!(parsed.counter, pkt.counter);
-                    assert_eq!(parsed.send_us, 1234);
-                    assert!(parsed.intact, "{codec:?} frame {frame} packet {i}");
-                    // H264 keyframes start twice by the contract's rules:
-                    // the STAP-A with the SPS and the FU-A start of the IDR.
-                    let expect_key = key && (i == 0 || (codec == VideoCodec::H264 && i == 1));
-                    assert_eq!(parsed.starts_keyframe, expect_key, "{codec:?} {i}");
-                }
-            }
-        }
-        let a = opus_packet(99, 5);
-        let parsed = parse_payload(RecvCodec::Opus, &a).unwrap();
-        assert_eq!(
-            (parsed.counter, parsed.send_us, parsed.intact),
-            (99, 5, true)
-        );
-    }
-
-    #[test]
-    fn simulcast_layers_round_trip_with_their_layer() {
-        for (i, shape) in SIMULCAST_LAYERS.iter().enumerate() {
-            let layer = i as u8;
-            let mut n = 0;
-            for key in [true, false] {
-                let count = if key {
-                    shape.key_packets
-                } else {
-                    shape.delta_packets.0
-                };
-                let pkts =
-                    video_frame_with(VideoCodec::H264, key, count, shape.payload_len, 9, || {
-                        n += 1;
-                        layer_counter(layer, n)
-                    });
-                assert_eq!(pkts.len(), count);
-                assert!(pkts.last().unwrap().last);
-                for (j, pkt) in pkts.iter().enumerate() {
-                    assert_eq!(pkt.payload.len(), shape.payload_len);
-                    assert_eq!(counter_layer(pkt.counter), Some(layer));
-                    let parsed = parse_payload(RecvCodec::H264, &pkt.payload).unwrap();
-                    assert_eq!(parsed.counter, pkt.counter);
-                    assert!(parsed.intact, "layer {i} key {key} packet {j}");
-                    assert_eq!(parsed.starts_keyframe, key && j < 2);
-                    let nals = h264_nal_types(&pkt.payload);
-                    if key && j == 0 {
-                        assert_eq!(nals, vec![7, 8, 6]);
-                    } else {
-                        assert_eq!(nals, vec![if key { 5 } else { 1 }]);
-                    }
-                }
-            }
-            assert!(shape.delta_packets.0 >= 2 && shape.delta_packets.1 >= 2);
-            assert!(shape.key_packets >= 3);
-        }
-        // RID "0" is the highest, as OBS sends it.
-        let rates: Vec<u64> = SIMULCAST_LAYERS.iter().map(|l| l.nominal_bps()).collect();
-        assert!(rates.windows(2).all(|w| w[0] > 2 * w[1]), "{rates:?}");
-        assert_eq!(counter_layer(12345), None);
-        assert_eq!(video_payload_len(12345), VIDEO_PAYLOAD_LEN);
-    }
-
-    #[test]
-    fn corruption_is_detected() {
-        let mut counter = 0;
-        let mut p = video_frame(VideoCodec::Vp8, false, 1, &mut counter, 0)[1]
-            .payload
-            .clone();
-        let n = p.len();
-        p[n - 10] ^= 0x01;
-        assert!(!parse_payload(RecvCodec::Vp8, &p).unwrap().intact);
-        p[n - 10] ^= 0x01;
-        p.pop();
-        assert!(parse_payload(RecvCodec::Vp8, &p).is_err());
-    }
 }

@@ -6,7 +6,7 @@
 //! counter the sender's packet counter, and the filler lets a receiver check each payload
 //! byte for byte.
 
-use switchboard_kit::media::{self as kit, Body, FrameSpec, PayloadCodec};
+use switchboard_kit::media::{self as kit, Body, PayloadCodec};
 
 /// Why a payload failed to verify.
 pub use switchboard_kit::media::ParseError as Corrupt;
@@ -14,7 +14,7 @@ pub use switchboard_kit::media::ParseError as Corrupt;
 /// Video: packets per frame of the single-stream publisher.
 pub const PACKETS_PER_FRAME: u64 = 4;
 /// Audio: payload bytes of one 20 ms Opus packet.
-const AUDIO_LEN: usize = 92;
+pub const AUDIO_LEN: usize = 92;
 
 /// How one video stream (a simulcast layer, or the only stream) is encoded: packets per
 /// frame and payload bytes per packet, for delta frames and keyframes, and the picture
@@ -129,38 +129,13 @@ pub struct Parsed {
 
 /// The body of a packet with `counter`: the publisher id is the counter's high half
 /// (see `Tag::counter`).
-fn body(stream: u8, counter: u64) -> Body {
+pub fn body(stream: u8, counter: u64) -> Body {
     Body {
         stream,
         publisher: (counter >> 32) as u32,
         counter,
         ..Body::default()
     }
-}
-
-/// The payloads of one video frame encoded with `spec` for layer `layer`; packet `i`
-/// gets counter `counter(i)` (the packet's running number over all video the publisher
-/// sends).
-pub fn vp8_frame(
-    spec: &LayerSpec,
-    layer: u8,
-    keyframe: bool,
-    counter: impl Fn(u64) -> u64,
-) -> Vec<Vec<u8>> {
-    let frame = FrameSpec {
-        size: spec.size,
-        ..FrameSpec::new(PayloadCodec::Vp8, keyframe)
-    };
-    let sizes = vec![spec.payload_len(keyframe); spec.packets(keyframe) as usize];
-    kit::video_frame(&frame, &sizes, |i| {
-        body(kit::stream_byte(layer, 0), counter(i as u64))
-    })
-}
-
-/// The payloads of frame of the single-stream publisher whose first packet has
-/// `counter`.
-pub fn vp8_payloads(counter: u64, keyframe: bool) -> Vec<Vec<u8>> {
-    vp8_frame(&SINGLE, 0, keyframe, |i| counter + i)
 }
 
 fn parsed(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, Corrupt> {
@@ -173,63 +148,91 @@ fn parsed(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, Corrupt> {
     })
 }
 
-/// Parse and verify a payload made by [`vp8_frame`].
+/// Parse and verify a video payload of the simulation's publishers.
 pub fn parse_vp8(p: &[u8]) -> Result<Parsed, Corrupt> {
     parsed(PayloadCodec::Vp8, p)
 }
 
-/// The payload of audio packet `counter`: a TOC byte and the body.
-pub fn opus_payload(counter: u64) -> Vec<u8> {
-    kit::opus_packet(body(kit::AUDIO_STREAM, counter), AUDIO_LEN)
-}
-
-/// Parse and verify a payload made by [`opus_payload`].
+/// Parse and verify an audio payload of the simulation's publishers.
 pub fn parse_opus(p: &[u8]) -> Result<Parsed, Corrupt> {
     parsed(PayloadCodec::Opus, p)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use switchboard_kit::source::{Packet, Slot, Source};
+
     use super::*;
+
+    /// 200 ms of a publisher of `layers`, counters numbered from 40 per kind.
+    fn packets(layers: &[LayerSpec]) -> Vec<Packet> {
+        let mut source = Source::new(super::super::peer::source_plan(layers));
+        let t0 = Instant::now();
+        source.start(t0);
+        let mut video = 40;
+        source.poll_due(t0 + Duration::from_millis(200), |slot| match slot {
+            Slot::Video { layer, .. } => {
+                video += 1;
+                body(kit::stream_byte(layer as u8, 0), video - 1)
+            }
+            Slot::Audio { n } => body(kit::AUDIO_STREAM, 40 + n),
+        })
+    }
 
     #[test]
     fn payloads_round_trip_and_detect_corruption() {
-        let k = vp8_payloads(7, true);
+        let pkts = packets(&[SINGLE]);
+        let frame = |n: u64| -> Vec<&Packet> {
+            pkts.iter()
+                .filter(|p| p.layer.is_some() && p.frame == n)
+                .collect()
+        };
+        let (k, d) = (frame(0), frame(1));
         assert_eq!(
-            parse_vp8(&k[0]),
+            parse_vp8(&k[0].payload),
             Ok(Parsed {
-                counter: 7,
+                counter: 40,
                 frame_start: true,
                 keyframe_start: true,
                 layer: 0,
             })
         );
-        let d = vp8_payloads(8, false);
-        assert!(!parse_vp8(&d[0]).unwrap().keyframe_start);
-        assert!(parse_vp8(&d[0]).unwrap().frame_start);
-        assert!(!parse_vp8(&k[2]).unwrap().frame_start);
-        assert_eq!(parse_vp8(&k[2]).unwrap().counter, 9);
-        let mut bad = d[1].clone();
+        assert!(!parse_vp8(&d[0].payload).unwrap().keyframe_start);
+        assert!(parse_vp8(&d[0].payload).unwrap().frame_start);
+        assert!(!parse_vp8(&k[2].payload).unwrap().frame_start);
+        assert_eq!(parse_vp8(&k[2].payload).unwrap().counter, 42);
+        let mut bad = d[1].payload.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(matches!(parse_vp8(&bad), Err(Corrupt::Filler { .. })));
-        assert_eq!(parse_opus(&opus_payload(3)).unwrap().counter, 3);
-        assert!(parse_opus(&opus_payload(3)[..50]).is_err());
+        let audio = pkts.iter().find(|p| p.layer.is_none()).unwrap();
+        assert_eq!(parse_opus(&audio.payload).unwrap().counter, 40);
+        assert!(parse_opus(&audio.payload[..50]).is_err());
     }
 
     #[test]
     fn layer_index_survives_every_packet_kind() {
+        let pkts = packets(&SIMULCAST);
         for (layer, spec) in SIMULCAST.iter().enumerate() {
-            let layer = layer as u8;
-            for keyframe in [true, false] {
-                let pkts = vp8_frame(spec, layer, keyframe, |i| 40 + i);
-                assert_eq!(pkts.len() as u64, spec.packets(keyframe));
-                for (i, p) in pkts.iter().enumerate() {
-                    let parsed = parse_vp8(p).unwrap();
-                    assert_eq!(parsed.layer, layer);
-                    assert_eq!(parsed.counter, 40 + i as u64);
+            for (n, keyframe) in [(0, true), (1, false)] {
+                let frame: Vec<&Packet> = pkts
+                    .iter()
+                    .filter(|p| p.layer == Some(layer) && p.frame == n)
+                    .collect();
+                assert_eq!(frame.len() as u64, spec.packets(keyframe));
+                for (i, p) in frame.iter().enumerate() {
+                    let parsed = parse_vp8(&p.payload).unwrap();
+                    assert_eq!(parsed.layer, layer as u8);
+                    assert_eq!(parsed.counter, p.counter);
                     assert_eq!(parsed.keyframe_start, keyframe && i == 0);
-                    assert!(p.len() <= 1100, "payload of {} bytes", p.len());
+                    assert_eq!(p.payload.len(), spec.payload_len(keyframe));
+                    assert!(
+                        p.payload.len() <= 1100,
+                        "payload of {} bytes",
+                        p.payload.len()
+                    );
                 }
             }
         }

@@ -27,9 +27,9 @@ use super::media::{self, Corrupt, LayerSpec};
 
 #[path = "peer_source.rs"]
 mod source;
+pub(super) use source::plan as source_plan;
+use source::Publishing;
 pub use source::Sent;
-use source::Source;
-use source::{audio_at, video_at};
 
 /// Publisher or subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub struct Peer {
     pub(super) audio_mid: Mid,
     pub(super) video_mid: Mid,
     pub(super) layers: Vec<LayerSpec>,
-    pub(super) source: Option<Source>,
+    pub(super) source: Option<Publishing>,
     /// Data channels and what went over them.
     pub data: DataLog,
 }
@@ -271,8 +271,7 @@ impl Peer {
 
     /// Publisher: when the next audio or video packet is due, once connected.
     pub fn next_media_at(&self) -> Option<Instant> {
-        let s = self.source.as_ref()?;
-        Some(video_at(s).min(audio_at(s)))
+        self.source.as_ref()?.source.next_due()
     }
 
     /// Advance the `Rtc`'s time.
@@ -375,13 +374,7 @@ impl Peer {
                     .map(|i| i as u8);
                 self.sent.keyframe_requests_at.push(now);
                 self.sent.layer_keyframe_requests.push((now, layer));
-                if let Some(s) = self.source.as_mut() {
-                    for (i, l) in s.layers.iter_mut().enumerate() {
-                        if layer.is_none_or(|want| want as usize == i) {
-                            l.force_keyframe = true;
-                        }
-                    }
-                }
+                self.force_keyframe(layer);
             }
             Event::RtpPacket(p) => {
                 let codec = self

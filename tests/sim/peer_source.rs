@@ -1,23 +1,25 @@
-//! A simulated publisher's media source: Opus every 20 ms and VP8 frames at 30 fps on
-//! one stream or several simulcast layers (each with its RID, SSRC, sequence numbers and
-//! packet sizes), a keyframe every 3 s and on the frame after a request for its RID.
+//! A simulated publisher's media: the client kit's source ([`switchboard_kit::source`])
+//! with the simulation's plan: Opus every 20 ms and VP8 frames at 30 fps on one stream or
+//! several simulcast layers (each with its RID, SSRC, sequence numbers from 1000 and the
+//! packet sizes of its [`LayerSpec`]), a keyframe every 3 s and on the frame after a
+//! request for its RID, nothing skipped (virtual time never runs late). Counters: the
+//! peer's running video packet number, and the audio packet number, under its [`Tag`](super::super::conference::Tag).
 //! A child of `peer`, so it writes through the peer's `Rtc` directly.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Input, Rtc};
-use switchboard_kit::clock::Ticker;
+use switchboard_kit::media::{self as kit, PayloadCodec};
+use switchboard_kit::source::{
+    AudioPlan, Keyframes, Shape, Sizing, Slot, Source, SourcePlan, StreamPlan,
+};
 
 use super::super::media::{self, LayerSpec};
 use super::Peer;
 
-/// Video frame interval: 1/30 s.
-pub const FRAME_INTERVAL: Duration = Duration::from_nanos(33_333_333);
-/// Audio packet interval.
-pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 /// Frames between periodic keyframes: 3 s at 30 fps.
 pub const KEYFRAME_EVERY: u64 = 90;
 
@@ -42,77 +44,53 @@ pub struct Sent {
     pub ssrcs: Vec<Ssrc>,
 }
 
-/// One video stream of a publisher.
-pub(super) struct LayerState {
-    spec: LayerSpec,
-    pub(super) rid: Option<Rid>,
-    /// Packets written so far (the RTP sequence number is 1000 on from this).
-    packets: u64,
-    pub(super) force_keyframe: bool,
-}
-
-pub(in crate::sim) struct Source {
+/// A publisher's source and its negotiated payload types.
+pub(in crate::sim) struct Publishing {
+    pub(super) source: Source,
     audio_pt: Pt,
     video_pt: Pt,
-    /// Video frames, one per [`FRAME_INTERVAL`] from the connection.
-    frames: Ticker,
-    /// Audio packets, one per [`AUDIO_INTERVAL`]; the item number is the packet counter.
-    audio: Ticker,
-    pub(super) layers: Vec<LayerState>,
 }
 
 impl Peer {
     /// Publisher: write every media packet due by `now`.
     pub fn write_media(&mut self, now: Instant) {
-        loop {
-            let Some(s) = self.source.as_ref() else {
-                return;
+        let Some(s) = self.source.as_mut() else {
+            return;
+        };
+        let (video_pt, audio_pt) = (s.video_pt, s.audio_pt);
+        let (tag, mut video_n) = (self.tag, self.sent.video_at.len() as u64);
+        let packets = s.source.poll_due(now, |slot| match slot {
+            Slot::Video { layer, .. } => {
+                video_n += 1;
+                media::body(kit::stream_byte(layer as u8, 0), tag.counter(video_n - 1))
+            }
+            Slot::Audio { n } => media::body(kit::AUDIO_STREAM, tag.counter(n)),
+        });
+        let mut frame_of_layer: Vec<Option<u64>> = vec![None; self.layers.len()];
+        let mut keyframe_frame = None;
+        for p in packets {
+            let Some(layer) = p.layer else {
+                self.sent.audio_at.push(now);
+                let write = RtpWrite::new(audio_pt, p.seq.into(), p.ts, now, p.payload)
+                    .ext_vals(self.tag.ext_vals());
+                self.write(now, self.audio_mid, None, write);
+                continue;
             };
-            let (v, a) = (video_at(s), audio_at(s));
-            if v.min(a) > now {
-                return;
-            }
-            if v <= a {
-                self.write_frame(now);
-            } else {
-                self.write_audio(now);
-            }
-        }
-    }
-
-    fn write_frame(&mut self, now: Instant) {
-        let s = self.source.as_mut().expect("source");
-        let frame = s.frames.advance();
-        let periodic = frame.is_multiple_of(KEYFRAME_EVERY);
-        let pt = s.video_pt;
-        let ts = 90_000u32.wrapping_add((frame * 3000) as u32);
-        let mut any_keyframe = false;
-        for layer in 0..s.layers.len() {
-            let s = self.source.as_mut().expect("source");
-            let l = &mut s.layers[layer];
-            let keyframe = periodic || l.force_keyframe;
-            l.force_keyframe = false;
-            let (spec, rid, first) = (l.spec, l.rid, l.packets);
-            let count = spec.packets(keyframe);
-            l.packets += count;
-            if keyframe {
-                any_keyframe = true;
+            if p.keyframe && frame_of_layer[layer] != Some(p.frame) {
                 self.sent.layer_keyframes.push((now, layer as u8));
+                if keyframe_frame != Some(p.frame) {
+                    keyframe_frame = Some(p.frame);
+                    self.sent.keyframes_at.push(now);
+                }
             }
-            let (tag, base) = (self.tag, self.sent.video_at.len() as u64);
-            let payloads =
-                media::vp8_frame(&spec, layer as u8, keyframe, |i| tag.counter(base + i));
-            for (i, payload) in (0..count).zip(payloads) {
-                self.sent.video_at.push(now);
-                self.sent.video_layer.push(layer as u8);
-                let write = RtpWrite::new(pt, (1000 + first + i).into(), ts, now, payload)
-                    .marker(i + 1 == count)
-                    .nackable(true);
-                self.write(now, self.video_mid, rid, write);
-            }
-        }
-        if any_keyframe {
-            self.sent.keyframes_at.push(now);
+            frame_of_layer[layer] = Some(p.frame);
+            self.sent.video_at.push(now);
+            self.sent.video_layer.push(layer as u8);
+            let rid = self.layers[layer].rid.map(Rid::from);
+            let write = RtpWrite::new(video_pt, p.seq.into(), p.ts, now, p.payload)
+                .marker(p.marker)
+                .nackable(true);
+            self.write(now, self.video_mid, rid, write);
         }
     }
 
@@ -121,27 +99,19 @@ impl Peer {
     /// payload no generator made: a subscriber that receives it counts it corrupt).
     pub fn write_raw_video(&mut self, now: Instant, len: usize) {
         let s = self.source.as_mut().expect("a publisher");
-        let (pt, ts) = (
-            s.video_pt,
-            90_000u32.wrapping_add((s.frames.next() * 3000) as u32),
-        );
-        let l = &mut s.layers[0];
-        let (seq, rid) = (1000 + l.packets, l.rid);
-        l.packets += 1;
+        let (seq, ts) = s.source.take_seq(0).expect("a video stream");
+        let pt = s.video_pt;
+        let rid = self.layers[0].rid.map(Rid::from);
         let write = RtpWrite::new(pt, seq.into(), ts, now, vec![0x5a; len]);
         self.write(now, self.video_mid, rid, write);
     }
 
-    fn write_audio(&mut self, now: Instant) {
-        let s = self.source.as_mut().expect("source");
-        let counter = s.audio.advance();
-        let pt = s.audio_pt;
-        self.sent.audio_at.push(now);
-        let ts = 48_000u32.wrapping_add((counter * 960) as u32);
-        let payload = media::opus_payload(self.tag.counter(counter));
-        let write = RtpWrite::new(pt, (500 + counter).into(), ts, now, payload)
-            .ext_vals(self.tag.ext_vals());
-        self.write(now, self.audio_mid, None, write);
+    /// Publisher: a keyframe request for simulcast layer `layer` (`None`: every layer).
+    pub(super) fn force_keyframe(&mut self, layer: Option<u8>) {
+        let rid = layer.and_then(|l| self.layers.get(usize::from(l))?.rid.map(Rid::from));
+        if let Some(s) = self.source.as_mut() {
+            s.source.request_keyframe(rid);
+        }
     }
 
     fn write(&mut self, now: Instant, mid: Mid, rid: Option<Rid>, write: RtpWrite) {
@@ -165,18 +135,13 @@ impl Peer {
         };
         let audio_pt = pt_of(&self.rtc, Codec::Opus);
         let video_pt = pt_of(&self.rtc, Codec::Vp8);
-        let layers: Vec<LayerState> = self
-            .layers
-            .iter()
-            .map(|spec| LayerState {
-                spec: *spec,
-                rid: spec.rid.map(Rid::from),
-                packets: 0,
-                force_keyframe: false,
-            })
-            .collect();
-        let streams = std::iter::once((self.audio_mid, None))
-            .chain(layers.iter().map(|l| (self.video_mid, l.rid)));
+        let mut source = Source::new(plan(&self.layers));
+        source.start(now);
+        let streams = std::iter::once((self.audio_mid, None)).chain(
+            self.layers
+                .iter()
+                .map(|l| (self.video_mid, l.rid.map(Rid::from))),
+        );
         let mut api = self.rtc.direct_api();
         for (mid, rid) in streams {
             let ssrc = api
@@ -185,26 +150,54 @@ impl Peer {
                 .ssrc();
             self.sent.ssrcs.push(ssrc);
         }
-        self.source = Some(Source {
+        self.source = Some(Publishing {
+            source,
             audio_pt,
             video_pt,
-            frames: started(FRAME_INTERVAL, now),
-            audio: started(AUDIO_INTERVAL, now),
-            layers,
         });
     }
 }
 
-fn started(period: Duration, now: Instant) -> Ticker {
-    let mut t = Ticker::new(period);
-    t.start(now);
-    t
-}
-
-pub(super) fn video_at(s: &Source) -> Instant {
-    s.frames.next_due().expect("started")
-}
-
-pub(super) fn audio_at(s: &Source) -> Instant {
-    s.audio.next_due().expect("started")
+/// The media of a simulated publisher of `layers`: sequence numbers from 1000 (video) and
+/// 500 (audio), timestamps from 90 000 and 48 000, a keyframe every [`KEYFRAME_EVERY`]
+/// frames, Opus of [`media::AUDIO_LEN`] bytes.
+pub(in crate::sim) fn plan(layers: &[LayerSpec]) -> SourcePlan {
+    let shape = |packets: u64, len| Shape {
+        packets: packets as usize,
+        len,
+    };
+    let video = layers
+        .iter()
+        .map(|spec| {
+            let delta = shape(spec.delta_packets, spec.delta_len);
+            StreamPlan {
+                rid: spec.rid.map(Rid::from),
+                sizing: Sizing::Fixed {
+                    key: shape(spec.key_packets, spec.key_len),
+                    delta: [delta, delta],
+                },
+                keyframes: Keyframes::Grid {
+                    every: KEYFRAME_EVERY,
+                    offset: 0,
+                },
+                size: spec.size,
+                first_seq: 1000,
+                ts_base: 90_000,
+            }
+        })
+        .collect();
+    SourcePlan {
+        codec: PayloadCodec::Vp8,
+        fps: 30,
+        temporal_layers: 1,
+        vp8_picture_id: false,
+        video,
+        audio: AudioPlan {
+            ptime_ms: 20,
+            len: media::AUDIO_LEN,
+            first_seq: 500,
+            ts_base: 48_000,
+        },
+        max_catch_up: u64::MAX,
+    }
 }
