@@ -9,6 +9,8 @@
 //! - [`media`]: the one synthetic media format (codec header, a body with counter and
 //!   send time, a verifiable filler) every client sends and checks.
 //! - [`clock`]: a publisher's media clock (frames due on a fixed grid, catch-up bounded).
+//! - [`client`]: the one sans-IO client peer: an `Rtc` and its source kept to str0m's
+//!   contract, driven by a tokio task or a virtual-time loop.
 //! - [`peer`]: the one sans-IO client peer setup: a str0m `Rtc` shaped as a browser or
 //!   OBS, its WHIP/WHEP offer, the answer, the negotiated payload types.
 //! - [`source`]: the one synthetic publisher: frames and audio packets due on the
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod clock;
 pub mod codec;
 pub mod link;

@@ -1,9 +1,9 @@
 //! The tokio task that drives one peer's `Rtc` over its UDP socket until told to close.
 //!
-//! It keeps str0m's contract: every mutation (a datagram, a timeout, an RTP write) is
-//! followed by a full drain of `poll_output()`, whose transmits go out on the socket.
-//! Publishers write [`Generator`] packets on its clock and keyframe on
-//! `Event::KeyframeRequest`; viewers parse every `Event::RtpPacket` into
+//! It keeps str0m's contract through the client kit's sans-IO [`Client`]: every mutation
+//! (a datagram, a timeout, an RTP write) is followed by a full drain of its outputs,
+//! whose transmits go out on the socket. A publisher's client writes its media source's
+//! packets on its clock and keyframes on `Event::KeyframeRequest`; viewers parse every `Event::RtpPacket` into
 //! [`RecvStats`], by SSRC (one stream per WHEP slot). A data-only peer ([`DataPeer`])
 //! writes its due messages with `rtc.channel(id).write(false, …)` (each write drained
 //! like an RTP write) and checks every `Event::ChannelData`. Figures the progress
@@ -16,38 +16,27 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::media::{Mid, Pt};
+use str0m::media::Pt;
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Event, IceConnectionState, Input, RtcError};
+use switchboard_kit::client::{Client, Out};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 
 use crate::data::{DataPeer, Topic};
 use crate::peer::{Connected, Live, PeerReport, Phase};
-use crate::publisher::{Generator, Packet};
 use switchboard_kit::media::{self, PayloadCodec};
 use switchboard_kit::recv::{Arrival, RecvStats};
 
 /// Most datagrams read in one go before the task looks at its timers again.
 const RECV_BATCH: usize = 64;
 
-/// A publisher's generator and negotiated payload types.
-pub(crate) struct Sender {
-    pub(crate) gen: Generator,
-    pub(crate) video_pt: Pt,
-    pub(crate) audio_pt: Pt,
-}
-
 /// A negotiated peer, ready to connect and stream.
 pub struct Ready {
-    pub(crate) rtc: Rtc,
+    pub(crate) client: Client,
     pub(crate) socket: UdpSocket,
     pub(crate) local: SocketAddr,
-    pub(crate) video_mid: Mid,
-    pub(crate) audio_mid: Mid,
     pub(crate) codecs: HashMap<Pt, PayloadCodec>,
-    pub(crate) publisher: Option<Sender>,
     pub(crate) recv: Option<RecvStats>,
     /// A data-only session's channels, sender and receiver.
     pub(crate) data: Option<DataPeer>,
@@ -75,13 +64,13 @@ impl Ready {
                 Ok(t) => t,
                 Err(e) => return self.finish(Some(format!("poll_output: {e}"))),
             };
-            if !self.rtc.is_alive() {
+            if !self.client.rtc_ref().is_alive() {
                 // The server may close first once the session is DELETEd.
                 let running = *phase.borrow() == Phase::Run;
                 return self.finish(running.then(|| "the connection closed".into()));
             }
             let mut wake = timeout.min(Instant::now() + Duration::from_secs(1));
-            if let Some(due) = self.publisher.as_ref().and_then(|p| p.gen.next_due()) {
+            if let Some(due) = self.client.next_due() {
                 wake = wake.min(due);
             }
             if let Some(due) = self.data.as_ref().and_then(DataPeer::next_due) {
@@ -99,17 +88,17 @@ impl Ready {
                             }
                         }
                         Phase::StopMedia => {
-                            if let Some(s) = self.publisher.as_mut() {
-                                s.gen.stop();
+                            if let Some(p) = self.client.publishing() {
+                                p.source.set_paused(true);
                             }
                             if let Some(d) = self.data.as_mut() {
                                 d.stop();
                             }
                         }
                         Phase::Close => {
-                            let _ = self.rtc.close();
+                            let _ = self.client.rtc().close();
                             let _ = self.drain(&live, &mut connected).await;
-                            self.rtc.disconnect();
+                            self.client.rtc().disconnect();
                             return self.finish(None);
                         }
                     }
@@ -125,7 +114,7 @@ impl Ready {
                 }
                 _ = &mut sleep => {
                     let now = Instant::now();
-                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                    if let Err(e) = self.client.handle_input(Input::Timeout(now)) {
                         return self.finish(Some(format!("timeout: {e}")));
                     }
                     if let Err(e) = self.write_media(now, &live, &mut connected).await {
@@ -139,7 +128,7 @@ impl Ready {
     fn finish(mut self, error: Option<String>) -> PeerReport {
         self.report.error = error;
         self.report.recv = self.recv.take();
-        self.report.sent = self.publisher.take().map(|p| p.gen.sent().clone());
+        self.report.sent = self.client.publishing().map(|p| p.source.sent.clone());
         self.report.data = self.data.take().map(|d| d.stats);
         self.report
     }
@@ -175,7 +164,7 @@ impl Ready {
         let Ok(recv) = Receive::new(Protocol::Udp, source, self.local, data) else {
             return Ok(());
         };
-        self.rtc
+        self.client
             .handle_input(Input::Receive(Instant::now(), recv))
             .map_err(|e| format!("receive: {e}"))?;
         self.drain(live, connected)
@@ -192,18 +181,6 @@ impl Ready {
         live: &Live,
         connected: &mut Option<oneshot::Sender<Connected>>,
     ) -> Result<(), String> {
-        let packets = match self.publisher.as_mut() {
-            Some(s) => s.gen.poll_due(now),
-            None => Vec::new(),
-        };
-        live.sent_packets
-            .fetch_add(packets.len() as u64, Ordering::Relaxed);
-        for p in packets {
-            self.write(p);
-            self.drain(live, connected)
-                .await
-                .map_err(|e| format!("poll_output after write: {e}"))?;
-        }
         let due = self.data.as_mut().map(|d| d.due(now)).unwrap_or_default();
         for topic in due {
             self.write_data(topic, live);
@@ -211,31 +188,13 @@ impl Ready {
                 .await
                 .map_err(|e| format!("poll_output after a data write: {e}"))?;
         }
-        self.rtc
-            .handle_input(Input::Timeout(now.max(Instant::now())))
-            .map_err(|e| format!("timeout: {e}"))?;
+        self.client
+            .write_due(now.max(Instant::now()))
+            .map_err(|e| format!("write: {e}"))?;
         self.drain(live, connected)
             .await
             .map(|_| ())
             .map_err(|e| format!("poll_output: {e}"))
-    }
-
-    fn write(&mut self, p: Packet) {
-        let Some(s) = self.publisher.as_ref() else {
-            return;
-        };
-        let (mid, rid, pt) = match p.layer {
-            Some(l) => (self.video_mid, s.gen.rid(l), s.video_pt),
-            None => (self.audio_mid, None, s.audio_pt),
-        };
-        let mut api = self.rtc.direct_api();
-        if let Some(tx) = api.stream_tx_by_mid(mid, rid) {
-            tx.write_rtp(
-                RtpWrite::new(pt, p.seq.into(), p.ts, p.wallclock, p.payload)
-                    .marker(p.marker)
-                    .nackable(p.layer.is_some()),
-            );
-        }
     }
 
     /// Write the next message of `topic` on its channel, stamped now.
@@ -245,7 +204,8 @@ impl Ready {
         };
         let text = d.message(topic, live.micros(Instant::now()));
         let ok = d.channel(topic).is_some_and(|id| {
-            self.rtc
+            self.client
+                .rtc()
                 .channel(id)
                 .is_some_and(|mut c| c.write(false, text.as_bytes()).unwrap_or(false))
         });
@@ -262,16 +222,19 @@ impl Ready {
         connected: &mut Option<oneshot::Sender<Connected>>,
     ) -> Result<Instant, RtcError> {
         loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(t) => return Ok(t),
-                Output::Transmit(t) => {
+            match self.client.poll_output()? {
+                Out::Timeout(t) => return Ok(t),
+                Out::Written(_) => {
+                    live.sent_packets.fetch_add(1, Ordering::Relaxed);
+                }
+                Out::Transmit(t) => {
                     if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
                         if e.kind() == std::io::ErrorKind::WouldBlock {
                             let _ = self.socket.send_to(&t.contents, t.destination).await;
                         }
                     }
                 }
-                Output::Event(e) => self.on_event(e, live, connected),
+                Out::Event(e) => self.on_event(e, live, connected),
             }
         }
     }
@@ -297,14 +260,6 @@ impl Ready {
                         ice_at: self.ice_at,
                         at: now,
                     });
-                }
-                if let Some(s) = self.publisher.as_mut() {
-                    s.gen.start(now);
-                }
-            }
-            Event::KeyframeRequest(req) if req.mid == self.video_mid => {
-                if let Some(s) = self.publisher.as_mut() {
-                    s.gen.request_keyframe(req.rid);
                 }
             }
             Event::ChannelOpen(id, label) => {

@@ -15,13 +15,14 @@ use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, Mid};
 use str0m::Rtc;
+use switchboard_kit::client::Client;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 use tokio::net::UdpSocket;
 
 use crate::cli::VideoCodec;
 use crate::data::{DataConfig, DataPeer, DataStats, Topic};
-use crate::driver::{Ready, Sender};
-use crate::publisher::{Generator, LayerPlan, SentStats};
+use crate::driver::Ready;
+use crate::publisher::{publishing, LayerPlan, SentStats};
 use switchboard_kit::media::PayloadCodec;
 use switchboard_kit::recv::RecvStats;
 
@@ -267,40 +268,34 @@ impl Offered {
     pub fn accept(mut self, answer: &str, cfg: &MediaConfig, live: &Live) -> Result<Ready, String> {
         kit::accept_answer(&mut self.rtc, self.pending, answer)?;
         let codecs = kit::payload_codecs(&self.rtc);
-        let publisher = match self.spec.role {
-            Role::Viewer | Role::Data => None,
-            Role::Publisher => {
-                let want = match cfg.codec {
-                    VideoCodec::Vp8 => PayloadCodec::Vp8,
-                    VideoCodec::H264 => PayloadCodec::H264,
-                };
-                let video_pt = kit::negotiated_pt(&self.rtc, self.video_mid, want)?;
-                let audio_pt = kit::negotiated_pt(&self.rtc, self.audio_mid, PayloadCodec::Opus)?;
-                let gen = Generator::new(
-                    self.spec.participant.unwrap_or(0),
-                    want,
-                    cfg.layers.clone(),
-                    cfg.fps,
-                    cfg.keyframe_interval,
-                    cfg.temporal_layers,
-                    live.epoch,
-                );
-                Some(Sender {
-                    gen,
-                    video_pt,
-                    audio_pt,
-                })
-            }
-        };
+        let mut client = Client::new(self.rtc, Instant::now());
+        // Many peers per core: one timeout input per batch of writes.
+        client.batch_writes(true);
+        if self.spec.role == Role::Publisher {
+            let want = match cfg.codec {
+                VideoCodec::Vp8 => PayloadCodec::Vp8,
+                VideoCodec::H264 => PayloadCodec::H264,
+            };
+            let rtc = client.rtc_ref();
+            let video_pt = kit::negotiated_pt(rtc, self.video_mid, want)?;
+            let audio_pt = kit::negotiated_pt(rtc, self.audio_mid, PayloadCodec::Opus)?;
+            client.publish(publishing(
+                self.spec.participant.unwrap_or(0),
+                want,
+                cfg.layers.clone(),
+                cfg.fps,
+                cfg.keyframe_interval,
+                cfg.temporal_layers,
+                live.epoch,
+                ((self.audio_mid, audio_pt), (self.video_mid, video_pt)),
+            ));
+        }
         let frame_us = 1_000_000 / u64::from(cfg.fps.max(1));
         Ok(Ready {
-            rtc: self.rtc,
+            client,
             socket: self.socket,
             local: self.local,
-            video_mid: self.video_mid,
-            audio_mid: self.audio_mid,
             codecs,
-            publisher,
             recv: (self.spec.role == Role::Viewer).then(|| RecvStats::new(self.spec.participant)),
             freeze_us: 3 * frame_us,
             data: (self.spec.role == Role::Data).then(|| {

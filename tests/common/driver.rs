@@ -1,24 +1,22 @@
-//! The tokio task behind each test peer: it owns the str0m `Rtc` and the
-//! UDP socket, feeds datagrams and timeouts in, drains `poll_output` after
-//! every mutation (input, timeout, RTP write), sends transmits, handles
-//! events, and for publishers writes the synthetic media that its clock
-//! ([`super::publisher`]) says is due.
+//! The tokio task behind each test peer: it owns the client kit's sans-IO client
+//! (the str0m `Rtc` and, for a publisher, its media source: [`super::publisher`]) and
+//! the UDP socket, feeds datagrams and timeouts in, drains the client's outputs after
+//! every input, sends transmits, and keeps the peer's report from its events and
+//! written packets.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use str0m::format::Codec;
-use str0m::media::{Mid, Pt, Rid};
+use str0m::media::{Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Event, IceConnectionState, Input, RtcError};
+use switchboard_kit::client::{Client, Out, Written};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::{self, RecvCodec};
-use super::publisher::MediaGen;
 use super::report::PeerReport;
 use switchboard_kit::media as kit;
 use switchboard_kit::recv::Arrival;
@@ -39,33 +37,19 @@ pub(super) enum Cmd {
     Close,
 }
 
-/// One packet to write.
-struct Write {
-    mid: Mid,
-    /// Simulcast layer index and RID of the stream.
-    layer: Option<(u8, Rid)>,
-    pt: Pt,
-    seq: u64,
-    ts: u32,
-    wallclock: Instant,
-    payload: Vec<u8>,
-    marker: bool,
-    nackable: bool,
-    counter: u64,
-    video: bool,
-}
-
 /// Owns a peer's `Rtc` and socket; runs until closed, aborted or failed.
 pub(super) struct Driver {
-    pub(super) rtc: Rtc,
+    pub(super) client: Client,
     pub(super) socket: UdpSocket,
     pub(super) local_addr: SocketAddr,
     pub(super) shared: Arc<Mutex<PeerReport>>,
-    /// Publishers only.
-    pub(super) gen: Option<MediaGen>,
     /// Payload type to codec, from the peer's own codec config.
     pub(super) pt_codecs: HashMap<u8, RecvCodec>,
     pub(super) video_mid: Mid,
+    /// A simulcast publisher's RIDs, lowest layer index first (empty otherwise).
+    pub(super) rids: Vec<Rid>,
+    /// The frame of each video stream whose figures were counted last.
+    pub(super) counted: Vec<Option<u64>>,
 }
 
 impl Driver {
@@ -78,19 +62,19 @@ impl Driver {
                 Ok(t) => t,
                 Err(e) => return self.finish(Some(format!("poll_output: {e}"))),
             };
-            if !self.rtc.is_alive() {
+            if !self.client.rtc_ref().is_alive() {
                 return self.finish(None);
             }
             let now = Instant::now();
             if let Some(d) = close_deadline {
                 if now >= d {
-                    self.rtc.disconnect();
+                    self.client.rtc().disconnect();
                     return self.finish(None);
                 }
             }
             let mut wake = timeout.min(now + Duration::from_millis(500));
             if !closing {
-                if let Some(due) = self.gen.as_ref().and_then(|g| g.source.next_due()) {
+                if let Some(due) = self.client.next_due() {
                     wake = wake.min(due);
                 }
             }
@@ -101,8 +85,8 @@ impl Driver {
             tokio::select! {
                 cmd = cmd_rx.recv(), if !closing => match cmd {
                     Some(Cmd::PauseMedia) => {
-                        if let Some(g) = self.gen.as_mut() {
-                            g.source.set_paused(true);
+                        if let Some(p) = self.client.publishing() {
+                            p.source.set_paused(true);
                         }
                     }
                     Some(Cmd::SendRaw(to, bytes)) => {
@@ -112,8 +96,8 @@ impl Driver {
                     Some(Cmd::Close) | None => {
                         closing = true;
                         close_deadline = Some(Instant::now() + Duration::from_millis(500));
-                        if let Err(e) = self.rtc.close() {
-                            self.rtc.disconnect();
+                        if let Err(e) = self.client.rtc().close() {
+                            self.client.rtc().disconnect();
                             return self.finish(Some(format!("close: {e}")));
                         }
                     }
@@ -128,7 +112,7 @@ impl Driver {
                         }
                         match Receive::new(Protocol::Udp, source, self.local_addr, &buf[..n]) {
                             Ok(recv) => {
-                                if let Err(e) = self.rtc.handle_input(Input::Receive(now, recv)) {
+                                if let Err(e) = self.client.handle_input(Input::Receive(now, recv)) {
                                     return self.finish(Some(format!("handle_input(receive): {e}")));
                                 }
                             }
@@ -140,15 +124,15 @@ impl Driver {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
-                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                    if let Err(e) = self.client.handle_input(Input::Timeout(now)) {
                         return self.finish(Some(format!("handle_input(timeout): {e}")));
                     }
                     if let Err(e) = self.drain().await {
                         return self.finish(Some(format!("poll_output: {e}")));
                     }
                     if !closing {
-                        if let Err(e) = self.write_due_media(now).await {
-                            return self.finish(Some(e));
+                        if let Err(e) = self.client.write_due(now) {
+                            return self.finish(Some(format!("write: {e}")));
                         }
                     }
                 }
@@ -164,12 +148,12 @@ impl Driver {
         }
     }
 
-    /// Poll until str0m wants a timeout; send transmits, handle events.
+    /// Poll until str0m wants a timeout; send transmits, handle events and writes.
     async fn drain(&mut self) -> Result<Instant, RtcError> {
         loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(t) => return Ok(t),
-                Output::Transmit(t) => {
+            match self.client.poll_output()? {
+                Out::Timeout(t) => return Ok(t),
+                Out::Transmit(t) => {
                     if self
                         .socket
                         .send_to(&t.contents, t.destination)
@@ -179,7 +163,8 @@ impl Driver {
                         self.shared.lock().unwrap().datagrams_out += 1;
                     }
                 }
-                Output::Event(e) => self.on_event(e),
+                Out::Event(e) => self.on_event(e),
+                Out::Written(w) => self.on_written(w),
             }
         }
     }
@@ -189,9 +174,6 @@ impl Driver {
         match e {
             Event::Connected => {
                 self.shared.lock().unwrap().connected_at = Some(now);
-                if let Some(g) = self.gen.as_mut() {
-                    g.source.start(now);
-                }
             }
             Event::IceConnectionStateChange(state) => {
                 self.shared.lock().unwrap().ice_state = Some(format!("{state:?}"));
@@ -200,16 +182,21 @@ impl Driver {
                 }
             }
             Event::KeyframeRequest(req) => {
-                let mut layers = Vec::new();
-                if req.mid == self.video_mid {
-                    if let Some(g) = self.gen.as_mut() {
-                        layers = g.request_keyframe(req.rid);
-                    }
-                }
+                // The simulcast layers it names (the client scheduled their keyframes).
+                let layers: Vec<usize> = match req.rid {
+                    _ if req.mid != self.video_mid => Vec::new(),
+                    Some(rid) if self.rids.contains(&rid) => self
+                        .rids
+                        .iter()
+                        .position(|r| *r == rid)
+                        .into_iter()
+                        .collect(),
+                    _ => (0..self.rids.len()).collect(),
+                };
                 let mut s = self.shared.lock().unwrap();
                 s.publisher.keyframe_requests += 1;
                 for l in layers {
-                    if let Some(sent) = s.publisher.layers.get_mut(l as usize) {
+                    if let Some(sent) = s.publisher.layers.get_mut(l) {
                         sent.keyframe_requests += 1;
                         sent.keyframe_requested_at.push(now);
                     }
@@ -247,144 +234,56 @@ impl Driver {
         }
     }
 
-    /// Write every video frame and audio packet that is due by `now`.
-    async fn write_due_media(&mut self, now: Instant) -> Result<(), String> {
-        let Some(gen) = self.gen.as_mut() else {
-            return Ok(());
+    /// The figures of one packet the client wrote.
+    fn on_written(&mut self, w: Written) {
+        let now = Instant::now();
+        let mut s = self.shared.lock().unwrap();
+        let p = &mut s.publisher;
+        let Some(ssrc) = w.ssrc else {
+            p.missing_stream += 1;
+            return;
         };
-        let packets = gen.poll_due(now);
-        let mut writes = Vec::with_capacity(packets.len());
-        // Figures per frame: its first packet on each layer.
-        let mut frame_of_layer: Vec<Option<u64>> = vec![None; gen.source.layers()];
-        let mut last_frame = None;
-        for p in packets {
-            let Some(layer) = p.layer else {
-                writes.push(Write {
-                    mid: gen.audio_mid,
-                    layer: None,
-                    pt: gen.audio_pt,
-                    seq: p.seq,
-                    ts: p.ts,
-                    wallclock: p.wallclock,
-                    payload: p.payload,
-                    marker: p.marker,
-                    nackable: false,
-                    counter: p.counter,
-                    video: false,
-                });
-                continue;
-            };
-            let rid = gen.rid(layer).map(|rid| (layer as u8, rid));
-            if frame_of_layer[layer] != Some(p.frame) {
-                frame_of_layer[layer] = Some(p.frame);
-                let mut s = self.shared.lock().unwrap();
-                if last_frame != Some(p.frame) {
-                    last_frame = Some(p.frame);
-                    s.publisher.video_frames += 1;
-                }
-                s.publisher.keyframes_sent += u64::from(p.keyframe);
-                if rid.is_some() {
-                    if let Some(sent) = s.publisher.layers.get_mut(layer) {
-                        sent.frames += 1;
-                        if p.keyframe {
-                            sent.keyframes_sent += 1;
-                            sent.keyframe_sent_at.push(now);
-                        }
-                    }
+        let Some(layer) = w.layer else {
+            p.audio_ssrc = Some(*ssrc);
+            p.audio_counters.push(w.counter);
+            return;
+        };
+        // A frame's first packet on a stream: count the frame (once for all streams).
+        if self.counted.get(layer).copied().flatten() != Some(w.frame) {
+            if !self.counted.contains(&Some(w.frame)) {
+                p.video_frames += 1;
+            }
+            if let Some(c) = self.counted.get_mut(layer) {
+                *c = Some(w.frame);
+            }
+            p.keyframes_sent += u64::from(w.keyframe);
+            if let Some(sent) = p.layers.get_mut(layer) {
+                sent.frames += 1;
+                if w.keyframe {
+                    sent.keyframes_sent += 1;
+                    sent.keyframe_sent_at.push(now);
                 }
             }
-            writes.push(Write {
-                mid: gen.video_mid,
-                layer: rid,
-                pt: gen.video_pt,
-                seq: p.seq,
-                ts: p.ts,
-                wallclock: p.wallclock,
-                payload: p.payload,
-                marker: p.marker,
-                nackable: true,
-                counter: p.counter,
-                video: true,
-            });
         }
-        for w in writes {
-            self.write(w, now).await?;
+        if self.rids.is_empty() {
+            p.video_ssrc = Some(*ssrc);
+            p.video_counters.push(w.counter);
+        } else if let Some(sent) = p.layers.get_mut(layer) {
+            sent.ssrc = Some(*ssrc);
+            sent.counters.push(w.counter);
+            sent.bytes += w.len as u64;
         }
-        Ok(())
     }
 
     /// Write `count` video packets of `len` zero bytes on the first video stream,
-    /// outside the media generator's accounting (see [`Cmd::Oversize`]); they go out
+    /// outside the media source's accounting (see [`Cmd::Oversize`]); they go out
     /// with the next drain.
     fn write_oversize(&mut self, len: usize, count: usize) {
-        let Some(gen) = self.gen.as_mut() else {
-            return;
-        };
-        let (mid, pt, rid) = (gen.video_mid, gen.video_pt, gen.rid(0));
         let now = Instant::now();
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
-            return;
-        };
         for _ in 0..count {
-            let Some((seq, ts)) = gen.source.take_seq(0) else {
+            if !self.client.write_raw_video(now, 0, len, 0) {
                 return;
-            };
-            tx.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, vec![0; len]));
-        }
-    }
-
-    /// Write one packet, hand str0m a timeout so it moves it to the wire,
-    /// and drain.
-    async fn write(&mut self, w: Write, now: Instant) -> Result<(), String> {
-        let len = w.payload.len() as u64;
-        let written = {
-            let mut api = self.rtc.direct_api();
-            match api.stream_tx_by_mid(w.mid, w.layer.map(|(_, rid)| rid)) {
-                Some(tx) => {
-                    let ssrc = *tx.ssrc();
-                    tx.write_rtp(
-                        RtpWrite::new(w.pt, w.seq.into(), w.ts, w.wallclock, w.payload)
-                            .marker(w.marker)
-                            .nackable(w.nackable),
-                    );
-                    Some(ssrc)
-                }
-                None => None,
-            }
-        };
-        {
-            let mut s = self.shared.lock().unwrap();
-            let p = &mut s.publisher;
-            match written {
-                Some(ssrc) if w.layer.is_some() => {
-                    let layer = w.layer.map_or(0, |(l, _)| l as usize);
-                    if let Some(sent) = p.layers.get_mut(layer) {
-                        sent.ssrc = Some(ssrc);
-                        sent.counters.push(w.counter);
-                        sent.bytes += len;
-                    }
-                }
-                Some(ssrc) if w.video => {
-                    p.video_ssrc = Some(ssrc);
-                    p.video_counters.push(w.counter);
-                }
-                Some(ssrc) => {
-                    p.audio_ssrc = Some(ssrc);
-                    p.audio_counters.push(w.counter);
-                }
-                None => p.missing_stream += 1,
             }
         }
-        self.drain()
-            .await
-            .map_err(|e| format!("poll_output after write: {e}"))?;
-        self.rtc
-            .handle_input(Input::Timeout(now.max(Instant::now())))
-            .map_err(|e| format!("handle_input(timeout) after write: {e}"))?;
-        self.drain()
-            .await
-            .map_err(|e| format!("poll_output after write: {e}"))?;
-        Ok(())
     }
 }

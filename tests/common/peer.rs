@@ -18,14 +18,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use str0m::media::Direction;
+use str0m::media::{Direction, Rid};
+use switchboard_kit::client::Client;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::driver::{Cmd, Driver};
-use super::publisher::MediaGen;
+use super::publisher::publishing;
 use super::report::PeerReport;
 use super::{HttpReply, Server};
 
@@ -197,14 +198,21 @@ impl Peer {
         let answer = created.answer;
         kit::accept_answer(&mut rtc, pending, &answer).map_err(|e| fail(Some(201), e, &offer))?;
 
-        let gen = match role {
-            Role::Publisher(kind) => Some(MediaGen::new(&rtc, kind, audio_mid, video_mid)),
+        let mut report = PeerReport::default();
+        let publishing = match role {
+            Role::Publisher(kind) => {
+                let (p, layers) = publishing(&rtc, kind, audio_mid, video_mid);
+                report.publisher.layers = layers;
+                Some(p)
+            }
             Role::Subscriber => None,
         };
-        let mut report = PeerReport::default();
-        if let Some(g) = &gen {
-            report.publisher.layers = g.layers_sent();
-        }
+        let rids: Vec<Rid> = report
+            .publisher
+            .layers
+            .iter()
+            .map(|l| Rid::from(l.rid.as_str()))
+            .collect();
         let shared = Arc::new(Mutex::new(report));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
 
@@ -213,14 +221,20 @@ impl Peer {
             .map(|(pt, c)| (*pt, c))
             .collect();
 
+        let streams = publishing.as_ref().map_or(0, |p| p.source.layers());
+        let mut client = Client::new(rtc, Instant::now());
+        if let Some(p) = publishing {
+            client.publish(p);
+        }
         let driver = Driver {
-            rtc,
+            client,
             socket,
             local_addr,
             shared: shared.clone(),
-            gen,
             pt_codecs,
             video_mid,
+            rids,
+            counted: vec![None; streams],
         };
         let task = tokio::spawn(driver.run(cmd_rx));
 

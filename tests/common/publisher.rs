@@ -4,16 +4,16 @@
 //! [`media::SIMULCAST_LAYERS`] keyframing every 3 s, staggered by a second per layer,
 //! for simulcast; Opus of [`media::AUDIO_PAYLOAD_LEN`] bytes. Counters: one sequence
 //! shared by the single stream and audio, one per simulcast layer
-//! ([`media::layer_counter`]). The driver ([`super::driver`]) writes what is due.
-
-use std::time::Instant;
+//! ([`media::layer_counter`]). The client kit's client ([`switchboard_kit::client`])
+//! writes what is due.
 
 use str0m::format::Codec;
-use str0m::media::{Mid, Pt, Rid};
+use str0m::media::{Mid, Rid};
 use str0m::Rtc;
+use switchboard_kit::client::Publishing;
 use switchboard_kit::media::{self as kit, Body, PayloadCodec};
 use switchboard_kit::source::{
-    AudioPlan, Keyframes, Packet, Shape, Sizing, Slot, Source, SourcePlan, StreamPlan,
+    AudioPlan, Keyframes, Shape, Sizing, Slot, Source, SourcePlan, StreamPlan,
 };
 
 use super::media::{self, VideoCodec};
@@ -22,16 +22,6 @@ use super::report::LayerSent;
 
 /// When the task falls further behind than this many periods, skip ahead.
 const MAX_CATCH_UP: u64 = 3;
-
-/// Publisher media source, its negotiated streams and counters.
-pub(super) struct MediaGen {
-    pub(super) audio_mid: Mid,
-    pub(super) video_mid: Mid,
-    pub(super) audio_pt: Pt,
-    pub(super) video_pt: Pt,
-    pub(super) source: Source,
-    counters: Counters,
-}
 
 /// The media of a publisher of `kind`.
 pub(super) fn plan(kind: PublisherKind) -> SourcePlan {
@@ -127,67 +117,51 @@ impl Counters {
     }
 }
 
-impl MediaGen {
-    pub(super) fn new(rtc: &Rtc, kind: PublisherKind, audio_mid: Mid, video_mid: Mid) -> Self {
-        let plan = plan(kind);
-        let want = match plan.codec {
-            PayloadCodec::H264 => Codec::H264,
-            _ => Codec::Vp8,
-        };
-        let pt_of = |c: Codec| {
-            rtc.codec_config()
-                .find(|p| p.spec().codec == c)
-                .map(|p| p.pt())
-                .expect("codec configured")
-        };
-        Self {
-            audio_mid,
-            video_mid,
-            audio_pt: pt_of(Codec::Opus),
-            video_pt: pt_of(want),
-            counters: Counters::new(&plan),
-            source: Source::new(plan),
-        }
-    }
-
-    /// Empty per-layer figures for a simulcast publisher (none otherwise).
-    pub(super) fn layers_sent(&self) -> Vec<LayerSent> {
-        (0..self.source.layers())
-            .filter_map(|i| self.source.rid(i))
-            .map(|rid| LayerSent {
-                rid: rid.to_string(),
-                ..Default::default()
-            })
-            .collect()
-    }
-
-    /// The RID of video stream `layer`.
-    pub(super) fn rid(&self, layer: usize) -> Option<Rid> {
-        self.source.rid(layer)
-    }
-
-    /// A keyframe request for `rid` (`None`: the whole track): the streams it names send
-    /// a keyframe next; returns the simulcast layers among them.
-    pub(super) fn request_keyframe(&mut self, rid: Option<Rid>) -> Vec<u8> {
-        let hit = self.source.request_keyframe(rid);
-        if !self.counters.simulcast {
-            return Vec::new();
-        }
-        hit.into_iter().map(|l| l as u8).collect()
-    }
-
-    /// Every packet due by `now`, in due-time order, stamped with the send time `now`.
-    pub(super) fn poll_due(&mut self, now: Instant) -> Vec<Packet> {
-        let send_us = media::micros_since_epoch(now);
-        let counters = &mut self.counters;
-        self.source
-            .poll_due(now, |slot| counters.body(slot, send_us))
-    }
+/// The publishing side of a test peer of `kind` whose offer has `audio_mid` and
+/// `video_mid` (payload types from its own codec config, as the answer keeps them), and
+/// the empty per-layer figures of a simulcast publisher (none otherwise).
+pub(super) fn publishing(
+    rtc: &Rtc,
+    kind: PublisherKind,
+    audio_mid: Mid,
+    video_mid: Mid,
+) -> (Publishing, Vec<LayerSent>) {
+    let plan = plan(kind);
+    let want = match plan.codec {
+        PayloadCodec::H264 => Codec::H264,
+        _ => Codec::Vp8,
+    };
+    let pt_of = |c: Codec| {
+        rtc.codec_config()
+            .find(|p| p.spec().codec == c)
+            .map(|p| p.pt())
+            .expect("codec configured")
+    };
+    let layers = plan
+        .video
+        .iter()
+        .filter_map(|v| v.rid)
+        .map(|rid| LayerSent {
+            rid: rid.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut counters = Counters::new(&plan);
+    let bodies = Box::new(move |slot, now| counters.body(slot, media::micros_since_epoch(now)));
+    let p = Publishing::new(
+        Source::new(plan),
+        bodies,
+        (audio_mid, pt_of(Codec::Opus)),
+        (video_mid, pt_of(want)),
+    );
+    (p, layers)
 }
 
 #[cfg(test)]
 mod self_check {
     use std::time::{Duration, Instant};
+
+    use switchboard_kit::source::Packet;
 
     use super::super::media::*;
     use super::*;

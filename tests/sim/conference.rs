@@ -198,7 +198,11 @@ impl Peer {
     /// The m-line (for a WHEP viewer: the slot) of the RTP stream `ssrc` this peer
     /// receives, once str0m knows the stream.
     pub fn mid_of(&mut self, ssrc: Ssrc) -> Option<Mid> {
-        self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())
+        self.client
+            .rtc()
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| s.mid())
     }
 }
 

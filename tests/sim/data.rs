@@ -99,13 +99,14 @@ impl Peer {
             return false;
         };
         let taken = self
-            .rtc
+            .client
+            .rtc()
             .channel(id)
             .is_some_and(|mut c| c.write(false, text.as_bytes()).unwrap_or(false));
         if !taken {
             self.data.unsent += 1;
         }
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after a data write: {e}", self.name));
         self.drain_now(now);

@@ -17,7 +17,8 @@ use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
-use str0m::{Event, Input, Output, Rtc};
+use str0m::{Event, Input, Rtc};
+use switchboard_kit::client::{Client, Out};
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::conference::Tag;
@@ -28,7 +29,6 @@ use super::media::{self, Corrupt, LayerSpec};
 #[path = "peer_source.rs"]
 mod source;
 pub(super) use source::plan as source_plan;
-use source::Publishing;
 pub use source::Sent;
 
 /// Publisher or subscriber.
@@ -117,12 +117,15 @@ pub struct Peer {
     pub gone: bool,
     /// Publisher: what its payloads and audio headers say about it ([`Tag`]).
     pub tag: Tag,
-    pub(super) rtc: Rtc,
+    pub(super) client: Client,
     pub(super) timeout: Instant,
     pub(super) audio_mid: Mid,
     pub(super) video_mid: Mid,
     pub(super) layers: Vec<LayerSpec>,
-    pub(super) source: Option<Publishing>,
+    /// Publisher: the frame of each video stream last written.
+    pub(super) last_frame: Vec<Option<u64>>,
+    /// Publisher: the last frame with a keyframe on any stream.
+    pub(super) last_keyframe: Option<u64>,
     /// Data channels and what went over them.
     pub data: DataLog,
 }
@@ -195,12 +198,13 @@ impl Peer {
             sent: Sent::default(),
             received: Received::default(),
             gone: false,
-            rtc,
+            client: Client::new(rtc, now),
             timeout: now,
             audio_mid,
             video_mid,
             layers,
-            source: None,
+            last_frame: Vec::new(),
+            last_keyframe: None,
             tag: Tag::default(),
             data: DataLog::default(),
         };
@@ -229,19 +233,20 @@ impl Peer {
             received: Received::default(),
             gone: false,
             tag: Tag::default(),
-            rtc,
+            client: Client::new(rtc, now),
             timeout: now,
             audio_mid,
             video_mid,
             layers: Vec::new(),
-            source: None,
+            last_frame: Vec::new(),
+            last_keyframe: None,
             data: DataLog::default(),
         }
     }
 
     /// Apply the server's answer.
     pub fn accept_answer(&mut self, now: Instant, pending: SdpPendingOffer, answer: &str) {
-        kit::accept_answer(&mut self.rtc, pending, answer)
+        kit::accept_answer(self.client.rtc(), pending, answer)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         self.drain(now, false);
     }
@@ -251,7 +256,7 @@ impl Peer {
         let Some((pt, _)) = sample.rtp() else {
             return Traffic::NotRtp;
         };
-        for p in self.rtc.codec_config().params() {
+        for p in self.client.rtc_ref().codec_config().params() {
             let codec = p.spec().codec;
             let rtx = p.resend().is_some_and(|r| *r == pt);
             match codec {
@@ -271,12 +276,12 @@ impl Peer {
 
     /// Publisher: when the next audio or video packet is due, once connected.
     pub fn next_media_at(&self) -> Option<Instant> {
-        self.source.as_ref()?.source.next_due()
+        self.client.next_due()
     }
 
     /// Advance the `Rtc`'s time.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout: {e}", self.name));
         self.drain(now, true);
@@ -286,7 +291,7 @@ impl Peer {
     pub fn handle_receive(&mut self, now: Instant, p: Packet) {
         let recv = Receive::new(Protocol::Udp, p.source, p.destination, &p.contents)
             .unwrap_or_else(|e| panic!("{}: unparseable datagram: {e}", self.name));
-        self.rtc
+        self.client
             .handle_input(Input::Receive(now, recv))
             .unwrap_or_else(|e| panic!("{}: receive: {e}", self.name));
         self.drain(now, false);
@@ -294,12 +299,12 @@ impl Peer {
 
     /// Subscriber: ask the server for a keyframe (PLI) on the video m-line.
     pub fn request_keyframe(&mut self, now: Instant) {
-        let mut api = self.rtc.direct_api();
+        let mut api = self.client.rtc().direct_api();
         let Some(stream) = api.stream_rx_by_mid(self.video_mid, None) else {
             panic!("{}: no video receive stream yet", self.name);
         };
         stream.request_keyframe(KeyframeRequestKind::Pli);
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after PLI: {e}", self.name));
         self.drain(now, true);
@@ -308,12 +313,12 @@ impl Peer {
     /// Subscriber: send a REMB (draft-alvestrand-rmcat-remb) of `bps` bit/s for the
     /// video m-line's receive stream.
     pub fn send_remb(&mut self, now: Instant, bps: u64) {
-        let mut api = self.rtc.direct_api();
+        let mut api = self.client.rtc().direct_api();
         let Some(stream) = api.stream_rx_by_mid(self.video_mid, None) else {
             panic!("{}: no video receive stream yet", self.name);
         };
         stream.request_remb(Bitrate::from(bps as f64));
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after REMB: {e}", self.name));
         self.drain(now, true);
@@ -330,11 +335,11 @@ impl Peer {
     fn drain(&mut self, now: Instant, after_timeout: bool) {
         loop {
             let out = self
-                .rtc
+                .client
                 .poll_output()
                 .unwrap_or_else(|e| panic!("{}: poll_output: {e}", self.name));
             match out {
-                Output::Timeout(t) => {
+                Out::Timeout(t) => {
                     self.timeout = if after_timeout && t <= now {
                         now + Duration::from_millis(1)
                     } else {
@@ -342,7 +347,7 @@ impl Peer {
                     };
                     return;
                 }
-                Output::Transmit(t) => self.uplink.push(
+                Out::Transmit(t) => self.uplink.push(
                     now,
                     Packet {
                         source: self.addr,
@@ -350,7 +355,8 @@ impl Peer {
                         contents: t.contents.to_vec(),
                     },
                 ),
-                Output::Event(e) => self.on_event(now, e),
+                Out::Event(e) => self.on_event(now, e),
+                Out::Written(w) => self.on_written(now, w),
             }
         }
     }
@@ -359,7 +365,7 @@ impl Peer {
         match e {
             Event::Connected => {
                 self.connected_at.get_or_insert(now);
-                if self.role == Role::Publisher && self.source.is_none() {
+                if self.role == Role::Publisher && self.client.publishing().is_none() {
                     self.start_source(now);
                 }
             }
@@ -372,13 +378,14 @@ impl Peer {
                             .position(|l| l.rid.map(Rid::from) == Some(rid))
                     })
                     .map(|i| i as u8);
+                // The client scheduled the keyframes (a RID no layer has: every layer).
                 self.sent.keyframe_requests_at.push(now);
                 self.sent.layer_keyframe_requests.push((now, layer));
-                self.force_keyframe(layer);
             }
             Event::RtpPacket(p) => {
                 let codec = self
-                    .rtc
+                    .client
+                    .rtc_ref()
                     .codec_config()
                     .find(|c| c.pt() == p.header.payload_type)
                     .map(|c| c.spec().codec);

@@ -4,14 +4,15 @@
 //! packet sizes of its [`LayerSpec`]), a keyframe every 3 s and on the frame after a
 //! request for its RID, nothing skipped (virtual time never runs late). Counters: the
 //! peer's running video packet number, and the audio packet number, under its [`Tag`](super::super::conference::Tag).
-//! A child of `peer`, so it writes through the peer's `Rtc` directly.
+//! A child of `peer`; the peer's client (`switchboard_kit::client`) writes the packets.
 
 use std::time::Instant;
 
 use str0m::format::Codec;
-use str0m::media::{Mid, Pt, Rid};
-use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Input, Rtc};
+use str0m::media::Rid;
+use str0m::rtp::Ssrc;
+use str0m::Input;
+use switchboard_kit::client::{Publishing, Written};
 use switchboard_kit::media::{self as kit, PayloadCodec};
 use switchboard_kit::source::{
     AudioPlan, Keyframes, Shape, Sizing, Slot, Source, SourcePlan, StreamPlan,
@@ -44,105 +45,83 @@ pub struct Sent {
     pub ssrcs: Vec<Ssrc>,
 }
 
-/// A publisher's source and its negotiated payload types.
-pub(in crate::sim) struct Publishing {
-    pub(super) source: Source,
-    audio_pt: Pt,
-    video_pt: Pt,
-}
-
 impl Peer {
-    /// Publisher: write every media packet due by `now`.
+    /// Publisher: write every media packet due by `now` (its audio packets carry the
+    /// [`Tag`](super::super::conference::Tag)'s level as it is now).
     pub fn write_media(&mut self, now: Instant) {
-        let Some(s) = self.source.as_mut() else {
+        let ext = self.tag.ext_vals();
+        let Some(p) = self.client.publishing() else {
             return;
         };
-        let (video_pt, audio_pt) = (s.video_pt, s.audio_pt);
-        let (tag, mut video_n) = (self.tag, self.sent.video_at.len() as u64);
-        let packets = s.source.poll_due(now, |slot| match slot {
-            Slot::Video { layer, .. } => {
-                video_n += 1;
-                media::body(kit::stream_byte(layer as u8, 0), tag.counter(video_n - 1))
+        p.audio_ext = ext;
+        self.client
+            .write_due(now)
+            .unwrap_or_else(|e| panic!("{}: write: {e}", self.name));
+        self.drain_now(now);
+    }
+
+    /// What a written packet adds to [`Sent`].
+    pub(super) fn on_written(&mut self, now: Instant, w: Written) {
+        let Some(layer) = w.layer else {
+            self.sent.audio_at.push(now);
+            return;
+        };
+        let first_of_frame = self.last_frame.get(layer).copied().flatten() != Some(w.frame);
+        if w.keyframe && first_of_frame {
+            if self.last_keyframe != Some(w.frame) {
+                self.last_keyframe = Some(w.frame);
+                self.sent.keyframes_at.push(now);
             }
-            Slot::Audio { n } => media::body(kit::AUDIO_STREAM, tag.counter(n)),
-        });
-        let mut frame_of_layer: Vec<Option<u64>> = vec![None; self.layers.len()];
-        let mut keyframe_frame = None;
-        for p in packets {
-            let Some(layer) = p.layer else {
-                self.sent.audio_at.push(now);
-                let write = RtpWrite::new(audio_pt, p.seq.into(), p.ts, now, p.payload)
-                    .ext_vals(self.tag.ext_vals());
-                self.write(now, self.audio_mid, None, write);
-                continue;
-            };
-            if p.keyframe && frame_of_layer[layer] != Some(p.frame) {
-                self.sent.layer_keyframes.push((now, layer as u8));
-                if keyframe_frame != Some(p.frame) {
-                    keyframe_frame = Some(p.frame);
-                    self.sent.keyframes_at.push(now);
-                }
-            }
-            frame_of_layer[layer] = Some(p.frame);
-            self.sent.video_at.push(now);
-            self.sent.video_layer.push(layer as u8);
-            let rid = self.layers[layer].rid.map(Rid::from);
-            let write = RtpWrite::new(video_pt, p.seq.into(), p.ts, now, p.payload)
-                .marker(p.marker)
-                .nackable(true);
-            self.write(now, self.video_mid, rid, write);
+            self.sent.layer_keyframes.push((now, layer as u8));
         }
+        if let Some(f) = self.last_frame.get_mut(layer) {
+            *f = Some(w.frame);
+        }
+        self.sent.video_at.push(now);
+        self.sent.video_layer.push(layer as u8);
     }
 
     /// Publisher: write one RTP packet with `len` bytes of payload on the lowest video
     /// layer, next in that layer's sequence, as a broken or hostile sender would (a
     /// payload no generator made: a subscriber that receives it counts it corrupt).
     pub fn write_raw_video(&mut self, now: Instant, len: usize) {
-        let s = self.source.as_mut().expect("a publisher");
-        let (seq, ts) = s.source.take_seq(0).expect("a video stream");
-        let pt = s.video_pt;
-        let rid = self.layers[0].rid.map(Rid::from);
-        let write = RtpWrite::new(pt, seq.into(), ts, now, vec![0x5a; len]);
-        self.write(now, self.video_mid, rid, write);
-    }
-
-    /// Publisher: a keyframe request for simulcast layer `layer` (`None`: every layer).
-    pub(super) fn force_keyframe(&mut self, layer: Option<u8>) {
-        let rid = layer.and_then(|l| self.layers.get(usize::from(l))?.rid.map(Rid::from));
-        if let Some(s) = self.source.as_mut() {
-            s.source.request_keyframe(rid);
-        }
-    }
-
-    fn write(&mut self, now: Instant, mid: Mid, rid: Option<Rid>, write: RtpWrite) {
-        let mut api = self.rtc.direct_api();
-        let stream = api
-            .stream_tx_by_mid(mid, rid)
-            .unwrap_or_else(|| panic!("{}: no send stream for {mid} {rid:?}", self.name));
-        stream.write_rtp(write);
-        self.rtc
+        assert!(
+            self.client.write_raw_video(now, 0, len, 0x5a),
+            "{}: no video send stream",
+            self.name
+        );
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after write: {e}", self.name));
-        self.drain(now, true);
+        self.drain_now(now);
     }
 
+    /// At `Event::Connected`: publish [`plan`] from `now`.
     pub(super) fn start_source(&mut self, now: Instant) {
-        let pt_of = |rtc: &Rtc, codec: Codec| {
+        let rtc = self.client.rtc_ref();
+        let pt_of = |codec: Codec| {
             rtc.codec_config()
                 .find(|p| p.spec().codec == codec)
                 .map(|p| p.pt())
                 .unwrap_or_else(|| panic!("no {codec} payload type"))
         };
-        let audio_pt = pt_of(&self.rtc, Codec::Opus);
-        let video_pt = pt_of(&self.rtc, Codec::Vp8);
+        let (audio_pt, video_pt) = (pt_of(Codec::Opus), pt_of(Codec::Vp8));
         let mut source = Source::new(plan(&self.layers));
         source.start(now);
+        let (tag, mut video_n) = (self.tag, 0u64);
+        let bodies = Box::new(move |slot, _now| match slot {
+            Slot::Video { layer, .. } => {
+                video_n += 1;
+                media::body(kit::stream_byte(layer as u8, 0), tag.counter(video_n - 1))
+            }
+            Slot::Audio { n } => media::body(kit::AUDIO_STREAM, tag.counter(n)),
+        });
         let streams = std::iter::once((self.audio_mid, None)).chain(
             self.layers
                 .iter()
                 .map(|l| (self.video_mid, l.rid.map(Rid::from))),
         );
-        let mut api = self.rtc.direct_api();
+        let mut api = self.client.rtc().direct_api();
         for (mid, rid) in streams {
             let ssrc = api
                 .stream_tx_by_mid(mid, rid)
@@ -150,11 +129,13 @@ impl Peer {
                 .ssrc();
             self.sent.ssrcs.push(ssrc);
         }
-        self.source = Some(Publishing {
+        self.last_frame = vec![None; self.layers.len()];
+        self.client.publish(Publishing::new(
             source,
-            audio_pt,
-            video_pt,
-        });
+            bodies,
+            (self.audio_mid, audio_pt),
+            (self.video_mid, video_pt),
+        ));
     }
 }
 

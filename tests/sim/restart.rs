@@ -44,11 +44,11 @@ impl Sim {
 impl Peer {
     fn move_to(&mut self, now: Instant, addr: SocketAddr) {
         let old = Candidate::host(self.addr, "udp").expect("old candidate");
-        self.rtc.direct_api().invalidate_candidate(&old);
+        self.client.rtc().direct_api().invalidate_candidate(&old);
         let new = Candidate::host(addr, "udp").expect("new candidate");
-        self.rtc.add_local_candidate(new);
+        self.client.rtc().add_local_candidate(new);
         self.addr = addr;
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after moving: {e}", self.name));
         self.drain_now(now);
@@ -63,17 +63,17 @@ impl Peer {
         remote: IceCreds,
         move_to: Option<SocketAddr>,
     ) {
-        let mut api = self.rtc.direct_api();
+        let mut api = self.client.rtc().direct_api();
         api.set_local_ice_credentials(local);
         api.set_remote_ice_credentials(remote);
         if let Some(addr) = move_to {
             let old = Candidate::host(self.addr, "udp").expect("old candidate");
             api.invalidate_candidate(&old);
             let new = Candidate::host(addr, "udp").expect("new candidate");
-            self.rtc.add_local_candidate(new);
+            self.client.rtc().add_local_candidate(new);
             self.addr = addr;
         }
-        self.rtc
+        self.client
             .handle_input(Input::Timeout(now))
             .unwrap_or_else(|e| panic!("{}: timeout after restart: {e}", self.name));
         self.drain_now(now);
