@@ -8,8 +8,8 @@
 //!    `handle_shard_reports`, `handle_shard_lost` or a room API call — each with `now`,
 //!    monotonic, never earlier than the last.
 //! 2. Call [`drive`] (or [`Room::poll_output`] until it returns
-//!    [`RoomOutput::Timeout`]): events, then notices, then datagrams, then source bindings, then shard
-//!    deliveries, and last the instant at which to call `handle_timeout` if no other
+//!    [`RoomOutput::Timeout`]): events, then notices, then datagrams, then source
+//!    bindings, then shard deliveries, and last the instant at which to call `handle_timeout` if no other
 //!    input comes first.
 //! 3. Wait for the next input or that instant, and start over.
 //!

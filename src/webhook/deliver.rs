@@ -128,7 +128,7 @@ async fn send(client: &HttpClient, url: &Uri, signer: &Signer, msg: &Message) ->
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let signature = signer.sign(&msg.id, timestamp, msg.body.as_bytes());
+    let signature = signer.sign(&msg.id, timestamp, &msg.body);
     let request = Request::builder()
         .method(Method::POST)
         .uri(url.clone())
@@ -137,7 +137,7 @@ async fn send(client: &HttpClient, url: &Uri, signer: &Signer, msg: &Message) ->
         .header("webhook-id", msg.id.as_str())
         .header("webhook-timestamp", timestamp)
         .header("webhook-signature", signature)
-        .body(Full::new(Bytes::copy_from_slice(msg.body.as_bytes())));
+        .body(Full::new(msg.body.clone()));
     let request = match request {
         Ok(r) => r,
         Err(e) => return Attempt::Retry(format!("request: {e}")),

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::Uri;
+use bytes::Bytes;
 use metrics::{counter, describe_counter, Counter};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -85,7 +86,8 @@ pub(crate) struct Message {
     id: String,
     /// The event `type`, for the logs.
     kind: &'static str,
-    body: String,
+    /// The JSON body; a retry shares it (`Bytes` clones by reference count).
+    body: Bytes,
 }
 
 /// Why the webhooks cannot start.
@@ -232,7 +234,7 @@ impl Webhooks {
         let msg = Arc::new(Message {
             id: format!("msg_{:032x}", rand::random::<u128>()),
             kind: kind.name(),
-            body,
+            body: Bytes::from(body),
         });
         for q in &inner.queues {
             if q.try_send(Arc::clone(&msg)).is_err() {
