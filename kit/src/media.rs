@@ -301,17 +301,24 @@ pub fn parse(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, ParseError> {
 /// [`parse`], and check every filler byte: `Ok` only for the payload exactly as the
 /// publisher wrote it.
 pub fn verify(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, ParseError> {
+    match read(codec, p)? {
+        (parsed, None) => Ok(parsed),
+        (_, Some(filler)) => Err(filler),
+    }
+}
+
+/// [`parse`] and the filler check in one reading: the payload and, when a filler byte
+/// differs from what the publisher wrote, that mismatch (a `ParseError::Filler`).
+pub fn read(codec: PayloadCodec, p: &[u8]) -> Result<(Parsed, Option<ParseError>), ParseError> {
     let parsed = parse(codec, p)?;
     let counter = parsed.body.counter;
     let filler = &p[parsed.body_at + BODY_LEN..];
-    match filler
+    let mismatch = filler
         .iter()
         .enumerate()
         .position(|(i, b)| *b != filler_byte(counter, i))
-    {
-        Some(offset) => Err(ParseError::Filler { counter, offset }),
-        None => Ok(parsed),
-    }
+        .map(|offset| ParseError::Filler { counter, offset });
+    Ok((parsed, mismatch))
 }
 
 #[cfg(test)]

@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 
 use super::media::{self, RecvCodec};
 use super::report::PeerReport;
-use switchboard_kit::media as kit;
-use switchboard_kit::recv::Arrival;
+use switchboard_kit::recv::Got;
 
 /// A frame gap above three frame intervals is a freeze in the kit's receiver checks.
 const FREEZE_US: u64 = 3 * 1_000_000 / media::VIDEO_FPS as u64;
@@ -212,16 +211,14 @@ impl Driver {
                         } else {
                             &mut sub.audio
                         };
-                        kind.record(codec, &pkt, now);
-                        if let Ok(parsed) = kit::parse(codec, &pkt.payload) {
-                            let arrival = Arrival {
-                                ts: pkt.header.timestamp,
-                                marker: pkt.header.marker,
-                                len: pkt.payload.len(),
-                                now_us: media::micros_since_epoch(now),
-                            };
+                        // One reading of the payload for both views of what arrived.
+                        let read = Got::read(now, codec, &pkt);
+                        kind.record(codec, &pkt, now, read.as_ref());
+                        if let Ok(got) = &read {
+                            let arrival = got.arrival(media::micros_since_epoch(now));
                             let ssrc = *pkt.header.ssrc;
-                            sub.checks.record(ssrc, &parsed, arrival, true, FREEZE_US);
+                            sub.checks
+                                .record(ssrc, &got.parsed(), arrival, true, FREEZE_US);
                         }
                     }
                     None => sub.unknown_pt += 1,

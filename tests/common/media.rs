@@ -113,9 +113,10 @@ pub fn video_payload_len(counter: u64) -> usize {
 }
 
 pub use switchboard_kit::codec::h264_nal_types;
+use switchboard_kit::media as kit;
 /// Codecs a subscriber can tell apart in what it receives.
 pub use switchboard_kit::media::PayloadCodec as RecvCodec;
-use switchboard_kit::media::{self as kit, ParseError};
+use switchboard_kit::recv::Got;
 
 /// The process-wide time origin shared by publishers (send stamps) and
 /// subscribers (receive stamps).
@@ -162,26 +163,29 @@ pub struct ParsedPayload {
     pub starts_keyframe: bool,
 }
 
-/// Parse a received payload. `Err` describes a payload that does not even
-/// have the expected structure.
-pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
-    let (parsed, filler_ok) = match kit::verify(codec, payload) {
-        Ok(p) => (p, true),
-        Err(ParseError::Filler { .. }) => (
-            kit::parse(codec, payload).map_err(|e| e.to_string())?,
-            false,
-        ),
-        Err(e) => return Err(format!("{codec:?}: {e}")),
-    };
-    let counter = parsed.body.counter;
-    let expected_len = match codec {
+/// Whether a payload the kit's receiver log read is exactly as the publisher wrote it:
+/// every filler byte, and the length this test media gives its counter.
+pub fn intact(got: &Got) -> bool {
+    got.filler_ok && got.len == expected_len(got.codec, got.counter)
+}
+
+/// Payload bytes the test publishers write for the packet numbered `counter`.
+fn expected_len(codec: RecvCodec, counter: u64) -> usize {
+    match codec {
         RecvCodec::Opus => AUDIO_PAYLOAD_LEN,
         _ => video_payload_len(counter),
-    };
+    }
+}
+
+/// Parse a payload the way the receiver log does (the publishers' self-checks). `Err`
+/// describes a payload that does not even have the expected structure.
+pub fn parse_payload(codec: RecvCodec, payload: &[u8]) -> Result<ParsedPayload, String> {
+    let (parsed, filler) = kit::read(codec, payload).map_err(|e| format!("{codec:?}: {e}"))?;
+    let counter = parsed.body.counter;
     Ok(ParsedPayload {
         counter,
         send_us: parsed.body.send_us,
-        intact: filler_ok && payload.len() == expected_len,
+        intact: filler.is_none() && payload.len() == expected_len(codec, counter),
         starts_keyframe: parsed.starts_keyframe,
     })
 }

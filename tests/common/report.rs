@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use str0m::rtp::RtpPacket;
 
 use super::media::{self, RecvCodec};
-use switchboard_kit::recv::RecvStats;
+use switchboard_kit::media::ParseError;
+use switchboard_kit::recv::{Got, RecvStats};
 
 /// Per-kind receive figures of a subscriber.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +88,15 @@ impl KindReport {
         self.counters.iter().copied().collect()
     }
 
-    pub(super) fn record(&mut self, codec: RecvCodec, pkt: &RtpPacket, now: Instant) {
+    /// Account for `pkt`, received at `now`, as the kit's receiver log read it (`read`:
+    /// the entry, or why the payload could not be read).
+    pub(super) fn record(
+        &mut self,
+        codec: RecvCodec,
+        pkt: &RtpPacket,
+        now: Instant,
+        read: Result<&Got, &ParseError>,
+    ) {
         self.packets += 1;
         self.bytes += pkt.payload.len() as u64;
         self.ssrcs.insert(*pkt.header.ssrc);
@@ -111,62 +120,8 @@ impl KindReport {
         if self.first_packet_at.is_none() {
             self.first_packet_at = Some(now);
         }
-        match media::parse_payload(codec, &pkt.payload) {
-            Ok(parsed) => {
-                if self.first_starts_keyframe.is_none() {
-                    self.first_starts_keyframe = Some(parsed.starts_keyframe);
-                }
-                if self.first_counter.is_none() {
-                    self.first_counter = Some(parsed.counter);
-                }
-                if parsed.starts_keyframe && self.last_keyframe_ts != Some(ts) {
-                    self.keyframes += 1;
-                    self.last_keyframe_ts = Some(ts);
-                }
-                if let Some(layer) = media::counter_layer(parsed.counter) {
-                    *self.layer_packets.entry(layer).or_default() += 1;
-                    if self.current_layer != Some(layer) {
-                        self.layer_switches.push(LayerSwitch {
-                            at: now,
-                            from: self.current_layer,
-                            to: layer,
-                            starts_keyframe: parsed.starts_keyframe,
-                            nal_types: if codec == RecvCodec::H264 {
-                                media::h264_nal_types(&pkt.payload)
-                            } else {
-                                Vec::new()
-                            },
-                            intact: parsed.intact,
-                            seq,
-                            prev_seq: prev.0,
-                            ts,
-                            prev_ts: prev.1,
-                            ssrc: *pkt.header.ssrc,
-                            prev_ssrc: prev.2,
-                        });
-                        self.current_layer = Some(layer);
-                    }
-                }
-                self.counters.push(parsed.counter);
-                let lat = media::micros_since_epoch(now).saturating_sub(parsed.send_us);
-                self.latency_sum_us += lat;
-                if lat > self.latency_max_us || self.latency_max_at.is_none() {
-                    self.latency_max_us = lat;
-                    self.latency_max_at = Some(now);
-                }
-                if parsed.intact {
-                    self.intact += 1;
-                } else {
-                    self.corrupt += 1;
-                    self.first_corruption.get_or_insert_with(|| {
-                        format!(
-                            "{codec:?} seq {seq} counter {} len {}: pattern or length differs",
-                            parsed.counter,
-                            pkt.payload.len()
-                        )
-                    });
-                }
-            }
+        let got = match read {
+            Ok(got) => got,
             Err(why) => {
                 if self.first_starts_keyframe.is_none() {
                     self.first_starts_keyframe = Some(false);
@@ -174,7 +129,62 @@ impl KindReport {
                 self.corrupt += 1;
                 self.first_corruption
                     .get_or_insert_with(|| format!("{codec:?} seq {seq}: {why}"));
+                return;
             }
+        };
+        let intact = media::intact(got);
+        if self.first_starts_keyframe.is_none() {
+            self.first_starts_keyframe = Some(got.keyframe_start);
+        }
+        if self.first_counter.is_none() {
+            self.first_counter = Some(got.counter);
+        }
+        if got.keyframe_start && self.last_keyframe_ts != Some(ts) {
+            self.keyframes += 1;
+            self.last_keyframe_ts = Some(ts);
+        }
+        if let Some(layer) = media::counter_layer(got.counter) {
+            *self.layer_packets.entry(layer).or_default() += 1;
+            if self.current_layer != Some(layer) {
+                self.layer_switches.push(LayerSwitch {
+                    at: now,
+                    from: self.current_layer,
+                    to: layer,
+                    starts_keyframe: got.keyframe_start,
+                    nal_types: if codec == RecvCodec::H264 {
+                        media::h264_nal_types(&pkt.payload)
+                    } else {
+                        Vec::new()
+                    },
+                    intact,
+                    seq,
+                    prev_seq: prev.0,
+                    ts,
+                    prev_ts: prev.1,
+                    ssrc: *pkt.header.ssrc,
+                    prev_ssrc: prev.2,
+                });
+                self.current_layer = Some(layer);
+            }
+        }
+        self.counters.push(got.counter);
+        let lat = media::micros_since_epoch(now).saturating_sub(got.body.send_us);
+        self.latency_sum_us += lat;
+        if lat > self.latency_max_us || self.latency_max_at.is_none() {
+            self.latency_max_us = lat;
+            self.latency_max_at = Some(now);
+        }
+        if intact {
+            self.intact += 1;
+        } else {
+            self.corrupt += 1;
+            self.first_corruption.get_or_insert_with(|| {
+                format!(
+                    "{codec:?} seq {seq} counter {} len {}: pattern or length differs",
+                    got.counter,
+                    pkt.payload.len()
+                )
+            });
         }
     }
 }

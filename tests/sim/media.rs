@@ -6,10 +6,7 @@
 //! counter the sender's packet counter, and the filler lets a receiver check each payload
 //! byte for byte.
 
-use switchboard_kit::media::{self as kit, Body, PayloadCodec};
-
-/// Why a payload failed to verify.
-pub use switchboard_kit::media::ParseError as Corrupt;
+use switchboard_kit::media::{self as kit, Body};
 
 /// Video: packets per frame of the single-stream publisher.
 pub const PACKETS_PER_FRAME: u64 = 4;
@@ -114,19 +111,6 @@ pub const SIMULCAST: [LayerSpec; 3] = [
     },
 ];
 
-/// What a parsed payload says about itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parsed {
-    /// The sender's packet counter (per kind).
-    pub counter: u64,
-    /// Video: this packet starts a frame (descriptor S=1, PID=0).
-    pub frame_start: bool,
-    /// Video: this packet starts a keyframe (frame start and P bit 0).
-    pub keyframe_start: bool,
-    /// Video: the layer index the packet was encoded for (0 for audio).
-    pub layer: u8,
-}
-
 /// The body of a packet with `counter`: the publisher id is the counter's high half
 /// (see `Tag::counter`).
 pub fn body(stream: u8, counter: u64) -> Body {
@@ -138,26 +122,6 @@ pub fn body(stream: u8, counter: u64) -> Body {
     }
 }
 
-fn parsed(codec: PayloadCodec, p: &[u8]) -> Result<Parsed, Corrupt> {
-    let m = kit::verify(codec, p)?;
-    Ok(Parsed {
-        counter: m.body.counter,
-        frame_start: m.frame_start,
-        keyframe_start: m.starts_keyframe,
-        layer: kit::stream_layer(m.body.stream).unwrap_or(0),
-    })
-}
-
-/// Parse and verify a video payload of the simulation's publishers.
-pub fn parse_vp8(p: &[u8]) -> Result<Parsed, Corrupt> {
-    parsed(PayloadCodec::Vp8, p)
-}
-
-/// Parse and verify an audio payload of the simulation's publishers.
-pub fn parse_opus(p: &[u8]) -> Result<Parsed, Corrupt> {
-    parsed(PayloadCodec::Opus, p)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -165,6 +129,16 @@ mod tests {
     use switchboard_kit::source::{Packet, Slot, Source};
 
     use super::*;
+    use switchboard_kit::media::{ParseError, Parsed, PayloadCodec};
+
+    /// What the receiver's log reads from a video payload (`kit::verify`).
+    fn parse_vp8(p: &[u8]) -> Result<Parsed, ParseError> {
+        kit::verify(PayloadCodec::Vp8, p)
+    }
+
+    fn layer_of(p: &Parsed) -> u8 {
+        kit::stream_layer(p.body.stream).unwrap_or(0)
+    }
 
     /// 200 ms of a publisher of `layers`, counters numbered from 40 per kind.
     fn packets(layers: &[LayerSpec]) -> Vec<Packet> {
@@ -190,26 +164,22 @@ mod tests {
                 .collect()
         };
         let (k, d) = (frame(0), frame(1));
-        assert_eq!(
-            parse_vp8(&k[0].payload),
-            Ok(Parsed {
-                counter: 40,
-                frame_start: true,
-                keyframe_start: true,
-                layer: 0,
-            })
-        );
-        assert!(!parse_vp8(&d[0].payload).unwrap().keyframe_start);
+        let first = parse_vp8(&k[0].payload).unwrap();
+        assert_eq!(first.body.counter, 40);
+        assert!(first.frame_start && first.starts_keyframe);
+        assert_eq!(layer_of(&first), 0);
+        assert!(!parse_vp8(&d[0].payload).unwrap().starts_keyframe);
         assert!(parse_vp8(&d[0].payload).unwrap().frame_start);
         assert!(!parse_vp8(&k[2].payload).unwrap().frame_start);
-        assert_eq!(parse_vp8(&k[2].payload).unwrap().counter, 42);
+        assert_eq!(parse_vp8(&k[2].payload).unwrap().body.counter, 42);
         let mut bad = d[1].payload.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(matches!(parse_vp8(&bad), Err(Corrupt::Filler { .. })));
+        assert!(matches!(parse_vp8(&bad), Err(ParseError::Filler { .. })));
         let audio = pkts.iter().find(|p| p.layer.is_none()).unwrap();
-        assert_eq!(parse_opus(&audio.payload).unwrap().counter, 40);
-        assert!(parse_opus(&audio.payload[..50]).is_err());
+        let opus = |p: &[u8]| kit::verify(PayloadCodec::Opus, p);
+        assert_eq!(opus(&audio.payload).unwrap().body.counter, 40);
+        assert!(opus(&audio.payload[..50]).is_err());
     }
 
     #[test]
@@ -224,9 +194,9 @@ mod tests {
                 assert_eq!(frame.len() as u64, spec.packets(keyframe));
                 for (i, p) in frame.iter().enumerate() {
                     let parsed = parse_vp8(&p.payload).unwrap();
-                    assert_eq!(parsed.layer, layer as u8);
-                    assert_eq!(parsed.counter, p.counter);
-                    assert_eq!(parsed.keyframe_start, keyframe && i == 0);
+                    assert_eq!(layer_of(&parsed), layer as u8);
+                    assert_eq!(parsed.body.counter, p.counter);
+                    assert_eq!(parsed.starts_keyframe, keyframe && i == 0);
                     assert_eq!(p.payload.len(), spec.payload_len(keyframe));
                     assert!(
                         p.payload.len() <= 1100,

@@ -16,15 +16,15 @@ use str0m::change::SdpPendingOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::Ssrc;
 use str0m::{Event, Input, Rtc};
 use switchboard_kit::client::{Client, Out};
+use switchboard_kit::media::PayloadCodec;
 use switchboard_kit::peer::{self as kit, ClientConfig, OfferSpec, VideoCodecs};
 
 use super::conference::Tag;
 use super::data::DataLog;
 use super::link::{Link, LinkConfig, Packet, Sample};
-use super::media::{self, Corrupt, LayerSpec};
+use super::media::LayerSpec;
 
 #[path = "peer_source.rs"]
 mod source;
@@ -42,41 +42,7 @@ pub enum Role {
 
 pub use switchboard_kit::peer::Feedback;
 
-/// One received RTP packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Got {
-    /// Arrival time.
-    pub at: Instant,
-    /// SSRC in the header.
-    pub ssrc: Ssrc,
-    /// Extended sequence number.
-    pub seq: u64,
-    /// The sender's packet counter from the payload.
-    pub counter: u64,
-    /// Video: starts a keyframe.
-    pub keyframe_start: bool,
-    /// Video: starts a frame.
-    pub frame_start: bool,
-    /// Video: the layer index from the payload (0 for audio).
-    pub layer: u8,
-    /// RTP timestamp in the header.
-    pub ts: u32,
-    /// RTP marker bit.
-    pub marker: bool,
-}
-
-/// What a subscriber received.
-#[derive(Debug, Default)]
-pub struct Received {
-    /// Video packets in arrival order.
-    pub video: Vec<Got>,
-    /// Audio packets in arrival order.
-    pub audio: Vec<Got>,
-    /// Payloads that failed verification.
-    pub corrupt: Vec<Corrupt>,
-    /// Packets of a payload type that is neither Opus nor VP8.
-    pub unknown: u64,
-}
+pub use switchboard_kit::recv::{Got, Received};
 
 /// What a datagram on a peer's link carries, by its RTP payload type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -388,36 +354,13 @@ impl Peer {
                     .rtc_ref()
                     .codec_config()
                     .find(|c| c.pt() == p.header.payload_type)
-                    .map(|c| c.spec().codec);
-                let parsed = match codec {
-                    Some(Codec::Vp8) => media::parse_vp8(&p.payload).map(|m| (true, m)),
-                    Some(Codec::Opus) => media::parse_opus(&p.payload).map(|m| (false, m)),
-                    _ => {
-                        self.received.unknown += 1;
-                        return;
-                    }
-                };
-                match parsed {
-                    Ok((video, m)) => {
-                        let got = Got {
-                            at: now,
-                            ssrc: p.header.ssrc,
-                            seq: *p.seq_no,
-                            counter: m.counter,
-                            keyframe_start: m.keyframe_start,
-                            frame_start: m.frame_start,
-                            layer: m.layer,
-                            ts: p.header.timestamp,
-                            marker: p.header.marker,
-                        };
-                        if video {
-                            self.received.video.push(got);
-                        } else {
-                            self.received.audio.push(got);
-                        }
-                    }
-                    Err(c) => self.received.corrupt.push(c),
-                }
+                    .and_then(|c| match c.spec().codec {
+                        Codec::Vp8 => Some(PayloadCodec::Vp8),
+                        Codec::Opus => Some(PayloadCodec::Opus),
+                        _ => None,
+                    });
+                // Unknown payload types and unreadable payloads are counted in the log.
+                let _ = self.received.record(now, codec, &p);
             }
             e => self.on_channel_event(now, e),
         }

@@ -2,7 +2,8 @@
 //! SSRC (a WHEP slot; a plain viewer has one video and one audio stream) for loss,
 //! freezes, layer switches, source changes and keyframes, and viewer-wide one-way
 //! latency, packet counts and media of its own identity (which a conference server
-//! must never send back).
+//! must never send back). [`Received`] is the log every view starts from: each packet
+//! read once ([`Got`]), in arrival order.
 //!
 //! Pure bookkeeping: times come in as microseconds since the tool's start, nothing
 //! here reads the clock or touches a socket.
@@ -10,9 +11,11 @@
 use std::collections::HashMap;
 
 mod histogram;
+mod log;
 mod slot;
 
 pub use histogram::Histogram;
+pub use log::{Corrupt, Got, Received};
 pub use slot::{Arrival, SlotStats};
 
 use crate::media::{Parsed, AUDIO_STREAM};
