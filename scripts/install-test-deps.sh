@@ -8,6 +8,7 @@
 #     so no browser download is ever attempted)
 #   - iproute2 (ip, tc) for the network-namespace simulcast test
 #   - coturn (turnserver) for the TURN test (tests/e2e/turn.test.mjs)
+#   - ffmpeg (ffprobe) to read back the MP4 files the recorder writes (src/record/mp4)
 #   - redis-server for the two-node cluster tests (tests/cluster.rs starts and
 #     stops its own instances on free loopback ports; the service is not enabled)
 #   - the Node.js dev dependencies of tests/e2e (npm ci when a lockfile exists)
@@ -63,6 +64,10 @@ apt_install gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plug
 # on free ports with a config on its command line; the package's service is not needed
 # (on Debian it stays disabled until /etc/default/coturn enables it)
 apt_install coturn
+
+# ffprobe and ffmpeg: the recorder's MP4 tests have them read every file they write
+# (codec, size, duration, and a decode without error)
+apt_install ffmpeg
 
 # ip and tc (iproute2): the simulcast test puts a viewer in a network namespace
 # behind a shaped veth pair; without them that test is skipped

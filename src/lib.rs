@@ -51,6 +51,7 @@ pub mod net;
 
 pub mod data;
 pub mod forwarder;
+pub mod record;
 
 pub mod session;
 

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["bwe", "codec"],
     &["metrics"],
     &["dtls", "net"],
-    &["data", "forwarder"],
+    &["data", "forwarder", "record"],
     &["session"],
     &["shard", "conference"],
     &["room", "webhook"],

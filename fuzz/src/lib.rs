@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod datagram;
+pub mod depacketize;
 pub mod inject;
 pub mod json;
 pub mod offer;
