@@ -119,6 +119,11 @@ fn codec_seeds() {
 }
 
 #[test]
+fn depacketize_seeds() {
+    assert!(replay_seeds("depacketize", fuzz::depacketize::run) > 0);
+}
+
+#[test]
 fn json_seeds() {
     assert!(replay_seeds("json", fuzz::json::run) > 0);
 }

@@ -1,14 +1,24 @@
 //! Codec payload inspection for forwarding decisions: "does this RTP packet start a keyframe?",
-//! the VP8 payload descriptor, and the temporal layer id of VP8/VP9 packets.
+//! the VP8 payload descriptor, and the temporal layer id of VP8/VP9 packets; and the parsers
+//! of the codec headers that the forwarder and the recorder read.
 //!
 //! Owns: bounds-checked reading of the first bytes of an RTP payload (the bytes after the RTP
-//! header, padding already removed) for VP8, VP9, H.264, H.265 and AV1.
+//! header, padding already removed) for VP8, VP9, H.264, H.265 and AV1 (this file); the frame
+//! size of a keyframe's first packet ([`resolution`]); one parser per bitstream structure,
+//! each read in one pass: the H.264 sequence parameter set ([`h264`]), the AV1 OBU header,
+//! sequence header and frame header key frame bits ([`av1`]), the VP9 uncompressed header
+//! ([`vp9`]), over one bit reader with Exp-Golomb, `uvlc()` and LEB128 ([`bits`]).
 //!
-//! Never: depacketizes, decodes, rewrites or allocates; never panics on any input bytes (every
-//! read is `get`-checked, truncated or garbage input yields `false`/`None`); never depends on a
+//! Never: depacketizes (reassembling frames from packets is `crate::record::depacketize`'s),
+//! decodes, rewrites or allocates; never panics on any input bytes (every read is
+//! `get`-checked, truncated or garbage input yields `false`/`None`); never depends on a
 //! WebRTC library (the caller maps its codec enum onto [`CodecKind`]).
 
+pub mod av1;
+pub mod bits;
+pub mod h264;
 pub mod resolution;
+pub mod vp9;
 
 /// The codecs the forwarder distinguishes. The caller maps its WebRTC library's codec enum here;
 /// anything without a payload inspector below is [`CodecKind::Other`].

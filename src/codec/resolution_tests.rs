@@ -1,4 +1,5 @@
 use super::*;
+use crate::codec::bits::tests::BitWriter;
 use proptest::prelude::*;
 
 fn res(width: u16, height: u16) -> Option<Resolution> {
@@ -132,48 +133,6 @@ fn real_sps_vectors_and_all_their_prefixes() {
 
 // ---------------------------------------------------------------- H.264: reference encoder
 
-#[derive(Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
-    current: u8,
-    used: u32,
-}
-
-impl BitWriter {
-    fn bit(&mut self, set: bool) {
-        self.current = (self.current << 1) | u8::from(set);
-        self.used += 1;
-        if self.used == 8 {
-            self.bytes.push(self.current);
-            (self.current, self.used) = (0, 0);
-        }
-    }
-    fn bits(&mut self, value: u64, n: u32) {
-        (0..n).rev().for_each(|i| self.bit((value >> i) & 1 == 1));
-    }
-    fn ue(&mut self, value: u64) {
-        let coded = value + 1;
-        let len = 64 - coded.leading_zeros();
-        self.bits(0, len - 1);
-        self.bits(coded, len);
-    }
-    fn se(&mut self, value: i64) {
-        self.ue(if value > 0 {
-            2 * value as u64 - 1
-        } else {
-            2 * value.unsigned_abs()
-        });
-    }
-    /// rbsp_trailing_bits(): stop bit, then zeros to the byte boundary.
-    fn finish(mut self) -> Vec<u8> {
-        self.bit(true);
-        while self.used != 0 {
-            self.bit(false);
-        }
-        self.bytes
-    }
-}
-
 /// §7.4.1: an encoder inserts 0x03 wherever 0x00 0x00 would be followed by 0x00..=0x03.
 fn escape(rbsp: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -238,9 +197,9 @@ impl Sps {
     /// (RBSP, escaped NAL unit with header 0x67).
     fn encode(&self) -> (Vec<u8>, Vec<u8>) {
         let mut w = BitWriter::default();
-        w.bits(self.profile_idc.into(), 8);
-        w.bits(0b0000_0000, 8);
-        w.bits(31, 8); // level 3.1
+        w.f(8, self.profile_idc.into());
+        w.f(8, 0b0000_0000);
+        w.f(8, 31); // level 3.1
         w.ue(0);
         if [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]
             .contains(&self.profile_idc)
@@ -261,13 +220,17 @@ impl Sps {
         w.ue(2); // log2_max_frame_num_minus4
         w.ue(self.poc_type);
         match self.poc_type {
-            0 => w.ue(4),
+            0 => {
+                w.ue(4);
+            }
             1 => {
                 w.bit(false);
                 w.se(self.offset_for_non_ref_pic);
                 w.se(5);
                 w.ue(self.poc_cycle.len() as u64);
-                self.poc_cycle.iter().for_each(|&o| w.se(o));
+                self.poc_cycle.iter().for_each(|&o| {
+                    w.se(o);
+                });
             }
             _ => {}
         }
@@ -281,9 +244,11 @@ impl Sps {
         }
         w.bit(true);
         w.bit(self.crop.is_some());
-        self.crop.iter().flatten().for_each(|&c| w.ue(c));
+        self.crop.iter().flatten().for_each(|&c| {
+            w.ue(c);
+        });
         w.bit(false); // vui_parameters_present_flag
-        let rbsp = w.finish();
+        let rbsp = w.finish_rbsp();
         let nal = [&[0x67][..], &escape(&rbsp)].concat();
         (rbsp, nal)
     }

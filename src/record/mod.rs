@@ -18,6 +18,7 @@
 pub mod depacketize;
 pub mod jitter;
 pub mod mp4;
+pub mod track;
 
 use std::sync::Arc;
 

@@ -1,45 +1,11 @@
 //! AV1 depacketization (AOM RTP payload format §4.4–4.5) to low-overhead OBUs with size
-//! fields, and the sequence header parser (AV1 spec §5.5.1).
+//! fields, and what it makes of a sequence header (parsed by `crate::codec::av1`).
 
-use super::super::tests::{configs, drops, only_frame, push, Bits};
+use super::super::tests::{configs, drops, only_frame, push};
 use super::super::{CodecConfig, Depacketizer, DropReason, Output};
 use super::*;
+use crate::codec::av1::tests::{reduced_header, SEQ_640X480, SEQ_960X540_PREFIX};
 use crate::codec::CodecKind;
-
-/// The payload of a sequence header OBU for 640×480, profile 0, decoded by hand:
-///
-/// ```text
-/// 00       000 seq_profile 0 | 0 still_picture | 0 reduced_still_picture_header
-///          | 0 timing_info_present_flag | 0 initial_display_delay_present_flag
-///          | 0 (first bit of operating_points_cnt_minus_1)
-/// 00       0000 (rest of operating_points_cnt_minus_1 = 0: one operating point)
-///          | 0000 (operating_point_idc[0], 12 bits, begins)
-/// 00       00000000 (operating_point_idc[0] = 0)
-/// 42       01000 seq_level_idx[0] = 8 (> 7, so:) | 0 seq_tier[0]
-///          | 10 (frame_width_bits_minus_1 begins)
-/// 62       01 (frame_width_bits_minus_1 = 0b1001 = 9: 10 bits)
-///          | 1000 frame_height_bits_minus_1 = 8: 9 bits
-///          | 10 (max_frame_width_minus_1 begins)
-/// 7f       01111111 (max_frame_width_minus_1 = 0b10_0111_1111 = 639: width 640)
-/// ef 98    11101111 1 (max_frame_height_minus_1 = 0b1_1101_1111 = 479: height 480)
-///          then, not read by the parser: frame_id_numbers_present 0, use_128x128 0,
-///          enable_filter_intra 1, enable_intra_edge_filter 1, interintra 0, masked 0,
-///          warped 0 | 06: dual_filter 0, order_hint 0, choose_screen_content_tools 0,
-///          force_screen_content_tools 0, superres 0, cdef 1, restoration 1, high_bitdepth 0
-///          | 01: mono_chrome 0, color_description_present 0, color_range 0,
-///          chroma_sample_position 00, separate_uv_delta_q 0, film_grain_params_present 0,
-///          trailing one bit.
-/// ```
-const SEQ_640X480: [u8; 10] = [0x00, 0x00, 0x00, 0x42, 0x62, 0x7f, 0xef, 0x98, 0x06, 0x01];
-
-/// The first nine payload bytes of another header, 960×540:
-/// `00 00 00`: profile 0, not still, no timing info, no initial display delay, one
-/// operating point with idc 0; `2c` = `00101|100`: seq_level_idx 5 (≤ 7: no tier bit), then
-/// frame_width_bits_minus_1 begins `100`; `cf` = `1|1001|111`: width bits 0b1001 = 9 (10
-/// bits), height bits 9 (10 bits), width begins `111`; `7f` = `0111111|1`: width
-/// 0b111_0111111 = 959 → 960, height begins `1`; `0d` `f0` = `00001101`, `1…`: height
-/// 0b1_00001101_1 = 539 → 540.
-const SEQ_960X540_PREFIX: [u8; 9] = [0x00, 0x00, 0x00, 0x2c, 0xcf, 0x7f, 0x0d, 0xf0, 0x34];
 
 /// OBU header bytes (`|0|type|ext|has_size|0|`).
 const OBU_SEQ: u8 = 0x08; // type 1, no size field
@@ -93,8 +59,10 @@ fn key_sample() -> Vec<u8> {
 
 // ---------------------------------------------------------------- sequence header
 
+/// The fields are `crate::codec::av1`'s (tested there); here, what the depacketizer makes
+/// of them.
 #[test]
-fn sequence_header_640x480() {
+fn sequence_header_sizes_and_refusals() {
     let s = parse_sequence_header(&SEQ_640X480).expect("parses");
     assert_eq!((s.width, s.height), (640, 480));
     assert!(!s.reduced_still_picture_header);
@@ -108,75 +76,20 @@ fn sequence_header_640x480() {
             "{len}"
         );
     }
-}
-
-#[test]
-fn sequence_header_with_timing_decoder_model_and_two_operating_points() {
-    let mut b = Bits::default();
-    b.f(3, 0).f(1, 0).f(1, 0); // profile 0, not still, not reduced
-    b.f(1, 1); // timing_info_present_flag
-    b.f(32, 1001).f(32, 30000); // num_units_in_display_tick, time_scale
-    b.f(1, 1).f(4, 0).f(1, 1).f(4, 0b1110); // equal_picture_interval, uvlc() = 29
-    b.f(1, 1); // decoder_model_info_present_flag
-    b.f(5, 9).f(32, 1).f(5, 4).f(5, 4); // buffer_delay_length_minus_1 = 9 (10 bits), …
-    b.f(1, 1); // initial_display_delay_present_flag
-    b.f(5, 1); // operating_points_cnt_minus_1: two points
-    b.f(12, 0x103).f(5, 9).f(1, 1); // idc, seq_level_idx 9 > 7, seq_tier
-    b.f(1, 1).f(10, 500).f(10, 600).f(1, 0); // decoder model for this op: delays, low delay
-    b.f(1, 1).f(4, 3); // initial display delay for this op
-    b.f(12, 0x001).f(5, 4); // second point: level 4, no tier
-    b.f(1, 0).f(1, 0); // no decoder model, no initial display delay
-    b.f(4, 10).f(4, 10).f(11, 1919).f(11, 1079); // 11-bit sizes: 1920×1080
-    b.f(8, 0x55); // what follows (not read)
-    let s = parse_sequence_header(&b.bytes()).expect("parses");
-    assert_eq!((s.width, s.height), (1920, 1080));
-    // Every truncation before the sizes end is malformed, never a panic.
-    let bytes = b.bytes();
-    for len in 0..bytes.len() - 1 {
-        assert_eq!(
-            parse_sequence_header(&bytes[..len]),
-            Err(DropReason::Malformed)
-        );
-    }
-}
-
-#[test]
-fn reduced_still_picture_and_unsupported_headers() {
-    let mut b = Bits::default();
-    b.f(3, 1).f(1, 1).f(1, 1).f(5, 4); // profile 1, still, reduced, seq_level_idx
-    b.f(4, 7).f(4, 7).f(8, 199).f(8, 99); // 8-bit sizes: 200×100
-    let s = parse_sequence_header(&b.bytes()).expect("parses");
+    let s = parse_sequence_header(&reduced_header(1, (7, 199), (7, 99))).expect("parses");
     assert_eq!(
         (s.width, s.height, s.reduced_still_picture_header),
         (200, 100, true)
     );
-
-    let mut b = Bits::default();
-    b.f(3, 3)
-        .f(1, 1)
-        .f(1, 1)
-        .f(5, 4)
-        .f(4, 7)
-        .f(4, 7)
-        .f(8, 199)
-        .f(8, 99);
     assert_eq!(
-        parse_sequence_header(&b.bytes()),
-        Err(DropReason::Unsupported)
+        parse_sequence_header(&reduced_header(3, (7, 199), (7, 99))),
+        Err(DropReason::Unsupported),
+        "reserved profile"
     );
-
-    let mut b = Bits::default();
-    b.f(3, 0)
-        .f(1, 1)
-        .f(1, 1)
-        .f(5, 4)
-        .f(4, 15)
-        .f(4, 7)
-        .f(16, 20000)
-        .f(8, 99);
     assert_eq!(
-        parse_sequence_header(&b.bytes()),
-        Err(DropReason::Unsupported)
+        parse_sequence_header(&reduced_header(0, (15, 20000), (7, 99))),
+        Err(DropReason::Unsupported),
+        "over 16384 pixels"
     );
 }
 

@@ -9,7 +9,7 @@
 //! (9, redundant in MP4, whose samples delimit access units) and filler data (12,
 //! padding). The last SPS and PPS seen (any frame's) are remembered; an access unit with
 //! an IDR slice (type 5) is a key frame, with [`CodecConfig::H264`] built from them (the
-//! size by [`crate::codec::resolution::parse_h264_sps`]), or
+//! size by [`crate::codec::h264::parse_sps`]), or
 //! [`DropReason::MissingConfig`] when either was never seen. One SPS and one PPS are kept:
 //! streams switching between several parameter set ids are not supported.
 //!
@@ -22,7 +22,8 @@
 //! [`MAX_PARAMETER_SET`] bytes ([`DropReason::Unsupported`]).
 
 use super::{Assemble, DropReason, Finished, FrameBuf};
-use crate::codec::resolution::{self, Resolution};
+use crate::codec::h264;
+use crate::codec::resolution::Resolution;
 use crate::record::CodecConfig;
 
 /// NAL unit header forbidden_zero_bit (ITU-T H.264 §7.3.1).
@@ -236,8 +237,8 @@ impl H264 {
                     .as_ref()
                     .is_none_or(|(sps, _)| sps.as_slice() != nal)
                 {
-                    let size = resolution::parse_h264_sps(nal).ok_or(DropReason::Malformed)?;
-                    self.sps = Some((nal.to_vec(), size));
+                    let sps = h264::parse_sps(nal).ok_or(DropReason::Malformed)?;
+                    self.sps = Some((nal.to_vec(), sps.resolution));
                 }
             }
             PPS => {

@@ -33,7 +33,6 @@
 //! ([`DropReason::TooLarge`]), never grown.
 
 mod av1;
-mod bits;
 mod h264;
 mod opus;
 mod vp8;

@@ -63,32 +63,6 @@ pub(super) fn configs(outputs: &[Output]) -> Vec<CodecConfig> {
         .collect()
 }
 
-/// MSB-first bit writer for building VP9 and AV1 headers in tests.
-#[derive(Default)]
-pub(super) struct Bits(Vec<bool>);
-
-impl Bits {
-    /// Appends the low `n` bits of `value`, most significant first.
-    pub(super) fn f(&mut self, n: u32, value: u32) -> &mut Self {
-        for i in (0..n).rev() {
-            self.0.push((value >> i) & 1 == 1);
-        }
-        self
-    }
-
-    /// The bits so far, the last byte padded with zeros.
-    pub(super) fn bytes(&self) -> Vec<u8> {
-        self.0
-            .chunks(8)
-            .map(|c| {
-                c.iter()
-                    .enumerate()
-                    .fold(0u8, |b, (i, &bit)| b | (u8::from(bit) << (7 - i)))
-            })
-            .collect()
-    }
-}
-
 // ---------------------------------------------------------------- VP8 packets for the driver
 
 /// A VP8 frame's first payload: descriptor `|X=0|S=1|PID=0|`, then a key frame (640×480,
@@ -479,7 +453,7 @@ pub(super) fn check_obus(mut data: &[u8]) {
         assert_ne!(header & 0x02, 0, "has_size_field");
         assert!(!matches!((header >> 3) & 0x0f, 2 | 8 | 15), "{header:x}");
         let header_len = if header & 0x04 != 0 { 2 } else { 1 };
-        let (size, n) = bits::read_leb128(&data[header_len..]).expect("size field");
+        let (size, n) = crate::codec::bits::read_leb128(&data[header_len..]).expect("size field");
         data = &data[header_len + n + size..];
     }
 }

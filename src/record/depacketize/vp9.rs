@@ -21,13 +21,14 @@
 //!
 //! Key frame: the first packet has P=0, B=1 and SID=0 (§4.2, as
 //! [`crate::codec::is_keyframe_start`]) and the first frame's uncompressed header (VP9
-//! bitstream spec §6.2) says `frame_type` = KEY_FRAME. Its configuration: profile and
-//! bit depth from that header (`color_config()`, §6.2.2); width and height from the
-//! scalability structure (Y=1) for the highest spatial layer present in the picture, else
-//! from the header's `frame_size()` (§6.2.3).
+//! bitstream spec §6.2, parsed by [`crate::codec::vp9::parse_key_header`]) says
+//! `frame_type` = KEY_FRAME. Its configuration: profile and bit depth from that header
+//! (`color_config()`, §6.2.2); width and height from the scalability structure (Y=1) for the
+//! highest spatial layer present in the picture, else from the header's `frame_size()`
+//! (§6.2.3).
 
-use super::bits::BitReader;
 use super::{dimension, Assemble, DropReason, Finished, FrameBuf};
+use crate::codec::vp9::parse_key_header;
 use crate::codec::{self, CodecKind};
 use crate::record::CodecConfig;
 
@@ -232,77 +233,6 @@ impl Vp9 {
         }
         buf.extend(&[marker])
     }
-}
-
-/// What a key frame's uncompressed header gives.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct KeyHeader {
-    pub(super) profile: u8,
-    pub(super) bit_depth: u8,
-    pub(super) width: u32,
-    pub(super) height: u32,
-}
-
-/// Reads the uncompressed header (VP9 bitstream spec §6.2) at the start of a frame:
-/// `Some(Some(header))` for a key frame, `Some(None)` for any other frame
-/// (`show_existing_frame` or `frame_type` = NON_KEY_FRAME), `None` when truncated or
-/// invalid (wrong frame marker or sync code, reserved bits set, RGB in profile 0 or 2).
-pub(super) fn parse_key_header(frame: &[u8]) -> Option<Option<KeyHeader>> {
-    let mut r = BitReader::new(frame);
-    if r.bits(2)? != 2 {
-        return None; // frame_marker
-    }
-    let low = u8::from(r.bit()?);
-    let high = u8::from(r.bit()?);
-    let profile = (high << 1) | low;
-    if profile == 3 && r.bit()? {
-        return None; // reserved_zero
-    }
-    if r.bit()? {
-        return Some(None); // show_existing_frame
-    }
-    let non_key = r.bit()?; // frame_type: 0 = KEY_FRAME
-    r.skip(2)?; // show_frame, error_resilient_mode
-    if non_key {
-        return Some(None);
-    }
-    if r.bits(24)? != 0x49_83_42 {
-        return None; // frame_sync_code
-    }
-    // color_config() (§6.2.2)
-    let bit_depth = if profile < 2 {
-        8
-    } else if r.bit()? {
-        12 // ten_or_twelve_bit
-    } else {
-        10
-    };
-    let odd_profile = profile == 1 || profile == 3;
-    let color_space = r.bits(3)?;
-    if color_space != 7 {
-        r.skip(1)?; // color_range
-        if odd_profile {
-            r.skip(2)?; // subsampling_x, subsampling_y
-            if r.bit()? {
-                return None; // reserved_zero
-            }
-        }
-    } else if odd_profile {
-        if r.bit()? {
-            return None; // reserved_zero
-        }
-    } else {
-        return None; // CS_RGB needs profile 1 or 3
-    }
-    // frame_size() (§6.2.3)
-    let width = r.bits(16)? + 1;
-    let height = r.bits(16)? + 1;
-    Some(Some(KeyHeader {
-        profile,
-        bit_depth,
-        width,
-        height,
-    }))
 }
 
 #[cfg(test)]

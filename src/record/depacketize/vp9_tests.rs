@@ -1,22 +1,16 @@
 //! VP9 depacketization (RFC 9628 §4): flexible and non-flexible descriptors, the
-//! scalability structure, spatial layers as a superframe, the uncompressed header.
+//! scalability structure, spatial layers as a superframe, key frames by their uncompressed
+//! header (parsed and tested in `crate::codec::vp9`).
 
-use super::super::tests::{configs, drops, only_frame, push, Bits};
+use super::super::tests::{configs, drops, only_frame, push};
 use super::super::{CodecConfig, Depacketizer, DropReason, Output};
 use super::*;
+use crate::codec::bits::tests::BitWriter;
+use crate::codec::vp9::tests::KEY_640X360;
 use crate::codec::CodecKind;
 
-/// Start of a key frame's uncompressed header (VP9 spec §6.2), 640×360, profile 0, by hand:
-///
-/// ```text
-/// 82        10 frame_marker | 0 profile_low_bit | 0 profile_high_bit | 0 show_existing_frame
-///           | 0 frame_type (KEY_FRAME) | 1 show_frame | 0 error_resilient_mode
-/// 49 83 42  frame_sync_code
-/// 20        001 color_space (BT.601) | 0 color_range | 0000 (frame_width_minus_1 begins)
-/// 27 f0     0010 0111 1111 | 0000 → frame_width_minus_1 = 0x027f = 639
-/// 16 70     0001 0110 0111 → frame_height_minus_1 = 0x0167 = 359 | 0 render_and_frame_size_different …
-/// ```
-const KEY_640X360: [u8; 10] = [0x82, 0x49, 0x83, 0x42, 0x20, 0x27, 0xf0, 0x16, 0x70, 0xee];
+// KEY_640X360: the start of a 640×360 profile 0 key frame (decoded in `codec::vp9`'s tests).
+
 /// A non-key frame: frame_type 1 → 0x86.
 const DELTA: [u8; 3] = [0x86, 0x11, 0x22];
 
@@ -153,7 +147,7 @@ fn truncated_descriptors_are_none() {
 fn spatial_layers_become_a_superframe() {
     let mut d = vp9();
     // SID 0: the key frame (320×180 in its header), with SS N_S=1, Y=1: 320×180, 640×360.
-    let mut b = Bits::default();
+    let mut b = BitWriter::default();
     b.f(2, 2).f(1, 0).f(1, 0).f(1, 0).f(1, 0).f(1, 1).f(1, 0);
     b.f(24, 0x49_83_42)
         .f(3, 1)
@@ -259,59 +253,4 @@ fn key_frame_rules() {
         )),
         [DropReason::Malformed]
     );
-}
-
-#[test]
-fn uncompressed_header_fields() {
-    assert_eq!(
-        parse_key_header(&KEY_640X360),
-        Some(Some(KeyHeader {
-            profile: 0,
-            bit_depth: 8,
-            width: 640,
-            height: 360
-        }))
-    );
-    // Profile 2 (low 0, high 1), ten_or_twelve_bit 1: 12 bits; 1920×1080.
-    let mut b = Bits::default();
-    b.f(2, 2).f(1, 0).f(1, 1).f(1, 0).f(1, 0).f(1, 1).f(1, 0);
-    b.f(24, 0x49_83_42)
-        .f(1, 1)
-        .f(3, 2)
-        .f(1, 1)
-        .f(16, 1919)
-        .f(16, 1079);
-    let header = parse_key_header(&b.bytes()).expect("valid").expect("key");
-    assert_eq!(
-        (
-            header.profile,
-            header.bit_depth,
-            header.width,
-            header.height
-        ),
-        (2, 12, 1920, 1080)
-    );
-    // Profile 1 RGB (color_space 7): reserved bit only, then the size.
-    let mut b = Bits::default();
-    b.f(2, 2).f(1, 1).f(1, 0).f(1, 0).f(1, 0).f(1, 1).f(1, 0);
-    b.f(24, 0x49_83_42).f(3, 7).f(1, 0).f(16, 99).f(16, 49);
-    let header = parse_key_header(&b.bytes()).expect("valid").expect("key");
-    assert_eq!((header.profile, header.width, header.height), (1, 100, 50));
-    // Profile 0 RGB is invalid; show_existing_frame is no key frame.
-    let mut b = Bits::default();
-    b.f(2, 2)
-        .f(2, 0)
-        .f(1, 0)
-        .f(1, 0)
-        .f(1, 1)
-        .f(1, 0)
-        .f(24, 0x49_83_42)
-        .f(3, 7)
-        .f(32, 0);
-    assert_eq!(parse_key_header(&b.bytes()), None);
-    assert_eq!(parse_key_header(&[0x88, 0x00]), Some(None));
-    // Every truncation before the height ends is None.
-    for len in 0..9 {
-        assert_eq!(parse_key_header(&KEY_640X360[..len]), None, "{len}");
-    }
 }

@@ -19,8 +19,8 @@ use shiguredo_mp4::boxes::{
 };
 use shiguredo_mp4::{Either, Encode, FixedPointNumber, Mp4FileTime, SampleFlags, Uint};
 
-use super::bits::{parse_av1_sequence_header, parse_avc_sps};
 use super::Mp4Error;
+use crate::codec::{av1, h264};
 use crate::record::CodecConfig;
 
 /// The only track of every file: `track_ID` 1 (ISO/IEC 14496-12 §8.3.2).
@@ -45,9 +45,11 @@ pub(super) fn timescale(config: &CodecConfig) -> u32 {
 ///
 /// # Errors
 ///
-/// [`Mp4Error::InvalidConfig`]: a zero or over-32767 dimension, an unreadable SPS or
-/// sequence header, a parameter set over 65535 bytes, an Opus channel count other than 1
-/// or 2 (channel mapping family 0, RFC 7845 §5.1.1.1).
+/// [`Mp4Error::InvalidConfig`]: a zero or over-32767 dimension, an SPS that
+/// [`h264::parse_sps`] refuses, a sequence header OBU that [`av1::parse_sequence_header_obu`]
+/// refuses or that ends before its colour format (or has a reserved profile), a parameter
+/// set over 65535 bytes, an Opus channel count other than 1 or 2 (channel mapping family 0,
+/// RFC 7845 §5.1.1.1).
 pub(super) fn sample_entry(config: &CodecConfig) -> Result<SampleEntry, Mp4Error> {
     let invalid = Mp4Error::InvalidConfig;
     Ok(match config {
@@ -81,7 +83,7 @@ pub(super) fn sample_entry(config: &CodecConfig) -> Result<SampleEntry, Mp4Error
             sps,
             pps,
         } => {
-            let fields = parse_avc_sps(sps).ok_or(invalid("h264 sps"))?;
+            let fields = h264::parse_sps(sps).ok_or(invalid("h264 sps"))?;
             if sps.len() > usize::from(u16::MAX) || pps.len() > usize::from(u16::MAX) {
                 return Err(invalid("h264 parameter set length"));
             }
@@ -112,20 +114,22 @@ pub(super) fn sample_entry(config: &CodecConfig) -> Result<SampleEntry, Mp4Error
             height,
             sequence_header,
         } => {
-            let f =
-                parse_av1_sequence_header(sequence_header).ok_or(invalid("av1 sequence header"))?;
+            let invalid_header = || invalid("av1 sequence header");
+            let f = av1::parse_sequence_header_obu(sequence_header).ok_or_else(invalid_header)?;
+            // No colour format: cut short, or a reserved profile.
+            let c = f.color.ok_or_else(invalid_header)?;
             SampleEntry::Av01(Av01Box {
                 visual: visual(*width, *height)?,
                 av1c_box: Av1cBox {
                     seq_profile: Uint::new(f.seq_profile),
                     seq_level_idx_0: Uint::new(f.seq_level_idx_0),
                     seq_tier_0: Uint::new(u8::from(f.seq_tier_0)),
-                    high_bitdepth: Uint::new(u8::from(f.high_bitdepth)),
-                    twelve_bit: Uint::new(u8::from(f.twelve_bit)),
-                    monochrome: Uint::new(u8::from(f.monochrome)),
-                    chroma_subsampling_x: Uint::new(u8::from(f.chroma_subsampling_x)),
-                    chroma_subsampling_y: Uint::new(u8::from(f.chroma_subsampling_y)),
-                    chroma_sample_position: Uint::new(f.chroma_sample_position),
+                    high_bitdepth: Uint::new(u8::from(c.high_bitdepth)),
+                    twelve_bit: Uint::new(u8::from(c.twelve_bit)),
+                    monochrome: Uint::new(u8::from(c.mono_chrome)),
+                    chroma_subsampling_x: Uint::new(u8::from(c.subsampling_x)),
+                    chroma_subsampling_y: Uint::new(u8::from(c.subsampling_y)),
+                    chroma_sample_position: Uint::new(c.chroma_sample_position),
                     initial_presentation_delay_minus_one: None,
                     // configOBUs: the sequence header OBU, with its size field (§2.3.4).
                     config_obus: sequence_header.clone(),

@@ -4,8 +4,9 @@
 use shiguredo_mp4::boxes::{MoovBox, RootBox};
 use shiguredo_mp4::{Decode, Mp4File};
 
-use super::super::bits::tests::{AV1_SEQUENCE_HEADER, PPS_BASELINE, SPS_BASELINE};
 use super::*;
+use crate::codec::av1::tests::AV1_SEQUENCE_HEADER;
+use crate::codec::h264::tests::{PPS_BASELINE, SPS_BASELINE};
 
 /// Builds and decodes an init segment: its `ftyp` brands, its `moov` and its one entry.
 fn init_of(config: &CodecConfig) -> (Vec<Brand>, MoovBox, SampleEntry) {
@@ -110,8 +111,11 @@ fn h264_init_segment() {
 
 #[test]
 fn h264_high_profile_has_the_extension_fields() {
-    let mut sps = vec![0x67, 0x64, 0x00, 0x1f];
-    sps.extend_from_slice(&[0xac, 0xd9, 0x40]); // sps id 0, chroma 1, depths 0
+    // x264 High 1080p (as in `codec/resolution_tests.rs`): sps id 0, chroma 1, depths 0.
+    let sps = vec![
+        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03,
+        0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc6, 0x58,
+    ];
     let entry = sample_entry(&CodecConfig::H264 {
         width: 1920,
         height: 1080,
@@ -210,6 +214,13 @@ fn invalid_configs_are_refused() {
         height: 48,
         sps: SPS_BASELINE.to_vec(),
         pps: vec![],
+    });
+    // An SPS cut before its frame size (`codec::h264::parse_sps` needs the cropping fields).
+    refused(CodecConfig::H264 {
+        width: 1920,
+        height: 1080,
+        sps: vec![0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40],
+        pps: PPS_BASELINE.to_vec(),
     });
     let mut long_sps = SPS_BASELINE.to_vec();
     long_sps.resize(70_000, 0xff);

@@ -9,8 +9,9 @@
 //! moof … mdat
 //! ```
 //!
-//! Owns: the sample entry of a [`CodecConfig`] (`entry`), the header fields it needs from
-//! the parameter sets (`bits`), sample durations, fragment cutting, the running totals.
+//! Owns: the sample entry of a [`CodecConfig`] (`entry`, with the parameter-set fields
+//! read by [`crate::codec`]'s parsers), the Opus TOC duration (`bits`), sample durations,
+//! fragment cutting, the running totals.
 //!
 //! Never: writes a file (the caller writes the returned bytes in order), reads the clock,
 //! panics on any frame or config.
@@ -170,6 +171,8 @@ struct PendingSample {
 /// Writes one track as a fragmented MP4 file (see the module docs).
 #[derive(Debug)]
 pub struct Mp4Writer {
+    /// The config the file started with (its sample entry's).
+    config: CodecConfig,
     entry: SampleEntry,
     video: bool,
     limits: FragmentLimits,
@@ -216,6 +219,7 @@ impl Mp4Writer {
             u64::try_from(t).unwrap_or(u64::MAX)
         };
         let writer = Self {
+            config: config.clone(),
             video: entry.video_resolution().is_some(),
             entry,
             max_duration_ticks: ticks(limits.max_duration),
@@ -237,12 +241,33 @@ impl Mp4Writer {
         Ok((writer, init))
     }
 
-    /// True when frames of `config` can go on in this file: its sample entry is the one
-    /// this file was started with. False (a new resolution, profile, parameter set,
-    /// sequence header, channel count or codec, or an invalid config) means: finish this
-    /// file and start a new writer.
+    /// True when frames of `config` can go on in this file. False (another codec, profile,
+    /// bit depth, parameter set, sequence header or channel count, or an invalid config)
+    /// means: finish this file and start a new writer.
+    ///
+    /// A VP8 or VP9 key frame of another size is accepted: both codecs code the frame
+    /// size in every key frame (RFC 6386 §9.1; VP9 bitstream §6.2 `frame_size()`), so a
+    /// decoder follows a simulcast layer switch within the file, and the sample entry
+    /// keeps the size the file started with. H.264 and AV1 keep the size in the
+    /// parameter sets the sample entry carries, so a new size starts a new file.
     pub fn accepts(&self, config: &CodecConfig) -> bool {
-        entry::sample_entry(config).is_ok_and(|entry| entry == self.entry)
+        match (&self.config, config) {
+            (CodecConfig::Vp8 { .. }, CodecConfig::Vp8 { width, height }) => {
+                *width > 0 && *height > 0
+            }
+            (
+                CodecConfig::Vp9 {
+                    profile, bit_depth, ..
+                },
+                CodecConfig::Vp9 {
+                    profile: p,
+                    bit_depth: b,
+                    width,
+                    height,
+                },
+            ) => profile == p && bit_depth == b && *width > 0 && *height > 0,
+            _ => entry::sample_entry(config).is_ok_and(|entry| entry == self.entry),
+        }
     }
 
     /// Adds a frame (the [`Frame`] docs give its byte form per codec). Returns a fragment
@@ -424,7 +449,7 @@ fn trun_sample(sample: &PendingSample) -> TrunSample {
 
 #[cfg(test)]
 #[path = "mp4_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
-mod probe_tests;
+pub(crate) mod probe_tests;

@@ -8,42 +8,43 @@ use proptest::prelude::*;
 use shiguredo_mp4::boxes::{RootBox, SampleEntry};
 use shiguredo_mp4::{Decode, Mp4File};
 
-use super::bits::tests::{AV1_SEQUENCE_HEADER, PPS_BASELINE, SPS_BASELINE};
 use super::*;
+use crate::codec::av1::tests::AV1_SEQUENCE_HEADER;
+use crate::codec::h264::tests::{PPS_BASELINE, SPS_BASELINE};
 
 /// One sample as read back: duration, sync flag, bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct ReadSample {
-    pub(super) duration: u32,
-    pub(super) sync: bool,
-    pub(super) data: Vec<u8>,
+pub(crate) struct ReadSample {
+    pub(crate) duration: u32,
+    pub(crate) sync: bool,
+    pub(crate) data: Vec<u8>,
 }
 
 /// One fragment as read back.
 #[derive(Clone, Debug)]
-pub(super) struct ReadFragment {
-    pub(super) sequence: u32,
-    pub(super) base_decode_time: u64,
-    pub(super) samples: Vec<ReadSample>,
+pub(crate) struct ReadFragment {
+    pub(crate) sequence: u32,
+    pub(crate) base_decode_time: u64,
+    pub(crate) samples: Vec<ReadSample>,
 }
 
 /// A whole file as read back with the crate's decoder.
 #[derive(Clone, Debug)]
-pub(super) struct ReadFile {
-    pub(super) timescale: NonZeroU32,
-    pub(super) entry: SampleEntry,
-    pub(super) fragments: Vec<ReadFragment>,
+pub(crate) struct ReadFile {
+    pub(crate) timescale: NonZeroU32,
+    pub(crate) entry: SampleEntry,
+    pub(crate) fragments: Vec<ReadFragment>,
 }
 
 impl ReadFile {
-    pub(super) fn samples(&self) -> impl Iterator<Item = &ReadSample> {
+    pub(crate) fn samples(&self) -> impl Iterator<Item = &ReadSample> {
         self.fragments.iter().flat_map(|f| f.samples.iter())
     }
 }
 
 /// Reads a file written by the writer: `ftyp`, `moov`, then `moof` + `mdat` pairs. Sample
 /// bytes are found through `trun.data_offset` from the start of each `moof`.
-pub(super) fn read_file(bytes: &[u8]) -> ReadFile {
+pub(crate) fn read_file(bytes: &[u8]) -> ReadFile {
     // The top-level boxes with their byte positions.
     let mut boxes = Vec::new();
     let mut position = 0;
@@ -119,7 +120,7 @@ pub(super) fn read_file(bytes: &[u8]) -> ReadFile {
 }
 
 /// Writes `frames` to a file: init, the fragments `push` returns, the last one.
-pub(super) fn write_file(
+pub(crate) fn write_file(
     config: &CodecConfig,
     limits: FragmentLimits,
     frames: impl IntoIterator<Item = Frame>,
@@ -223,7 +224,7 @@ fn video_without_key_frames_is_cut_every_second() {
 }
 
 /// A 20 ms CELT silence packet (RFC 6716 §3.1: config 31, code 0).
-pub(super) fn opus_silence(stereo: bool) -> Vec<u8> {
+pub(crate) fn opus_silence(stereo: bool) -> Vec<u8> {
     vec![if stereo { 0xfc } else { 0xf8 }, 0xff, 0xfe]
 }
 
@@ -357,17 +358,27 @@ fn explicit_fragment_cuts_pending_samples() {
 }
 
 #[test]
-fn accepts_only_the_same_sample_entry() {
+fn accepts_the_same_sample_entry_and_vp8_vp9_size_changes() {
     let config = CodecConfig::Vp8 {
         width: 64,
         height: 48,
     };
     let (writer, _) = Mp4Writer::new(&config, FragmentLimits::default()).unwrap();
     assert!(writer.accepts(&config));
-    assert!(!writer.accepts(&CodecConfig::Vp8 {
+    // A simulcast layer switch: the key frame codes its size (RFC 6386 §9.1).
+    assert!(writer.accepts(&CodecConfig::Vp8 {
         width: 128,
         height: 96
     }));
+    let vp9 = |width, profile| CodecConfig::Vp9 {
+        width,
+        height: 48,
+        profile,
+        bit_depth: 8,
+    };
+    let (writer9, _) = Mp4Writer::new(&vp9(64, 0), FragmentLimits::default()).unwrap();
+    assert!(writer9.accepts(&vp9(128, 0)));
+    assert!(!writer9.accepts(&vp9(64, 1)));
     assert!(!writer.accepts(&CodecConfig::Opus { channels: 2 }));
     assert!(!writer.accepts(&CodecConfig::Vp8 {
         width: 0,

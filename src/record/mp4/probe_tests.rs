@@ -17,17 +17,17 @@ use std::process::Command;
 use super::tests::{opus_silence, read_file, write_file};
 use super::*;
 
-const VP8_IVF: &[u8] = include_bytes!("../../../tests/fixtures/record/vp8.ivf");
+pub(crate) const VP8_IVF: &[u8] = include_bytes!("../../../tests/fixtures/record/vp8.ivf");
 const VP9_IVF: &[u8] = include_bytes!("../../../tests/fixtures/record/vp9.ivf");
 const AV1_IVF: &[u8] = include_bytes!("../../../tests/fixtures/record/av1.ivf");
 const H264_ANNEX_B: &[u8] = include_bytes!("../../../tests/fixtures/record/h264.h264");
 
 /// RTP ticks per frame at 30 fps on the 90 kHz clock.
-const TICKS_30FPS: u64 = 3000;
+pub(crate) const TICKS_30FPS: u64 = 3000;
 
 /// The frames of an IVF file (32-byte header, then 12-byte frame headers: 32-bit size,
 /// 64-bit timestamp, little-endian), timestamps converted to the 90 kHz clock.
-fn ivf_frames(ivf: &[u8]) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn ivf_frames(ivf: &[u8]) -> Vec<(u64, Vec<u8>)> {
     assert_eq!(&ivf[..4], b"DKIF");
     let rate = u32::from_le_bytes(ivf[16..20].try_into().unwrap());
     let scale = u32::from_le_bytes(ivf[20..24].try_into().unwrap());
@@ -46,7 +46,7 @@ fn ivf_frames(ivf: &[u8]) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// VP8 key frame: bit 0 of the frame tag is 0 (RFC 6386 §9.1).
-fn vp8_frames() -> Vec<Frame> {
+pub(crate) fn vp8_frames() -> Vec<Frame> {
     ivf_frames(VP8_IVF)
         .into_iter()
         .map(|(timestamp, data)| Frame {
@@ -117,7 +117,7 @@ fn av1_frames() -> (Vec<Frame>, Vec<u8>) {
 /// H.264 Annex B (start codes) → access units at each delimiter (type 9), as 4-byte
 /// length-prefixed NAL units without the delimiters (ISO/IEC 14496-15 §5.3.2); an access
 /// unit with an IDR slice (type 5) is a key frame. Returns the frames, SPS and PPS.
-fn h264_frames() -> (Vec<Frame>, Vec<u8>, Vec<u8>) {
+pub(crate) fn h264_frames() -> (Vec<Frame>, Vec<u8>, Vec<u8>) {
     let starts: Vec<usize> = H264_ANNEX_B
         .windows(3)
         .enumerate()
@@ -165,7 +165,7 @@ fn h264_frames() -> (Vec<Frame>, Vec<u8>, Vec<u8>) {
 }
 
 /// True when FFmpeg's tools run; false (skip) only with `SWITCHBOARD_SKIP_FFPROBE=1`.
-fn ffmpeg_available() -> bool {
+pub(crate) fn ffmpeg_available() -> bool {
     let found = Command::new("ffprobe").arg("-version").output().is_ok()
         && Command::new("ffmpeg").arg("-version").output().is_ok();
     if found {
@@ -182,19 +182,19 @@ fn ffmpeg_available() -> bool {
 
 /// What ffprobe says about one file's only stream.
 #[derive(Debug)]
-struct Probe {
-    codec_name: String,
-    width: Option<u64>,
-    height: Option<u64>,
-    channels: Option<u64>,
+pub(crate) struct Probe {
+    pub(crate) codec_name: String,
+    pub(crate) width: Option<u64>,
+    pub(crate) height: Option<u64>,
+    pub(crate) channels: Option<u64>,
     /// Frames decoded by `-count_frames`.
-    frames: Option<u64>,
-    duration: f64,
-    size: u64,
+    pub(crate) frames: Option<u64>,
+    pub(crate) duration: f64,
+    pub(crate) size: u64,
 }
 
 /// Writes `file` to a temporary path, probes it, decodes it fully and removes it.
-fn probe(name: &str, file: &[u8]) -> Probe {
+pub(crate) fn probe(name: &str, file: &[u8]) -> Probe {
     let path: PathBuf = std::env::temp_dir().join(format!(
         "switchboard-record-{}-{name}.mp4",
         std::process::id()
