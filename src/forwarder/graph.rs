@@ -205,6 +205,20 @@ impl Forwarder {
         self.bwe.remove(&participant);
     }
 
+    /// Remove one subscribed track (a recorder's, when its source is gone): it stops
+    /// being fed and its state is dropped. Nothing happens for an unknown track.
+    pub fn remove_subscribed(&mut self, track: TrackRef) {
+        let Some(key) = self.by_subscriber.remove(&track) else {
+            return;
+        };
+        let Some(sub) = self.subscribed.try_remove(key.0) else {
+            return;
+        };
+        if let Some(source) = sub.source.and_then(|s| self.published.get_mut(&s)) {
+            source.subscribers.retain(|k| *k != key);
+        }
+    }
+
     /// The layer a subscribed track forwards now (`None`: nothing yet, or audio).
     pub fn current_layer(
         &mut self,

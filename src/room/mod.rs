@@ -16,6 +16,7 @@ mod join;
 pub(crate) mod ledger;
 pub mod offer_limits;
 mod output;
+mod recording;
 mod restart;
 mod sharded;
 pub(crate) mod shards;
@@ -23,6 +24,9 @@ pub mod signaling;
 
 pub use data::ServerMessageError;
 pub use output::{drive, RoomOutput, RoomSink, ShardDelivery};
+pub use recording::{
+    RecordOutput, RecordedTrack, RecordingError, Selection, MAX_RECORDINGS_PER_ROOM,
+};
 pub use restart::{
     IceRestartError, IceRestarted, RestartBudget, MAX_RESTARTS_PER_WINDOW, RESTART_WINDOW,
 };
@@ -145,6 +149,8 @@ pub struct Room {
     /// The data channel relay (see `data.rs`).
     data: DataRelay,
     data_meters: DataMeters,
+    /// The room's recordings (see `recording.rs`).
+    recordings: recording::Recordings,
 }
 
 impl Room {
@@ -179,6 +185,7 @@ impl Room {
             meters,
             data: DataRelay::new(DataLimits::default()),
             data_meters: DataMeters::new(),
+            recordings: recording::Recordings::default(),
         }
     }
 
@@ -302,6 +309,9 @@ impl Room {
         {
             self.reassign(now);
         }
+        if self.recordings.poll_timeout().is_some_and(|t| now >= t) {
+            self.handle_recordings_timeout(now);
+        }
         self.process(now);
     }
 
@@ -313,6 +323,7 @@ impl Room {
             self.home.poll_timeout(),
             self.forwarder.poll_timeout(),
             self.conference.poll_timeout(),
+            self.recordings.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -343,6 +354,7 @@ impl Room {
             },
             &mut self.commands,
         );
+        self.sync_recordings(now);
     }
 
     /// Handle participant events and forwarder commands until both queues are empty,
@@ -422,9 +434,25 @@ impl Room {
     }
 
     fn apply_commands(&mut self, now: Instant) {
+        // A recorder's keyframe request adds commands: apply until none is left.
+        while !self.commands.is_empty() {
+            let recorded = self.apply_command_batch(now);
+            for f in recorded {
+                self.record_rtp(now, f);
+            }
+        }
+    }
+
+    /// Apply the queued forwarder commands; returns the packets routed to recordings.
+    fn apply_command_batch(&mut self, now: Instant) -> Vec<crate::forwarder::ForwardRtp> {
+        let mut recorded = Vec::new();
         for cmd in self.commands.drain(..) {
             match cmd {
                 ForwarderOutput::Rtp(f) => {
+                    if self.recordings.owns(f.subscriber) {
+                        recorded.push(f);
+                        continue;
+                    }
                     if !self.home.contains(f.subscriber) {
                         // Counted by the shard that sends it.
                         self.shards.forward(f);
@@ -458,6 +486,7 @@ impl Room {
                 }
             }
         }
+        recorded
     }
 
     /// Remove ended participants and everything that points at them, and re-assign the

@@ -9,8 +9,8 @@
 //!    monotonic, never earlier than the last.
 //! 2. Call [`drive`] (or [`Room::poll_output`] until it returns
 //!    [`RoomOutput::Timeout`]): events, then notices, then datagrams, then source
-//!    bindings, then shard deliveries, and last the instant at which to call `handle_timeout` if no other
-//!    input comes first.
+//!    bindings, then shard deliveries, then recording outputs, and last the instant at
+//!    which to call `handle_timeout` if no other input comes first.
 //! 3. Wait for the next input or that instant, and start over.
 //!
 //! Before a WHEP join, a driver that runs shards asks [`Room::wants_shard`] and, when
@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use str0m::net::Transmit;
 
+use super::recording::RecordOutput;
 use super::Room;
 use crate::conference::info::{Audience, RoomEvent};
 use crate::conference::notices::Notice;
@@ -55,6 +56,8 @@ pub enum RoomOutput {
     Bind(SocketAddr),
     /// What one shard must get now.
     Deliver(ShardDelivery),
+    /// A recording's file starts, grows or ends: write it (in order, per file).
+    Record(RecordOutput),
     /// Nothing else to hand out: call `handle_timeout` at this instant unless another
     /// input comes first (`None`: no timer runs).
     Timeout(Option<Instant>),
@@ -73,6 +76,8 @@ pub trait RoomSink {
     fn bind(&mut self, source: SocketAddr);
     /// What one shard must get.
     fn deliver(&mut self, delivery: ShardDelivery);
+    /// A recording's output, to write in order.
+    fn record(&mut self, output: RecordOutput);
 }
 
 /// Hand everything `room` has to `sink`, in [`RoomOutput`] order, and return when
@@ -85,6 +90,7 @@ pub fn drive(room: &mut Room, sink: &mut impl RoomSink) -> Option<Instant> {
             RoomOutput::Transmit(t) => sink.transmit(t),
             RoomOutput::Bind(source) => sink.bind(source),
             RoomOutput::Deliver(d) => sink.deliver(d),
+            RoomOutput::Record(r) => sink.record(r),
             RoomOutput::Timeout(at) => return at,
         }
     }
@@ -116,6 +122,9 @@ impl Room {
                 commands,
                 packets,
             });
+        }
+        if let Some(r) = self.recordings.out.pop_front() {
+            return RoomOutput::Record(r);
         }
         RoomOutput::Timeout(self.poll_timeout())
     }

@@ -17,7 +17,7 @@ use crate::conference::notices::Notice;
 use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, RoomTable, TcpPaths, UdpEndpoint};
-use crate::room::{drive, Room, RoomSink, ShardDelivery};
+use crate::room::{drive, RecordOutput, Room, RoomSink, ShardDelivery};
 use crate::webhook::Webhooks;
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
@@ -194,6 +194,12 @@ impl RoomSink for Io {
         if let Some(Some(link)) = self.links.get(d.shard) {
             link.deliver(d.commands, d.packets, &self.meters);
         }
+    }
+
+    fn record(&mut self, output: RecordOutput) {
+        // No command starts a recording yet (the room API's recordings resource and the
+        // file writer come next), so a room of this task never has one.
+        tracing::warn!(recording = %output.recording, "recording output without a writer");
     }
 }
 

@@ -37,7 +37,7 @@ use switchboard::limits::RoomLimits;
 use switchboard::limits::ShardPolicy;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::Room;
+use switchboard::room::{RecordOutput, Room};
 use switchboard::shard::Shard;
 
 use conference::SimEvent;
@@ -115,6 +115,8 @@ pub struct Sim {
     pub events: Vec<SimEvent>,
     /// Every notice (join, leave, publish, unpublish), in order.
     pub notices: Vec<Notice>,
+    /// What the room's recordings handed out, in order.
+    pub records: Vec<RecordOutput>,
     /// Subscriber shards, by index (empty without a shard policy).
     pub shards: Vec<Shard>,
     /// The shard driving each peer's session, by peer index (see [`Sim::shard_of`]).
@@ -157,6 +159,7 @@ impl Sim {
             estimates: Vec::new(),
             events: Vec::new(),
             notices: Vec::new(),
+            records: Vec::new(),
             shards: Vec::new(),
             shard_of: Vec::new(),
             last_room_timeout: None,

@@ -21,7 +21,7 @@ use switchboard::conference::notices::Notice;
 use switchboard::forwarder::ForwardRtp;
 use switchboard::metrics::Meters;
 use switchboard::net::{Datagram, RoomKey};
-use switchboard::room::{self, RoomSink, ShardDelivery};
+use switchboard::room::{self, RecordOutput, RoomSink, ShardDelivery};
 use switchboard::shard::{self, FromShard, Shard, ShardSink, ToShard};
 
 use super::conference::SimEvent;
@@ -102,7 +102,7 @@ impl Sim {
     /// Move everything the room and the shards produced until nothing is left (see the
     /// module docs), with the drive loops production uses ([`room::drive`],
     /// [`shard::drive`]).
-    pub(super) fn pump(&mut self) {
+    pub fn pump(&mut self) {
         loop {
             let mut room_out = Collected::default();
             room::drive(&mut self.room, &mut room_out);
@@ -110,6 +110,7 @@ impl Sim {
                 self.events.push(SimEvent::new(self.now, audience, &event));
             }
             self.notices.append(&mut room_out.notices);
+            self.records.append(&mut room_out.records);
             for t in room_out.transmits {
                 self.send_down(t);
             }
@@ -176,6 +177,7 @@ impl Sim {
 struct Collected {
     events: Vec<(Audience, RoomEvent)>,
     notices: Vec<Notice>,
+    records: Vec<RecordOutput>,
     transmits: Vec<Transmit>,
     deliveries: Vec<ShardDelivery>,
     reports: Vec<FromShard>,
@@ -198,6 +200,10 @@ impl RoomSink for Collected {
 
     fn deliver(&mut self, delivery: ShardDelivery) {
         self.deliveries.push(delivery);
+    }
+
+    fn record(&mut self, output: RecordOutput) {
+        self.records.push(output);
     }
 }
 
