@@ -89,7 +89,17 @@ async fn a_short_conference_reaches_the_receiver_in_order_signed_and_retried() {
         .expect("b watches");
     assert!(a.wait_connected(CONNECT_TIMEOUT).await, "a connects");
     assert!(b.wait_connected(CONNECT_TIMEOUT).await, "b connects");
+    // Two closes in one instant end in the order the room polls its
+    // sessions; the test wants b's departure first, so it waits for it.
     b.close().await;
+    let b_left = common::eventually(Duration::from_secs(15), Duration::from_millis(50), || {
+        let left = delivered(&tries.lock())
+            .iter()
+            .any(|e| e["type"] == "participant.left");
+        async move { left }
+    })
+    .await;
+    assert!(b_left, "b's participant.left delivered");
     a.close().await;
 
     let want = [
