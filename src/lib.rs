@@ -61,6 +61,8 @@ pub mod shard;
 pub mod room;
 pub mod webhook;
 
+pub mod archive;
+
 pub(crate) mod runtime;
 
 pub mod auth;

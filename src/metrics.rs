@@ -167,6 +167,18 @@ pub mod names {
     /// Counter: TLS handshakes on the HTTPS listener that failed or timed out (plain HTTP
     /// to the HTTPS port, no common parameters, a client that sent nothing).
     pub const TLS_HANDSHAKE_FAILURES: &str = "switchboard_tls_handshake_failures_total";
+    /// Gauge: recordings running.
+    pub const RECORDINGS_ACTIVE: &str = "switchboard_recordings_active";
+    /// Counter: recordings refused, label `reason` = `too_many` | `disk`.
+    pub const RECORDINGS_REFUSED: &str = "switchboard_recordings_refused_total";
+    /// Counter: bytes written to recording files.
+    pub const RECORDING_BYTES: &str = "switchboard_recording_bytes_total";
+    /// Counter: recording files started.
+    pub const RECORDING_FILES: &str = "switchboard_recording_files_total";
+    /// Counter: what recordings dropped, label `reason`: the recorder's
+    /// (`crate::record::track::DROP_LABELS`: `loss`, `waiting_for_keyframe`, …) and the
+    /// writer's (`writer_busy`, `disk`).
+    pub const RECORDING_DROPPED: &str = "switchboard_recording_dropped_total";
 }
 
 /// Install the Prometheus recorder for this process and describe every metric.
@@ -256,6 +268,14 @@ fn describe() {
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes on the HTTPS listener that failed or timed out."
+    );
+    describe_gauge!(RECORDINGS_ACTIVE, "Recordings running.");
+    describe_counter!(RECORDINGS_REFUSED, "Recordings refused, by reason.");
+    describe_counter!(RECORDING_BYTES, "Bytes written to recording files.");
+    describe_counter!(RECORDING_FILES, "Recording files started.");
+    describe_counter!(
+        RECORDING_DROPPED,
+        "Packets, frames or fragments recordings dropped, by reason."
     );
 }
 

@@ -95,6 +95,11 @@ impl Server {
         let webhooks =
             crate::webhook::Webhooks::start(&config.webhook_urls, config.webhook_secret.as_deref())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let archive = match config.archive() {
+            Some(c) => crate::archive::Archive::start(c, webhooks.clone())
+                .map_err(|e| io::Error::new(e.kind(), format!("--record-dir: {e}")))?,
+            None => crate::archive::Archive::disabled(),
+        };
         let rooms = Rooms::new(
             Arc::clone(&table),
             RoomContext {
@@ -108,6 +113,7 @@ impl Server {
                     shards: config.shard_policy(),
                 },
                 webhooks,
+                archive: archive.clone(),
             },
         );
         let demux = Demux::new(table);
@@ -204,6 +210,7 @@ impl Server {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .map_err(io::Error::other)?,
+            archive,
         };
         Ok(Server {
             listener,

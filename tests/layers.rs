@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["session"],
     &["shard", "conference"],
     &["room", "webhook"],
+    &["archive"],
     &["runtime"],
     &["auth", "cluster"],
     &["config"],

@@ -85,6 +85,9 @@ pub enum ApiError {
     /// 428: an ICE restart without `If-Match` (RFC 6585 §3, RFC 9725 §4.3.1).
     #[error("{0}")]
     PreconditionRequired(String),
+    /// 507: not enough storage for a new recording (RFC 4918 §11.5).
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 /// An RFC 9457 problem details object: the body of every error answer of the API
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }

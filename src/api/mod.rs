@@ -14,6 +14,7 @@ pub(crate) mod openapi;
 pub(crate) mod ops;
 pub mod preferences;
 pub(crate) mod proxy;
+pub mod recordings;
 pub mod rooms;
 pub(crate) mod sessions;
 pub mod slot_prefs;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub internal_secret: Option<Arc<str>>,
     /// Client for proxied requests.
     pub http: reqwest::Client,
+    /// Recordings on this node (`--record-dir`).
+    pub archive: crate::archive::Archive,
 }
 
 /// This node, as `GET /api/server` reports it (and the home page shows).
@@ -128,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::routes())
         .merge(events::routes())
         .merge(rooms::routes())
+        .merge(recordings::routes())
         .merge(data::routes())
         .merge(ops::routes())
         .merge(openapi::routes())

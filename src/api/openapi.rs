@@ -64,7 +64,8 @@ claims name the room (or `*`), the identity (`sub`) and grants: WHIP needs `publ
 neither the server is open (development) and needs no token.\n\n\
 **Errors** are RFC 9457 `application/problem+json` bodies (`Problem`).\n\n\
 **Webhooks.** With `--webhook-url`, every room, participant and track event is POSTed to \
-the receiver as a `WebhookEvent` (schema below), signed per Standard Webhooks: headers \
+the receiver as a `WebhookEvent` (schema below; `recording.finished` carries the \
+recording's files), signed per Standard Webhooks: headers \
 `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` then the \
 base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under `--webhook-secret`). Any 2xx \
 acknowledges; 408, 429, 5xx and network errors are retried (6 tries, 0.5 s doubling), in \
@@ -79,6 +80,10 @@ reaches another node's."
         super::rooms::close,
         super::rooms::remove,
         super::rooms::mute,
+        super::recordings::start,
+        super::recordings::list,
+        super::recordings::get_one,
+        super::recordings::stop,
         super::data::send,
         doc_only::whip_post,
         doc_only::whip_options,
@@ -106,6 +111,9 @@ reaches another node's."
         crate::webhook::WebhookEvent,
         crate::webhook::WebhookKind,
         crate::webhook::WebhookData,
+        crate::record::manifest::RecordingInfo,
+        crate::record::manifest::RecordingState,
+        crate::record::manifest::FileInfo,
     )),
     modifiers(&Conventions),
     tags(

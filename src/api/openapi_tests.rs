@@ -135,7 +135,7 @@ fn webhook_schemas_match_the_bodies() {
     );
     assert_eq!(
         properties(&doc, "WebhookData"),
-        ["identity", "participant", "room", "track"]
+        ["identity", "participant", "recording", "room", "track"]
     );
     let kinds = doc["components"]["schemas"]["WebhookKind"].to_string();
     for kind in [
@@ -145,7 +145,53 @@ fn webhook_schemas_match_the_bodies() {
         "participant.left",
         "track.published",
         "track.unpublished",
+        "recording.started",
+        "recording.finished",
     ] {
         assert!(kinds.contains(&format!("\"{kind}\"")), "{kinds}");
     }
+}
+
+/// The recording schemas name every field the API and the webhooks send (a recording
+/// with every optional field set).
+#[test]
+fn recording_schemas_match_the_bodies() {
+    use crate::record::manifest::{FileInfo, RecordingInfo, RecordingState};
+    let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
+    let file = FileInfo {
+        name: "a-p1-m0-video-0.mp4".into(),
+        identity: "a".into(),
+        mid: "0".into(),
+        kind: "video".into(),
+        codec: "vp8".into(),
+        width: Some(640),
+        height: Some(360),
+        started_at: "2026-12-06T10:00:00.000Z".into(),
+        start_unix_micros: 1,
+        first_timestamp: 2,
+        clock_rate: 90_000,
+        bytes: 3,
+        samples: 4,
+        duration_seconds: 0.5,
+        complete: true,
+    };
+    let info = RecordingInfo {
+        id: "r1".into(),
+        room: "demo".into(),
+        state: RecordingState::Failed,
+        identities: Some(vec!["a".into()]),
+        started_at: "2026-12-06T10:00:00.000Z".into(),
+        ended_at: Some("2026-12-06T10:00:01.000Z".into()),
+        error: Some("write failed".into()),
+        path: "demo/r1".into(),
+        bytes: 3,
+        files: vec![file],
+    };
+    let v = serde_json::to_value(&info).unwrap();
+    assert_eq!(keys(&v), properties(&doc, "RecordingInfo"));
+    assert_eq!(keys(&v["files"][0]), properties(&doc, "FileInfo"));
+    assert_eq!(
+        keys(&serde_json::json!({"recordings": []})),
+        properties(&doc, "RecordingList")
+    );
 }

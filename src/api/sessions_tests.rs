@@ -60,6 +60,7 @@ fn test_state(
             meters: Meters::new(),
             limits,
             webhooks: crate::webhook::Webhooks::disabled(),
+            archive: crate::archive::Archive::disabled(),
         },
     );
     let ready = Arc::new(AtomicBool::new(ready));
@@ -102,6 +103,7 @@ fn test_state(
         routing: crate::config::Routing::Proxy,
         internal_secret: None,
         http: reqwest::Client::new(),
+        archive: crate::archive::Archive::disabled(),
     }
 }
 

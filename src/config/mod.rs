@@ -284,6 +284,51 @@ pub struct Config {
     /// Webhooks' format), or any string of at least 16 bytes.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET")]
     pub webhook_secret: Option<String>,
+
+    /// Folder of recordings (created if missing): the room API's
+    /// `POST /api/rooms/{room}/recordings` writes one MP4 file per track there, with a
+    /// `manifest.json` per recording. Without it, recording is off (503).
+    #[arg(long, env = "SWITCHBOARD_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+
+    /// Record every room, every track, from its first participant to its end. Needs
+    /// `--record-dir`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RECORD_ALL_ROOMS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub record_all_rooms: bool,
+
+    /// Most recordings running at once on this server; one more is refused with 503.
+    #[arg(long, env = "SWITCHBOARD_MAX_RECORDINGS", default_value_t = 16)]
+    pub max_recordings: usize,
+
+    /// MiB the recordings may write while the server runs; past it a recording fails and
+    /// new ones are refused with 507. 0: no budget (the free-space margin still holds).
+    #[arg(long, env = "SWITCHBOARD_RECORD_MAX_MIB", default_value_t = 0)]
+    pub record_max_mib: u64,
+
+    /// MiB that must stay free on the recordings' disk: below it new recordings are
+    /// refused with 507; below half of it running recordings stop writing.
+    #[arg(long, env = "SWITCHBOARD_RECORD_MIN_FREE_MIB", default_value_t = 1024)]
+    pub record_min_free_mib: u64,
+}
+
+impl Config {
+    /// The recording settings, when `--record-dir` is set.
+    pub fn archive(&self) -> Option<crate::archive::ArchiveConfig> {
+        Some(crate::archive::ArchiveConfig {
+            dir: self.record_dir.clone()?,
+            max_recordings: self.max_recordings,
+            max_bytes: (self.record_max_mib > 0).then_some(self.record_max_mib << 20),
+            min_free: self.record_min_free_mib << 20,
+            all_rooms: self.record_all_rooms,
+        })
+    }
 }
 
 /// One-shot actions.
@@ -437,6 +482,16 @@ impl Config {
             .map_err(ConfigError::Invalid)?;
         crate::webhook::check(&self.webhook_urls, self.webhook_secret.as_deref())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.record_all_rooms && self.record_dir.is_none() {
+            return Err(ConfigError::Invalid(
+                "--record-all-rooms needs --record-dir (where the recordings go)".into(),
+            ));
+        }
+        if self.max_recordings == 0 {
+            return Err(ConfigError::Invalid(
+                "--max-recordings must be at least 1".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "--tls-cert and --tls-key (SWITCHBOARD_TLS_CERT, SWITCHBOARD_TLS_KEY) go \

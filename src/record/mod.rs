@@ -17,6 +17,7 @@
 
 pub mod depacketize;
 pub mod jitter;
+pub mod manifest;
 pub mod mp4;
 pub mod track;
 

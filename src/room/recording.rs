@@ -136,6 +136,15 @@ impl Recordings {
     }
 }
 
+/// End `rec`'s track and count what it dropped, by reason.
+fn finish(rec: &mut TrackRecorder, now: Instant) {
+    rec.finish(now);
+    for (reason, n) in rec.stats().dropped.iter().filter(|(_, n)| *n > 0) {
+        metrics::counter!(crate::metrics::names::RECORDING_DROPPED, "reason" => reason)
+            .increment(n);
+    }
+}
+
 /// Move what `track`'s recorder has into `out`; keyframe requests become the forwarder's.
 fn drain(
     out: &mut VecDeque<RecordOutput>,
@@ -201,7 +210,7 @@ impl Room {
         let mut r = self.recordings.list.remove(i);
         for t in &mut r.tracks {
             if let Some((_, rec)) = t.recorder.as_mut() {
-                rec.finish(now);
+                finish(rec, now);
             }
             drain(&mut self.recordings.out, &r.id, t, |_| {});
         }
@@ -239,7 +248,7 @@ impl Room {
                 }
                 let mut t = r.tracks.swap_remove(k);
                 if let Some((_, rec)) = t.recorder.as_mut() {
-                    rec.finish(now);
+                    finish(rec, now);
                 }
                 drain(&mut recordings.out, &r.id, &mut t, |_| {});
                 forwarder.remove_subscribed(TrackRef {
@@ -320,7 +329,7 @@ impl Room {
         if t.recorder.as_ref().is_some_and(|(c, _)| *c != codec) {
             // The publisher switched codecs: this file ends, the next one starts.
             if let Some((_, rec)) = t.recorder.as_mut() {
-                rec.finish(now);
+                finish(rec, now);
             }
             drain(&mut recordings.out, &r.id, t, |_| {});
             t.recorder = None;

@@ -44,6 +44,7 @@ fn registry() -> (Arc<Rooms>, Arc<RoomTable>, Meters) {
         meters: meters.clone(),
         limits: RoomLimits::default(),
         webhooks: crate::webhook::Webhooks::disabled(),
+        archive: crate::archive::Archive::disabled(),
     };
     (Rooms::new(Arc::clone(&table), ctx), table, meters)
 }

@@ -124,6 +124,23 @@ pub enum Command {
         /// Receivers, or the refusal.
         reply: oneshot::Sender<Result<usize, crate::room::ServerMessageError>>,
     },
+    /// Room API: start recording the selected tracks, in the place `slot` took.
+    /// Replies the recording's id, or why the room refused.
+    StartRecording {
+        /// Which tracks.
+        selection: crate::room::Selection,
+        /// The server's place for it ([`crate::archive::Archive::admit`]).
+        slot: crate::archive::Slot,
+        /// The id, or the refusal.
+        reply: oneshot::Sender<Result<Arc<str>, crate::room::RecordingError>>,
+    },
+    /// Room API: stop a recording; its files complete after the reply.
+    StopRecording {
+        /// The recording's id.
+        id: String,
+        /// `Err(NotFound)` when the room runs no such recording.
+        reply: oneshot::Sender<Result<(), crate::room::RecordingError>>,
+    },
     /// Room API: end every session. Replies how many ended.
     Close {
         /// Sessions ended.
@@ -219,6 +236,8 @@ pub struct RoomContext {
     pub limits: crate::limits::RoomLimits,
     /// Where rooms report joins, leaves and tracks (`--webhook-url`).
     pub webhooks: crate::webhook::Webhooks,
+    /// Where recordings are written (`--record-dir`), and their limits.
+    pub archive: crate::archive::Archive,
 }
 
 impl RoomContext {

@@ -12,12 +12,13 @@ use tracing::info;
 
 use super::shard_task::{ShardFactory, ShardLink};
 use super::{Command, EventFeed};
+use crate::archive::ArchiveSink;
 use crate::conference::info::{Audience, RoomEvent};
 use crate::conference::notices::Notice;
 use crate::ids::{ParticipantId, SessionKind};
 use crate::metrics;
 use crate::net::{Datagram, RoomKey, RoomTable, TcpPaths, UdpEndpoint};
-use crate::room::{drive, RecordOutput, Room, RoomSink, ShardDelivery};
+use crate::room::{drive, RecordOutput, Room, RoomSink, Selection, ShardDelivery};
 use crate::webhook::Webhooks;
 
 /// Datagrams handled per wake-up before looking at commands and timers again.
@@ -79,7 +80,10 @@ pub(crate) async fn run(
             room: name.clone(),
             started: false,
         },
+        archive: ctx.archive.sink(&name),
     };
+    // `--record-all-rooms`: the room records itself from its first join.
+    let mut auto_record = ctx.archive.records_all_rooms();
     let mut next_timeout = None;
     loop {
         let deadline = next_timeout.unwrap_or(idle_deadline);
@@ -114,6 +118,10 @@ pub(crate) async fn run(
                     io.links.push(Some(link));
                 }
                 handle_command(&mut room, now, cmd, &mut io, &mut listeners);
+                if auto_record && room.ever_joined() {
+                    auto_record = false;
+                    record_all(&mut room, now, &ctx.archive, &mut io);
+                }
             }
             Wake::Datagrams => {
                 batch.iter().for_each(|d| io.tcp.learn(d));
@@ -139,6 +147,15 @@ pub(crate) async fn run(
             break;
         }
     }
+    // The room's recordings end with it: their last fragments and files complete.
+    let now = Instant::now();
+    for id in room.recording_ids() {
+        let _ = room.handle_stop_recording(now, &id);
+    }
+    drive(&mut room, &mut io);
+    for id in io.archive.open().to_vec() {
+        io.archive.end(&id, now);
+    }
     if io.hooks.started {
         io.hooks.webhooks.room_finished(&name);
     }
@@ -158,6 +175,8 @@ struct Io {
     tcp: TcpPaths,
     events: Vec<(Audience, RoomEvent)>,
     hooks: Hooks,
+    /// The room's recordings' files.
+    archive: ArchiveSink,
 }
 
 /// The room's webhooks: `room.started` before its first notice, then every notice.
@@ -197,9 +216,7 @@ impl RoomSink for Io {
     }
 
     fn record(&mut self, output: RecordOutput) {
-        // No command starts a recording yet (the room API's recordings resource and the
-        // file writer come next), so a room of this task never has one.
-        tracing::warn!(recording = %output.recording, "recording output without a writer");
+        self.archive.record(output);
     }
 }
 
@@ -260,6 +277,26 @@ fn handle_command(
         } => {
             let _ = reply.send(room.mute(now, &identity, &track, muted));
         }
+        Command::StartRecording {
+            selection,
+            slot,
+            reply,
+        } => {
+            let res = room.handle_start_recording(now, selection.clone());
+            if let Ok(id) = &res {
+                io.archive.begin(slot, id, &selection, now);
+            }
+            let _ = reply.send(res);
+        }
+        Command::StopRecording { id, reply } => {
+            let res = room.handle_stop_recording(now, &id);
+            if res.is_ok() {
+                // Its last outputs go to the writer before the end does.
+                drive(room, io);
+                io.archive.end(&id, now);
+            }
+            let _ = reply.send(res);
+        }
         Command::Close { reply } => {
             let _ = reply.send(room.close_all(now));
         }
@@ -301,6 +338,22 @@ fn handle_command(
         Command::Exists { session, reply } => {
             let _ = reply.send(room.session_tags(&session));
         }
+    }
+}
+
+/// `--record-all-rooms`: start recording every track of the room, if the server has a
+/// place for one more recording.
+fn record_all(room: &mut Room, now: Instant, archive: &crate::archive::Archive, io: &mut Io) {
+    let slot = match archive.admit() {
+        Ok(slot) => slot,
+        Err(e) => {
+            tracing::warn!(room = %io.hooks.room, "not recorded: {e}");
+            return;
+        }
+    };
+    match room.handle_start_recording(now, Selection::All) {
+        Ok(id) => io.archive.begin(slot, &id, &Selection::All, now),
+        Err(e) => tracing::warn!(room = %io.hooks.room, "not recorded: {e}"),
     }
 }
 

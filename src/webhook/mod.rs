@@ -4,7 +4,8 @@
 //!
 //! Events (`type`): `room.started` (its first participant joined), `room.finished`
 //! (its last session ended), `participant.joined`, `participant.left`,
-//! `track.published`, `track.unpublished`. Body:
+//! `track.published`, `track.unpublished`, `recording.started`, `recording.finished`
+//! (with the recording's files, sizes and durations). Body:
 //! `{"type", "timestamp" (RFC 3339, UTC), "data": {"room", …}}`; the schemas are in the
 //! OpenAPI document (`WebhookEvent`). Headers per the Standard Webhooks specification:
 //! `webhook-id` (unique per event, the same on retries), `webhook-timestamp` (Unix
@@ -32,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::conference::info::{ParticipantInfo, TrackInfo};
 use crate::conference::notices::Notice;
+use crate::record::manifest::RecordingInfo;
 use sign::Signer;
 
 /// Messages queued per receiver before new ones are dropped.
@@ -218,6 +220,21 @@ impl Webhooks {
         });
     }
 
+    /// `recording.started`: a recording of the room began (its files come as they start).
+    pub fn recording_started(&self, info: &RecordingInfo) {
+        self.emit(WebhookKind::RecordingStarted, || {
+            WebhookData::recording(info)
+        });
+    }
+
+    /// `recording.finished`: a recording ended; `recording` lists its files, each with
+    /// its size, duration and wall-clock start.
+    pub fn recording_finished(&self, info: &RecordingInfo) {
+        self.emit(WebhookKind::RecordingFinished, || {
+            WebhookData::recording(info)
+        });
+    }
+
     /// Serializes the event once and queues it for every receiver, never waiting.
     fn emit(&self, kind: WebhookKind, data: impl FnOnce() -> WebhookData) {
         let Some(inner) = &self.inner else {
@@ -278,6 +295,12 @@ pub enum WebhookKind {
     /// A track left the room; `identity` and `track`.
     #[serde(rename = "track.unpublished")]
     TrackUnpublished,
+    /// A recording began; `recording`.
+    #[serde(rename = "recording.started")]
+    RecordingStarted,
+    /// A recording ended; `recording` with its files.
+    #[serde(rename = "recording.finished")]
+    RecordingFinished,
 }
 
 impl WebhookKind {
@@ -290,6 +313,8 @@ impl WebhookKind {
             WebhookKind::ParticipantLeft => "participant.left",
             WebhookKind::TrackPublished => "track.published",
             WebhookKind::TrackUnpublished => "track.unpublished",
+            WebhookKind::RecordingStarted => "recording.started",
+            WebhookKind::RecordingFinished => "recording.finished",
         }
     }
 }
@@ -308,6 +333,10 @@ pub struct WebhookData {
     /// `track.published`, `track.unpublished`: the track.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track: Option<TrackInfo>,
+    /// `recording.started`, `recording.finished`: the recording, as
+    /// `GET /api/rooms/{room}/recordings/{id}` shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingInfo>,
 }
 
 impl WebhookData {
@@ -317,6 +346,14 @@ impl WebhookData {
             participant: None,
             identity: None,
             track: None,
+            recording: None,
+        }
+    }
+
+    fn recording(info: &RecordingInfo) -> Self {
+        WebhookData {
+            recording: Some(info.clone()),
+            ..WebhookData::room(&info.room)
         }
     }
 }

@@ -33,6 +33,7 @@ import puppeteer from 'puppeteer-core';
 import {
   repoRoot, serverBin, round, sleep, Server, freeTcpPort, freeUdpPort, launchBrowser, hookOf,
 } from '../e2e/lib.mjs';
+import { startRecording, stopRecording, checkRecording } from '../e2e/recording.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const python = process.env.INTEROP_PYTHON || path.join(here, '.venv', 'bin', 'python');
@@ -50,6 +51,7 @@ const MIN_FPS = 20;
 const READY_TIMEOUT_MS = 30_000;
 
 const server = new Server();
+const recordDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-interop-record-'));
 const results = [];
 let chromium = null;
 let firefox = null;
@@ -62,7 +64,7 @@ before(async () => {
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort('0.0.0.0');
   server.start(
-    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `0.0.0.0:${udpPort}`, '--tcp-addr', '127.0.0.1:0'],
+    ['--http-addr', `127.0.0.1:${httpPort}`, '--udp-addr', `0.0.0.0:${udpPort}`, '--tcp-addr', '127.0.0.1:0', '--record-dir', recordDir],
     `http://127.0.0.1:${httpPort}`,
     { rustLog: 'info,switchboard::session::participant=debug', logFile: path.join(outDir, 'server.log') },
   );
@@ -73,6 +75,7 @@ after(async () => {
   await chromium?.close();
   await firefox?.close().catch(() => {});
   await server.stop();
+  fs.rmSync(recordDir, { recursive: true, force: true });
   const figures = results.map((r) => ({ ...r, dtls: dtlsFigures(r.room) }));
   const versions = { firefox: firefoxVersion, node: process.version, os: `${os.type()} ${os.release()}` };
   fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ versions, cases: figures }, null, 2) + '\n');
@@ -331,6 +334,24 @@ test(`aiortc publishes VP8, a REMB-only aiortc viewer keeps its video for ${REMB
 test('aiortc publishes H.264, GStreamer webrtcbin plays', { timeout: 90_000 }, () =>
   runCase('aiortc H.264 -> GStreamer', 'h264', aiortcPublish('h264'),
     (room) => pyPlay('gstreamer', room, { seconds: SECONDS, codec: 'h264' })));
+
+test(`aiortc publishes H.264, recorded for ${SECONDS} s into files FFmpeg reads`, { timeout: 90_000 }, async () => {
+  const room = `interop${++roomSeq}`;
+  const rec = { name: `aiortc H.264 recorded (${SECONDS} s)`, room, codec: 'h264', passed: false };
+  results.push(rec);
+  const pub = await aiortcPublish('h264')(room);
+  try {
+    // The first frames are through before the recording starts.
+    await sleep(1000);
+    const { url } = await startRecording(server.base, room);
+    await sleep(SECONDS * 1000);
+    const info = await stopRecording(url);
+    rec.recording = checkRecording(info, recordDir, { video: 'h264', audio: 'opus', sizes: [[640, 480]] });
+    rec.passed = true;
+  } finally {
+    await pub.stop();
+  }
+});
 
 test('four aiortc participants chat over data channels (reliable and unreliable topics)', { timeout: 90_000 }, async () => {
   const room = `interop${++roomSeq}`;
