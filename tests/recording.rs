@@ -344,3 +344,33 @@ async fn refusals_name_their_reason() {
     check_problem("disk", &r, 507);
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_all_rooms_records_a_room_from_its_first_join_to_its_end() {
+    let dir = TempDir::new();
+    let server = Server::start(&[
+        "--record-dir",
+        dir.0.to_str().unwrap(),
+        "--record-all-rooms",
+    ])
+    .await;
+    let a = Peer::publish(&server, "auto?name=erin", PublisherKind::BrowserVp8)
+        .await
+        .expect("erin publishes");
+    assert!(a.wait_connected(CONNECT_TIMEOUT).await, "erin connects");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let list = format!("{}/api/rooms/auto/recordings", server.base_url());
+    let (_, all) = get_json(&list).await;
+    let recs = all["recordings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(recs.len(), 1, "{all:#}");
+    assert_eq!(recs[0]["state"], "active");
+    assert!(recs[0].get("identities").is_none(), "records everyone");
+    let one = format!("{list}/{}", recs[0]["id"].as_str().unwrap());
+    a.stop().await;
+    let done = finished(&one).await;
+    let files = done["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{done:#}");
+    assert!(files
+        .iter()
+        .all(|f| f["complete"] == true && f["samples"].as_u64() > Some(0)));
+}

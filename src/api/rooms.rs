@@ -12,6 +12,8 @@
 //! | `/api/rooms/{room}/participants/{identity}` | DELETE → 204, the identity's sessions ended |
 //! | `/api/rooms/{room}/participants/{identity}/mute` | POST `{"track": "camera-audio", "muted": true}` → 204 |
 //!
+//! A room's recordings (`/api/rooms/{room}/recordings`) are in [`super::recordings`].
+//!
 //! A room is live while it has sessions: an unknown room, or one that is emptying, is
 //! 404, as is an unknown participant or track.
 //!

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 
 use super::Room;
 use crate::forwarder::{codec_kind, ForwardRtp};
@@ -111,6 +111,9 @@ struct RecTrack {
     mid: Mid,
     /// Made at the first packet, when its codec is known; replaced when the codec changes.
     recorder: Option<(Codec, TrackRecorder)>,
+    /// The last payload type seen, with its codec and channel count (looked up in the
+    /// publisher's parameters only when the payload type changes).
+    format: Option<(Pt, Codec, u8)>,
 }
 
 impl Recordings {
@@ -291,6 +294,7 @@ impl Room {
                     source,
                     mid,
                     recorder: None,
+                    format: None,
                 });
                 added = true;
             }
@@ -316,16 +320,22 @@ impl Room {
         let Some(t) = r.tracks.iter_mut().find(|t| t.mid == f.mid) else {
             return;
         };
-        let Some(params) = forwarder.published_params(t.source) else {
-            return;
+        let (codec, channels) = match t.format {
+            Some((pt, codec, channels)) if pt == f.pt => (codec, channels),
+            _ => {
+                let Some(params) = forwarder.published_params(t.source) else {
+                    return;
+                };
+                let Some(p) = params.iter().find(|p| p.pt() == f.pt) else {
+                    return;
+                };
+                let format = &p.spec().format;
+                let stereo = format.stereo == Some(true) || format.sprop_stereo == Some(true);
+                let channels = if stereo { 2 } else { 1 };
+                t.format = Some((f.pt, p.spec().codec, channels));
+                (p.spec().codec, channels)
+            }
         };
-        let Some(p) = params.iter().find(|p| p.pt() == f.pt) else {
-            return;
-        };
-        let codec = p.spec().codec;
-        let format = &p.spec().format;
-        let stereo = format.stereo == Some(true) || format.sprop_stereo == Some(true);
-        let channels = if stereo { 2 } else { 1 };
         if t.recorder.as_ref().is_some_and(|(c, _)| *c != codec) {
             // The publisher switched codecs: this file ends, the next one starts.
             if let Some((_, rec)) = t.recorder.as_mut() {
