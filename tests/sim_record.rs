@@ -9,7 +9,10 @@
 //! what the publisher sent over the file's time (video at 30 fps, audio at 50 packets per
 //! second, with the repairs, so at most a few frames are missing), with no timestamp going
 //! back (no discontinuity) and nothing dropped for loss; and a recording stopped by the
-//! room API ends every file. Prints the figures (run with `--nocapture`).
+//! room API ends every file; each file, read back with the kit's MP4 reader, starts with a
+//! key frame and its decode times run on without a gap or a step back. A second test
+//! stops the publisher's top simulcast layer for 5 s and brings it back: the recording
+//! switches layer, not file. Prints the figures (run with `--nocapture`).
 
 mod sim;
 
@@ -24,6 +27,7 @@ use switchboard::record::mp4::Totals;
 use switchboard::record::track::TrackOutput;
 use switchboard::record::CodecConfig;
 use switchboard::room::{RecordingError, Selection};
+use switchboard_kit::mp4::{read_file, ReadFile};
 
 const S: Duration = Duration::from_secs(1);
 const DELAY: Duration = Duration::from_millis(20);
@@ -39,6 +43,8 @@ struct File {
     participant: u64,
     fragments: usize,
     bytes: usize,
+    /// Its bytes: the init segment and every fragment.
+    data: Vec<u8>,
     totals: Option<Totals>,
     /// Outputs out of order for this file (bytes before the start, after the end).
     disorder: usize,
@@ -67,6 +73,7 @@ fn files(sim: &Sim) -> BTreeMap<(u64, String, u32), File> {
                 f.participant = t.participant.0;
                 f.config = Some(config.clone());
                 f.bytes += init.len();
+                f.data.extend_from_slice(init);
             }
             TrackOutput::Bytes { bytes, .. } => {
                 if f.config.is_none() || f.totals.is_some() {
@@ -74,6 +81,7 @@ fn files(sim: &Sim) -> BTreeMap<(u64, String, u32), File> {
                 }
                 f.fragments += 1;
                 f.bytes += bytes.len();
+                f.data.extend_from_slice(bytes);
             }
             TrackOutput::FileEnd { totals, .. } => {
                 if f.config.is_none() || f.totals.is_some() {
@@ -85,6 +93,58 @@ fn files(sim: &Sim) -> BTreeMap<(u64, String, u32), File> {
         }
     }
     files
+}
+
+/// Reads `file` back and checks what every file must be: its first sample a key frame
+/// (a sync sample), each fragment's decode time where the one before it ended, and as
+/// many samples as its totals say.
+fn check_readable(f: &mut Failures, name: &str, file: &File) -> ReadFile {
+    let read = read_file(&file.data);
+    let totals = file.totals.unwrap_or_default();
+    f.check(
+        read.samples().next().is_some_and(|s| s.sync),
+        format!("{name}: does not start with a key frame"),
+    );
+    f.check(
+        read.samples().count() as u64 == totals.samples,
+        format!(
+            "{name}: {} samples read, {} written",
+            read.samples().count(),
+            totals.samples
+        ),
+    );
+    let mut next = read.fragments.first().map_or(0, |x| x.base_decode_time);
+    for frag in &read.fragments {
+        f.check(
+            frag.base_decode_time == next,
+            format!(
+                "{name}: fragment {} at {}, want {next}",
+                frag.sequence, frag.base_decode_time
+            ),
+        );
+        next = frag.base_decode_time
+            + frag
+                .samples
+                .iter()
+                .map(|s| u64::from(s.duration))
+                .sum::<u64>();
+        f.check(
+            frag.samples.iter().all(|s| s.duration > 0),
+            format!(
+                "{name}: a sample of zero duration in fragment {}",
+                frag.sequence
+            ),
+        );
+    }
+    read
+}
+
+/// The size a VP8 key frame codes (RFC 6386 §9.1: after the 3-byte tag and the start code).
+fn vp8_key_size(frame: &[u8]) -> Option<(u16, u16)> {
+    let d = frame.get(..10)?;
+    let w = u16::from_le_bytes([d[6], d[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([d[8], d[9]]) & 0x3fff;
+    (d[3..6] == [0x9d, 0x01, 0x2a]).then_some((w, h))
 }
 
 #[test]
@@ -138,6 +198,7 @@ fn a_recording_survives_loss_and_a_publisher_reconnect() {
             file.disorder == 0,
             format!("{session}/{mid}/{index}: outputs out of order"),
         );
+        check_readable(&mut f, &format!("{session}/{mid}/{index}"), file);
         f.check(
             file.totals.is_some(),
             format!("{session}/{mid}/{index}: never ended"),
@@ -257,4 +318,68 @@ fn a_room_runs_a_bounded_number_of_recordings() {
     for id in &ids {
         assert!(by_recording(id) > 0, "recording {id} wrote nothing");
     }
+}
+
+#[test]
+fn a_recording_switches_layer_not_file_when_the_top_layer_stops() {
+    let mut sim = Sim::new();
+    let ideal = LinkConfig::ideal(DELAY);
+    let p = sim.join_publisher("dora", &SIMULCAST, ideal, ideal);
+    sim.run_until_connected(p, sim.at(2 * S));
+    let id = sim
+        .room
+        .handle_start_recording(sim.now, Selection::All)
+        .expect("a recording starts");
+    sim.run_until(sim.at(6 * S));
+    assert!(
+        sim.peers[p].set_layer_paused(2, true),
+        "the top layer stops"
+    );
+    sim.run_until(sim.at(11 * S));
+    assert!(sim.peers[p].set_layer_paused(2, false), "and comes back");
+    sim.run_until(sim.at(16 * S));
+    sim.room.handle_stop_recording(sim.now, &id).unwrap();
+    sim.pump();
+
+    let files = files(&sim);
+    let video: Vec<(&(u64, String, u32), &File)> = files
+        .iter()
+        .filter(|(_, f)| f.kind == Some(MediaKind::Video))
+        .collect();
+    assert_eq!(video.len(), 1, "one video file: {:?}", files.keys());
+    let (_, file) = video[0];
+    let mut f = Failures::default();
+    let read = check_readable(&mut f, "video", file);
+    // The key frames' sizes in order, repeats folded: the top layer, the middle one
+    // while the top is away, the top again.
+    let mut sizes: Vec<(u16, u16)> = Vec::new();
+    for s in read.samples().filter(|s| s.sync) {
+        if let Some(size) = vp8_key_size(&s.data) {
+            if sizes.last() != Some(&size) {
+                sizes.push(size);
+            }
+        }
+    }
+    let totals = file.totals.unwrap_or_default();
+    let secs_long = totals.duration as f64 / f64::from(totals.timescale.max(1));
+    println!(
+        "key frame sizes {sizes:?}; {} samples over {secs_long:.2} s, {} discontinuities",
+        totals.samples, totals.discontinuities
+    );
+    let top = SIMULCAST[2].size;
+    let mid = SIMULCAST[1].size;
+    f.check(
+        sizes.ends_with(&[top, mid, top]),
+        format!("key frame sizes {sizes:?}, want the top layer, {mid:?}, the top again"),
+    );
+    f.check(
+        totals.discontinuities == 0,
+        "timestamps jumped at a switch".to_string(),
+    );
+    // A frame for nearly every frame time: the switches cost a key frame's wait each.
+    f.check(
+        totals.samples as f64 >= secs_long * 30.0 * 0.9,
+        format!("{} samples over {secs_long:.2} s", totals.samples),
+    );
+    f.finish();
 }

@@ -18,6 +18,7 @@
 //! - [`recv`]: the receiver's checks: per-stream loss by counter, frames, freezes,
 //!   layer and source switches, first keyframe, one-way latency histograms.
 //! - [`whip`]: the one WHIP/WHEP HTTP client (offer POST, Location, ETag, Link, DELETE).
+//! - [`mp4`]: the recorder's fragmented MP4 files read back, for checks.
 //! - [`link`]: a sans-IO network path (bottleneck, queue, loss, delay) for simulations.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod codec;
 pub mod link;
 pub mod media;
+pub mod mp4;
 pub mod peer;
 pub mod recv;
 pub mod source;

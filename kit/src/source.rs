@@ -220,6 +220,8 @@ struct VideoStream {
     pattern_pos: usize,
     frames_since_key: u64,
     force_keyframe: bool,
+    /// Sends nothing (a simulcast layer the encoder dropped); resumes with a keyframe.
+    paused: bool,
 }
 
 /// The media source of one publisher.
@@ -255,6 +257,7 @@ impl Source {
                 pattern_pos: 0,
                 frames_since_key: 0,
                 force_keyframe: false,
+                paused: false,
             })
             .collect();
         let vp8 = plan.codec == PayloadCodec::Vp8;
@@ -309,6 +312,21 @@ impl Source {
     /// resume.
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+    }
+
+    /// Stop or resume video stream `layer` alone, as an encoder drops and restores a
+    /// simulcast layer (for CPU or bandwidth): while stopped it sends nothing, and its
+    /// first frame after resuming is a keyframe. Its frame numbers and timestamps keep
+    /// following the media clock. Returns `false` for no such stream.
+    pub fn set_stream_paused(&mut self, layer: usize, paused: bool) -> bool {
+        let Some(v) = self.video.get_mut(layer) else {
+            return false;
+        };
+        if v.paused && !paused {
+            v.force_keyframe = true;
+        }
+        v.paused = paused;
+        true
     }
 
     /// Whether paused.
@@ -376,7 +394,9 @@ impl Source {
             if video_first {
                 let (n, at) = (frames.next().expect("due"), v.expect("due"));
                 for layer in 0..self.video.len() {
-                    self.frame(layer, n, at, &mut body, &mut out);
+                    if !self.video[layer].paused {
+                        self.frame(layer, n, at, &mut body, &mut out);
+                    }
                 }
             } else {
                 let (n, at) = (audio.next().expect("due"), a.expect("due"));

@@ -187,3 +187,41 @@ fn a_paused_source_sends_nothing_then_skips_ahead() {
     );
     assert_eq!(frames.last(), Some(&30));
 }
+
+#[test]
+fn a_stopped_stream_sends_nothing_and_resumes_with_a_keyframe() {
+    let t0 = Instant::now();
+    let every = Keyframes::SinceLast { every: 300 };
+    let video = [("q", 150_000), ("f", 1_500_000)]
+        .into_iter()
+        .map(|(rid, bps)| StreamPlan::random(Some(rid.into()), Sizing::Bitrate(bps), every))
+        .collect();
+    let mut g = Source::new(plan(PayloadCodec::Vp8, video, 1));
+    g.start(t0);
+    assert!(!g.set_stream_paused(2, true), "no such stream");
+    let mut frames = [Vec::new(), Vec::new()];
+    for ms in (0..3_000).step_by(10) {
+        if ms == 1_000 {
+            assert!(g.set_stream_paused(1, true));
+        }
+        if ms == 2_000 {
+            assert!(g.set_stream_paused(1, false));
+        }
+        for p in g.poll_due(t0 + ms * MS, body) {
+            if let Some(l) = p.layer {
+                if frames[l].last().is_none_or(|(n, _)| *n != p.frame) {
+                    frames[l].push((p.frame, starts_keyframe(PayloadCodec::Vp8, &p)));
+                }
+            }
+        }
+    }
+    // The low stream never stopped; the top one skipped a second of frame numbers and
+    // came back on a keyframe.
+    assert_eq!(frames[0].len(), 90);
+    let top: Vec<u64> = frames[1].iter().map(|(n, _)| *n).collect();
+    assert!(top.iter().all(|n| *n < 30 || *n >= 60), "{top:?}");
+    assert_eq!(top.len(), 60);
+    let resumed = frames[1].iter().find(|(n, _)| *n >= 60).unwrap();
+    assert!(resumed.1, "the first frame after resuming is a keyframe");
+    assert_eq!(frames[1].iter().filter(|(_, k)| *k).count(), 2);
+}

@@ -263,6 +263,14 @@ impl Peer {
         self.drain(now, false);
     }
 
+    /// Publisher: stop or resume simulcast stream `layer` alone, as an encoder drops a
+    /// layer; it resumes with a keyframe. `false` when not publishing such a stream.
+    pub fn set_layer_paused(&mut self, layer: usize, paused: bool) -> bool {
+        self.client
+            .publishing()
+            .is_some_and(|p| p.source.set_stream_paused(layer, paused))
+    }
+
     /// Subscriber: ask the server for a keyframe (PLI) on the video m-line.
     pub fn request_keyframe(&mut self, now: Instant) {
         let mut api = self.client.rtc().direct_api();
